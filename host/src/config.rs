@@ -1,0 +1,377 @@
+//! `platform.toml`: one file, every key defaulted, any key overridable from the
+//! environment as `WARSHIP__<SECTION>__<KEY>` (for secrets and ports).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const ENV_PREFIX: &str = "WARSHIP__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Override { var: String, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub uploads: UploadConfig,
+    pub envs: EnvLimits,
+    pub users: UsersConfig,
+    pub catalog: Vec<CatalogEntry>,
+    pub registry: RegistryConfig,
+    pub kubernetes: KubernetesConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Deadline for every request except WAR uploads, which are bounded by size instead.
+    pub request_timeout_secs: u64,
+    /// How long in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+    /// `json` for machines, `text` for people.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 20,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Embedded,
+    Etcd,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    /// Holds the embedded database and the WAR blobs.
+    pub data_dir: PathBuf,
+    pub etcd_endpoints: Vec<String>,
+    /// Every key warship writes to etcd starts with this, so one cluster can be shared.
+    pub etcd_prefix: String,
+    pub etcd_connect_timeout_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Embedded,
+            data_dir: PathBuf::from("data"),
+            etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
+            etcd_prefix: "/warship/".into(),
+            etcd_connect_timeout_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Largest WAR accepted, in bytes.
+    pub max_bytes: u64,
+    /// Zip-bomb guards: entries, total uncompressed size, and the compression
+    /// ratio allowed for entries larger than `ratio_min_entry_bytes`.
+    pub max_entries: usize,
+    pub max_uncompressed_bytes: u64,
+    pub max_compression_ratio: u64,
+    pub ratio_min_entry_bytes: u64,
+    /// Bytes of classes read to tell javax from jakarta; the rest is skipped.
+    pub scan_class_bytes: u64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 2 << 30,
+            max_entries: 65_536,
+            max_uncompressed_bytes: 8 << 30,
+            max_compression_ratio: 100,
+            ratio_min_entry_bytes: 1 << 20,
+            scan_class_bytes: 256 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvLimits {
+    pub max_replicas: u32,
+    pub max_envs_per_user: usize,
+}
+
+impl Default for EnvLimits {
+    fn default() -> Self {
+        Self { max_replicas: 20, max_envs_per_user: 100 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersConfig {
+    /// Users declared by the admin, beside those added with `warship user add`.
+    /// Only the sha256 of a token is ever written down.
+    #[serde(rename = "static")]
+    pub static_users: Vec<StaticUser>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticUser {
+    pub name: String,
+    pub token_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogEntry {
+    /// Tomcat version as users name it, e.g. `10.1`.
+    pub tomcat: String,
+    /// JDK major version, e.g. `17`.
+    pub jdk: String,
+    /// Base image for this pair, e.g. `registry.local/warship/tomcat:10.1-jdk17`.
+    pub base_image: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Where warship pushes images (as this host reaches the registry).
+    pub push: String,
+    /// How the cluster's nodes name the same registry in image references.
+    pub pull: String,
+    /// Plain HTTP to this registry.
+    pub insecure: bool,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self { push: "127.0.0.1:5000".into(), pull: "127.0.0.1:5000".into(), insecure: true }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Path to a kubeconfig; empty means in-cluster config when `in_cluster`, else none.
+    pub kubeconfig: Option<PathBuf>,
+    pub in_cluster: bool,
+}
+
+impl Config {
+    /// Reads `path`, applies `WARSHIP__*` overrides from `vars`, and checks the result.
+    pub fn load(
+        path: &Path,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::from_toml(&text, path, vars)
+    }
+
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax { path: path.into(), message: e.to_string() })?;
+        for (var, value) in vars {
+            if let Some(rest) = var.strip_prefix(ENV_PREFIX) {
+                apply_override(&mut doc, &var, rest, &value)?;
+            }
+        }
+        let config: Config = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
+        config
+            .check()
+            .map_err(|message| ConfigError::Invalid { path: path.into(), message })?;
+        Ok(config)
+    }
+
+    /// Checks that serde cannot express: pairs, paths, combinations.
+    fn check(&self) -> Result<(), String> {
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err("server.tls_cert and server.tls_key must be set together".into());
+        }
+        if self.store.backend == StoreBackend::Etcd && self.store.etcd_endpoints.is_empty() {
+            return Err("store.etcd_endpoints is empty but store.backend = \"etcd\"".into());
+        }
+        if self.uploads.max_bytes == 0 {
+            return Err("uploads.max_bytes must be above 0".into());
+        }
+        if self.envs.max_replicas == 0 {
+            return Err("envs.max_replicas must be above 0".into());
+        }
+        let mut seen = BTreeSet::new();
+        for entry in &self.catalog {
+            if !seen.insert((&entry.tomcat, &entry.jdk)) {
+                return Err(format!(
+                    "catalog lists tomcat {} with jdk {} twice",
+                    entry.tomcat, entry.jdk
+                ));
+            }
+        }
+        for user in &self.users.static_users {
+            if user.token_sha256.len() != 64 || hex::decode(&user.token_sha256).is_err() {
+                return Err(format!(
+                    "users.static entry {:?}: token_sha256 must be 64 hex digits",
+                    user.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn catalog_entry(&self, tomcat: &str, jdk: &str) -> Option<&CatalogEntry> {
+        self.catalog.iter().find(|c| c.tomcat == tomcat && c.jdk == jdk)
+    }
+}
+
+/// `WARSHIP__UPLOADS__MAX_BYTES=5` sets `uploads.max_bytes = 5`. The value is read as
+/// TOML when it parses as a scalar or array, else taken as a plain string.
+fn apply_override(doc: &mut toml::Table, var: &str, path: &str, value: &str) -> Result<(), ConfigError> {
+    let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+    if keys.iter().any(String::is_empty) {
+        return Err(ConfigError::Override { var: var.into(), message: "empty key segment".into() });
+    }
+    let (leaf, sections) = keys.split_last().expect("split yields at least one segment");
+    let mut table = doc;
+    for section in sections {
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| ConfigError::Override {
+            var: var.into(),
+            message: format!("`{section}` is not a section"),
+        })?;
+    }
+    table.insert(leaf.clone(), parse_override_value(value));
+    Ok(())
+}
+
+fn parse_override_value(value: &str) -> toml::Value {
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_toml(
+            text,
+            Path::new("platform.toml"),
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let config = load("", &[]).unwrap();
+        assert_eq!(config.store.backend, StoreBackend::Embedded);
+        assert_eq!(config.server.listen.port(), 8080);
+        assert!(config.catalog.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load("[server]\nlisten = \"127.0.0.1:1\"\nlsiten = 3\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("lsiten"), "{err}");
+        let err = load("[nosuch]\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("nosuch"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_any_key() {
+        let config = load(
+            "[store]\nbackend = \"embedded\"\n",
+            &[
+                ("WARSHIP__SERVER__LISTEN", "127.0.0.1:9999"),
+                ("WARSHIP__STORE__BACKEND", "etcd"),
+                ("WARSHIP__STORE__DATA_DIR", "/tmp/x"),
+                ("WARSHIP__UPLOADS__MAX_BYTES", "5"),
+                ("WARSHIP__REGISTRY__PUSH", "10.0.0.1:5000"),
+                ("WARSHIP__REGISTRY__PULL", "reg.internal:5000"),
+                ("WARSHIP__STORE__ETCD_ENDPOINTS", "[\"http://a:1\", \"http://b:2\"]"),
+                ("UNRELATED", "1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.port(), 9999);
+        assert_eq!(config.store.backend, StoreBackend::Etcd);
+        assert_eq!(config.store.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.uploads.max_bytes, 5);
+        assert_eq!(config.registry.push, "10.0.0.1:5000");
+        assert_eq!(config.registry.pull, "reg.internal:5000");
+        assert_eq!(config.store.etcd_endpoints, ["http://a:1", "http://b:2"]);
+    }
+
+    #[test]
+    fn unknown_key_from_environment_is_named() {
+        let err = load("", &[("WARSHIP__UPLOADS__MAX_BYTE", "5")]).unwrap_err();
+        assert!(err.to_string().contains("max_byte"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_halves() {
+        let err = load("[server]\ntls_cert = \"a.pem\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("tls_key"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_catalog_pair_is_refused() {
+        let entry = "[[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"b\"\n";
+        let err = load(&format!("{entry}{entry}"), &[]).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn shipped_platform_toml_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../platform.toml");
+        let config = Config::load(&path, std::iter::empty()).unwrap();
+        assert_eq!(config.store.backend, StoreBackend::Embedded);
+        assert!(!config.catalog.is_empty());
+    }
+}

@@ -1,0 +1,207 @@
+//! The one place domain errors become HTTP: RFC 9457 problem+json with a stable
+//! `code`, a `detail` that says what to do, and per-field `errors`. A 500 logs the
+//! cause and tells the client only the request id to quote.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::envs::EnvError;
+use crate::store::StoreError;
+use crate::users::UserError;
+use crate::validation::Violation;
+use crate::wars::WarError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub errors: Vec<Violation>,
+    /// Extra members, e.g. the id of a deploy already running.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+/// The body every error response has.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: `code` is the stable identifier.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `env.invalid`.
+    pub code: &'static str,
+    pub errors: Vec<Violation>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, title, detail: detail.into(), errors: Vec::new(), extra: Default::default(), headers: Vec::new() }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<Violation>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    pub fn with_header(mut self, name: header::HeaderName, value: &'static str) -> Self {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)
+    }
+
+    pub fn invalid(detail: impl Into<String>, errors: Vec<Violation>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed", detail).with_errors(errors)
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, "Not found", detail)
+    }
+
+    /// Logs `cause` in full; the client learns nothing about it.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "something went wrong on our side; quote the x-request-id header when reporting it",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::to_value(Problem {
+            kind: "about:blank",
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.code,
+            errors: self.errors,
+        })
+        .expect("problems serialize");
+        body.as_object_mut().expect("problem is an object").extend(self.extra);
+        let mut response = (self.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(message) => {
+                tracing::error!(%message, "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store.unavailable",
+                    "Store unavailable",
+                    "warship cannot reach its store right now; retry in a moment",
+                )
+            }
+            StoreError::Conflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "Conflict",
+                "the resource changed while we were writing it; read it again and retry",
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<EnvError> for ApiError {
+    fn from(e: EnvError) -> Self {
+        match e {
+            EnvError::Invalid(errors) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "env.invalid",
+                "Invalid environment",
+                "fix the fields listed in `errors` and send the request again",
+            )
+            .with_errors(errors),
+            EnvError::NotFound(name) => ApiError::not_found(
+                "env.not_found",
+                format!("you have no env named {name:?}; GET /api/v1/envs lists yours"),
+            ),
+            EnvError::Exists(name) => ApiError::new(
+                StatusCode::CONFLICT,
+                "env.exists",
+                "Env already exists",
+                format!("you already have an env named {name:?}; PATCH it to change it, or pick another name"),
+            ),
+            EnvError::Conflict(name) => ApiError::new(
+                StatusCode::CONFLICT,
+                "env.changed",
+                "Env changed meanwhile",
+                format!("env {name:?} was changed by another request; read it again and retry"),
+            ),
+            EnvError::TooMany(n) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "env.quota",
+                "Too many envs",
+                format!("you have {n} envs, the most allowed; delete one first"),
+            ),
+            EnvError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<WarError> for ApiError {
+    fn from(e: WarError) -> Self {
+        match e {
+            WarError::InvalidName(errors) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "war.invalid_name",
+                "Invalid WAR name",
+                "fix the names listed in `errors`",
+            )
+            .with_errors(errors),
+            WarError::TooLarge { max } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "war.too_large",
+                "WAR too large",
+                format!("the upload is larger than the {max} bytes ({} MiB) allowed; nothing was kept", max >> 20),
+            ),
+            WarError::Empty => ApiError::bad_request("war.empty", "the request body is empty; send the WAR file's bytes"),
+            WarError::Interrupted(message) => ApiError::bad_request(
+                "war.interrupted",
+                format!("the upload stopped before it ended ({message}); nothing was kept, send it again"),
+            ),
+            WarError::Rejected(inspect) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                inspect.code(),
+                "Not an acceptable WAR",
+                format!("{inspect}; nothing was kept"),
+            ),
+            WarError::NotFound { app, file } => ApiError::not_found(
+                "war.not_found",
+                format!("you have no WAR {app}/{file}; GET /api/v1/wars lists yours"),
+            ),
+            WarError::Io(e) => ApiError::internal(e),
+            WarError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::Store(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The original API server's four operations, kept for existing front ends: same
+//! paths, same JSON field names, answers in the nested `details` shape.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiError, ApiJson, AppState, CurrentUser};
+use crate::envs::{EnvError, EnvSpec};
+use crate::validation::Violation;
+use crate::wars::WarRecord;
+
+/// The original response shape: a named node with facts in `context` and nested
+/// nodes in `children`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Details {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[schema(no_recursion)]
+    pub context: Vec<Details>,
+    #[schema(no_recursion)]
+    pub children: Vec<Details>,
+}
+
+impl Details {
+    fn node(name: impl Into<String>) -> Self {
+        Self { name: name.into(), status: None, value: None, context: Vec::new(), children: Vec::new() }
+    }
+    fn fact(name: &str, value: impl ToString) -> Self {
+        Self { value: Some(value.to_string()), ..Self::node(name) }
+    }
+}
+
+/// The original `createenv` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct LegacyEnv {
+    pub TomcatV: String,
+    pub JdkV: String,
+    /// Replicas, as a string.
+    pub NodeNum: String,
+    pub Name: String,
+    /// Counted by warship; accepted only as 0.
+    #[serde(default)]
+    pub Used: u64,
+}
+
+/// Our field names back to the ones the caller sent.
+fn legacy_field(field: &str) -> String {
+    match field {
+        "name" => "Name",
+        "tomcat" => "TomcatV",
+        "jdk" => "JdkV",
+        "replicas" => "NodeNum",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// Create an env (original API).
+#[utoipa::path(post, path = "/createenv", tag = "original", request_body = LegacyEnv,
+    responses((status = 201, body = Details), (status = 422, body = super::Problem)), security(("bearer" = [])))]
+pub async fn createenv(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(body): ApiJson<LegacyEnv>,
+) -> Result<(StatusCode, Json<Details>), ApiError> {
+    let mut early = Vec::new();
+    let replicas = body.NodeNum.trim().parse::<u32>().unwrap_or_else(|_| {
+        early.push(Violation::new("NodeNum", "env.replicas.not_a_number", format!("NodeNum {:?} must be a whole number such as \"2\"", body.NodeNum)));
+        0
+    });
+    if body.Used != 0 {
+        early.push(Violation::new("Used", "env.used.read_only", "Used is counted by warship; send 0 or leave it out"));
+    }
+    let spec = EnvSpec {
+        name: body.Name,
+        tomcat: body.TomcatV,
+        jdk: body.JdkV,
+        replicas,
+        jvm_options: String::new(),
+        env: BTreeMap::new(),
+        resources: Default::default(),
+        context_path: "/".into(),
+    };
+    let result = if early.is_empty() {
+        state.envs.create(&user, spec).await
+    } else {
+        // Report NodeNum together with every other bad field.
+        let mut all = crate::envs::validate(&spec, &state.config);
+        all.retain(|v| v.field != "replicas");
+        early.extend(all);
+        Err(EnvError::Invalid(early))
+    };
+    let env = result.map_err(|e| match e {
+        EnvError::Invalid(violations) => EnvError::Invalid(
+            violations.into_iter().map(|v| Violation { field: legacy_field(&v.field), ..v }).collect(),
+        ),
+        other => other,
+    })?;
+    let mut details = Details::node(&env.spec.name);
+    details.status = Some("created".into());
+    details.context = vec![
+        Details::fact("TomcatV", &env.spec.tomcat),
+        Details::fact("JdkV", &env.spec.jdk),
+        Details::fact("NodeNum", env.spec.replicas),
+        Details::fact("Used", env.used),
+    ];
+    Ok((StatusCode::CREATED, Json(details)))
+}
+
+fn war_details(war: &WarRecord) -> Details {
+    let mut node = Details::node(&war.file);
+    node.value = Some(war.sha256.clone());
+    node.context = vec![
+        Details::fact("appName", &war.app),
+        Details::fact("size", war.size),
+        Details::fact("sha256", &war.sha256),
+        Details::fact("servletApi", serde_json::to_value(war.servlet_api).expect("enum").as_str().unwrap_or_default()),
+        Details::fact("hasWebXml", war.has_web_xml),
+        Details::fact("uploadTime", war.uploaded_at.unix_timestamp()),
+    ];
+    node
+}
+
+/// List uploaded WARs, grouped by app (original API).
+#[utoipa::path(get, path = "/getuploadwars", tag = "original",
+    responses((status = 200, body = Details)), security(("bearer" = [])))]
+pub async fn getuploadwars(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Details>, ApiError> {
+    let mut root = Details::node(user.as_str());
+    for war in state.wars.list(&user).await? {
+        if root.children.last().is_none_or(|app| app.name != war.app) {
+            root.children.push(Details::node(&war.app));
+        }
+        root.children.last_mut().expect("pushed above").children.push(war_details(&war));
+    }
+    Ok(Json(root))
+}
+
+/// Upload a WAR as multipart form data (original API): the file in `file` (or
+/// `uploadfile`), the app in `name` (or `appName`), optionally `version`.
+#[utoipa::path(post, path = "/upload", tag = "original",
+    request_body(content_type = "multipart/form-data", content = Vec<u8>),
+    responses((status = 201, body = Details), (status = 413, body = super::Problem), (status = 422, body = super::Problem)),
+    security(("bearer" = [])))]
+pub async fn upload(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Result<(StatusCode, Json<Details>), ApiError> {
+    super::wars::check_declared_length(&headers, state.wars.max_bytes())?;
+    let multipart_error = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request("request.multipart", format!("the multipart body could not be read: {}", e.body_text()))
+    };
+    let (mut received, mut file_name, mut app, mut version) = (None, None, None, None);
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or_default() {
+            "file" | "uploadfile" => {
+                file_name = field.file_name().map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).to_owned());
+                received = Some(state.wars.receive(field).await?);
+            }
+            "name" | "appName" | "app" => app = Some(field.text().await.map_err(multipart_error)?),
+            "version" => version = Some(field.text().await.map_err(multipart_error)?),
+            other => {
+                return Err(ApiError::bad_request(
+                    "request.unknown_field",
+                    format!("unexpected form field {other:?}; send `file`, `name` and optionally `version`"),
+                ))
+            }
+        }
+    }
+    let Some(received) = received else {
+        return Err(ApiError::bad_request("war.missing_file", "the form has no `file` part; attach the WAR as `file`"));
+    };
+    let Some(app) = app.or_else(|| file_name.clone()) else {
+        return Err(ApiError::bad_request("war.missing_name", "the form has no `name` part; send the app name as `name`"));
+    };
+    let app = app.trim_end_matches(".war").to_owned();
+    let file = match (version.filter(|v| !v.is_empty()), file_name) {
+        (Some(v), _) => format!("{app}-{v}.war"),
+        (None, Some(f)) => f,
+        (None, None) => format!("{app}.war"),
+    };
+    let (record, _) = state.wars.keep(&user, &app, &file, received).await?;
+    let mut details = war_details(&record);
+    details.status = Some("uploaded".into());
+    Ok((StatusCode::CREATED, Json(details)))
+}
+
+/// Deploy (original API): arrives with Kubernetes deploys.
+#[utoipa::path(post, path = "/deploy", tag = "original",
+    responses((status = 501, body = super::Problem)), security(("bearer" = [])))]
+pub async fn deploy(CurrentUser(_user): CurrentUser) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "deploy.not_available",
+        "Deploy not available yet",
+        "this warship host cannot deploy yet: building images and rolling out to Kubernetes arrive in a later release; uploads and envs work now",
+    )
+}

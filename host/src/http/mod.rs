@@ -1,0 +1,126 @@
+//! The HTTP edge: one function builds the router the binary serves and the tests
+//! drive. Handlers parse, authorize, and call one domain function.
+
+mod envs;
+mod error;
+mod extract;
+mod legacy;
+mod ops;
+mod wars;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, Problem};
+pub use extract::{ApiJson, ApiPath, CurrentUser};
+
+use crate::config::Config;
+use crate::envs::Envs;
+use crate::store::DynStore;
+use crate::users::Users;
+use crate::wars::Wars;
+
+/// Everything a handler may need, wired once by the server.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: DynStore,
+    pub users: Users,
+    pub envs: Envs,
+    pub wars: Wars,
+    pub metrics: PrometheusHandle,
+}
+
+pub type AppState = Arc<Services>;
+
+pub fn app(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config.server.request_timeout_secs);
+
+    // WAR uploads are bounded by size, not by time: a 1 GiB WAR over a slow link
+    // legitimately takes minutes.
+    let uploads = Router::new()
+        .route("/api/v1/wars/{app}/{file}", put(wars::upload))
+        .route("/upload", post(legacy::upload))
+        .layer(axum::extract::DefaultBodyLimit::disable());
+
+    let api = Router::new()
+        .route("/api/v1/catalog", get(ops::catalog))
+        .route("/api/v1/envs", post(envs::create).get(envs::list))
+        .route("/api/v1/envs/{name}", get(envs::get).patch(envs::update).delete(envs::delete))
+        .route("/api/v1/wars", get(wars::list))
+        .route("/api/v1/wars/{app}/{file}", get(wars::get).delete(wars::delete))
+        .route("/createenv", post(legacy::createenv))
+        .route("/getuploadwars", get(legacy::getuploadwars))
+        .route("/deploy", post(legacy::deploy))
+        .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(middleware::from_fn_with_state(timeout, deadline));
+
+    api.merge(uploads)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(record_metrics))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, user = tracing::field::Empty)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request.timeout",
+            "Request timed out",
+            format!("the request took longer than {}s; retry, and report it if it keeps happening", timeout.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route.not_found", "no such endpoint; GET /api/v1/openapi.json lists them all")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "route.method_not_allowed",
+        "Method not allowed",
+        "this endpoint does not take that method; GET /api/v1/openapi.json lists what it takes",
+    )
+}

@@ -1,0 +1,13 @@
+//! warship: self-service deployment of Java web applications on Kubernetes.
+//!
+//! The composition root is [`server::Server`]; the HTTP edge is [`http::app`].
+
+pub mod config;
+pub mod envs;
+pub mod http;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod users;
+pub mod validation;
+pub mod wars;

@@ -1,0 +1,145 @@
+//! Startup in one place: wire the store, users, envs and WAR storage from the
+//! config, then serve until SIGTERM or Ctrl-C, letting requests in flight finish.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::{Config, StoreBackend};
+use crate::envs::Envs;
+use crate::http::{self, AppState, Services};
+use crate::store::{DynStore, EmbeddedStore, EtcdStore, Metered};
+use crate::users::Users;
+use crate::wars::Wars;
+
+/// Opens the configured store. Also used by `warship user add`.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    Ok(match config.store.backend {
+        StoreBackend::Embedded => {
+            let path = config.store.data_dir.join("warship.redb");
+            Arc::new(Metered(EmbeddedStore::open(&path)?))
+        }
+        StoreBackend::Etcd => {
+            let timeout = Duration::from_secs(config.store.etcd_connect_timeout_secs);
+            let store = EtcdStore::connect(&config.store.etcd_endpoints, &config.store.etcd_prefix, timeout)
+                .await
+                .with_context(|| format!("connecting to etcd at {}", config.store.etcd_endpoints.join(",")))?;
+            Arc::new(Metered(store))
+        }
+    })
+}
+
+/// The process-wide Prometheus recorder (metrics macros need one global recorder).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("seconds".into()),
+                    &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0],
+                )
+                .expect("buckets are not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed")
+        })
+        .clone()
+}
+
+pub struct Server {
+    config: Arc<Config>,
+    state: AppState,
+}
+
+impl Server {
+    pub async fn from_config(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let store = open_store(&config).await?;
+        let users = Users::new(store.clone(), &config.users.static_users)?;
+        let envs = Envs::new(store.clone(), config.clone());
+        let wars = Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone())
+            .with_context(|| format!("preparing WAR storage under {}", config.store.data_dir.display()))?;
+        let state = Arc::new(Services { config: config.clone(), store, users, envs, wars, metrics: metrics_handle() });
+        Ok(Self { config, state })
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves on the configured address until SIGTERM/Ctrl-C.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.config.server.listen)
+            .await
+            .with_context(|| format!("binding {}", self.config.server.listen))?;
+        self.run_on(listener, shutdown_signal()).await
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then gives requests in
+    /// flight `shutdown_grace_secs` to finish.
+    pub async fn run_on(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        let app = http::app(self.state.clone()).into_make_service();
+        let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
+        match (&self.config.server.tls_cert, &self.config.server.tls_key) {
+            (Some(cert), Some(key)) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(Some(grace));
+                });
+                tracing::info!(%addr, "warship serving HTTPS");
+                axum_server::from_tcp_rustls(listener.into_std()?, tls).handle(handle).serve(app).await?;
+            }
+            _ => {
+                tracing::info!(%addr, "warship serving HTTP");
+                // Graceful shutdown waits for every open connection; cap that wait.
+                let (fired, mut fired_rx) = tokio::sync::watch::channel(false);
+                let signal = async move {
+                    shutdown.await;
+                    let _ = fired.send(true);
+                };
+                let grace_over = async move {
+                    let _ = fired_rx.wait_for(|fired| *fired).await;
+                    tokio::time::sleep(grace).await;
+                };
+                tokio::select! {
+                    result = axum::serve(listener, app).with_graceful_shutdown(signal) => result?,
+                    _ = grace_over => tracing::warn!("grace period over; dropping connections still open"),
+                }
+            }
+        }
+        tracing::info!("warship stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}

@@ -1,0 +1,266 @@
+//! The default store: one redb file under the data directory. redb is blocking, so
+//! every call runs on the blocking pool; each call is one transaction.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{LockLease, Precondition, Store, StoreError, StoreResult, Versioned};
+
+/// key → 8-byte little-endian revision followed by the value.
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const LOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("locks");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const REVISION: &str = "revision";
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LockRecord {
+    holder: String,
+    token: u64,
+    expires_unix_ms: u64,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+fn split(key: &str, raw: &[u8]) -> StoreResult<Versioned> {
+    if raw.len() < 8 {
+        return Err(StoreError::Corrupt { key: key.into(), message: "record shorter than its revision".into() });
+    }
+    let (rev, value) = raw.split_at(8);
+    Ok(Versioned {
+        key: key.into(),
+        value: value.to_vec(),
+        revision: u64::from_le_bytes(rev.try_into().expect("8 bytes")),
+    })
+}
+
+fn check(key: &str, when: Precondition, found: Option<u64>) -> StoreResult<()> {
+    let ok = match when {
+        Precondition::Any => true,
+        Precondition::Absent => found.is_none(),
+        Precondition::Revision(rev) => found == Some(rev),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict { key: key.into(), expected: when, found })
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database file. Fails with a clear message when another
+    /// process (a running `warship serve`) holds it.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(unavailable)?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
+                "{} is in use by another process (a running `warship serve`?); stop it, or use the etcd store to share one store between processes",
+                path.display()
+            )),
+            other => unavailable(other),
+        })?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        txn.open_table(KV).map_err(unavailable)?;
+        txn.open_table(LOCKS).map_err(unavailable)?;
+        txn.open_table(META).map_err(unavailable)?;
+        txn.commit().map_err(unavailable)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(unavailable)?
+    }
+}
+
+/// Bumps and returns the store-wide revision inside the caller's transaction.
+fn next_revision(txn: &redb::WriteTransaction) -> StoreResult<u64> {
+    let mut meta = txn.open_table(META).map_err(unavailable)?;
+    let next = meta.get(REVISION).map_err(unavailable)?.map(|g| g.value()).unwrap_or(0) + 1;
+    meta.insert(REVISION, next).map_err(unavailable)?;
+    Ok(next)
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn get(&self, key: &str) -> StoreResult<Option<Versioned>> {
+        let key = key.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(KV).map_err(unavailable)?;
+            let found = table.get(key.as_str()).map_err(unavailable)?;
+            found.map(|raw| split(&key, raw.value())).transpose()
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, when: Precondition) -> StoreResult<u64> {
+        let key = key.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let revision = {
+                let mut table = txn.open_table(KV).map_err(unavailable)?;
+                let found = table
+                    .get(key.as_str())
+                    .map_err(unavailable)?
+                    .map(|raw| split(&key, raw.value()).map(|v| v.revision))
+                    .transpose()?;
+                check(&key, when, found)?;
+                let revision = next_revision(&txn)?;
+                let mut record = Vec::with_capacity(8 + value.len());
+                record.extend_from_slice(&revision.to_le_bytes());
+                record.extend_from_slice(&value);
+                table.insert(key.as_str(), record.as_slice()).map_err(unavailable)?;
+                revision
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(revision)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str, when: Precondition) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let existed = {
+                let mut table = txn.open_table(KV).map_err(unavailable)?;
+                let found = table
+                    .get(key.as_str())
+                    .map_err(unavailable)?
+                    .map(|raw| split(&key, raw.value()).map(|v| v.revision))
+                    .transpose()?;
+                if when != Precondition::Any || found.is_some() {
+                    check(&key, when, found)?;
+                }
+                if found.is_some() {
+                    table.remove(key.as_str()).map_err(unavailable)?;
+                    next_revision(&txn)?;
+                }
+                found.is_some()
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(existed)
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<Versioned>> {
+        let prefix = prefix.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(KV).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for item in table.range(prefix.as_str()..).map_err(unavailable)? {
+                let (k, v) = item.map_err(unavailable)?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                out.push(split(k.value(), v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn try_lock(&self, key: &str, holder: &str, ttl: Duration) -> StoreResult<LockLease> {
+        let (key, holder) = (key.to_owned(), holder.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let token = rand::random::<u64>();
+            {
+                let mut locks = txn.open_table(LOCKS).map_err(unavailable)?;
+                let current: Option<LockRecord> = locks
+                    .get(key.as_str())
+                    .map_err(unavailable)?
+                    .and_then(|raw| serde_json::from_slice(raw.value()).ok());
+                if let Some(current) = current.filter(|c| c.expires_unix_ms > now_ms()) {
+                    return Err(StoreError::Locked { key, holder: current.holder });
+                }
+                let record = LockRecord {
+                    holder: holder.clone(),
+                    token,
+                    expires_unix_ms: now_ms() + ttl.as_millis() as u64,
+                };
+                let raw = serde_json::to_vec(&record).expect("lock record serializes");
+                locks.insert(key.as_str(), raw.as_slice()).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)?;
+            Ok(LockLease { key, holder, ttl, token })
+        })
+        .await
+    }
+
+    async fn renew_lock(&self, lease: &LockLease) -> StoreResult<()> {
+        let lease = lease.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut locks = txn.open_table(LOCKS).map_err(unavailable)?;
+                let current: Option<LockRecord> = locks
+                    .get(lease.key.as_str())
+                    .map_err(unavailable)?
+                    .and_then(|raw| serde_json::from_slice(raw.value()).ok());
+                match current {
+                    Some(c) if c.token == lease.token && c.expires_unix_ms > now_ms() => {
+                        let record = LockRecord {
+                            expires_unix_ms: now_ms() + lease.ttl.as_millis() as u64,
+                            ..c
+                        };
+                        let raw = serde_json::to_vec(&record).expect("lock record serializes");
+                        locks.insert(lease.key.as_str(), raw.as_slice()).map_err(unavailable)?;
+                    }
+                    _ => return Err(StoreError::LockLost { key: lease.key.clone() }),
+                }
+            }
+            txn.commit().map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_lock(&self, lease: &LockLease) -> StoreResult<()> {
+        let lease = lease.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut locks = txn.open_table(LOCKS).map_err(unavailable)?;
+                let ours = locks
+                    .get(lease.key.as_str())
+                    .map_err(unavailable)?
+                    .and_then(|raw| serde_json::from_slice::<LockRecord>(raw.value()).ok())
+                    .is_some_and(|c| c.token == lease.token);
+                if ours {
+                    locks.remove(lease.key.as_str()).map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.blocking(|db| db.begin_read().map(drop).map_err(unavailable)).await
+    }
+}

@@ -1,0 +1,161 @@
+//! The shared store: etcd's v3 API. Every key is written under a configured prefix;
+//! compare-and-swap is an etcd transaction on `mod_revision`; locks are keys bound to
+//! a lease, so a holder that dies or stops renewing loses the lock when the lease ends.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn,
+    TxnOp, TxnOpResponse,
+};
+
+use super::{LockLease, Precondition, Store, StoreError, StoreResult, Versioned};
+
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    prefix: String,
+}
+
+fn unavailable(e: etcd_client::Error) -> StoreError {
+    StoreError::Unavailable(format!("etcd: {e}"))
+}
+
+impl EtcdStore {
+    pub async fn connect(endpoints: &[String], prefix: &str, timeout: Duration) -> StoreResult<Self> {
+        let options = ConnectOptions::new()
+            .with_connect_timeout(timeout)
+            .with_timeout(timeout)
+            .with_keep_alive(Duration::from_secs(10), timeout);
+        let client = Client::connect(endpoints, Some(options)).await.map_err(unavailable)?;
+        Ok(Self { client, prefix: prefix.to_owned() })
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn versioned(&self, kv: &etcd_client::KeyValue) -> StoreResult<Versioned> {
+        let full = kv.key_str().map_err(unavailable)?;
+        Ok(Versioned {
+            key: full.strip_prefix(&self.prefix).unwrap_or(full).to_owned(),
+            value: kv.value().to_vec(),
+            revision: kv.mod_revision() as u64,
+        })
+    }
+
+    fn compare(&self, key: &str, when: Precondition) -> Option<Compare> {
+        match when {
+            Precondition::Any => None,
+            Precondition::Absent => Some(Compare::create_revision(key, CompareOp::Equal, 0)),
+            Precondition::Revision(rev) => Some(Compare::mod_revision(key, CompareOp::Equal, rev as i64)),
+        }
+    }
+
+    /// Runs `then` guarded by `when`; on a failed guard, reports what was found instead.
+    async fn guarded(&self, key: &str, full: &str, when: Precondition, then: TxnOp) -> StoreResult<etcd_client::TxnResponse> {
+        let compare = self.compare(full, when).expect("guarded writes have a precondition");
+        let txn = Txn::new()
+            .when(vec![compare])
+            .and_then(vec![then])
+            .or_else(vec![TxnOp::get(full, None)]);
+        let response = self.client.clone().txn(txn).await.map_err(unavailable)?;
+        if response.succeeded() {
+            return Ok(response);
+        }
+        let found = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.mod_revision() as u64),
+            _ => None,
+        });
+        Err(StoreError::Conflict { key: key.into(), expected: when, found })
+    }
+}
+
+#[async_trait]
+impl Store for EtcdStore {
+    async fn get(&self, key: &str) -> StoreResult<Option<Versioned>> {
+        let response = self.client.clone().get(self.full(key), None).await.map_err(unavailable)?;
+        response.kvs().first().map(|kv| self.versioned(kv)).transpose()
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, when: Precondition) -> StoreResult<u64> {
+        let full = self.full(key);
+        if when == Precondition::Any {
+            let response = self.client.clone().put(full, value, None).await.map_err(unavailable)?;
+            return Ok(response.header().map(|h| h.revision() as u64).unwrap_or_default());
+        }
+        let response = self.guarded(key, &full, when, TxnOp::put(full.as_str(), value, None)).await?;
+        Ok(response.header().map(|h| h.revision() as u64).unwrap_or_default())
+    }
+
+    async fn delete(&self, key: &str, when: Precondition) -> StoreResult<bool> {
+        let full = self.full(key);
+        if when == Precondition::Any {
+            let response = self.client.clone().delete(full, None).await.map_err(unavailable)?;
+            return Ok(response.deleted() > 0);
+        }
+        let response = self
+            .guarded(key, &full, when, TxnOp::delete(full.as_str(), None::<DeleteOptions>))
+            .await?;
+        Ok(response.op_responses().into_iter().any(|op| matches!(op, TxnOpResponse::Delete(d) if d.deleted() > 0)))
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<Versioned>> {
+        let options = GetOptions::new().with_prefix();
+        let response = self
+            .client
+            .clone()
+            .get(self.full(prefix), Some(options))
+            .await
+            .map_err(unavailable)?;
+        response.kvs().iter().map(|kv| self.versioned(kv)).collect()
+    }
+
+    async fn try_lock(&self, key: &str, holder: &str, ttl: Duration) -> StoreResult<LockLease> {
+        let full = self.full(&format!("locks/{key}"));
+        let mut client = self.client.clone();
+        let ttl_secs = ttl.as_secs().max(1) as i64;
+        let lease = client.lease_grant(ttl_secs, None).await.map_err(unavailable)?.id();
+        let txn = Txn::new()
+            .when(vec![Compare::create_revision(full.as_str(), CompareOp::Equal, 0)])
+            .and_then(vec![TxnOp::put(full.as_str(), holder, Some(PutOptions::new().with_lease(lease)))])
+            .or_else(vec![TxnOp::get(full.as_str(), None)]);
+        let response = client.txn(txn).await.map_err(unavailable)?;
+        if response.succeeded() {
+            return Ok(LockLease { key: key.into(), holder: holder.into(), ttl, token: lease as u64 });
+        }
+        // Not ours: give back the lease we took for it.
+        let _ = client.lease_revoke(lease).await;
+        let current = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(get) => get.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+            _ => None,
+        });
+        Err(StoreError::Locked { key: key.into(), holder: current.unwrap_or_default() })
+    }
+
+    async fn renew_lock(&self, lease: &LockLease) -> StoreResult<()> {
+        let mut client = self.client.clone();
+        let (mut keeper, mut responses) =
+            client.lease_keep_alive(lease.token as i64).await.map_err(unavailable)?;
+        keeper.keep_alive().await.map_err(unavailable)?;
+        match responses.message().await.map_err(unavailable)? {
+            Some(r) if r.ttl() > 0 => Ok(()),
+            _ => Err(StoreError::LockLost { key: lease.key.clone() }),
+        }
+    }
+
+    async fn release_lock(&self, lease: &LockLease) -> StoreResult<()> {
+        match self.client.clone().lease_revoke(lease.token as i64).await {
+            Ok(_) => Ok(()),
+            // An expired lease is already released.
+            Err(etcd_client::Error::GRpcStatus(status)) if status.message().contains("lease not found") => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.client.clone().get(self.full("ping"), Some(GetOptions::new().with_count_only())).await.map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! WAR bytes on local disk, content-addressed by sha256: `<dir>/sha256/ab/abcdef…`.
+//! Uploads land in `<dir>/tmp` first and are renamed into place only once complete
+//! and inspected, so a broken upload never leaves a partial blob.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+pub struct LocalBlobs {
+    root: PathBuf,
+}
+
+impl LocalBlobs {
+    pub fn open(root: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(root.join("tmp"))?;
+        std::fs::create_dir_all(root.join("sha256"))?;
+        // Temp files of a crashed host are garbage: nothing references them.
+        for entry in std::fs::read_dir(root.join("tmp"))? {
+            let _ = std::fs::remove_file(entry?.path());
+        }
+        Ok(Self { root: root.to_owned() })
+    }
+
+    /// A file deleted on drop unless committed.
+    pub fn temp_file(&self) -> io::Result<NamedTempFile> {
+        tempfile::Builder::new().prefix("upload-").tempfile_in(self.root.join("tmp"))
+    }
+
+    pub fn path(&self, sha256: &str) -> PathBuf {
+        self.root.join("sha256").join(&sha256[..2]).join(sha256)
+    }
+
+    /// Moves a complete upload to its content address. The bytes are flushed to disk
+    /// first so a crash cannot leave a short file under a valid name.
+    pub fn commit(&self, file: NamedTempFile, sha256: &str) -> io::Result<PathBuf> {
+        let path = self.path(sha256);
+        std::fs::create_dir_all(path.parent().expect("blob paths have a parent"))?;
+        file.as_file().sync_data()?;
+        file.persist(&path).map_err(|e| e.error)?;
+        Ok(path)
+    }
+
+    pub fn remove(&self, sha256: &str) -> io::Result<()> {
+        match std::fs::remove_file(self.path(sha256)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    pub fn exists(&self, sha256: &str) -> bool {
+        self.path(sha256).is_file()
+    }
+}

@@ -1,0 +1,391 @@
+//! What is inside an uploaded WAR, and whether it is safe to keep: a readable zip,
+//! no entry escaping its folder, no zip bomb, a `WEB-INF/`. The servlet API
+//! namespace (javax or jakarta) is read from the compiled classes, because web.xml
+//! headers are often stale.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zip::ZipArchive;
+
+use crate::config::UploadConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServletApi {
+    Javax,
+    Jakarta,
+    /// Both namespaces referenced: the app will not run cleanly on either Tomcat line.
+    Mixed,
+    /// No servlet reference found (e.g. JSP-only WARs): runs on either.
+    Unknown,
+}
+
+/// Where the servlet API verdict came from, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvidenceSource {
+    /// `WEB-INF/classes`: the application's own code.
+    Classes,
+    /// Jars in `WEB-INF/lib`.
+    Libraries,
+    /// Only the web.xml schema header said so.
+    WebXml,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspection {
+    pub entries: usize,
+    pub uncompressed_bytes: u64,
+    pub has_web_xml: bool,
+    pub servlet_api: ServletApi,
+    pub servlet_api_source: EvidenceSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InspectError {
+    #[error("the upload is not a readable zip archive ({0}); a WAR is a zip file: rebuild it with your build tool or `jar cf`")]
+    NotZip(String),
+    #[error("the archive has {count} entries, more than the {max} allowed")]
+    TooManyEntries { count: u64, max: usize },
+    #[error("entry {name:?} would be written outside the application folder (absolute path or '..'); rebuild the WAR without it")]
+    UnsafePath { name: String },
+    #[error("the archive expands to {total} bytes, more than the {max} allowed")]
+    TooLarge { total: u64, max: u64 },
+    #[error("entry {name:?} is compressed {ratio}:1, more than the {max}:1 allowed for large entries (a zip bomb?)")]
+    SuspiciousRatio { name: String, ratio: u64, max: u64 },
+    #[error("entry {name:?} expands past the size its header declares; the archive is corrupt or hostile")]
+    SizeMismatch { name: String },
+    #[error("this is a plain JAR, not a WAR: it has no WEB-INF/ folder. Package the application as a WAR (Maven: <packaging>war</packaging>)")]
+    PlainJar,
+    #[error("the archive has no WEB-INF/ folder, so it is not a web application archive")]
+    NoWebInf,
+}
+
+impl InspectError {
+    /// Stable code for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotZip(_) => "war.not_zip",
+            Self::TooManyEntries { .. } => "war.too_many_entries",
+            Self::UnsafePath { .. } => "war.unsafe_path",
+            Self::TooLarge { .. } => "war.too_large_uncompressed",
+            Self::SuspiciousRatio { .. } => "war.compression_ratio",
+            Self::SizeMismatch { .. } => "war.size_mismatch",
+            Self::PlainJar => "war.plain_jar",
+            Self::NoWebInf => "war.no_web_inf",
+        }
+    }
+}
+
+const JAVAX: &[u8] = b"javax/servlet/";
+const JAKARTA: &[u8] = b"jakarta/servlet/";
+/// Nested jars larger than this are not opened for the namespace scan.
+const MAX_NESTED_JAR: u64 = 64 << 20;
+
+#[derive(Default)]
+struct Refs {
+    javax: u32,
+    jakarta: u32,
+}
+
+impl Refs {
+    fn scan(&mut self, bytes: &[u8]) {
+        self.javax += u32::from(memchr::memmem::find(bytes, JAVAX).is_some());
+        self.jakarta += u32::from(memchr::memmem::find(bytes, JAKARTA).is_some());
+    }
+    fn verdict(&self) -> Option<ServletApi> {
+        match (self.javax > 0, self.jakarta > 0) {
+            (false, false) => None,
+            (true, false) => Some(ServletApi::Javax),
+            (false, true) => Some(ServletApi::Jakarta),
+            (true, true) => Some(ServletApi::Mixed),
+        }
+    }
+}
+
+pub fn inspect<R: Read + Seek>(mut reader: R, limits: &UploadConfig) -> Result<Inspection, InspectError> {
+    // Count entries from the end record before the zip reader loads the whole
+    // central directory into memory.
+    let declared = declared_entry_count(&mut reader)?;
+    if declared > limits.max_entries as u64 {
+        return Err(InspectError::TooManyEntries { count: declared, max: limits.max_entries });
+    }
+    let mut archive = ZipArchive::new(reader).map_err(|e| InspectError::NotZip(e.to_string()))?;
+    if archive.len() > limits.max_entries {
+        return Err(InspectError::TooManyEntries { count: archive.len() as u64, max: limits.max_entries });
+    }
+
+    let mut total: u64 = 0;
+    let mut has_web_inf = false;
+    let mut has_manifest = false;
+    let mut web_xml = None;
+    let mut classes = Vec::new();
+    let mut jars = Vec::new();
+    for index in 0..archive.len() {
+        let entry = archive.by_index_raw(index).map_err(|e| InspectError::NotZip(e.to_string()))?;
+        let name = entry.name().to_owned();
+        if unsafe_path(&name) {
+            return Err(InspectError::UnsafePath { name });
+        }
+        let (size, compressed) = (entry.size(), entry.compressed_size());
+        total = total.saturating_add(size);
+        if total > limits.max_uncompressed_bytes {
+            return Err(InspectError::TooLarge { total, max: limits.max_uncompressed_bytes });
+        }
+        if size >= limits.ratio_min_entry_bytes {
+            let ratio = size / compressed.max(1);
+            if ratio > limits.max_compression_ratio {
+                return Err(InspectError::SuspiciousRatio { name, ratio, max: limits.max_compression_ratio });
+            }
+        }
+        has_web_inf |= name.starts_with("WEB-INF/");
+        has_manifest |= name == "META-INF/MANIFEST.MF";
+        if name == "WEB-INF/web.xml" {
+            web_xml = Some((index, size));
+        } else if name.starts_with("WEB-INF/classes/") && name.ends_with(".class") {
+            classes.push((index, size));
+        } else if name.starts_with("WEB-INF/lib/") && name.ends_with(".jar") && size <= MAX_NESTED_JAR {
+            jars.push((index, size));
+        }
+    }
+    if !has_web_inf {
+        return Err(if has_manifest { InspectError::PlainJar } else { InspectError::NoWebInf });
+    }
+
+    let mut budget = limits.scan_class_bytes;
+    let mut own = Refs::default();
+    for (index, size) in classes {
+        if budget < size {
+            break;
+        }
+        budget -= size;
+        own.scan(&read_entry(&mut archive, index, size)?);
+    }
+    let (servlet_api, servlet_api_source) = if let Some(api) = own.verdict() {
+        (api, EvidenceSource::Classes)
+    } else {
+        let mut libs = Refs::default();
+        for (index, size) in jars {
+            if budget < size {
+                break;
+            }
+            budget -= size;
+            let jar = read_entry(&mut archive, index, size)?;
+            scan_nested_jar(&jar, &mut libs, &mut budget);
+        }
+        match libs.verdict() {
+            Some(api) => (api, EvidenceSource::Libraries),
+            None => match web_xml {
+                Some((index, size)) if size <= 1 << 20 => match web_xml_namespace(&read_entry(&mut archive, index, size)?) {
+                    Some(api) => (api, EvidenceSource::WebXml),
+                    None => (ServletApi::Unknown, EvidenceSource::None),
+                },
+                _ => (ServletApi::Unknown, EvidenceSource::None),
+            },
+        }
+    };
+
+    Ok(Inspection {
+        entries: archive.len(),
+        uncompressed_bytes: total,
+        has_web_xml: web_xml.is_some(),
+        servlet_api,
+        servlet_api_source,
+    })
+}
+
+/// Reads one entry whole, refusing one that inflates past its declared size.
+fn read_entry<R: Read + Seek>(archive: &mut ZipArchive<R>, index: usize, size: u64) -> Result<Vec<u8>, InspectError> {
+    let entry = archive.by_index(index).map_err(|e| InspectError::NotZip(e.to_string()))?;
+    let name = entry.name().to_owned();
+    let mut bytes = Vec::with_capacity(size as usize);
+    entry
+        .take(size + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| InspectError::NotZip(format!("entry {name:?}: {e}")))?;
+    if bytes.len() as u64 > size {
+        return Err(InspectError::SizeMismatch { name });
+    }
+    Ok(bytes)
+}
+
+/// A library jar that cannot be read is not the uploader's fault to fix here; it
+/// just gives no evidence.
+fn scan_nested_jar(jar: &[u8], refs: &mut Refs, budget: &mut u64) {
+    let Ok(mut archive) = ZipArchive::new(std::io::Cursor::new(jar)) else { return };
+    for index in 0..archive.len() {
+        let Ok(entry) = archive.by_index(index) else { continue };
+        let size = entry.size();
+        if !entry.name().ends_with(".class") || *budget < size {
+            continue;
+        }
+        *budget -= size;
+        let mut bytes = Vec::with_capacity(size as usize);
+        if entry.take(size).read_to_end(&mut bytes).is_ok() {
+            refs.scan(&bytes);
+        }
+    }
+}
+
+fn web_xml_namespace(xml: &[u8]) -> Option<ServletApi> {
+    let text = String::from_utf8_lossy(xml);
+    if text.contains("jakarta.ee/xml/ns/jakartaee") {
+        Some(ServletApi::Jakarta)
+    } else if ["java.sun.com/xml/ns/j2ee", "java.sun.com/xml/ns/javaee", "xmlns.jcp.org/xml/ns/javaee", "java.sun.com/dtd/web-app"]
+        .iter()
+        .any(|ns| text.contains(ns))
+    {
+        Some(ServletApi::Javax)
+    } else {
+        None
+    }
+}
+
+fn unsafe_path(name: &str) -> bool {
+    name.starts_with('/')
+        || name.contains('\\')
+        || name.contains('\0')
+        || name.as_bytes().get(1) == Some(&b':')
+        || name.split('/').any(|part| part == "..")
+}
+
+/// Entry count from the end-of-central-directory record (zip64 aware).
+fn declared_entry_count<R: Read + Seek>(reader: &mut R) -> Result<u64, InspectError> {
+    const EOCD: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+    const ZIP64_LOCATOR: [u8; 4] = [0x50, 0x4b, 0x06, 0x07];
+    const ZIP64_EOCD: [u8; 4] = [0x50, 0x4b, 0x06, 0x06];
+    let io = |e: std::io::Error| InspectError::NotZip(e.to_string());
+    let len = reader.seek(SeekFrom::End(0)).map_err(io)?;
+    let tail_len = len.min(22 + 65_535);
+    reader.seek(SeekFrom::Start(len - tail_len)).map_err(io)?;
+    let mut tail = vec![0; tail_len as usize];
+    reader.read_exact(&mut tail).map_err(io)?;
+    let at = memchr::memmem::rfind(&tail, &EOCD)
+        .filter(|at| at + 22 <= tail.len())
+        .ok_or_else(|| InspectError::NotZip("no end-of-archive record: truncated, or not a zip at all".into()))?;
+    let entries = u16::from_le_bytes([tail[at + 10], tail[at + 11]]);
+    if entries != u16::MAX {
+        return Ok(u64::from(entries));
+    }
+    // zip64: the locator sits just before the classic record and points at the zip64 one.
+    let locator = at.checked_sub(20).filter(|l| tail[*l..*l + 4] == ZIP64_LOCATOR);
+    let Some(locator) = locator else { return Ok(u64::from(entries)) };
+    let offset = u64::from_le_bytes(tail[locator + 8..locator + 16].try_into().expect("8 bytes"));
+    let mut record = [0u8; 56];
+    reader.seek(SeekFrom::Start(offset)).map_err(io)?;
+    reader.read_exact(&mut record).map_err(io)?;
+    if record[..4] != ZIP64_EOCD {
+        return Err(InspectError::NotZip("corrupt zip64 end record".into()));
+    }
+    Ok(u64::from_le_bytes(record[32..40].try_into().expect("8 bytes")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Write};
+
+    use zip::write::SimpleFileOptions;
+    use zip::CompressionMethod;
+
+    use super::*;
+
+    fn limits() -> UploadConfig {
+        UploadConfig::default()
+    }
+
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, data) in entries {
+            w.start_file(*name, SimpleFileOptions::default()).unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    fn run(bytes: Vec<u8>) -> Result<Inspection, InspectError> {
+        inspect(Cursor::new(bytes), &limits())
+    }
+
+    #[test]
+    fn classes_outrank_a_stale_web_xml() {
+        let war = zip_of(&[
+            ("WEB-INF/web.xml", b"<web-app xmlns=\"http://java.sun.com/xml/ns/j2ee\" version=\"2.4\"/>"),
+            ("WEB-INF/classes/Hello.class", b"\xca\xfe\xba\xbe...jakarta/servlet/http/HttpServlet..."),
+        ]);
+        let facts = run(war).unwrap();
+        assert_eq!(facts.servlet_api, ServletApi::Jakarta);
+        assert_eq!(facts.servlet_api_source, EvidenceSource::Classes);
+        assert!(facts.has_web_xml);
+    }
+
+    #[test]
+    fn libraries_then_web_xml_when_no_classes() {
+        let lib = zip_of(&[("org/x/Filter.class", b"..javax/servlet/Filter..")]);
+        let war = zip_of(&[("WEB-INF/lib/x.jar", &lib), ("index.jsp", b"<p/>")]);
+        let facts = run(war).unwrap();
+        assert_eq!((facts.servlet_api, facts.servlet_api_source), (ServletApi::Javax, EvidenceSource::Libraries));
+        assert!(!facts.has_web_xml);
+
+        let war = zip_of(&[("WEB-INF/web.xml", b"<web-app xmlns=\"https://jakarta.ee/xml/ns/jakartaee\"/>")]);
+        let facts = run(war).unwrap();
+        assert_eq!((facts.servlet_api, facts.servlet_api_source), (ServletApi::Jakarta, EvidenceSource::WebXml));
+
+        let war = zip_of(&[("WEB-INF/jsp/a.jsp", b"<p/>")]);
+        assert_eq!(run(war).unwrap().servlet_api, ServletApi::Unknown);
+    }
+
+    #[test]
+    fn both_namespaces_is_mixed() {
+        let war = zip_of(&[
+            ("WEB-INF/classes/A.class", b"javax/servlet/Servlet"),
+            ("WEB-INF/classes/B.class", b"jakarta/servlet/Servlet"),
+        ]);
+        assert_eq!(run(war).unwrap().servlet_api, ServletApi::Mixed);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_war() {
+        assert!(matches!(run(b"just text".to_vec()), Err(InspectError::NotZip(_))));
+        assert!(matches!(run(Vec::new()), Err(InspectError::NotZip(_))));
+        let war = zip_of(&[("WEB-INF/web.xml", b"<web-app/>"), ("WEB-INF/classes/A.class", &[7; 4000])]);
+        assert!(matches!(run(war[..war.len() / 2].to_vec()), Err(InspectError::NotZip(_))));
+        assert_eq!(run(zip_of(&[("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\n")])), Err(InspectError::PlainJar));
+        assert_eq!(run(zip_of(&[("index.html", b"<p/>")])), Err(InspectError::NoWebInf));
+    }
+
+    #[test]
+    fn refuses_escaping_entries() {
+        for name in ["../evil.jsp", "WEB-INF/../../x", "/etc/passwd", "C:/x", "a\\..\\b"] {
+            let war = zip_of(&[("WEB-INF/web.xml", b"<web-app/>"), (name, b"x")]);
+            assert_eq!(run(war), Err(InspectError::UnsafePath { name: name.into() }), "{name}");
+        }
+    }
+
+    #[test]
+    fn refuses_zip_bombs() {
+        let zeros = vec![0u8; 4 << 20];
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        w.start_file("WEB-INF/web.xml", SimpleFileOptions::default()).unwrap();
+        w.start_file("WEB-INF/bomb.bin", SimpleFileOptions::default().compression_method(CompressionMethod::Deflated)).unwrap();
+        w.write_all(&zeros).unwrap();
+        let bomb = w.finish().unwrap().into_inner();
+        assert!(matches!(run(bomb.clone()), Err(InspectError::SuspiciousRatio { .. })));
+
+        let mut tight = limits();
+        tight.max_compression_ratio = u64::MAX;
+        tight.max_uncompressed_bytes = 1 << 20;
+        assert!(matches!(inspect(Cursor::new(bomb), &tight), Err(InspectError::TooLarge { .. })));
+
+        let many: Vec<(String, &[u8])> = (0..20).map(|i| (format!("WEB-INF/{i}"), &b""[..])).collect();
+        let many: Vec<(&str, &[u8])> = many.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+        let mut few = limits();
+        few.max_entries = 10;
+        assert_eq!(
+            inspect(Cursor::new(zip_of(&many)), &few),
+            Err(InspectError::TooManyEntries { count: 20, max: 10 })
+        );
+    }
+}

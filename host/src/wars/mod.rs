@@ -1,0 +1,270 @@
+//! WAR uploads: streamed to a temp file with sha256 computed on the way, capped,
+//! inspected, then committed to content-addressed storage with an index record per
+//! user. The same bytes uploaded twice (by anyone) are stored once.
+
+mod blobs;
+pub mod inspect;
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+use time::OffsetDateTime;
+use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+
+pub use blobs::LocalBlobs;
+pub use inspect::{EvidenceSource, InspectError, ServletApi};
+
+use crate::config::UploadConfig;
+use crate::store::{self, DynStore, Precondition, StoreError};
+use crate::users::UserName;
+use crate::validation::{dns_label_problem, Violation};
+
+/// What warship knows about an uploaded WAR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WarRecord {
+    pub app: String,
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+    pub entries: usize,
+    pub uncompressed_bytes: u64,
+    pub has_web_xml: bool,
+    pub servlet_api: ServletApi,
+    pub servlet_api_source: EvidenceSource,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub uploaded_at: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WarError {
+    #[error("invalid WAR name")]
+    InvalidName(Vec<Violation>),
+    #[error("the upload is larger than the {max} bytes allowed")]
+    TooLarge { max: u64 },
+    #[error("the upload is empty")]
+    Empty,
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    #[error(transparent)]
+    Rejected(#[from] InspectError),
+    #[error("WAR {app}/{file} not found")]
+    NotFound { app: String, file: String },
+    #[error("storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A complete upload sitting in a temp file, not yet inspected or committed.
+pub struct Received {
+    file: NamedTempFile,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BlobRefs {
+    refs: u64,
+}
+
+/// App names are DNS labels (they end up in image names); file names are plain
+/// `*.war` names, never paths.
+pub fn check_names(app: &str, file: &str) -> Result<(), WarError> {
+    let mut violations = Vec::new();
+    if let Some(problem) = dns_label_problem(app, 40) {
+        violations.push(Violation::new("app", "war.app.invalid", format!("app name {app:?} {problem}")));
+    }
+    let file_ok = file.len() <= 128
+        && file.ends_with(".war")
+        && file.len() > 4
+        && !file.starts_with('.')
+        && !file.contains("..")
+        && file.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !file_ok {
+        violations.push(Violation::new(
+            "file",
+            "war.file.invalid",
+            format!("file name {file:?} must end in .war and hold only letters, digits, '.', '_' and '-' (no '/' or '..')"),
+        ));
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(WarError::InvalidName(violations))
+    }
+}
+
+pub struct Wars {
+    store: DynStore,
+    blobs: std::sync::Arc<LocalBlobs>,
+    limits: UploadConfig,
+    /// Serialises reference counting with the blob file it guards, so a delete that
+    /// drops the last reference cannot remove a file a concurrent upload just kept.
+    blob_refs: tokio::sync::Mutex<()>,
+}
+
+fn index_key(user: &UserName, app: &str, file: &str) -> String {
+    format!("u/{user}/wars/{app}/{file}")
+}
+
+impl Wars {
+    pub fn new(store: DynStore, dir: PathBuf, limits: UploadConfig) -> std::io::Result<Self> {
+        Ok(Self { store, blobs: std::sync::Arc::new(LocalBlobs::open(&dir)?), limits, blob_refs: Default::default() })
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.limits.max_bytes
+    }
+
+    pub fn blob_path(&self, sha256: &str) -> PathBuf {
+        self.blobs.path(sha256)
+    }
+
+    /// Streams `body` to a temp file, hashing as it goes. Dropping the returned
+    /// future (a client that hung up) deletes the temp file.
+    pub async fn receive<S, E>(&self, body: S) -> Result<Received, WarError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let temp = self.blobs.temp_file()?;
+        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(temp.as_file().try_clone()?));
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| WarError::Interrupted(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > self.limits.max_bytes {
+                return Err(WarError::TooLarge { max: self.limits.max_bytes });
+            }
+            metrics::counter!("warship_upload_bytes_total").increment(chunk.len() as u64);
+            hasher.update(&chunk);
+            out.write_all(&chunk).await?;
+        }
+        out.flush().await?;
+        if size == 0 {
+            return Err(WarError::Empty);
+        }
+        Ok(Received { file: temp, size, sha256: hex::encode(hasher.finalize()) })
+    }
+
+    /// Inspects a received upload and, if it is a sound WAR, records it for `user`.
+    /// Returns the record and whether it replaced an earlier upload of that name.
+    pub async fn keep(&self, user: &UserName, app: &str, file: &str, received: Received) -> Result<(WarRecord, bool), WarError> {
+        check_names(app, file)?;
+        let limits = self.limits.clone();
+        let (inspection, received) = tokio::task::spawn_blocking(move || {
+            let reader = std::io::BufReader::new(received.file.reopen()?);
+            Ok::<_, WarError>((inspect::inspect(reader, &limits)?, received))
+        })
+        .await
+        .map_err(|e| WarError::Io(std::io::Error::other(e)))??;
+
+        let record = WarRecord {
+            app: app.into(),
+            file: file.into(),
+            size: received.size,
+            sha256: received.sha256.clone(),
+            entries: inspection.entries,
+            uncompressed_bytes: inspection.uncompressed_bytes,
+            has_web_xml: inspection.has_web_xml,
+            servlet_api: inspection.servlet_api,
+            servlet_api_source: inspection.servlet_api_source,
+            uploaded_at: OffsetDateTime::now_utc(),
+        };
+
+        let _guard = self.blob_refs.lock().await;
+        self.add_ref(&record.sha256).await?;
+        let sha = record.sha256.clone();
+        let kept = if self.blobs.exists(&sha) {
+            Ok(())
+        } else {
+            let (blobs, file) = (self.blobs.clone(), received.file);
+            tokio::task::spawn_blocking(move || blobs.commit(file, &sha).map(drop))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+        };
+        if let Err(e) = kept {
+            self.drop_ref(&record.sha256).await?;
+            return Err(e.into());
+        }
+
+        let key = index_key(user, app, file);
+        let previous: Option<(WarRecord, u64)> = store::get_json(&*self.store, &key).await?;
+        let when = previous.as_ref().map_or(Precondition::Absent, |(_, rev)| Precondition::Revision(*rev));
+        if let Err(e) = store::put_json(&*self.store, &key, &record, when).await {
+            self.drop_ref(&record.sha256).await?;
+            return Err(e.into());
+        }
+        if let Some((old, _)) = &previous {
+            self.drop_ref(&old.sha256).await?;
+        }
+        Ok((record, previous.is_some()))
+    }
+
+    pub async fn list(&self, user: &UserName) -> Result<Vec<WarRecord>, WarError> {
+        let records: Vec<(WarRecord, u64)> = store::list_json(&*self.store, &format!("u/{user}/wars/")).await?;
+        Ok(records.into_iter().map(|(r, _)| r).collect())
+    }
+
+    pub async fn get(&self, user: &UserName, app: &str, file: &str) -> Result<WarRecord, WarError> {
+        let found: Option<(WarRecord, u64)> = store::get_json(&*self.store, &index_key(user, app, file)).await?;
+        found
+            .map(|(r, _)| r)
+            .ok_or_else(|| WarError::NotFound { app: app.into(), file: file.into() })
+    }
+
+    pub async fn delete(&self, user: &UserName, app: &str, file: &str) -> Result<(), WarError> {
+        let key = index_key(user, app, file);
+        let found: Option<(WarRecord, u64)> = store::get_json(&*self.store, &key).await?;
+        let Some((record, rev)) = found else {
+            return Err(WarError::NotFound { app: app.into(), file: file.into() });
+        };
+        let _guard = self.blob_refs.lock().await;
+        self.store.delete(&key, Precondition::Revision(rev)).await?;
+        self.drop_ref(&record.sha256).await
+    }
+
+    async fn add_ref(&self, sha: &str) -> Result<(), WarError> {
+        let key = format!("blobs/{sha}");
+        loop {
+            let current: Option<(BlobRefs, u64)> = store::get_json(&*self.store, &key).await?;
+            let (refs, when) = match current {
+                None => (1, Precondition::Absent),
+                Some((r, rev)) => (r.refs + 1, Precondition::Revision(rev)),
+            };
+            match store::put_json(&*self.store, &key, &BlobRefs { refs }, when).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => return other.map(drop).map_err(Into::into),
+            }
+        }
+    }
+
+    /// Drops one reference; the last one removes the bytes.
+    async fn drop_ref(&self, sha: &str) -> Result<(), WarError> {
+        let key = format!("blobs/{sha}");
+        loop {
+            let current: Option<(BlobRefs, u64)> = store::get_json(&*self.store, &key).await?;
+            let Some((current, rev)) = current else { return Ok(()) };
+            let result = if current.refs <= 1 {
+                self.store.delete(&key, Precondition::Revision(rev)).await.map(drop)
+            } else {
+                store::put_json(&*self.store, &key, &BlobRefs { refs: current.refs - 1 }, Precondition::Revision(rev)).await.map(drop)
+            };
+            match result {
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(()) if current.refs <= 1 => return Ok(self.blobs.remove(sha)?),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+}
