@@ -135,13 +135,18 @@ impl Store for EtcdStore {
     }
 
     async fn renew_lock(&self, lease: &LockLease) -> StoreResult<()> {
+        let lost = || StoreError::LockLost { key: lease.key.clone() };
         let mut client = self.client.clone();
-        let (mut keeper, mut responses) =
-            client.lease_keep_alive(lease.token as i64).await.map_err(unavailable)?;
-        keeper.keep_alive().await.map_err(unavailable)?;
-        match responses.message().await.map_err(unavailable)? {
-            Some(r) if r.ttl() > 0 => Ok(()),
-            _ => Err(StoreError::LockLost { key: lease.key.clone() }),
+        let renewed = async {
+            let (mut keeper, mut responses) = client.lease_keep_alive(lease.token as i64).await?;
+            keeper.keep_alive().await?;
+            responses.message().await
+        };
+        match renewed.await {
+            Ok(Some(r)) if r.ttl() > 0 => Ok(()),
+            Ok(_) => Err(lost()),
+            Err(e) if is_lease_not_found(&e) => Err(lost()),
+            Err(e) => Err(unavailable(e)),
         }
     }
 
@@ -149,7 +154,7 @@ impl Store for EtcdStore {
         match self.client.clone().lease_revoke(lease.token as i64).await {
             Ok(_) => Ok(()),
             // An expired lease is already released.
-            Err(etcd_client::Error::GRpcStatus(status)) if status.message().contains("lease not found") => Ok(()),
+            Err(e) if is_lease_not_found(&e) => Ok(()),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -158,4 +163,9 @@ impl Store for EtcdStore {
         self.client.clone().get(self.full("ping"), Some(GetOptions::new().with_count_only())).await.map_err(unavailable)?;
         Ok(())
     }
+}
+
+/// etcd answers "lease not found" for a lease that expired or was revoked.
+fn is_lease_not_found(e: &etcd_client::Error) -> bool {
+    e.to_string().contains("lease not found")
 }
