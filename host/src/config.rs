@@ -82,6 +82,8 @@ pub struct StoreConfig {
     pub backend: StoreBackend,
     /// Holds the embedded database and the WAR blobs.
     pub data_dir: PathBuf,
+    /// A list, or one comma-separated string (handy in `WARSHIP__STORE__ETCD_ENDPOINTS`).
+    #[serde(deserialize_with = "list_or_commas")]
     pub etcd_endpoints: Vec<String>,
     /// Every key warship writes to etcd starts with this, so one cluster can be shared.
     pub etcd_prefix: String,
@@ -287,6 +289,19 @@ fn apply_override(doc: &mut toml::Table, var: &str, path: &str, value: &str) -> 
     Ok(())
 }
 
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(de)? {
+        OneOrMany::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
 fn parse_override_value(value: &str) -> toml::Value {
     format!("v = {value}")
         .parse::<toml::Table>()
@@ -345,6 +360,8 @@ mod tests {
         assert_eq!(config.uploads.max_bytes, 5);
         assert_eq!(config.registry.push, "10.0.0.1:5000");
         assert_eq!(config.registry.pull, "reg.internal:5000");
+        assert_eq!(config.store.etcd_endpoints, ["http://a:1", "http://b:2"]);
+        let config = load("", &[("WARSHIP__STORE__ETCD_ENDPOINTS", "http://a:1, http://b:2")]).unwrap();
         assert_eq!(config.store.etcd_endpoints, ["http://a:1", "http://b:2"]);
     }
 

@@ -1,0 +1,296 @@
+//! The real `warship` binary over real sockets: commands, a full walkthrough,
+//! dropped connections, graceful shutdown, TLS, and two hosts sharing one etcd.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{fixture, free_port, Etcd};
+
+const BIN: &str = env!("CARGO_BIN_EXE_warship");
+
+fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
+    let path = dir.join("platform.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 10\n{extra}\n[store]\ndata_dir = \"{}\"\n\n[[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"warship/tomcat:10.1-jdk17\"\n",
+        dir.join("data").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn warship(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(BIN).args(args).envs(envs.iter().copied()).output().unwrap()
+}
+
+fn add_user(config: &Path, name: &str, envs: &[(&str, &str)]) -> String {
+    let out = warship(&["user", "add", name, "--config", config.to_str().unwrap()], envs);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("wsp_") && token.len() > 40, "token alone on the last line: {stdout:?}");
+    token
+}
+
+struct Host {
+    child: Child,
+    base: String,
+}
+
+impl Host {
+    fn start(config: &Path, port: u16, envs: &[(&str, &str)]) -> Host {
+        let child = Command::new(BIN)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .envs(envs.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let host = Host { child, base: format!("http://127.0.0.1:{port}") };
+        host.wait_ready();
+        host
+    }
+
+    fn wait_ready(&self) {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if let Ok(out) = Command::new("curl").args(["-sf", &format!("{}/readyz", self.base)]).output() {
+                if out.status.success() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("warship did not become ready");
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "warship ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[test]
+fn check_config_accepts_the_shipped_file_and_names_unknown_keys() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../platform.toml");
+    let out = warship(&["check-config", "--config", shipped.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[uploads]\nmax_bytez = 3\n").unwrap();
+    let out = warship(&["check-config", "--config", path.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_bytez"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = warship(&["check-config", "--config", shipped.to_str().unwrap()], &[("WARSHIP__STORE__BACKEND", "sqlite")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite"));
+}
+
+#[tokio::test]
+async fn walkthrough_over_a_real_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let token = add_user(&config, "alice", &[]);
+    let mut host = Host::start(&config, port, &[]);
+    let (base, http) = (host.base.clone(), client());
+
+    let created = http
+        .post(format!("{base}/api/v1/envs"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    // Streamed from the file, as a client would.
+    let war = fixture("sample.war");
+    let file = tokio::fs::File::open(&war).await.unwrap();
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+    let (status, uploaded) = json_of(
+        http.put(format!("{base}/api/v1/wars/shop/sample.war")).bearer_auth(&token).body(body).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{uploaded}");
+    assert_eq!(uploaded["servlet_api"], "jakarta");
+
+    let (_, wars) = json_of(http.get(format!("{base}/api/v1/wars")).bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!(wars.as_array().unwrap().len(), 1);
+
+    let (_, legacy) = json_of(http.get(format!("{base}/getuploadwars")).bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!(legacy["children"][0]["children"][0]["name"], "sample.war");
+
+    assert_eq!(host.terminate().code(), Some(0));
+    // Everything is still there after a restart.
+    let host = Host::start(&config, port, &[]);
+    let http = client();
+    let (_, envs) = json_of(http.get(format!("{}/api/v1/envs", host.base)).bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!(envs[0]["name"], "shop");
+}
+
+#[tokio::test]
+async fn a_dropped_connection_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let token = add_user(&config, "alice", &[]);
+    let host = Host::start(&config, port, &[]);
+
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        socket,
+        "PUT /api/v1/wars/shop/shop.war HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 10000000\r\n\r\n"
+    )
+    .unwrap();
+    socket.write_all(&vec![b'P'; 3_000_000]).unwrap();
+    let tmp = dir.path().join("data/wars/tmp");
+    let started = Instant::now();
+    while std::fs::read_dir(&tmp).unwrap().count() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(socket);
+
+    let started = Instant::now();
+    while std::fs::read_dir(&tmp).unwrap().count() > 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "temp file outlived the connection");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let blobs: Vec<_> = walkdir(&dir.path().join("data/wars/sha256"));
+    assert!(blobs.is_empty(), "{blobs:?}");
+    let (_, wars) = json_of(client().get(format!("{}/api/v1/wars", host.base)).bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!(wars, json!([]));
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            out.extend(walkdir(&entry.path()));
+        } else {
+            out.push(entry.path());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_upload_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let token = add_user(&config, "alice", &[]);
+    let mut host = Host::start(&config, port, &[]);
+
+    // Send the WAR slowly, in pieces, and ask the host to stop halfway.
+    let war = std::fs::read(fixture("gatekeeper-0.8.1.war")).unwrap();
+    let pieces: Vec<bytes::Bytes> = war.chunks(war.len() / 8 + 1).map(bytes::Bytes::copy_from_slice).collect();
+    let slow = futures_util::stream::unfold(pieces.into_iter(), |mut rest| async move {
+        let piece = rest.next()?;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        Some((Ok::<_, std::io::Error>(piece), rest))
+    });
+    let upload = client()
+        .put(format!("{}/api/v1/wars/gk/gatekeeper.war", host.base))
+        .bearer_auth(&token)
+        .header("content-length", war.len())
+        .body(reqwest::Body::wrap_stream(slow))
+        .send();
+    let upload = tokio::spawn(upload);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = tokio::task::spawn_blocking(move || host.terminate()).await.unwrap();
+    let response = upload.await.unwrap().unwrap();
+    assert_eq!(response.status(), 201, "the upload in flight completed");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn serves_https_when_given_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let port = free_port();
+    let tls = format!("tls_cert = \"{}\"\ntls_key = \"{}\"\n", cert.display(), key.display());
+    let config = write_config(dir.path(), port, &tls);
+    let host = Host { child: Command::new(BIN).args(["serve", "--config", config.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap(), base: String::new() };
+    let url = format!("https://127.0.0.1:{port}/healthz");
+    let started = Instant::now();
+    let body = loop {
+        let out = Command::new("curl").args(["-sf", "--cacert", cert.to_str().unwrap(), &url]).output().unwrap();
+        if out.status.success() {
+            break String::from_utf8(out.stdout).unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no HTTPS answer");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(body.contains("ok"));
+    let plain = Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{port}/healthz")]).output().unwrap();
+    assert!(!plain.status.success(), "plain HTTP is not served when TLS is configured");
+    drop(host);
+}
+
+#[tokio::test]
+async fn two_hosts_share_one_etcd() {
+    let etcd = Etcd::start().await;
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let config_a = write_config(dir_a.path(), port_a, "");
+    let config_b = write_config(dir_b.path(), port_b, "");
+    let envs = [("WARSHIP__STORE__BACKEND", "etcd"), ("WARSHIP__STORE__ETCD_ENDPOINTS", etcd.endpoint.as_str())];
+    let envs: Vec<(&str, &str)> = envs.to_vec();
+
+    // A user added while both hosts run is known to both: the store is shared.
+    let host_a = Host::start(&config_a, port_a, &envs);
+    let host_b = Host::start(&config_b, port_b, &envs);
+    let token = add_user(&config_a, "alice", &envs);
+    let http = client();
+    let created = http
+        .post(format!("{}/api/v1/envs", host_a.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "shared", "tomcat": "10.1", "jdk": "17"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let (status, env) = json_of(http.get(format!("{}/api/v1/envs/shared", host_b.base)).bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(env["tomcat"], "10.1");
+}
