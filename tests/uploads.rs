@@ -239,3 +239,15 @@ async fn original_upload_and_getuploadwars() {
     assert_eq!(reply.problem_code(), "war.not_zip");
     assert_eq!(app.stored_files().len(), 1, "only the good upload's blob");
 }
+
+#[tokio::test]
+async fn durable_uploads_are_stored_the_same_way() {
+    let app = TestApp::embedded_with(|c| c.uploads.fsync = true).await;
+    let token = app.user("alice").await;
+    let war = read("sample.war");
+    let reply = app.upload(&token, "shop", "shop.war", war.clone()).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let blob = app.state.wars.blob_path(reply.body["sha256"].as_str().unwrap());
+    assert_eq!(std::fs::read(blob).unwrap(), war);
+    assert_eq!(app.stored_files().len(), 1, "no temp file left: {:?}", app.stored_files());
+}

@@ -31,13 +31,17 @@ impl LocalBlobs {
         self.root.join("sha256").join(&sha256[..2]).join(sha256)
     }
 
-    /// Moves a complete upload to its content address. The bytes are flushed to disk
-    /// first so a crash cannot leave a short file under a valid name.
-    pub fn commit(&self, file: NamedTempFile, sha256: &str) -> io::Result<PathBuf> {
+    /// Moves a complete upload to its content address in one rename. When
+    /// `durable` (the file's bytes are already synced), the folder is synced too so
+    /// the new name survives a machine crash.
+    pub fn commit(&self, file: NamedTempFile, sha256: &str, durable: bool) -> io::Result<PathBuf> {
         let path = self.path(sha256);
-        std::fs::create_dir_all(path.parent().expect("blob paths have a parent"))?;
-        file.as_file().sync_data()?;
+        let folder = path.parent().expect("blob paths have a parent");
+        std::fs::create_dir_all(folder)?;
         file.persist(&path).map_err(|e| e.error)?;
+        if durable {
+            std::fs::File::open(folder)?.sync_all()?;
+        }
         Ok(path)
     }
 

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 use time::OffsetDateTime;
-use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
 pub use blobs::LocalBlobs;
@@ -60,6 +59,35 @@ pub enum WarError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Writes chunks as they come. When the upload must be durable, starts the kernel's
+/// writeback every few MiB so the final `sync_data` has less left to flush.
+fn write_chunks(mut file: std::fs::File, mut queued: tokio::sync::mpsc::Receiver<Bytes>, durable: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    const WRITEBACK_EVERY: u64 = 8 << 20;
+    let (mut written, mut flushed) = (0u64, 0u64);
+    while let Some(chunk) = queued.blocking_recv() {
+        file.write_all(&chunk)?;
+        written += chunk.len() as u64;
+        if durable && written - flushed >= WRITEBACK_EVERY {
+            start_writeback(&file, flushed, written - flushed);
+            flushed = written;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // Only a hint: a failure here shows up in the final sync_data.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 /// A complete upload sitting in a temp file, not yet inspected or committed.
 pub struct Received {
@@ -126,32 +154,54 @@ impl Wars {
         self.blobs.path(sha256)
     }
 
-    /// Streams `body` to a temp file, hashing as it goes. Dropping the returned
-    /// future (a client that hung up) deletes the temp file.
+    /// Streams `body` to a temp file, hashing as it goes while a blocking thread
+    /// writes, so hashing and disk writes overlap. Dropping the returned future (a
+    /// client that hung up) deletes the temp file.
     pub async fn receive<S, E>(&self, body: S) -> Result<Received, WarError>
     where
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
         let temp = self.blobs.temp_file()?;
-        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(temp.as_file().try_clone()?));
+        // Bounded: at most this many chunks wait for the disk, which bounds memory.
+        let (chunks, queued) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let file = temp.as_file().try_clone()?;
+        let durable = self.limits.fsync;
+        let writer = tokio::task::spawn_blocking(move || write_chunks(file, queued, durable));
+
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
-        let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| WarError::Interrupted(e.to_string()))?;
-            size += chunk.len() as u64;
-            if size > self.limits.max_bytes {
-                return Err(WarError::TooLarge { max: self.limits.max_bytes });
+        let started = std::time::Instant::now();
+        let streamed = async {
+            let mut body = std::pin::pin!(body);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| WarError::Interrupted(e.to_string()))?;
+                size += chunk.len() as u64;
+                if size > self.limits.max_bytes {
+                    return Err(WarError::TooLarge { max: self.limits.max_bytes });
+                }
+                metrics::counter!("warship_upload_bytes_total").increment(chunk.len() as u64);
+                hasher.update(&chunk);
+                if chunks.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
             }
-            metrics::counter!("warship_upload_bytes_total").increment(chunk.len() as u64);
-            hasher.update(&chunk);
-            out.write_all(&chunk).await?;
+            Ok(())
         }
-        out.flush().await?;
+        .await;
+        drop(chunks);
+        let written = writer.await.map_err(std::io::Error::other)?;
+        streamed?;
+        written?;
         if size == 0 {
             return Err(WarError::Empty);
         }
+        let streamed_in = started.elapsed();
+        if durable {
+            let file = temp.as_file().try_clone()?;
+            tokio::task::spawn_blocking(move || file.sync_data()).await.map_err(std::io::Error::other)??;
+        }
+        tracing::debug!(size, ?streamed_in, synced_in = ?(started.elapsed() - streamed_in), "upload received");
         Ok(Received { file: temp, size, sha256: hex::encode(hasher.finalize()) })
     }
 
@@ -160,6 +210,7 @@ impl Wars {
     pub async fn keep(&self, user: &UserName, app: &str, file: &str, received: Received) -> Result<(WarRecord, bool), WarError> {
         check_names(app, file)?;
         let limits = self.limits.clone();
+        let started = std::time::Instant::now();
         let (inspection, received) = tokio::task::spawn_blocking(move || {
             let reader = std::io::BufReader::new(received.file.reopen()?);
             Ok::<_, WarError>((inspect::inspect(reader, &limits)?, received))
@@ -180,14 +231,15 @@ impl Wars {
             uploaded_at: OffsetDateTime::now_utc(),
         };
 
+        tracing::debug!(inspected_in = ?started.elapsed(), "upload inspected");
         let _guard = self.blob_refs.lock().await;
         self.add_ref(&record.sha256).await?;
         let sha = record.sha256.clone();
         let kept = if self.blobs.exists(&sha) {
             Ok(())
         } else {
-            let (blobs, file) = (self.blobs.clone(), received.file);
-            tokio::task::spawn_blocking(move || blobs.commit(file, &sha).map(drop))
+            let (blobs, file, durable) = (self.blobs.clone(), received.file, self.limits.fsync);
+            tokio::task::spawn_blocking(move || blobs.commit(file, &sha, durable).map(drop))
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r)
