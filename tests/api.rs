@@ -231,7 +231,9 @@ async fn original_createenv_keeps_its_fields_and_answers_with_details() {
     let bad = json!({"TomcatV": "7", "JdkV": "17", "NodeNum": "two", "Name": "Bad Name", "Used": 4});
     let reply = app.call(Method::POST, "/createenv", Some(&token), Some(bad)).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(reply.error_fields(), ["NodeNum", "Used", "Name", "TomcatV"], "errors name the original fields");
+    assert_eq!(reply.error_fields(), ["Used", "Name", "TomcatV", "NodeNum"], "errors name the original fields");
+    let node_num = &reply.body["errors"][3];
+    assert_eq!(node_num["code"], "env.replicas.not_a_number");
 }
 
 #[tokio::test]

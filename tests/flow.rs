@@ -100,18 +100,20 @@ async fn json_of(response: reqwest::Response) -> (u16, Value) {
 #[test]
 fn check_config_accepts_the_shipped_file_and_names_unknown_keys() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../platform.toml");
-    let out = warship(&["check-config", "--config", shipped.to_str().unwrap()], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
-
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let out = warship(&["check-config", "--config", shipped.to_str().unwrap()], &[("WARSHIP__STORE__DATA_DIR", &data)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("ok") && said.contains("strategy: recreate, rolling, canary, bluegreen"), "{said}");
+
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[uploads]\nmax_bytez = 3\n").unwrap();
     let out = warship(&["check-config", "--config", path.to_str().unwrap()], &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_bytez"), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let out = warship(&["check-config", "--config", shipped.to_str().unwrap()], &[("WARSHIP__STORE__BACKEND", "sqlite")]);
+    let out = warship(&["check-config", "--config", shipped.to_str().unwrap()], &[("WARSHIP__STORE__BACKEND", "sqlite"), ("WARSHIP__STORE__DATA_DIR", &data)]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite"));
 }

@@ -32,6 +32,9 @@ pub struct Config {
     pub catalog: Vec<CatalogEntry>,
     pub registry: RegistryConfig,
     pub kubernetes: KubernetesConfig,
+    pub plugin_runtime: PluginRuntimeConfig,
+    /// The plugins to load; when absent, every built-in plugin with its defaults.
+    pub plugins: Option<Vec<PluginConfig>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,14 +141,60 @@ impl Default for UploadConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnvLimits {
-    pub max_replicas: u32,
     pub max_envs_per_user: usize,
 }
 
 impl Default for EnvLimits {
     fn default() -> Self {
-        Self { max_replicas: 20, max_envs_per_user: 100 }
+        Self { max_envs_per_user: 100 }
     }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginRuntimeConfig {
+    /// Precompiled plugins; defaults to `<store.data_dir>/plugin-cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Memory cap per call, unless a plugin sets its own.
+    pub memory_mb: u64,
+    /// Wall-clock deadline per call, unless a plugin sets its own.
+    pub deadline_ms: u64,
+}
+
+impl Default for PluginRuntimeConfig {
+    fn default() -> Self {
+        Self { cache_dir: None, memory_mb: 64, deadline_ms: 1000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Validator,
+    Template,
+    Strategy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// How envs, deploys and the API refer to the plugin (strategies by this name).
+    pub name: String,
+    pub kind: PluginKind,
+    /// `builtin:<name>` for a plugin shipped in the binary, or a path to a component.
+    pub source: String,
+    /// Handed to the plugin as JSON; checked by its `check-config` at load.
+    #[serde(default)]
+    pub settings: toml::Table,
+    /// A required plugin that cannot load stops startup; an optional one is skipped.
+    #[serde(default = "yes")]
+    pub required: bool,
+    pub memory_mb: Option<u64>,
+    pub deadline_ms: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -173,6 +222,9 @@ pub struct CatalogEntry {
     pub jdk: String,
     /// Base image for this pair, e.g. `registry.local/warship/tomcat:10.1-jdk17`.
     pub base_image: String,
+    /// A non-root user the base image has, which the app then runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,8 +296,11 @@ impl Config {
         if self.uploads.max_bytes == 0 {
             return Err("uploads.max_bytes must be above 0".into());
         }
-        if self.envs.max_replicas == 0 {
-            return Err("envs.max_replicas must be above 0".into());
+        let mut names = BTreeSet::new();
+        for plugin in self.plugins.iter().flatten() {
+            if !names.insert(&plugin.name) {
+                return Err(format!("plugins: the name {:?} is used twice", plugin.name));
+            }
         }
         let mut seen = BTreeSet::new();
         for entry in &self.catalog {

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::config::Config;
+use crate::plugins::{PluginError, Plugins};
 use crate::store::{self, DynStore, Precondition, StoreError};
 use crate::users::UserName;
 use crate::validation::{dns_label_problem, Violation};
@@ -131,6 +132,8 @@ pub enum EnvError {
     #[error("you already have {0} envs, the most allowed")]
     TooMany(usize),
     #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
     Store(StoreError),
 }
 
@@ -141,7 +144,7 @@ impl From<StoreError> for EnvError {
 }
 
 impl EnvPatch {
-    fn apply(self, spec: &mut EnvSpec) {
+    pub fn apply(self, spec: &mut EnvSpec) {
         let EnvPatch { tomcat, jdk, replicas, jvm_options, env, resources, context_path } = self;
         if let Some(v) = tomcat { spec.tomcat = v }
         if let Some(v) = jdk { spec.jdk = v }
@@ -151,165 +154,6 @@ impl EnvPatch {
         if let Some(v) = resources { spec.resources = v }
         if let Some(v) = context_path { spec.context_path = v }
     }
-}
-
-/// Every rule at once; empty means valid.
-pub fn validate(spec: &EnvSpec, config: &Config) -> Vec<Violation> {
-    let mut out = Vec::new();
-    if let Err(v) = EnvName::parse(&spec.name) {
-        out.push(v);
-    }
-    check_catalog(spec, config, &mut out);
-    let max = config.envs.max_replicas;
-    if spec.replicas == 0 || spec.replicas > max {
-        out.push(Violation::new(
-            "replicas",
-            "env.replicas.out_of_range",
-            format!("replicas must be between 1 and {max} (got {})", spec.replicas),
-        ));
-    }
-    if spec.jvm_options.len() > 4096 || spec.jvm_options.contains(['\n', '\r', '\0']) {
-        out.push(Violation::new(
-            "jvm_options",
-            "env.jvm_options.invalid",
-            "jvm_options must be one line of at most 4096 characters",
-        ));
-    }
-    check_env_vars(&spec.env, &mut out);
-    check_resources(&spec.resources, &mut out);
-    if let Some(problem) = context_path_problem(&spec.context_path) {
-        out.push(Violation::new("context_path", "env.context_path.invalid", problem));
-    }
-    out
-}
-
-fn check_catalog(spec: &EnvSpec, config: &Config, out: &mut Vec<Violation>) {
-    let tomcats: std::collections::BTreeSet<&str> = config.catalog.iter().map(|c| c.tomcat.as_str()).collect();
-    if !tomcats.contains(spec.tomcat.as_str()) {
-        out.push(Violation::new(
-            "tomcat",
-            "env.tomcat.unknown",
-            format!("tomcat {:?} is not in the catalog; choose one of: {}", spec.tomcat, join(tomcats)),
-        ));
-        return;
-    }
-    if config.catalog_entry(&spec.tomcat, &spec.jdk).is_none() {
-        let jdks = config.catalog.iter().filter(|c| c.tomcat == spec.tomcat).map(|c| c.jdk.as_str());
-        out.push(Violation::new(
-            "jdk",
-            "env.jdk.unknown",
-            format!("jdk {:?} is not offered with tomcat {}; choose one of: {}", spec.jdk, spec.tomcat, join(jdks)),
-        ));
-    }
-}
-
-fn join<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    items.into_iter().collect::<Vec<_>>().join(", ")
-}
-
-/// JAVA_OPTS and CATALINA_OPTS are built from `jvm_options`; setting them twice would
-/// make one silently win.
-const RESERVED_ENV: [&str; 2] = ["JAVA_OPTS", "CATALINA_OPTS"];
-
-fn check_env_vars(vars: &BTreeMap<String, String>, out: &mut Vec<Violation>) {
-    if vars.len() > 100 {
-        out.push(Violation::new("env", "env.env.too_many", "at most 100 environment variables"));
-    }
-    for (key, value) in vars {
-        let field = format!("env.{key}");
-        let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            out.push(Violation::new(
-                field,
-                "env.env.bad_name",
-                format!("{key:?} is not a valid variable name: use letters, digits and '_', not starting with a digit"),
-            ));
-        } else if RESERVED_ENV.contains(&key.as_str()) {
-            out.push(Violation::new(field, "env.env.reserved", format!("{key} is set from jvm_options; put JVM flags there")));
-        } else if value.len() > 32 * 1024 {
-            out.push(Violation::new(field, "env.env.too_long", "values are limited to 32 KiB"));
-        }
-    }
-}
-
-fn check_resources(resources: &Resources, out: &mut Vec<Violation>) {
-    let mut amount = |kind: &str, which: &str, value: &Option<String>, parse: fn(&str) -> Option<u128>| {
-        let v = value.as_deref()?;
-        let parsed = parse(v);
-        if parsed.is_none() {
-            let example = if which == "cpu" { "500m, 1 or 1.5" } else { "512Mi or 2Gi" };
-            out.push(Violation::new(
-                format!("resources.{kind}.{which}"),
-                format!("env.resources.{which}.invalid"),
-                format!("{v:?} is not a {which} quantity; write it like {example}"),
-            ));
-        }
-        parsed
-    };
-    let cpu_req = amount("requests", "cpu", &resources.requests.cpu, parse_millicpu);
-    let cpu_lim = amount("limits", "cpu", &resources.limits.cpu, parse_millicpu);
-    let mem_req = amount("requests", "memory", &resources.requests.memory, parse_memory);
-    let mem_lim = amount("limits", "memory", &resources.limits.memory, parse_memory);
-    for (which, req, lim) in [("cpu", cpu_req, cpu_lim), ("memory", mem_req, mem_lim)] {
-        if let (Some(req), Some(lim)) = (req, lim) {
-            if req > lim {
-                out.push(Violation::new(
-                    format!("resources.requests.{which}"),
-                    format!("env.resources.{which}.request_above_limit"),
-                    format!("the {which} request is above its limit; lower the request or raise the limit"),
-                ));
-            }
-        }
-    }
-}
-
-/// `500m` → 500, `2` → 2000, `0.5` → 500.
-fn parse_millicpu(v: &str) -> Option<u128> {
-    if let Some(m) = v.strip_suffix('m') {
-        return m.parse::<u128>().ok().filter(|n| *n > 0);
-    }
-    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
-    if whole.is_empty() || frac.len() > 3 || !frac.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let frac_milli = format!("{frac:0<3}").parse::<u128>().ok()?;
-    let milli = whole.parse::<u128>().ok()? * 1000 + frac_milli;
-    (milli > 0).then_some(milli)
-}
-
-/// `512Mi` → bytes; plain numbers are bytes.
-fn parse_memory(v: &str) -> Option<u128> {
-    const UNITS: [(&str, u128); 8] = [
-        ("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40),
-        ("K", 1_000), ("M", 1_000_000), ("G", 1_000_000_000), ("T", 1_000_000_000_000),
-    ];
-    let (digits, factor) = UNITS
-        .iter()
-        .find_map(|(suffix, factor)| v.strip_suffix(suffix).map(|d| (d, *factor)))
-        .unwrap_or((v, 1));
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse::<u128>().ok().map(|n| n * factor).filter(|n| *n > 0)
-}
-
-fn context_path_problem(path: &str) -> Option<String> {
-    if path == "/" {
-        return None;
-    }
-    let Some(rest) = path.strip_prefix('/') else {
-        return Some(format!("context_path {path:?} must start with '/' (use \"/\" to serve at the root)"));
-    };
-    let bad_segment = rest.split('/').any(|seg| {
-        seg.is_empty() || seg == "." || seg == ".." || !seg.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    });
-    if bad_segment || path.len() > 200 {
-        return Some(format!(
-            "context_path {path:?} must be '/' or '/'-separated segments of letters, digits, '.', '_' and '-'"
-        ));
-    }
-    None
 }
 
 fn key(user: &UserName, env: &str) -> String {
@@ -325,15 +169,34 @@ fn prefix(user: &UserName) -> String {
 pub struct Envs {
     store: DynStore,
     config: std::sync::Arc<Config>,
+    plugins: std::sync::Arc<Plugins>,
+}
+
+/// How a spec arrived: the original API sends the replica count as a string.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub node_num: Option<String>,
 }
 
 impl Envs {
-    pub fn new(store: DynStore, config: std::sync::Arc<Config>) -> Self {
-        Self { store, config }
+    pub fn new(store: DynStore, config: std::sync::Arc<Config>, plugins: std::sync::Arc<Plugins>) -> Self {
+        Self { store, config, plugins }
     }
 
-    pub async fn create(&self, user: &UserName, spec: EnvSpec) -> Result<Env, EnvError> {
-        let violations = validate(&spec, &self.config);
+    /// Every configured validator's violations, together. The name rule is also the
+    /// host's own: names become store keys and Kubernetes names, whatever plugins say.
+    pub async fn validate(&self, spec: &EnvSpec, origin: Origin) -> Result<Vec<Violation>, EnvError> {
+        let mut violations = self.plugins.validate_env(&self.config, spec, origin.node_num).await?;
+        if let Err(v) = EnvName::parse(&spec.name) {
+            if !violations.iter().any(|found| found.field == v.field) {
+                violations.insert(0, v);
+            }
+        }
+        Ok(violations)
+    }
+
+    pub async fn create(&self, user: &UserName, spec: EnvSpec, origin: Origin) -> Result<Env, EnvError> {
+        let violations = self.validate(&spec, origin).await?;
         if !violations.is_empty() {
             return Err(EnvError::Invalid(violations));
         }
@@ -370,7 +233,7 @@ impl Envs {
     pub async fn update(&self, user: &UserName, name: &EnvName, patch: EnvPatch) -> Result<Env, EnvError> {
         let mut env = self.get(user, name).await?;
         patch.apply(&mut env.spec);
-        let violations = validate(&env.spec, &self.config);
+        let violations = self.validate(&env.spec, Origin::default()).await?;
         if !violations.is_empty() {
             return Err(EnvError::Invalid(violations));
         }
@@ -396,90 +259,30 @@ impl Envs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CatalogEntry;
-
-    fn config() -> Config {
-        let mut c = Config::default();
-        for (tomcat, jdk) in [("9.0", "11"), ("10.1", "17"), ("10.1", "21")] {
-            c.catalog.push(CatalogEntry { tomcat: tomcat.into(), jdk: jdk.into(), base_image: format!("b:{tomcat}-{jdk}") });
-        }
-        c
-    }
-
-    fn spec() -> EnvSpec {
-        serde_json::from_str(r#"{"name":"shop","tomcat":"10.1","jdk":"17"}"#).unwrap()
-    }
 
     #[test]
-    fn a_minimal_spec_is_valid_with_defaults() {
-        let s = spec();
+    fn a_minimal_spec_gets_defaults() {
+        let s: EnvSpec = serde_json::from_str(r#"{"name":"shop","tomcat":"10.1","jdk":"17"}"#).unwrap();
         assert_eq!(s.replicas, 1);
         assert_eq!(s.context_path, "/");
-        assert_eq!(validate(&s, &config()), vec![]);
-    }
-
-    #[test]
-    fn every_bad_field_is_reported_at_once() {
-        let mut s = spec();
-        s.name = "Bad_Name".into();
-        s.jdk = "8".into();
-        s.replicas = 0;
-        s.context_path = "shop".into();
-        s.env.insert("1X".into(), "v".into());
-        s.env.insert("JAVA_OPTS".into(), "v".into());
-        s.resources.requests.cpu = Some("2".into());
-        s.resources.limits.cpu = Some("500m".into());
-        s.resources.limits.memory = Some("lots".into());
-        let fields: Vec<_> = validate(&s, &config()).into_iter().map(|v| v.field).collect();
-        assert_eq!(
-            fields,
-            ["name", "jdk", "replicas", "env.1X", "env.JAVA_OPTS", "resources.limits.memory", "resources.requests.cpu", "context_path"]
-        );
-    }
-
-    #[test]
-    fn unknown_tomcat_lists_the_catalog() {
-        let mut s = spec();
-        s.tomcat = "7".into();
-        let v = validate(&s, &config());
-        assert_eq!(v.len(), 1);
-        assert!(v[0].message.contains("10.1, 9.0"), "{}", v[0].message);
-    }
-
-    #[test]
-    fn quantities() {
-        assert_eq!(parse_millicpu("500m"), Some(500));
-        assert_eq!(parse_millicpu("1.5"), Some(1500));
-        assert_eq!(parse_millicpu("2"), Some(2000));
-        assert_eq!(parse_millicpu("0"), None);
-        assert_eq!(parse_millicpu("1.2345"), None);
-        assert_eq!(parse_millicpu("abc"), None);
-        assert_eq!(parse_memory("512Mi"), Some(512 << 20));
-        assert_eq!(parse_memory("1G"), Some(1_000_000_000));
-        assert_eq!(parse_memory("Mi"), None);
-        assert_eq!(parse_memory("-1Mi"), None);
-    }
-
-    #[test]
-    fn context_paths() {
-        assert_eq!(context_path_problem("/"), None);
-        assert_eq!(context_path_problem("/shop"), None);
-        assert_eq!(context_path_problem("/shop/v2"), None);
-        assert!(context_path_problem("shop").is_some());
-        assert!(context_path_problem("/../x").is_some());
-        assert!(context_path_problem("/a//b").is_some());
-        assert!(context_path_problem("/a b").is_some());
     }
 
     #[test]
     fn patch_keeps_what_it_does_not_name() {
-        let mut s = spec();
-        s.jvm_options = "-Xmx1g".into();
+        let mut s: EnvSpec = serde_json::from_str(r#"{"name":"shop","tomcat":"10.1","jdk":"17","jvm_options":"-Xmx1g"}"#).unwrap();
         let patch: EnvPatch = serde_json::from_str(r#"{"replicas":3}"#).unwrap();
         patch.apply(&mut s);
         assert_eq!(s.replicas, 3);
         assert_eq!(s.jvm_options, "-Xmx1g");
         assert!(serde_json::from_str::<EnvPatch>(r#"{"name":"x"}"#).is_err());
         assert!(serde_json::from_str::<EnvPatch>(r#"{"used":3}"#).is_err());
+    }
+
+    #[test]
+    fn env_names_are_dns_labels() {
+        assert!(EnvName::parse("shop-1").is_ok());
+        for bad in ["", "Shop", "1shop", "shop-", "a/b", ".."] {
+            assert!(EnvName::parse(bad).is_err(), "{bad}");
+        }
     }
 }

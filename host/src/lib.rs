@@ -11,3 +11,4 @@ pub mod telemetry;
 pub mod users;
 pub mod validation;
 pub mod wars;
+pub mod plugins;

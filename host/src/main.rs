@@ -70,13 +70,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig { config: path } => {
             let config = load(&path)?;
+            let plugins = server::load_plugins(&config).await?;
+            let names: Vec<String> = plugins.names().into_iter().map(|(kind, names)| format!("{kind}: {}", names.join(", "))).collect();
             println!(
-                "{}: ok (store {:?} in {}, listening on {}, {} catalog entries)",
+                "{}: ok (store {:?} in {}, listening on {}, {} catalog entries; plugins {})",
                 path.display(),
                 config.store.backend,
                 config.store.data_dir.display(),
                 config.server.listen,
-                config.catalog.len()
+                config.catalog.len(),
+                names.join("; ")
             );
             Ok(())
         }

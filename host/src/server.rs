@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::config::{Config, StoreBackend};
 use crate::envs::Envs;
 use crate::http::{self, AppState, Services};
+use crate::plugins::{Plugins, Runtime};
 use crate::store::{DynStore, EmbeddedStore, EtcdStore, Metered};
 use crate::users::Users;
 use crate::wars::Wars;
@@ -29,6 +30,18 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
             Arc::new(Metered(store))
         }
     })
+}
+
+/// Starts the plugin runtime and loads every configured plugin, checking its
+/// settings. Compiling is CPU-bound, so it runs on the blocking pool.
+pub async fn load_plugins(config: &Config) -> anyhow::Result<Plugins> {
+    let cache = config.plugin_runtime.cache_dir.clone().unwrap_or_else(|| config.store.data_dir.join("plugin-cache"));
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let runtime = Runtime::new(Some(cache))?;
+        Ok(Plugins::load(&runtime, &config)?)
+    })
+    .await?
 }
 
 /// The process-wide Prometheus recorder (metrics macros need one global recorder).
@@ -57,11 +70,12 @@ impl Server {
     pub async fn from_config(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let store = open_store(&config).await?;
+        let plugins = Arc::new(load_plugins(&config).await?);
         let users = Users::new(store.clone(), &config.users.static_users)?;
-        let envs = Envs::new(store.clone(), config.clone());
+        let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
         let wars = Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone())
             .with_context(|| format!("preparing WAR storage under {}", config.store.data_dir.display()))?;
-        let state = Arc::new(Services { config: config.clone(), store, users, envs, wars, metrics: metrics_handle() });
+        let state = Arc::new(Services { config: config.clone(), store, users, envs, wars, plugins, metrics: metrics_handle() });
         Ok(Self { config, state })
     }
 

@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use warship_host::config::Config;
 use warship_host::envs::Envs;
 use warship_host::http::{self, AppState, Services};
+use warship_host::plugins::{Plugins, Runtime};
 use warship_host::server::metrics_handle;
 use warship_host::store::{DynStore, EmbeddedStore, EtcdStore, Metered};
 use warship_host::users::Users;
@@ -78,6 +79,22 @@ impl Drop for Etcd {
     }
 }
 
+/// One plugin runtime per test binary, its precompiled cache kept across runs.
+pub fn plugin_runtime() -> Runtime {
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| Runtime::new(Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))).unwrap())
+        .clone()
+}
+
+/// Every built-in plugin with its default settings, loaded once per test binary.
+pub fn builtin_plugins() -> Arc<Plugins> {
+    static PLUGINS: std::sync::OnceLock<Arc<Plugins>> = std::sync::OnceLock::new();
+    PLUGINS
+        .get_or_init(|| Arc::new(Plugins::load(&plugin_runtime(), &Config::default()).unwrap()))
+        .clone()
+}
+
 /// A config with a small catalog and a data dir of its own.
 pub fn test_config(data_dir: &std::path::Path) -> Config {
     let text = format!(
@@ -130,9 +147,14 @@ impl TestApp {
 
     pub fn with_store(config: Config, store: DynStore, dir: tempfile::TempDir) -> TestApp {
         let config = Arc::new(config);
+        let plugins = match &config.plugins {
+            None => builtin_plugins(),
+            Some(_) => Arc::new(Plugins::load(&plugin_runtime(), &config).unwrap()),
+        };
         let state = Arc::new(Services {
             users: Users::new(store.clone(), &config.users.static_users).unwrap(),
-            envs: Envs::new(store.clone(), config.clone()),
+            envs: Envs::new(store.clone(), config.clone(), plugins.clone()),
+            plugins,
             wars: Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone()).unwrap(),
             metrics: metrics_handle(),
             config,

@@ -20,7 +20,7 @@ pub async fn create(
     CurrentUser(user): CurrentUser,
     ApiJson(spec): ApiJson<EnvSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let env = state.envs.create(&user, spec).await?;
+    let env = state.envs.create(&user, spec, Default::default()).await?;
     let location = format!("/api/v1/envs/{}", env.spec.name);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(env)))
 }

@@ -155,6 +155,7 @@ impl From<EnvError> for ApiError {
                 "Too many envs",
                 format!("you have {n} envs, the most allowed; delete one first"),
             ),
+            EnvError::Plugin(e) => e.into(),
             EnvError::Store(e) => e.into(),
         }
     }
@@ -194,6 +195,18 @@ impl From<WarError> for ApiError {
             WarError::Io(e) => ApiError::internal(e),
             WarError::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<crate::plugins::PluginError> for ApiError {
+    fn from(e: crate::plugins::PluginError) -> Self {
+        tracing::error!(plugin = %e.plugin, failure = %e.failure, "plugin call failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "plugin.failed",
+            "A plugin failed",
+            format!("{e}; nothing was changed. Retry, and tell the platform admins if it keeps failing"),
+        )
     }
 }
 

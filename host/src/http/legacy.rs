@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, AppState, CurrentUser};
-use crate::envs::{EnvError, EnvSpec};
+use crate::envs::{EnvError, EnvSpec, Origin};
 use crate::validation::Violation;
 use crate::wars::WarRecord;
 
@@ -73,14 +73,8 @@ pub async fn createenv(
     CurrentUser(user): CurrentUser,
     ApiJson(body): ApiJson<LegacyEnv>,
 ) -> Result<(StatusCode, Json<Details>), ApiError> {
-    let mut early = Vec::new();
-    let replicas = body.NodeNum.trim().parse::<u32>().unwrap_or_else(|_| {
-        early.push(Violation::new("NodeNum", "env.replicas.not_a_number", format!("NodeNum {:?} must be a whole number such as \"2\"", body.NodeNum)));
-        0
-    });
-    if body.Used != 0 {
-        early.push(Violation::new("Used", "env.used.read_only", "Used is counted by warship; send 0 or leave it out"));
-    }
+    // The validators parse NodeNum themselves, so they can say what is wrong with it.
+    let replicas = body.NodeNum.trim().parse::<u32>().unwrap_or(0);
     let spec = EnvSpec {
         name: body.Name,
         tomcat: body.TomcatV,
@@ -91,14 +85,14 @@ pub async fn createenv(
         resources: Default::default(),
         context_path: "/".into(),
     };
-    let result = if early.is_empty() {
-        state.envs.create(&user, spec).await
+    let origin = Origin { node_num: Some(body.NodeNum) };
+    let result = if body.Used != 0 {
+        // Report Used together with everything else wrong.
+        let mut violations = vec![Violation::new("Used", "env.used.read_only", "Used is counted by warship; send 0 or leave it out")];
+        violations.extend(state.envs.validate(&spec, origin).await?);
+        Err(EnvError::Invalid(violations))
     } else {
-        // Report NodeNum together with every other bad field.
-        let mut all = crate::envs::validate(&spec, &state.config);
-        all.retain(|v| v.field != "replicas");
-        early.extend(all);
-        Err(EnvError::Invalid(early))
+        state.envs.create(&user, spec, origin).await
     };
     let env = result.map_err(|e| match e {
         EnvError::Invalid(violations) => EnvError::Invalid(

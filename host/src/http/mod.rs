@@ -27,6 +27,7 @@ pub use extract::{ApiJson, ApiPath, CurrentUser};
 
 use crate::config::Config;
 use crate::envs::Envs;
+use crate::plugins::Plugins;
 use crate::store::DynStore;
 use crate::users::Users;
 use crate::wars::Wars;
@@ -38,6 +39,7 @@ pub struct Services {
     pub users: Users,
     pub envs: Envs,
     pub wars: Wars,
+    pub plugins: Arc<Plugins>,
     pub metrics: PrometheusHandle,
 }
 
@@ -55,6 +57,7 @@ pub fn app(state: AppState) -> Router {
 
     let api = Router::new()
         .route("/api/v1/catalog", get(ops::catalog))
+        .route("/api/v1/plugins", get(ops::plugins))
         .route("/api/v1/envs", post(envs::create).get(envs::list))
         .route("/api/v1/envs/{name}", get(envs::get).patch(envs::update).delete(envs::delete))
         .route("/api/v1/wars", get(wars::list))

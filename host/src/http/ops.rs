@@ -13,7 +13,7 @@ use crate::config::CatalogEntry;
 #[openapi(
     info(title = "warship", description = "Self-service deployment of Java web apps on Kubernetes."),
     paths(
-        catalog, super::envs::create, super::envs::list, super::envs::get, super::envs::update, super::envs::delete,
+        catalog, plugins, super::envs::create, super::envs::list, super::envs::get, super::envs::update, super::envs::delete,
         super::wars::upload, super::wars::list, super::wars::get, super::wars::delete,
         super::legacy::createenv, super::legacy::getuploadwars, super::legacy::upload, super::legacy::deploy,
         healthz, readyz,
@@ -34,6 +34,29 @@ impl Modify for BearerAuth {
 
 pub async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
+}
+
+/// Plugins loaded, with their versions, content hashes and limits; optional
+/// plugins that failed to load are listed with the reason.
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins",
+    responses((status = 200, body = PluginList)), security(("bearer" = [])))]
+pub async fn plugins(State(state): State<AppState>, _user: CurrentUser) -> Json<PluginList> {
+    Json(PluginList {
+        loaded: state.plugins.views(),
+        skipped: state.plugins.skipped().iter().map(|(name, reason)| SkippedPlugin { name: name.clone(), reason: reason.clone() }).collect(),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PluginList {
+    loaded: Vec<crate::plugins::PluginView>,
+    skipped: Vec<SkippedPlugin>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SkippedPlugin {
+    name: String,
+    reason: String,
 }
 
 /// The Tomcat × JDK pairs envs can use.

@@ -1,0 +1,401 @@
+//! Plugins: validators, the Dockerfile template and rollout strategies, as
+//! WebAssembly components behind `wit/plugin.wit`. This module alone talks to
+//! wasmtime. A plugin that traps, loops, exhausts its memory or answers nonsense
+//! fails that one call with a [`PluginError`] naming it; the host carries on.
+
+mod bindings;
+mod builtin;
+mod convert;
+pub mod runtime;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+pub use bindings::types;
+use bindings::{strategy, template, validator};
+pub use runtime::{Limits, Loaded, Runtime};
+
+use crate::config::{Config, PluginConfig, PluginKind};
+use crate::validation::Violation;
+
+/// What went wrong inside one plugin call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginFailure {
+    #[error("ran past its deadline of {} ms", deadline.as_millis())]
+    DeadlineExceeded { deadline: Duration },
+    #[error("tried to grow its memory to {wanted} bytes, past its cap of {cap} bytes")]
+    MemoryExceeded { cap: usize, wanted: usize },
+    #[error("trapped: {0}")]
+    Trapped(String),
+    #[error("answered something that does not fit the plugin contract: {0}")]
+    InvalidAnswer(String),
+    /// The plugin itself reported an error (its `result` was `err`).
+    #[error("{0}")]
+    Refused(String),
+    #[error("could not start: {0}")]
+    Instantiate(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plugin {plugin} {failure}")]
+pub struct PluginError {
+    pub plugin: String,
+    pub failure: PluginFailure,
+}
+
+/// Why a plugin could not be loaded at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin {name}: cannot read {source_path}: {error}")]
+    Read { name: String, source_path: String, error: std::io::Error },
+    #[error("plugin {name}: no built-in plugin is called {builtin:?}; built-ins are: {known}")]
+    UnknownBuiltin { name: String, builtin: String, known: String },
+    #[error("plugin {name}: not a {kind} component: {error}")]
+    Component { name: String, kind: &'static str, error: String },
+    #[error("plugin {name}: its settings were refused: {message} (fix [[plugins]] name = {name:?} settings in platform.toml)")]
+    Settings { name: String, message: String },
+    #[error("plugin {0}")]
+    Call(#[from] PluginError),
+}
+
+enum Pre {
+    Validator(validator::ValidatorPre<runtime::CallState>),
+    Template(template::TemplatePre<runtime::CallState>),
+    Strategy(strategy::StrategyPre<runtime::CallState>),
+}
+
+/// A loaded plugin, ready to be called.
+pub struct Plugin {
+    pub name: String,
+    pub kind: PluginKind,
+    pub source: String,
+    pub sha256: String,
+    pub version: String,
+    pub settings_schema: String,
+    /// Settings as JSON text, passed to every call.
+    settings: String,
+    pub limits: Limits,
+    pub loaded: Loaded,
+    pub load_time: Duration,
+    pre: Pre,
+    runtime: Runtime,
+}
+
+/// What `GET /api/v1/plugins` shows of each plugin.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PluginView {
+    pub name: String,
+    pub kind: PluginKind,
+    pub version: String,
+    pub source: String,
+    pub sha256: String,
+    pub memory_mb: u64,
+    pub deadline_ms: u64,
+    /// `cache` when loaded precompiled, `compiled` otherwise.
+    pub loaded_from: &'static str,
+    pub load_ms: f64,
+    /// JSON Schema of the plugin's settings, as the plugin describes it.
+    #[schema(value_type = Object)]
+    pub settings_schema: serde_json::Value,
+}
+
+impl Plugin {
+    /// Loads, checks and pre-instantiates one plugin.
+    pub fn load(runtime: &Runtime, config: &PluginConfig, defaults: &crate::config::PluginRuntimeConfig) -> Result<Self, LoadError> {
+        let started = Instant::now();
+        let name = config.name.clone();
+        let bytes = match config.source.strip_prefix("builtin:") {
+            Some(builtin) => builtin::bytes(builtin)
+                .ok_or_else(|| LoadError::UnknownBuiltin {
+                    name: name.clone(),
+                    builtin: builtin.into(),
+                    known: builtin::names().join(", "),
+                })?
+                .to_vec(),
+            None => std::fs::read(&config.source).map_err(|error| LoadError::Read {
+                name: name.clone(),
+                source_path: config.source.clone(),
+                error,
+            })?,
+        };
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let kind_name = kind_name(config.kind);
+        let component_error = |error: &dyn std::fmt::Display| LoadError::Component { name: name.clone(), kind: kind_name, error: format!("{error:#}") };
+        let (component, loaded) = runtime.component(&bytes, &sha256).map_err(|e| component_error(&e))?;
+        let instance_pre = runtime.linker().instantiate_pre(&component).map_err(|e| component_error(&e))?;
+        let pre = match config.kind {
+            PluginKind::Validator => Pre::Validator(validator::ValidatorPre::new(instance_pre).map_err(|e| component_error(&e))?),
+            PluginKind::Template => Pre::Template(template::TemplatePre::new(instance_pre).map_err(|e| component_error(&e))?),
+            PluginKind::Strategy => Pre::Strategy(strategy::StrategyPre::new(instance_pre).map_err(|e| component_error(&e))?),
+        };
+        let settings = serde_json::to_string(&config.settings).expect("TOML tables convert to JSON");
+        let limits = Limits {
+            memory_bytes: (config.memory_mb.unwrap_or(defaults.memory_mb) << 20) as usize,
+            deadline: Duration::from_millis(config.deadline_ms.unwrap_or(defaults.deadline_ms)),
+        };
+        let mut plugin = Plugin {
+            name: name.clone(),
+            kind: config.kind,
+            source: config.source.clone(),
+            sha256,
+            version: String::new(),
+            settings_schema: String::new(),
+            settings,
+            limits,
+            loaded,
+            load_time: Duration::ZERO,
+            pre,
+            runtime: runtime.clone(),
+        };
+        let info = plugin.describe()?;
+        plugin.version = info.version;
+        plugin.settings_schema = info.settings_schema;
+        plugin
+            .check_config()?
+            .map_err(|message| LoadError::Settings { name: name.clone(), message })?;
+        plugin.load_time = started.elapsed();
+        Ok(plugin)
+    }
+
+    pub fn view(&self) -> PluginView {
+        PluginView {
+            name: self.name.clone(),
+            kind: self.kind,
+            version: self.version.clone(),
+            source: self.source.clone(),
+            sha256: self.sha256.clone(),
+            memory_mb: (self.limits.memory_bytes >> 20) as u64,
+            deadline_ms: self.limits.deadline.as_millis() as u64,
+            loaded_from: match self.loaded {
+                Loaded::FromCache => "cache",
+                Loaded::Compiled => "compiled",
+            },
+            load_ms: self.load_time.as_secs_f64() * 1000.0,
+            settings_schema: serde_json::from_str(&self.settings_schema).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// One call in a fresh store; `f` gets the instantiated bindings.
+    fn call<R>(&self, f: impl FnOnce(&mut wasmtime::Store<runtime::CallState>, &Instance) -> wasmtime::Result<R>) -> Result<R, PluginError> {
+        let (mut store, output) = self.runtime.store(self.limits);
+        let fail = |failure| PluginError { plugin: self.name.clone(), failure };
+        let instance = match &self.pre {
+            Pre::Validator(pre) => pre.instantiate(&mut store).map(Instance::Validator),
+            Pre::Template(pre) => pre.instantiate(&mut store).map(Instance::Template),
+            Pre::Strategy(pre) => pre.instantiate(&mut store).map(Instance::Strategy),
+        };
+        let result = match instance {
+            Ok(instance) => f(&mut store, &instance).map_err(|e| runtime::classify(&store, e, self.limits)),
+            Err(e) => Err(match runtime::classify(&store, e, self.limits) {
+                PluginFailure::InvalidAnswer(message) => PluginFailure::Instantiate(message),
+                other => other,
+            }),
+        };
+        output.log(&self.name);
+        result.map_err(fail)
+    }
+
+    fn describe(&self) -> Result<types::PluginInfo, PluginError> {
+        self.call(|store, instance| match instance {
+            Instance::Validator(b) => b.warship_plugin_plugin().call_describe(store),
+            Instance::Template(b) => b.warship_plugin_plugin().call_describe(store),
+            Instance::Strategy(b) => b.warship_plugin_plugin().call_describe(store),
+        })
+    }
+
+    fn check_config(&self) -> Result<Result<(), String>, PluginError> {
+        let settings = self.settings.as_str();
+        self.call(|store, instance| match instance {
+            Instance::Validator(b) => b.warship_plugin_plugin().call_check_config(store, settings),
+            Instance::Template(b) => b.warship_plugin_plugin().call_check_config(store, settings),
+            Instance::Strategy(b) => b.warship_plugin_plugin().call_check_config(store, settings),
+        })
+    }
+
+    fn wrong_kind(&self, wanted: PluginKind) -> PluginError {
+        PluginError {
+            plugin: self.name.clone(),
+            failure: PluginFailure::Instantiate(format!("is a {}, not a {}", kind_name(self.kind), kind_name(wanted))),
+        }
+    }
+
+    pub fn validate_env(&self, platform: &types::Platform, env: &types::EnvSpec) -> Result<Vec<Violation>, PluginError> {
+        let Pre::Validator(_) = &self.pre else { return Err(self.wrong_kind(PluginKind::Validator)) };
+        let settings = self.settings.as_str();
+        let found = self.call(|store, instance| match instance {
+            Instance::Validator(b) => b.warship_plugin_validate().call_validate_env(store, settings, platform, env),
+            _ => unreachable!("kind checked above"),
+        })?;
+        Ok(found.into_iter().map(convert::violation).collect())
+    }
+
+    pub fn validate_deploy(&self, platform: &types::Platform, env: &types::EnvSpec, war: &types::WarFacts) -> Result<Vec<Violation>, PluginError> {
+        let Pre::Validator(_) = &self.pre else { return Err(self.wrong_kind(PluginKind::Validator)) };
+        let settings = self.settings.as_str();
+        let found = self.call(|store, instance| match instance {
+            Instance::Validator(b) => b.warship_plugin_validate().call_validate_deploy(store, settings, platform, env, war),
+            _ => unreachable!("kind checked above"),
+        })?;
+        Ok(found.into_iter().map(convert::violation).collect())
+    }
+
+    pub fn render_dockerfile(&self, context: &types::BuildContext) -> Result<String, PluginError> {
+        let Pre::Template(_) = &self.pre else { return Err(self.wrong_kind(PluginKind::Template)) };
+        let settings = self.settings.as_str();
+        self.call(|store, instance| match instance {
+            Instance::Template(b) => b.warship_plugin_render().call_render_dockerfile(store, settings, context),
+            _ => unreachable!("kind checked above"),
+        })?
+        .map_err(|message| PluginError { plugin: self.name.clone(), failure: PluginFailure::Refused(message) })
+    }
+
+    pub fn next_step(&self, state: &types::RolloutState) -> Result<types::Step, PluginError> {
+        let Pre::Strategy(_) = &self.pre else { return Err(self.wrong_kind(PluginKind::Strategy)) };
+        let settings = self.settings.as_str();
+        self.call(|store, instance| match instance {
+            Instance::Strategy(b) => b.warship_plugin_rollout().call_next(store, settings, state),
+            _ => unreachable!("kind checked above"),
+        })?
+        .map_err(|message| PluginError { plugin: self.name.clone(), failure: PluginFailure::Refused(message) })
+    }
+}
+
+enum Instance {
+    Validator(validator::Validator),
+    Template(template::Template),
+    Strategy(strategy::Strategy),
+}
+
+fn kind_name(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Validator => "validator",
+        PluginKind::Template => "template",
+        PluginKind::Strategy => "strategy",
+    }
+}
+
+/// Every loaded plugin, by role.
+pub struct Plugins {
+    all: Vec<Arc<Plugin>>,
+    /// Optional plugins that failed to load, and why.
+    skipped: Vec<(String, String)>,
+}
+
+/// The plugins loaded when platform.toml names none: every built-in, defaults.
+pub fn default_plugin_configs() -> Vec<PluginConfig> {
+    let entry = |name: &str, kind, builtin: &str| PluginConfig {
+        name: name.into(),
+        kind,
+        source: format!("builtin:{builtin}"),
+        settings: Default::default(),
+        required: true,
+        memory_mb: None,
+        deadline_ms: None,
+    };
+    vec![
+        entry("validator-default", PluginKind::Validator, "validator-default"),
+        entry("template-tomcat", PluginKind::Template, "template-tomcat"),
+        entry("recreate", PluginKind::Strategy, "strategy-recreate"),
+        entry("rolling", PluginKind::Strategy, "strategy-rolling"),
+        entry("canary", PluginKind::Strategy, "strategy-canary"),
+        entry("bluegreen", PluginKind::Strategy, "strategy-bluegreen"),
+    ]
+}
+
+impl Plugins {
+    /// Loads what the config names. A required plugin that fails stops startup.
+    pub fn load(runtime: &Runtime, config: &Config) -> Result<Self, LoadError> {
+        let configs = config.plugins.clone().unwrap_or_else(default_plugin_configs);
+        let mut all = Vec::new();
+        let mut skipped = Vec::new();
+        for plugin in &configs {
+            match Plugin::load(runtime, plugin, &config.plugin_runtime) {
+                Ok(loaded) => {
+                    tracing::info!(plugin = %loaded.name, kind = kind_name(loaded.kind), version = %loaded.version,
+                        load_ms = loaded.load_time.as_secs_f64() * 1000.0, from = ?loaded.loaded, "plugin loaded");
+                    all.push(Arc::new(loaded));
+                }
+                Err(e) if !plugin.required => {
+                    tracing::warn!(plugin = %plugin.name, error = %e, "optional plugin skipped");
+                    skipped.push((plugin.name.clone(), e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Self { all, skipped })
+    }
+
+    pub fn views(&self) -> Vec<PluginView> {
+        self.all.iter().map(|p| p.view()).collect()
+    }
+
+    pub fn skipped(&self) -> &[(String, String)] {
+        &self.skipped
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.all.iter().find(|p| p.name == name)
+    }
+
+    fn of_kind(&self, kind: PluginKind) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.all.iter().filter(move |p| p.kind == kind)
+    }
+
+    pub fn strategy(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.of_kind(PluginKind::Strategy).find(|p| p.name == name)
+    }
+
+    pub fn template(&self) -> Option<&Arc<Plugin>> {
+        self.of_kind(PluginKind::Template).next()
+    }
+
+    /// Every validator's violations of `env`, together. Runs on the blocking pool.
+    pub async fn validate_env(self: &Arc<Self>, config: &Config, env: &crate::envs::EnvSpec, node_num: Option<String>) -> Result<Vec<Violation>, PluginError> {
+        let platform = convert::platform(config);
+        let env = convert::env_spec(env, node_num);
+        let plugins = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            for validator in plugins.of_kind(PluginKind::Validator) {
+                all.extend(validator.validate_env(&platform, &env)?);
+            }
+            Ok(all)
+        })
+        .await
+        .expect("validator calls do not panic")
+    }
+
+    /// Every validator's reasons not to deploy `war` to `env`, together.
+    pub async fn validate_deploy(
+        self: &Arc<Self>,
+        config: &Config,
+        env: &crate::envs::EnvSpec,
+        war: &crate::wars::WarRecord,
+    ) -> Result<Vec<Violation>, PluginError> {
+        let (platform, env, war) = (convert::platform(config), convert::env_spec(env, None), convert::war_facts(war));
+        let plugins = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            for validator in plugins.of_kind(PluginKind::Validator) {
+                all.extend(validator.validate_deploy(&platform, &env, &war)?);
+            }
+            Ok(all)
+        })
+        .await
+        .expect("validator calls do not panic")
+    }
+
+    /// Names of loaded plugins by kind, for messages.
+    pub fn names(&self) -> BTreeMap<&'static str, Vec<String>> {
+        let mut out: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        for p in &self.all {
+            out.entry(kind_name(p.kind)).or_default().push(p.name.clone());
+        }
+        out
+    }
+}

@@ -1,0 +1,206 @@
+//! The sandbox: one wasmtime `Engine` per process, an epoch ticker for wall-clock
+//! deadlines, components compiled once (cached on disk by content and wasmtime
+//! version) and pre-instantiated, and a fresh `Store` for every call with a memory
+//! cap and WASI linked to an empty context: no files, no environment, no network.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::PluginFailure;
+
+/// How often the epoch advances: the granularity of every deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Guest output kept per call (and logged); more is cut off.
+const OUTPUT_CAP: usize = 64 * 1024;
+
+/// Per-call state of a store.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryCap,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Refuses growth past the cap and remembers that it did, so the failure can be
+/// reported as what it is rather than as a generic trap.
+struct MemoryCap {
+    max_bytes: usize,
+    refused: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.refused = Some(desired);
+            return Err(wasmtime::format_err!("memory cap of {} bytes reached", self.max_bytes));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Limits for one plugin's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: usize,
+    pub deadline: Duration,
+}
+
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: std::sync::Arc<Linker<CallState>>,
+    cache_dir: Option<PathBuf>,
+}
+
+/// How a component was obtained, for load-time figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    FromCache,
+    Compiled,
+}
+
+impl Runtime {
+    /// Builds the engine and starts its epoch ticker, which stops by itself once the
+    /// engine is dropped. `cache_dir` holds precompiled components; `None` disables it.
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        config.max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config)?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })?;
+
+        let mut linker = Linker::new(&engine);
+        // Guests built with Rust std, componentize-py or jco import WASI even for a
+        // pure world; the context behind it grants nothing.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Ok(Self { engine, linker: std::sync::Arc::new(linker), cache_dir })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn linker(&self) -> &Linker<CallState> {
+        &self.linker
+    }
+
+    /// Compiles `bytes`, or loads the precompiled artifact cached under their sha256,
+    /// the wasmtime version and the engine's settings.
+    pub fn component(&self, bytes: &[u8], sha256: &str) -> anyhow::Result<(Component, Loaded)> {
+        let cached = self.cache_path(sha256);
+        if let Some(path) = cached.as_deref().filter(|p| p.is_file()) {
+            // Read, not mapped: a cache file truncated under a mapping would kill the
+            // process with SIGBUS.
+            let artifact = std::fs::read(path)?;
+            // SAFETY: the file was written by `Component::serialize` of this very
+            // engine configuration (the path encodes it) into warship's own cache,
+            // and wasmtime checks its header and version before using it.
+            match unsafe { Component::deserialize(&self.engine, &artifact) } {
+                Ok(component) => return Ok((component, Loaded::FromCache)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable precompiled plugin"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        if let Some(path) = cached {
+            if let Err(e) = write_atomically(&path, &component.serialize()?) {
+                tracing::warn!(path = %path.display(), error = %e, "could not cache the precompiled plugin");
+            }
+        }
+        Ok((component, Loaded::Compiled))
+    }
+
+    fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_key = format!("wasmtime-{}-{:016x}", wasmtime_version(), hasher.finish());
+        Some(dir.join(engine_key).join(format!("{sha256}.cwasm")))
+    }
+
+    /// A fresh store for one call: empty WASI, memory cap, deadline.
+    pub fn store(&self, limits: Limits) -> (Store<CallState>, Output) {
+        let output = Output { stdout: MemoryOutputPipe::new(OUTPUT_CAP), stderr: MemoryOutputPipe::new(OUTPUT_CAP) };
+        let wasi = WasiCtxBuilder::new().stdout(output.stdout.clone()).stderr(output.stderr.clone()).build();
+        let state = CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryCap { max_bytes: limits.memory_bytes, refused: None },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        (store, output)
+    }
+}
+
+/// What a guest printed during one call.
+pub struct Output {
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl Output {
+    /// Sends what the guest printed to the host's logs, under the plugin's name.
+    pub fn log(&self, plugin: &str) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+                tracing::info!(target: "warship::plugin_output", plugin, stream, "{line}");
+            }
+        }
+    }
+}
+
+/// Turns a failed call into what happened, in words.
+pub fn classify(store: &Store<CallState>, error: wasmtime::Error, limits: Limits) -> PluginFailure {
+    if let Some(desired) = store.data().limiter.refused {
+        return PluginFailure::MemoryExceeded { cap: limits.memory_bytes, wanted: desired };
+    }
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => PluginFailure::DeadlineExceeded { deadline: limits.deadline },
+        Some(trap) => PluginFailure::Trapped(trap.to_string()),
+        // Anything else failed while lifting its answer: out-of-bounds pointers,
+        // invalid UTF-8, a bad discriminant.
+        None => PluginFailure::InvalidAnswer(format!("{error:#}")),
+    }
+}
+
+pub fn wasmtime_version() -> &'static str {
+    // The crate's own version string, as cargo resolved it.
+    env!("WASMTIME_VERSION")
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("cache paths have a parent");
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut temp, bytes)?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The sandbox's limits, proven with tiny hand-written WAT fixtures (no toolchain):
+//! a plugin that traps, loops forever, allocates past its cap, or answers nonsense
+//! fails that one call with an error naming it and what happened, and every other
+//! call carries on.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use warship_host::config::{PluginConfig, PluginKind, PluginRuntimeConfig};
+use warship_host::plugins::{types, LoadError, Plugin, PluginFailure, Runtime};
+
+/// A validator's core module: a bump allocator, a fixed `describe`, an ok
+/// `check-config`, an empty `validate-deploy`, and `validate-env` doing `body`.
+fn validator_wat(body: &str) -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $at i32)
+    ;; align the bump pointer, hand it out, move it on
+    (local.set $at (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                            (i32.xor (i32.sub (local.get 2) (i32.const 1)) (i32.const -1))))
+    (global.set $heap (i32.add (local.get $at) (local.get 3)))
+    (local.get $at))
+  (data (i32.const 16) "fixture")
+  (data (i32.const 32) "0.1.0")
+  ;; plugin-info {{ name, version, settings-schema }}: three (pointer, length) pairs
+  (data (i32.const 64) "\10\00\00\00\07\00\00\00\20\00\00\00\05\00\00\00\00\00\00\00\00\00\00\00")
+  ;; result<_, string>::ok, and an empty list<violation>
+  (data (i32.const 96) "\00\00\00\00\00\00\00\00\00\00\00\00")
+  (data (i32.const 128) "\00\00\00\00\00\00\00\00")
+  ;; a list of one violation whose strings point far outside memory
+  (data (i32.const 160) "\b0\00\00\00\01\00\00\00")
+  (data (i32.const 176) "\00\ff\ff\00\32\00\00\00\00\ff\ff\00\32\00\00\00\00\ff\ff\00\32\00\00\00")
+  (func (export "warship:plugin/plugin@0.1.0#describe") (result i32) (i32.const 64))
+  (func (export "warship:plugin/plugin@0.1.0#check-config") (param i32 i32) (result i32) (i32.const 96))
+  (func (export "warship:plugin/validate@0.1.0#validate-deploy") (param i32) (result i32) (i32.const 128))
+  (func (export "warship:plugin/validate@0.1.0#validate-env") (param i32) (result i32)
+    {body}))"#
+    )
+}
+
+const WELL_BEHAVED: &str = "(i32.const 128)";
+const TRAPS: &str = "unreachable";
+const LOOPS_FOREVER: &str = "(loop $forever (br $forever)) (i32.const 128)";
+const GROWS_WITHOUT_END: &str = "(loop $more (drop (memory.grow (i32.const 16))) (br $more)) (i32.const 128)";
+const ANSWERS_NONSENSE: &str = "(i32.const 160)";
+
+/// Wraps a core module into a component of the `validator` world, the way
+/// wit-bindgen guests are built, but from text.
+fn component(core_wat: &str) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+    let (package, _) = resolve.push_dir(&wit).unwrap();
+    let world = resolve.select_world(&[package], Some("validator")).unwrap();
+    let mut module = wat::parse_str(core_wat).unwrap();
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+    wit_component::ComponentEncoder::default().module(&module).unwrap().validate(true).encode().unwrap()
+}
+
+fn load(runtime: &Runtime, dir: &Path, name: &str, body: &str, memory_mb: u64, deadline_ms: u64) -> Plugin {
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::write(&path, component(&validator_wat(body))).unwrap();
+    let config = PluginConfig {
+        name: name.into(),
+        kind: PluginKind::Validator,
+        source: path.display().to_string(),
+        settings: Default::default(),
+        required: true,
+        memory_mb: Some(memory_mb),
+        deadline_ms: Some(deadline_ms),
+    };
+    Plugin::load(runtime, &config, &PluginRuntimeConfig::default()).unwrap()
+}
+
+fn platform() -> types::Platform {
+    types::Platform { catalog: vec![] }
+}
+
+fn env() -> types::EnvSpec {
+    let none = || types::ResourceAmounts { cpu: None, memory: None };
+    types::EnvSpec {
+        name: "shop".into(),
+        tomcat: "10.1".into(),
+        jdk: "17".into(),
+        replicas: 1,
+        node_num: None,
+        jvm_options: String::new(),
+        env: vec![("A".into(), "b".into())],
+        resources: types::Resources { requests: none(), limits: none() },
+        context_path: "/".into(),
+    }
+}
+
+#[test]
+fn each_misbehaviour_fails_only_its_own_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(Some(dir.path().join("cache"))).unwrap();
+    let good = load(&runtime, dir.path(), "good", WELL_BEHAVED, 16, 1000);
+    let trapper = load(&runtime, dir.path(), "trapper", TRAPS, 16, 1000);
+    let looper = load(&runtime, dir.path(), "looper", LOOPS_FOREVER, 16, 200);
+    let hog = load(&runtime, dir.path(), "hog", GROWS_WITHOUT_END, 4, 5000);
+    let liar = load(&runtime, dir.path(), "liar", ANSWERS_NONSENSE, 16, 1000);
+
+    assert_eq!(good.validate_env(&platform(), &env()).unwrap(), vec![]);
+
+    let err = trapper.validate_env(&platform(), &env()).unwrap_err();
+    assert_eq!(err.plugin, "trapper");
+    assert!(matches!(err.failure, PluginFailure::Trapped(ref m) if m.contains("unreachable")), "{err}");
+
+    let started = Instant::now();
+    let err = looper.validate_env(&platform(), &env()).unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.failure, PluginFailure::DeadlineExceeded { deadline: Duration::from_millis(200) }, "{err}");
+    assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(1500), "stopped after {took:?}");
+    assert_eq!(err.to_string(), "plugin looper ran past its deadline of 200 ms");
+
+    let err = hog.validate_env(&platform(), &env()).unwrap_err();
+    assert!(matches!(err.failure, PluginFailure::MemoryExceeded { cap, .. } if cap == 4 << 20), "{err}");
+    assert!(err.to_string().starts_with("plugin hog tried to grow its memory"), "{err}");
+
+    let err = liar.validate_env(&platform(), &env()).unwrap_err();
+    assert!(matches!(err.failure, PluginFailure::InvalidAnswer(_)), "{err}");
+    assert!(err.to_string().starts_with("plugin liar answered something that does not fit"), "{err}");
+
+    // Each failed call cost only itself: the same plugins answer their other calls,
+    // and the well-behaved one is untouched.
+    for plugin in [&trapper, &looper, &hog, &liar, &good] {
+        let war = types::WarFacts {
+            app: "a".into(),
+            file: "a.war".into(),
+            size: 1,
+            sha256: "0".repeat(64),
+            servlet_api: types::ServletApi::Jakarta,
+            has_web_xml: true,
+            entries: 1,
+        };
+        assert_eq!(plugin.validate_deploy(&platform(), &env(), &war).unwrap(), vec![], "{}", plugin.name);
+    }
+    assert_eq!(good.validate_env(&platform(), &env()).unwrap(), vec![]);
+}
+
+#[test]
+fn precompiled_components_are_cached_by_content_and_wasmtime_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let first = load(&Runtime::new(Some(cache.clone())).unwrap(), dir.path(), "good", WELL_BEHAVED, 16, 1000);
+    assert_eq!(first.loaded, warship_host::plugins::Loaded::Compiled);
+    let cached: Vec<_> = walk(&cache);
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let path = cached[0].display().to_string();
+    assert!(path.contains(&format!("wasmtime-{}", warship_host::plugins::runtime::wasmtime_version())), "{path}");
+    assert!(path.ends_with(&format!("{}.cwasm", first.sha256)), "{path}");
+
+    let again = load(&Runtime::new(Some(cache.clone())).unwrap(), dir.path(), "good", WELL_BEHAVED, 16, 1000);
+    assert_eq!(again.loaded, warship_host::plugins::Loaded::FromCache);
+    assert_eq!(again.validate_env(&platform(), &env()).unwrap(), vec![]);
+
+    // A corrupt cache entry is recompiled, not trusted.
+    std::fs::write(&cached[0], b"garbage").unwrap();
+    let recompiled = load(&Runtime::new(Some(cache)).unwrap(), dir.path(), "good", WELL_BEHAVED, 16, 1000);
+    assert_eq!(recompiled.loaded, warship_host::plugins::Loaded::Compiled);
+}
+
+#[test]
+fn a_component_of_the_wrong_kind_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(None).unwrap();
+    let path = dir.path().join("v.wasm");
+    std::fs::write(&path, component(&validator_wat(WELL_BEHAVED))).unwrap();
+    let config = PluginConfig {
+        name: "not-a-strategy".into(),
+        kind: PluginKind::Strategy,
+        source: path.display().to_string(),
+        settings: Default::default(),
+        required: true,
+        memory_mb: None,
+        deadline_ms: None,
+    };
+    let err = Plugin::load(&runtime, &config, &PluginRuntimeConfig::default()).err().unwrap();
+    assert!(matches!(err, LoadError::Component { .. }), "{err}");
+    assert!(err.to_string().starts_with("plugin not-a-strategy: not a strategy component"), "{err}");
+
+    std::fs::write(&path, b"\0asm garbage").unwrap();
+    let err = Plugin::load(&runtime, &PluginConfig { kind: PluginKind::Validator, ..config }, &PluginRuntimeConfig::default()).err().unwrap();
+    assert!(err.to_string().contains("not a validator component"), "{err}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            out.extend(walk(&entry.path()));
+        } else {
+            out.push(entry.path());
+        }
+    }
+    out
+}
