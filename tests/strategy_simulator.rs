@@ -1,0 +1,480 @@
+//! The rollout strategies as the platform runs them: real WebAssembly components called
+//! through the host's runtime, over a small simulated cluster that plays the host's part
+//! exactly as `wit/plugin.wit` describes it. The cluster persists each answer's step
+//! index and memory, performs its action, lets pods start and stop one at a time, and
+//! scripts what people and pods do: promotions, a host restart, pods that never get
+//! ready or keep crashing. Each scenario checks the exact actions answered and where
+//! the replicas and traffic end up.
+//!
+//! User aborts are not here as strategy behaviour: the host executes them (it restores
+//! the stable release), the strategy is never asked. What a strategy owes them is a
+//! state at every step from which that restore is cheap; scenario 4 checks it.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use warship_host::config::{Config, PluginConfig, PluginKind, PluginRuntimeConfig};
+use warship_host::plugins::types::{Action, RolloutState, Step, Traffic, Workload};
+use warship_host::plugins::{Plugin, Plugins, Runtime};
+
+/// One simulated second: each workload starts or stops one pod per tick.
+const TICK_MS: u64 = 1_000;
+/// A rollout needing more calls than this is stuck, whatever it says.
+const MAX_CALLS: usize = 500;
+
+/// What the script does to the candidate's pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Healthy,
+    /// Its pods never become ready (a readiness probe that always fails).
+    NeverReady,
+    /// Its pods crash: never ready, and one more restart every tick.
+    CrashLoop,
+}
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    Done,
+    Aborted(String),
+    /// The strategy awaits a promotion that the script does not give.
+    AwaitingPromotion,
+    /// `run_until`'s condition held for the last answer: persisted, not performed.
+    Stopped,
+}
+
+/// A simulated cluster: the host's view of one rollout, and the script around it.
+struct Sim {
+    state: RolloutState,
+    fault: Fault,
+    /// Whether the scripted user promotes when the strategy awaits a promotion.
+    promote: bool,
+    /// Every answer, in order.
+    steps: Vec<Step>,
+    /// Every state the cluster went through: after each action and each tick.
+    history: Vec<RolloutState>,
+}
+
+impl Sim {
+    /// A rollout to `desired` replicas over a healthy stable release of `stable` pods
+    /// (`None`: a first deploy).
+    fn new(desired: u32, stable: Option<u32>) -> Sim {
+        let healthy = |n| Workload { replicas: n, ready: n, restarts: 0, unready_ms: 0 };
+        Sim::resume(RolloutState {
+            desired_replicas: desired,
+            stable: stable.map(healthy),
+            candidate: healthy(0),
+            // The Service is where it was: on the stable release, or on a first deploy
+            // on the candidate (wit: `traffic`).
+            traffic: if stable.is_some() { Traffic::Stable } else { Traffic::Candidate },
+            step_index: 0,
+            time_in_step_ms: 0,
+            promoted: false,
+            memory: String::new(),
+        })
+    }
+
+    /// A cluster picking up a rollout from what the host persisted and observes.
+    fn resume(state: RolloutState) -> Sim {
+        Sim { history: vec![state.clone()], state, fault: Fault::Healthy, promote: true, steps: Vec::new() }
+    }
+
+    /// Asks and performs until the rollout ends.
+    fn run(&mut self, plugin: &Plugin) -> End {
+        self.run_until(plugin, |_| false)
+    }
+
+    /// Asks and performs until the rollout ends, or until `stop` holds for an answer,
+    /// which is then persisted but not performed (the host went down meanwhile).
+    fn run_until(&mut self, plugin: &Plugin, stop: impl Fn(&Step) -> bool) -> End {
+        loop {
+            let step = self.ask(plugin);
+            if stop(&step) {
+                return End::Stopped;
+            }
+            if let Some(end) = self.perform(&step) {
+                return end;
+            }
+        }
+    }
+
+    /// One call of `next`, persisted as the host persists it (wit: `rollout-state`).
+    fn ask(&mut self, plugin: &Plugin) -> Step {
+        if self.steps.len() >= MAX_CALLS {
+            let kinds = self.kinds();
+            panic!("{}: no end after {MAX_CALLS} calls, the last ones: {:?}", plugin.name, &kinds[kinds.len() - 10..]);
+        }
+        let step = plugin.next_step(&self.state).unwrap_or_else(|e| panic!("{e}\nstate: {:?}", self.state));
+        if step.step_index != self.state.step_index {
+            self.state.time_in_step_ms = 0;
+            self.state.promoted = false;
+        }
+        self.state.step_index = step.step_index;
+        self.state.memory = step.memory.clone();
+        self.steps.push(step.clone());
+        step
+    }
+
+    /// Performs one answer; the end of the run, if it is one. An answer that would
+    /// change nothing fails the test: the contract asks for something to do now, and a
+    /// host would ask again at once, for ever.
+    fn perform(&mut self, step: &Step) -> Option<End> {
+        let s = &mut self.state;
+        let noop = |what: &str| format!("{what} does nothing: {step:?}\nstate: {s:?}");
+        match &step.action {
+            Action::Scale(to) => {
+                let unchanged =
+                    s.candidate.replicas == to.candidate && s.stable.as_ref().is_none_or(|w| w.replicas == to.stable);
+                assert!(!unchanged, "{}", noop("scaling to the current counts"));
+                // `stable` is ignored on a first deploy: there is no such workload.
+                if let Some(stable) = &mut s.stable {
+                    stable.replicas = to.stable;
+                }
+                s.candidate.replicas = to.candidate;
+                self.record();
+            }
+            Action::SwitchTraffic(to) => {
+                assert!(s.traffic != *to, "{}", noop("switching traffic to where it goes"));
+                s.traffic = *to;
+                self.record();
+            }
+            Action::WaitReady => {
+                assert!(!all_ready(s), "{}", noop("wait-ready with every pod ready"));
+                // A healthy rollout is asked again once all is ready. With a faulty
+                // candidate the host asks every tick, as its observation changes, so
+                // the strategy can give up on its limits while waiting.
+                loop {
+                    self.tick(TICK_MS);
+                    if all_ready(&self.state) || self.fault != Fault::Healthy {
+                        break;
+                    }
+                }
+            }
+            Action::Pause(ms) => {
+                assert!(*ms > 0, "{}", noop("a pause of 0 ms"));
+                self.advance(*ms);
+            }
+            Action::AwaitPromotion => {
+                assert!(!s.promoted, "{}", noop("awaiting a promotion already given"));
+                if !self.promote {
+                    return Some(End::AwaitingPromotion);
+                }
+                // Someone looks at it for a few seconds, then promotes.
+                self.advance(5 * TICK_MS);
+                self.state.promoted = true;
+            }
+            Action::Done => return Some(End::Done),
+            Action::Abort(reason) => return Some(End::Aborted(reason.clone())),
+        }
+        None
+    }
+
+    /// Lets `ms` pass, a tick at a time, so pods keep moving meanwhile.
+    fn advance(&mut self, ms: u64) {
+        let mut left = ms;
+        while left > 0 {
+            let dt = left.min(TICK_MS);
+            self.tick(dt);
+            left -= dt;
+        }
+    }
+
+    /// Time passes: each workload moves one pod towards its replica count (one starts
+    /// or one stops), except the candidate's, which the script may keep unready.
+    fn tick(&mut self, ms: u64) {
+        let s = &mut self.state;
+        s.time_in_step_ms += ms;
+        let faulty = self.fault != Fault::Healthy;
+        for (w, stuck) in s.stable.iter_mut().map(|w| (w, false)).chain([(&mut s.candidate, faulty)]) {
+            if w.ready > w.replicas {
+                w.ready -= 1;
+            } else if w.ready < w.replicas && !stuck {
+                w.ready += 1;
+            }
+            // Pods still to start have been unready since the workload last settled.
+            w.unready_ms = if w.ready < w.replicas { w.unready_ms + ms } else { 0 };
+        }
+        if self.fault == Fault::CrashLoop && s.candidate.replicas > 0 {
+            s.candidate.restarts += 1;
+        }
+        self.record();
+    }
+
+    fn record(&mut self) {
+        self.history.push(self.state.clone());
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.steps.iter().map(|s| kind(&s.action)).collect()
+    }
+
+    /// The (stable, candidate) counts of every `scale` answered.
+    fn scales(&self) -> Vec<(u32, u32)> {
+        let scale = |s: &Step| match &s.action {
+            Action::Scale(to) => Some((to.stable, to.candidate)),
+            _ => None,
+        };
+        self.steps.iter().filter_map(scale).collect()
+    }
+
+    /// (replicas, ready) of the stable workload and of the candidate now.
+    fn counts(&self) -> ((u32, u32), (u32, u32)) {
+        let pair = |w: &Workload| (w.replicas, w.ready);
+        (self.state.stable.as_ref().map_or((0, 0), pair), pair(&self.state.candidate))
+    }
+}
+
+fn kind(action: &Action) -> &'static str {
+    match action {
+        Action::Scale(_) => "scale",
+        Action::SwitchTraffic(_) => "switch-traffic",
+        Action::WaitReady => "wait-ready",
+        Action::Pause(_) => "pause",
+        Action::AwaitPromotion => "await-promotion",
+        Action::Done => "done",
+        Action::Abort(_) => "abort",
+    }
+}
+
+/// Whether every workload's ready pods match its replicas (wit: `wait-ready`).
+fn all_ready(s: &RolloutState) -> bool {
+    s.stable.iter().chain([&s.candidate]).all(|w| w.ready == w.replicas)
+}
+
+/// Pods the Service reaches: the ready ones of the workloads traffic goes to, without
+/// those beyond the replica count, which are stopping (a terminating pod leaves the
+/// Service at once).
+fn serving(s: &RolloutState) -> u32 {
+    let up = |w: &Workload| w.ready.min(w.replicas);
+    let stable = s.stable.as_ref().map_or(0, up);
+    match s.traffic {
+        Traffic::Stable => stable,
+        Traffic::Candidate => up(&s.candidate),
+        Traffic::Both => stable + up(&s.candidate),
+    }
+}
+
+/// A built-in strategy with its default settings, as the platform loads it.
+fn builtin(name: &str) -> Arc<Plugin> {
+    support::builtin_plugins().strategy(name).unwrap_or_else(|| panic!("no strategy {name}")).clone()
+}
+
+/// The built-in canary with other settings (TOML, as platform.toml writes them).
+fn canary_with(settings: &str) -> Plugin {
+    let config = PluginConfig {
+        name: "canary-custom".into(),
+        kind: PluginKind::Strategy,
+        source: "builtin:strategy-canary".into(),
+        settings: settings.parse().unwrap(),
+        required: true,
+        memory_mb: None,
+        deadline_ms: None,
+    };
+    Plugin::load(&support::plugin_runtime(), &config, &PluginRuntimeConfig::default()).unwrap()
+}
+
+fn repeat(kind: &'static str, n: usize) -> Vec<&'static str> {
+    vec![kind; n]
+}
+
+#[test]
+fn recreate_stops_the_old_release_before_starting_the_new_one() {
+    let mut sim = Sim::new(3, Some(3));
+    assert_eq!(sim.run(&builtin("recreate")), End::Done);
+    assert_eq!(sim.kinds(), ["scale", "wait-ready", "scale", "wait-ready", "done"]);
+    assert_eq!(sim.scales(), [(0, 0), (0, 3)]);
+    // Two releases never run side by side: no candidate pod while a stable one is left.
+    for s in &sim.history {
+        let stable = s.stable.unwrap();
+        assert!(s.candidate.replicas == 0 || (stable.replicas, stable.ready) == (0, 0), "{s:?}");
+    }
+    assert_eq!(sim.counts(), ((0, 0), (3, 3)));
+}
+
+#[test]
+fn rolling_replaces_one_pod_at_a_time_without_losing_capacity() {
+    let mut sim = Sim::new(3, Some(3));
+    assert_eq!(sim.run(&builtin("rolling")), End::Done);
+    let rounds = repeat("scale", 6).into_iter().flat_map(|s| [s, "wait-ready"]);
+    let expected: Vec<_> = ["switch-traffic"].into_iter().chain(rounds).chain(["done"]).collect();
+    assert_eq!(sim.kinds(), expected);
+    assert!(matches!(sim.steps[0].action, Action::SwitchTraffic(Traffic::Both)));
+    // The candidate grows by one, then the stable shrinks by one.
+    assert_eq!(sim.scales(), [(3, 1), (2, 1), (2, 2), (1, 2), (1, 3), (0, 3)]);
+    let after_switch: Vec<_> = sim.history.iter().skip_while(|s| s.traffic == Traffic::Stable).collect();
+    assert_eq!(after_switch.len(), sim.history.len() - 1, "the very first answer splits traffic");
+    for s in after_switch {
+        assert!(serving(s) >= 3, "fewer than 3 pods serve: {s:?}");
+    }
+    assert_eq!(sim.counts(), ((0, 0), (3, 3)));
+    assert_eq!(sim.state.traffic, Traffic::Both);
+}
+
+#[test]
+fn canary_walks_its_default_plan_and_waits_for_a_promotion() {
+    let mut sim = Sim::new(4, Some(4));
+    assert_eq!(sim.run(&builtin("canary")), End::Done);
+    let weight = ["scale", "wait-ready"];
+    let expected = [&["switch-traffic"][..], &weight, &["pause"], &weight, &["await-promotion"], &weight, &["done"]];
+    // Split traffic, 10%, 60 s, 50%, a promotion, 100%.
+    assert_eq!(sim.kinds(), expected.concat());
+    assert_eq!(sim.scales(), [(3, 1), (2, 2), (0, 4)]);
+    let indices: Vec<u32> = sim.steps.iter().map(|s| s.step_index).collect();
+    assert_eq!(indices, [0, 0, 0, 1, 2, 2, 3, 4, 4, 5]);
+    for step in &sim.steps {
+        assert!(!step.description.trim().is_empty(), "{step:?}");
+        if let Action::Pause(ms) = step.action {
+            assert!(ms <= 60_000, "{step:?}");
+        }
+    }
+    assert_eq!(sim.counts(), ((0, 0), (4, 4)));
+}
+
+#[test]
+fn a_canary_waiting_for_promotion_can_be_aborted_by_the_host() {
+    // A user's abort is the host's business: it stops asking the strategy and restores
+    // the stable release. So what matters is the state the strategy left at the point
+    // where it waits for people: the stable release still serving beside the canary.
+    let mut sim = Sim::new(4, Some(4));
+    sim.promote = false;
+    assert_eq!(sim.run(&builtin("canary")), End::AwaitingPromotion);
+    let stable = sim.state.stable.unwrap();
+    assert!(stable.ready >= 1 && stable.replicas >= 1, "{:?}", sim.state);
+    assert_eq!(sim.state.traffic, Traffic::Both);
+    assert_eq!(sim.counts(), ((2, 2), (2, 2)));
+}
+
+#[test]
+fn a_canary_that_never_gets_ready_is_aborted_in_time() {
+    let mut sim = Sim::new(4, Some(4));
+    sim.fault = Fault::NeverReady;
+    let End::Aborted(reason) = sim.run(&canary_with("max-unready-seconds = 30")) else {
+        panic!("not aborted: {:?}", sim.kinds());
+    };
+    assert!(reason.contains("unready"), "{reason}");
+    // Asked every tick, it gives up on the first observation past its limit.
+    let mut expected = vec!["switch-traffic", "scale"];
+    expected.extend(repeat("wait-ready", 31));
+    expected.push("abort");
+    assert_eq!(sim.kinds(), expected);
+    let unready = sim.state.candidate.unready_ms;
+    assert!((30_000..=30_000 + 3 * TICK_MS).contains(&unready), "aborted after {unready} ms unready");
+    assert_eq!(sim.state.candidate.ready, 0);
+    assert!(serving(&sim.state) >= 3, "the stable release still serves: {:?}", sim.state);
+}
+
+#[test]
+fn a_candidate_that_keeps_restarting_is_aborted() {
+    for (name, start) in [
+        ("canary", &["switch-traffic", "scale"][..]),
+        ("rolling", &["switch-traffic", "scale"]),
+        ("bluegreen", &["scale"]),
+    ] {
+        let mut sim = Sim::new(4, Some(4));
+        sim.fault = Fault::CrashLoop;
+        let End::Aborted(reason) = sim.run(&builtin(name)) else {
+            panic!("{name} not aborted: {:?}", sim.kinds());
+        };
+        assert!(reason.contains("restarted"), "{name}: {reason}");
+        // Past the default of 3 restarts, on the 4th.
+        assert_eq!(sim.state.candidate.restarts, 4, "{name}");
+        let expected = [start, &repeat("wait-ready", 4), &["abort"]].concat();
+        assert_eq!(sim.kinds(), expected, "{name}");
+    }
+}
+
+#[test]
+fn blue_green_switches_only_after_a_promotion() {
+    let mut sim = Sim::new(2, Some(2));
+    assert_eq!(sim.run(&builtin("bluegreen")), End::Done);
+    assert_eq!(
+        sim.kinds(),
+        ["scale", "wait-ready", "await-promotion", "switch-traffic", "scale", "wait-ready", "done"]
+    );
+    assert!(matches!(sim.steps[3].action, Action::SwitchTraffic(Traffic::Candidate)));
+    assert_eq!(sim.scales(), [(2, 2), (0, 2)]);
+    // Until the switch, all traffic stays on the whole stable release.
+    for s in sim.history.iter().take_while(|s| s.traffic == Traffic::Stable) {
+        assert_eq!(serving(s), 2, "{s:?}");
+    }
+    assert_eq!(sim.state.traffic, Traffic::Candidate);
+    assert_eq!(sim.counts(), ((0, 0), (2, 2)));
+}
+
+#[test]
+fn first_deploys_start_everything_and_finish() {
+    for name in ["recreate", "rolling", "canary", "bluegreen"] {
+        let mut sim = Sim::new(3, None);
+        assert_eq!(sim.run(&builtin(name)), End::Done, "{name}");
+        assert_eq!(sim.kinds(), ["scale", "wait-ready", "done"], "{name}");
+        assert_eq!(sim.state.candidate.replicas, 3, "{name}");
+        assert_eq!(sim.state.candidate.ready, 3, "{name}");
+        assert_eq!(sim.state.traffic, Traffic::Candidate, "{name}");
+    }
+}
+
+#[test]
+fn a_host_restart_mid_pause_resumes_at_the_same_step() {
+    let canary = builtin("canary");
+    let mut whole = Sim::new(4, Some(4));
+    assert_eq!(whole.run(&canary), End::Done);
+
+    // Up to the 60 s pause with plugins of their own, then the host goes down 20 s in.
+    let plugins = Plugins::load(&support::plugin_runtime(), &Config::default()).unwrap();
+    let mut before = Sim::new(4, Some(4));
+    let is_pause = |s: &Step| matches!(s.action, Action::Pause(_));
+    assert_eq!(before.run_until(plugins.strategy("canary").unwrap(), is_pause), End::Stopped);
+    before.advance(20_000);
+    drop(plugins);
+
+    // A new process: a new engine, plugins compiled afresh, and of the rollout only
+    // what the host persisted and observes (step index, memory, workloads, the time
+    // in the step, which kept running).
+    let runtime = Runtime::new(None).unwrap();
+    let plugins = Plugins::load(&runtime, &Config::default()).unwrap();
+    let mut after = Sim::resume(before.state.clone());
+    assert_eq!(after.run(plugins.strategy("canary").unwrap()), End::Done);
+
+    let first = &after.steps[0];
+    assert!(matches!(first.action, Action::Pause(40_000)), "{first:?}");
+    assert_eq!(first.step_index, before.steps.last().unwrap().step_index);
+    // The rest is exactly what the uninterrupted run did from its pause on.
+    let from_pause = whole.steps.iter().position(is_pause).unwrap();
+    assert_eq!(after.kinds(), whole.kinds()[from_pause..]);
+    let indices = |steps: &[Step]| steps.iter().map(|s| s.step_index).collect::<Vec<_>>();
+    assert_eq!(indices(&after.steps), indices(&whole.steps[from_pause..]));
+    assert_eq!(after.scales(), [(2, 2), (0, 4)], "no earlier scale repeated");
+    assert_eq!(before.scales(), [(3, 1)]);
+    assert_eq!(after.counts(), whole.counts());
+}
+
+#[test]
+fn the_python_example_strategy_rolls_out_in_equal_steps() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/examples/strategy-linear-py.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: run examples/strategy-python/build (scripts/test does, before cargo test)",
+        path.display()
+    );
+    let config = PluginConfig {
+        name: "linear-py".into(),
+        kind: PluginKind::Strategy,
+        source: path.display().to_string(),
+        settings: "steps = 2\npause-seconds = 5".parse().unwrap(),
+        required: true,
+        memory_mb: Some(256),
+        deadline_ms: Some(5000),
+    };
+    // The shared runtime's cache makes this fast after the first (~20 s) compile.
+    let plugin = Plugin::load(&support::plugin_runtime(), &config, &PluginRuntimeConfig::default()).unwrap();
+    let mut sim = Sim::new(4, Some(4));
+    assert_eq!(sim.run(&plugin), End::Done);
+    assert_eq!(sim.kinds(), ["switch-traffic", "scale", "wait-ready", "pause", "scale", "wait-ready", "done"]);
+    assert_eq!(sim.scales(), [(2, 2), (0, 4)]);
+    // The step lasts 5 s in all: 2 s of pods starting, then the rest as a pause.
+    assert!(sim.steps.iter().any(|s| matches!(s.action, Action::Pause(3_000))), "{:?}", sim.kinds());
+    assert_eq!(sim.counts(), ((0, 0), (4, 4)));
+    assert_eq!(sim.state.traffic, Traffic::Both);
+}
