@@ -261,12 +261,13 @@ fn builtin(name: &str) -> Arc<Plugin> {
     support::builtin_plugins().strategy(name).unwrap_or_else(|| panic!("no strategy {name}")).clone()
 }
 
-/// The built-in canary with other settings (TOML, as platform.toml writes them).
-fn canary_with(settings: &str) -> Plugin {
+/// A built-in strategy (`canary` for `builtin:strategy-canary`) with other settings
+/// (TOML, as platform.toml writes them).
+fn builtin_with(name: &str, settings: &str) -> Plugin {
     let config = PluginConfig {
-        name: "canary-custom".into(),
+        name: format!("{name}-custom"),
         kind: PluginKind::Strategy,
-        source: "builtin:strategy-canary".into(),
+        source: format!("builtin:strategy-{name}"),
         settings: settings.parse().unwrap(),
         required: true,
         memory_mb: None,
@@ -294,6 +295,36 @@ fn recreate_stops_the_old_release_before_starting_the_new_one() {
 }
 
 #[test]
+fn a_recreate_whose_candidate_never_comes_up_is_aborted() {
+    // The old release is gone before the candidate starts, so waiting on a broken
+    // candidate would leave the env down for good; the abort has the host restore it.
+    for (fault, settings, says, waits) in [
+        // Past the default of 3 restarts, on the 4th tick of crashing.
+        (Fault::CrashLoop, "", "restarted 4 times, more than the 3 allowed", 4),
+        // Asked every tick, it gives up on the first observation past its limit.
+        (Fault::NeverReady, "max-unready-seconds = 30", "unready for 31s, more than the 30s allowed", 31),
+    ] {
+        let mut sim = Sim::new(3, Some(3));
+        sim.fault = fault;
+        let End::Aborted(reason) = sim.run(&builtin_with("recreate", settings)) else {
+            panic!("{fault:?}: not aborted: {:?}", sim.kinds());
+        };
+        assert!(reason.contains(says), "{fault:?}: {reason}");
+        // Stop the old release (a pod a tick), start the candidate, wait, give up.
+        let expected = [&["scale"][..], &repeat("wait-ready", 3), &["scale"], &repeat("wait-ready", waits), &["abort"]];
+        assert_eq!(sim.kinds(), expected.concat(), "{fault:?}");
+        assert_eq!(sim.scales(), [(0, 0), (0, 3)], "{fault:?}");
+        assert_eq!(sim.steps.last().unwrap().step_index, 1, "{fault:?}");
+        assert_eq!(sim.counts(), ((0, 0), (3, 0)), "{fault:?}");
+        // Still one release at a time.
+        for s in &sim.history {
+            let stable = s.stable.unwrap();
+            assert!(s.candidate.replicas == 0 || (stable.replicas, stable.ready) == (0, 0), "{s:?}");
+        }
+    }
+}
+
+#[test]
 fn rolling_replaces_one_pod_at_a_time_without_losing_capacity() {
     let mut sim = Sim::new(3, Some(3));
     assert_eq!(sim.run(&builtin("rolling")), End::Done);
@@ -316,13 +347,22 @@ fn rolling_replaces_one_pod_at_a_time_without_losing_capacity() {
 fn canary_walks_its_default_plan_and_waits_for_a_promotion() {
     let mut sim = Sim::new(4, Some(4));
     assert_eq!(sim.run(&builtin("canary")), End::Done);
-    let weight = ["scale", "wait-ready"];
+    // Each weight: start candidate pods beside the stable ones, wait, then stop as many
+    // stable pods as the weight asks, wait.
+    let weight = ["scale", "wait-ready", "scale", "wait-ready"];
     let expected = [&["switch-traffic"][..], &weight, &["pause"], &weight, &["await-promotion"], &weight, &["done"]];
     // Split traffic, 10%, 60 s, 50%, a promotion, 100%.
     assert_eq!(sim.kinds(), expected.concat());
-    assert_eq!(sim.scales(), [(3, 1), (2, 2), (0, 4)]);
+    assert_eq!(sim.scales(), [(4, 1), (3, 1), (3, 2), (2, 2), (2, 4), (0, 4)]);
     let indices: Vec<u32> = sim.steps.iter().map(|s| s.step_index).collect();
-    assert_eq!(indices, [0, 0, 0, 1, 2, 2, 3, 4, 4, 5]);
+    assert_eq!(indices, [0, 0, 0, 0, 0, 1, 2, 2, 2, 2, 3, 4, 4, 4, 4, 5]);
+    assert!(matches!(sim.steps[0].action, Action::SwitchTraffic(Traffic::Both)));
+    // Capacity never dips: from the split on, at least the 4 desired pods serve.
+    let after_switch: Vec<_> = sim.history.iter().skip_while(|s| s.traffic == Traffic::Stable).collect();
+    assert_eq!(after_switch.len(), sim.history.len() - 1, "the very first answer splits traffic");
+    for s in after_switch {
+        assert!(serving(s) >= 4, "fewer than 4 pods serve: {s:?}");
+    }
     for step in &sim.steps {
         assert!(!step.description.trim().is_empty(), "{step:?}");
         if let Action::Pause(ms) = step.action {
@@ -350,7 +390,7 @@ fn a_canary_waiting_for_promotion_can_be_aborted_by_the_host() {
 fn a_canary_that_never_gets_ready_is_aborted_in_time() {
     let mut sim = Sim::new(4, Some(4));
     sim.fault = Fault::NeverReady;
-    let End::Aborted(reason) = sim.run(&canary_with("max-unready-seconds = 30")) else {
+    let End::Aborted(reason) = sim.run(&builtin_with("canary", "max-unready-seconds = 30")) else {
         panic!("not aborted: {:?}", sim.kinds());
     };
     assert!(reason.contains("unready"), "{reason}");
@@ -362,7 +402,9 @@ fn a_canary_that_never_gets_ready_is_aborted_in_time() {
     let unready = sim.state.candidate.unready_ms;
     assert!((30_000..=30_000 + 3 * TICK_MS).contains(&unready), "aborted after {unready} ms unready");
     assert_eq!(sim.state.candidate.ready, 0);
-    assert!(serving(&sim.state) >= 3, "the stable release still serves: {:?}", sim.state);
+    // Nothing was taken from the stable release: it still serves whole.
+    assert_eq!(sim.counts().0, (4, 4), "{:?}", sim.state);
+    assert!(serving(&sim.state) >= 4, "the stable release still serves: {:?}", sim.state);
 }
 
 #[test]
@@ -371,6 +413,8 @@ fn a_candidate_that_keeps_restarting_is_aborted() {
         ("canary", &["switch-traffic", "scale"][..]),
         ("rolling", &["switch-traffic", "scale"]),
         ("bluegreen", &["scale"]),
+        // The old release stops first, a pod a tick, before the candidate starts.
+        ("recreate", &["scale", "wait-ready", "wait-ready", "wait-ready", "wait-ready", "scale"]),
     ] {
         let mut sim = Sim::new(4, Some(4));
         sim.fault = Fault::CrashLoop;
@@ -445,8 +489,41 @@ fn a_host_restart_mid_pause_resumes_at_the_same_step() {
     assert_eq!(after.kinds(), whole.kinds()[from_pause..]);
     let indices = |steps: &[Step]| steps.iter().map(|s| s.step_index).collect::<Vec<_>>();
     assert_eq!(indices(&after.steps), indices(&whole.steps[from_pause..]));
-    assert_eq!(after.scales(), [(2, 2), (0, 4)], "no earlier scale repeated");
-    assert_eq!(before.scales(), [(3, 1)]);
+    assert_eq!(after.scales(), [(3, 2), (2, 2), (2, 4), (0, 4)], "no earlier scale repeated");
+    assert_eq!(before.scales(), [(4, 1), (3, 1)]);
+    assert_eq!(after.counts(), whole.counts());
+}
+
+#[test]
+fn a_host_restart_between_a_weights_two_phases_resumes_there() {
+    let canary = builtin("canary");
+    let mut whole = Sim::new(4, Some(4));
+    assert_eq!(whole.run(&canary), End::Done);
+
+    // At 50% the candidate has grown to 2 pods beside the 3 stable ones; the answer
+    // to shrink the stable release is persisted, then the host goes down before
+    // performing it.
+    let plugins = Plugins::load(&support::plugin_runtime(), &Config::default()).unwrap();
+    let mut before = Sim::new(4, Some(4));
+    let shrink = |s: &Step| matches!(&s.action, Action::Scale(to) if (to.stable, to.candidate) == (2, 2));
+    assert_eq!(before.run_until(plugins.strategy("canary").unwrap(), shrink), End::Stopped);
+    assert_eq!(before.counts(), ((3, 3), (2, 2)));
+    drop(plugins);
+
+    let runtime = Runtime::new(None).unwrap();
+    let plugins = Plugins::load(&runtime, &Config::default()).unwrap();
+    let mut after = Sim::resume(before.state.clone());
+    assert_eq!(after.run(plugins.strategy("canary").unwrap()), End::Done);
+
+    // The same answer again, in the same step, and from there what the whole run did
+    // (actions, step indices, descriptions, memory).
+    let at = whole.steps.iter().position(shrink).unwrap();
+    assert_eq!(after.steps[0].step_index, 2);
+    assert_eq!(format!("{:?}", after.steps), format!("{:?}", &whole.steps[at..]));
+    assert_eq!(after.scales(), [(2, 2), (2, 4), (0, 4)]);
+    for s in &after.history {
+        assert!(serving(s) >= 4, "fewer than 4 pods serve: {s:?}");
+    }
     assert_eq!(after.counts(), whole.counts());
 }
 
@@ -471,10 +548,19 @@ fn the_python_example_strategy_rolls_out_in_equal_steps() {
     let plugin = Plugin::load(&support::plugin_runtime(), &config, &PluginRuntimeConfig::default()).unwrap();
     let mut sim = Sim::new(4, Some(4));
     assert_eq!(sim.run(&plugin), End::Done);
-    assert_eq!(sim.kinds(), ["switch-traffic", "scale", "wait-ready", "pause", "scale", "wait-ready", "done"]);
-    assert_eq!(sim.scales(), [(2, 2), (0, 4)]);
-    // The step lasts 5 s in all: 2 s of pods starting, then the rest as a pause.
-    assert!(sim.steps.iter().any(|s| matches!(s.action, Action::Pause(3_000))), "{:?}", sim.kinds());
+    // Each step starts new pods, waits, stops old ones, waits.
+    let step = ["scale", "wait-ready", "scale", "wait-ready"];
+    assert_eq!(sim.kinds(), [&["switch-traffic"][..], &step, &["pause"], &step, &["done"]].concat());
+    assert_eq!(sim.scales(), [(4, 2), (2, 2), (2, 4), (0, 4)]);
+    // The step lasts 5 s in all: 2 s of new pods starting, 2 s of old ones stopping,
+    // then the rest as a pause.
+    assert!(sim.steps.iter().any(|s| matches!(s.action, Action::Pause(1_000))), "{:?}", sim.kinds());
+    // Capacity never dips: from the split on, at least the 4 desired pods serve.
+    let after_switch: Vec<_> = sim.history.iter().skip_while(|s| s.traffic == Traffic::Stable).collect();
+    assert_eq!(after_switch.len(), sim.history.len() - 1, "the very first answer splits traffic");
+    for s in after_switch {
+        assert!(serving(s) >= 4, "fewer than 4 pods serve: {s:?}");
+    }
     assert_eq!(sim.counts(), ((0, 0), (4, 4)));
     assert_eq!(sim.state.traffic, Traffic::Both);
 }

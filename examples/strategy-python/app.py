@@ -1,8 +1,11 @@
 """strategy-linear-py: an example warship strategy plugin written in Python.
 
 It moves a release from the stable workload to the candidate workload in N equal
-steps, with a pause between steps. Build it into a WebAssembly component with
-`./build` (componentize-py), unit-test it with `python3 -m unittest`.
+steps, with a pause between steps. Each step starts its new pods, and waits for
+them, before it stops old ones, so capacity never dips. It gives up when the new
+pods restart more than 3 times in all or one stays unready over 5 minutes. Build
+it into a WebAssembly component with `./build` (componentize-py), unit-test it
+with `python3 -m unittest`.
 
 The contract is `wit/plugin.wit`, world `strategy`. The host calls `next` over and
 over: each call gets the settings and what the host observes now, and answers ONE
@@ -30,6 +33,9 @@ VERSION = "0.1.0"
 
 # The candidate's pods may restart this many times in total; one more aborts.
 MAX_RESTARTS = 3
+
+# A candidate pod may stay unready this long (5 minutes); any longer aborts.
+MAX_UNREADY_MS = 300_000
 
 # Settings: key -> (default, minimum, maximum). The maximums keep every number we
 # hand back within the WIT's u32 / u64 fields.
@@ -131,6 +137,11 @@ def _unsettled(w):
     return abs(w.replicas - w.ready)
 
 
+def _abort(state, why, description):
+    back = "going back to the old release" if state.stable is not None else "stopping the deploy"
+    return _step(types.Action_Abort(f"{why}; {back}"), max(state.step_index, 1), description)
+
+
 def next_step(settings, state):
     """The action to perform now, from the settings and the observed state alone."""
     desired = state.desired_replicas
@@ -138,14 +149,18 @@ def next_step(settings, state):
     stable = state.stable
 
     if cand.restarts > MAX_RESTARTS:
-        back = "going back to the old release" if stable is not None else "stopping the deploy"
-        return _step(
-            types.Action_Abort(
-                f"the new release keeps crashing: its pods restarted {cand.restarts} times "
-                f"(at most {MAX_RESTARTS} allowed); {back}"
-            ),
-            max(state.step_index, 1),
+        return _abort(
+            state,
+            f"the new release keeps crashing: its pods restarted {cand.restarts} times "
+            f"(at most {MAX_RESTARTS} allowed)",
             f"aborted after {cand.restarts} restarts of the new release",
+        )
+    if cand.unready_ms > MAX_UNREADY_MS:
+        return _abort(
+            state,
+            f"the new release does not get ready: a pod has been unready for "
+            f"{cand.unready_ms // 1000} s (at most {MAX_UNREADY_MS // 1000} s allowed)",
+            f"aborted after a pod of the new release stayed unready for {cand.unready_ms // 1000} s",
         )
 
     if stable is None:
@@ -169,15 +184,25 @@ def next_step(settings, state):
                 k,
                 f"{where}; sending traffic to both releases",
             )
-        if stable.replicas != want_stable or cand.replicas != want_cand:
+        # Each step moves replicas in two phases, so capacity never dips: first the
+        # new pods start beside the old release as it is; once every pod is ready,
+        # the old release goes down to the rest. Which phase we are in follows from
+        # the observed counts alone, so a restarted host carries on where it was.
+        if cand.replicas != want_cand:
             return _step(
-                types.Action_Scale(types.ScaleTo(stable=want_stable, candidate=want_cand)),
+                types.Action_Scale(types.ScaleTo(stable=stable.replicas, candidate=want_cand)),
                 k,
-                f"{where}; scaling to {want_cand} new and {want_stable} old",
+                f"{where}; starting new pods: scaling to {want_cand} new and {stable.replicas} old",
             )
         waiting = _unsettled(stable) + _unsettled(cand)
         if waiting:
             return _step(types.Action_WaitReady(), k, f"{where}; waiting for {_pods(waiting)}")
+        if stable.replicas != want_stable:
+            return _step(
+                types.Action_Scale(types.ScaleTo(stable=want_stable, candidate=want_cand)),
+                k,
+                f"{where}; new pods ready, scaling to {want_cand} new and {want_stable} old",
+            )
         if k == steps:
             return _step(
                 types.Action_Done(),

@@ -130,9 +130,9 @@ from componentize_py_types import Err  # noqa: E402
 from wit_world.imports import types as t  # noqa: E402
 
 
-def workload(replicas, ready=None, restarts=0):
+def workload(replicas, ready=None, restarts=0, unready_ms=0):
     return t.Workload(replicas=replicas, ready=replicas if ready is None else ready,
-                      restarts=restarts, unready_ms=0)
+                      restarts=restarts, unready_ms=unready_ms)
 
 
 def state(desired=4, stable=None, candidate=None, traffic=None, step_index=0,
@@ -215,11 +215,31 @@ class FirstDeploy(unittest.TestCase):
 
 class Steps(unittest.TestCase):
     def test_start_scales_step_one(self):
+        # New pods start first, beside every old one.
         s = app.next_step(DEFAULTS, state(desired=4, stable=workload(4), candidate=workload(0)))
+        self.assertEqual(s.action, t.Action_Scale(t.ScaleTo(stable=4, candidate=1)))
+        self.assertEqual(s.step_index, 1)
+        self.assertEqual(s.description, "step 1 of 4: 1 of 4 replicas on the new release; "
+                                        "starting new pods: scaling to 1 new and 4 old")
+
+    def test_stops_old_pods_only_once_the_new_ones_are_ready(self):
+        s = app.next_step(DEFAULTS, state(stable=workload(4), candidate=workload(1, ready=0),
+                                          step_index=1))
+        self.assertEqual(s.action, t.Action_WaitReady())
+        s = app.next_step(DEFAULTS, state(stable=workload(4), candidate=workload(1),
+                                          step_index=1, time_in_step_ms=2000))
         self.assertEqual(s.action, t.Action_Scale(t.ScaleTo(stable=3, candidate=1)))
         self.assertEqual(s.step_index, 1)
         self.assertEqual(s.description, "step 1 of 4: 1 of 4 replicas on the new release; "
-                                        "scaling to 1 new and 3 old")
+                                        "new pods ready, scaling to 1 new and 3 old")
+        # The old pod stopping is waited for, then the step pauses as usual.
+        s = app.next_step(DEFAULTS, state(stable=workload(3, ready=4), candidate=workload(1),
+                                          step_index=1, time_in_step_ms=2000))
+        self.assertEqual(s.action, t.Action_WaitReady())
+        self.assertTrue(s.description.endswith("waiting for 1 pod"), s.description)
+        s = app.next_step(DEFAULTS, state(stable=workload(3), candidate=workload(1),
+                                          step_index=1, time_in_step_ms=4000))
+        self.assertEqual(s.action, t.Action_Pause(26_000))
 
     def test_traffic_goes_to_both_first(self):
         s = app.next_step(DEFAULTS, state(stable=workload(4), traffic=t.Traffic.STABLE))
@@ -243,7 +263,7 @@ class Steps(unittest.TestCase):
     def test_advances_and_acts_in_the_same_call(self):
         s = app.next_step(DEFAULTS, state(stable=workload(3), candidate=workload(1),
                                           step_index=1, time_in_step_ms=30_000))
-        self.assertEqual(s.action, t.Action_Scale(t.ScaleTo(stable=2, candidate=2)))
+        self.assertEqual(s.action, t.Action_Scale(t.ScaleTo(stable=3, candidate=2)))
         self.assertEqual(s.step_index, 2)
 
     def test_step_with_nothing_to_move_pauses_from_zero(self):
@@ -263,13 +283,13 @@ class Steps(unittest.TestCase):
     def test_zero_pause_runs_through_steps_without_pausing(self):
         s = app.next_step(settings(4, 0), state(stable=workload(3), candidate=workload(1),
                                                 step_index=1))
-        self.assertEqual(s.action, t.Action_Scale(t.ScaleTo(stable=2, candidate=2)))
+        self.assertEqual(s.action, t.Action_Scale(t.ScaleTo(stable=3, candidate=2)))
         self.assertEqual(s.step_index, 2)
 
     def test_step_index_past_the_end_finishes_the_last_step(self):
         s = app.next_step(settings(2), state(stable=workload(2), candidate=workload(2),
                                              step_index=7))
-        self.assertEqual(s.action, t.Action_Scale(t.ScaleTo(stable=0, candidate=4)))
+        self.assertEqual(s.action, t.Action_Scale(t.ScaleTo(stable=2, candidate=4)))
         self.assertEqual(s.step_index, 2)
 
     def test_abort_on_restarts(self):
@@ -284,15 +304,46 @@ class Steps(unittest.TestCase):
         s = app.next_step(DEFAULTS, state(candidate=workload(2, restarts=9)))
         self.assertIsInstance(s.action, t.Action_Abort)
 
+    def test_abort_when_a_pod_stays_unready_over_5_minutes(self):
+        ok = app.next_step(DEFAULTS, state(stable=workload(4), candidate=workload(
+            1, ready=0, unready_ms=300_000), step_index=1))
+        self.assertEqual(ok.action, t.Action_WaitReady())
+        s = app.next_step(DEFAULTS, state(stable=workload(4), candidate=workload(
+            1, ready=0, unready_ms=300_001), step_index=1))
+        self.assertIsInstance(s.action, t.Action_Abort)
+        self.assertEqual(s.step_index, 1)
+        self.assertEqual(s.action.value, "the new release does not get ready: a pod has been "
+                                         "unready for 300 s (at most 300 s allowed); "
+                                         "going back to the old release")
+        s = app.next_step(DEFAULTS, state(candidate=workload(3, ready=1, unready_ms=400_000)))
+        self.assertIsInstance(s.action, t.Action_Abort)
+        self.assertIn("stopping the deploy", s.action.value)
+
 
 class FakeHost:
-    """Applies each action at once and calls again, as the WIT describes."""
+    """Applies each action at once and calls again, as the WIT describes. A
+    `wait-ready` lasts 2 s; with `never_ready` the candidate's pods stay unready and
+    the host asks again after each such wait."""
 
-    def __init__(self, settings_json, desired, stable):
+    def __init__(self, settings_json, desired, stable, never_ready=False):
         self.settings = settings_json
+        # The Service is where it was: on the old release, or on a first deploy on
+        # the new one (wit: `traffic`).
         self.state = state(desired=desired, stable=workload(stable) if stable is not None else None,
-                           traffic=t.Traffic.STABLE)
+                           traffic=t.Traffic.STABLE if stable is not None else t.Traffic.CANDIDATE)
+        self.never_ready = never_ready
         self.log = []
+        # Pods the Service reaches after each action: ready and not stopping.
+        self.serving = []
+
+    def _serving(self):
+        st = self.state
+        up = [min(w.ready, w.replicas) if w is not None else 0 for w in (st.stable, st.candidate)]
+        if st.traffic == t.Traffic.STABLE:
+            return up[0]
+        if st.traffic == t.Traffic.CANDIDATE:
+            return up[1]
+        return sum(up)
 
     def run(self, limit=100):
         rollout = app.Rollout()
@@ -318,13 +369,17 @@ class FakeHost:
                 assert any(w.ready != w.replicas for w in workloads), \
                     "wait-ready with every pod ready"
                 for w in workloads:
-                    w.ready = w.replicas
+                    if w is st.candidate and self.never_ready:
+                        w.unready_ms += 2000 if w.ready < w.replicas else 0
+                    else:
+                        w.ready = w.replicas
                 st.time_in_step_ms += 2000
             elif isinstance(a, t.Action_Pause):
                 assert a.value > 0
                 st.time_in_step_ms += a.value
             else:
                 return a
+            self.serving.append((st.traffic, self._serving()))
         raise AssertionError("no end after %d calls" % limit)
 
 
@@ -332,14 +387,28 @@ class Simulation(unittest.TestCase):
     def test_full_rollout(self):
         host = FakeHost('{"steps": 4, "pause-seconds": 30}', desired=4, stable=4)
         self.assertEqual(host.run(), t.Action_Done())
-        self.assertEqual(host.log, [
-            ("Action_SwitchTraffic", 1),
-            ("Action_Scale", 1), ("Action_WaitReady", 1), ("Action_Pause", 1),
-            ("Action_Scale", 2), ("Action_WaitReady", 2), ("Action_Pause", 2),
-            ("Action_Scale", 3), ("Action_WaitReady", 3), ("Action_Pause", 3),
-            ("Action_Scale", 4), ("Action_WaitReady", 4), ("Action_Done", 4),
+        # Each step: start new pods, wait, stop old pods, wait.
+        move = [("Action_Scale",), ("Action_WaitReady",)] * 2
+        self.assertEqual(host.log, [("Action_SwitchTraffic", 1)] + [
+            entry + (k,) for k in (1, 2, 3, 4)
+            for entry in move + [("Action_Pause",) if k < 4 else ("Action_Done",)]
         ])
         self.assertEqual((host.state.stable.replicas, host.state.candidate.replicas), (0, 4))
+        # Once traffic goes to both, never fewer than 4 pods serve.
+        self.assertEqual(host.serving[0], (t.Traffic.BOTH, 4))
+        self.assertGreaterEqual(min(n for _, n in host.serving), 4, host.serving)
+
+    def test_new_pods_that_never_get_ready_abort_after_5_minutes(self):
+        host = FakeHost("{}", desired=4, stable=4, never_ready=True)
+        end = host.run(limit=200)
+        self.assertIsInstance(end, t.Action_Abort)
+        self.assertIn("unready for 302 s", end.value)
+        # Started 1 new pod, then waited 2 s at a time until past 300 s.
+        self.assertEqual(host.log[:3], [("Action_SwitchTraffic", 1), ("Action_Scale", 1),
+                                        ("Action_WaitReady", 1)])
+        self.assertEqual(len(host.log), 2 + 151 + 1)
+        # The old release was never touched.
+        self.assertEqual((host.state.stable.replicas, host.state.stable.ready), (4, 4))
 
     def test_every_shape_ends(self):
         for desired in (0, 1, 2, 3, 7):
@@ -352,6 +421,10 @@ class Simulation(unittest.TestCase):
                                           stable=stable):
                             self.assertEqual(host.run(), t.Action_Done())
                             self.assertEqual(host.state.candidate.replicas, desired)
+                            if stable == desired:
+                                low = min((n for traffic, n in host.serving
+                                           if traffic != t.Traffic.STABLE), default=desired)
+                                self.assertGreaterEqual(low, desired, host.serving)
 
 
 class Glue(unittest.TestCase):

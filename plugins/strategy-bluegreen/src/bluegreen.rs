@@ -63,7 +63,8 @@ pub fn next(settings: &str, state: &RolloutState) -> Result<Step, String> {
         return Ok(abort);
     }
     // A first deploy goes through the same steps: with no stable release, step 0 just
-    // starts the candidate, nobody needs to promote, and step 3 has nothing to stop.
+    // starts the candidate, nobody needs to promote, traffic already goes to the
+    // candidate, and step 3 has nothing to stop.
     drive(state, |index, in_step| step(&settings, state, index, in_step))
 }
 
@@ -147,10 +148,15 @@ mod tests {
     }
 
     #[test]
-    fn a_first_deploy_starts_then_switches() {
+    fn a_first_deploy_starts_then_finishes() {
+        // The Service already points at the candidate on a first deploy (wit: `traffic`).
         let mut cluster = Cluster::new(2, None);
-        assert_eq!(run("", &mut cluster), ["scale", "wait-ready", "switch-traffic", "done"]);
+        assert_eq!(cluster.state.traffic, Traffic::Candidate);
+        assert_eq!(run("", &mut cluster), ["scale", "wait-ready", "done"]);
         assert_eq!(cluster.scales(), [(0, 2)]);
+        assert_eq!(cluster.state.traffic, Traffic::Candidate);
+        let indices: Vec<u32> = cluster.answers.iter().map(|s| s.step_index).collect();
+        assert_eq!(indices, [0, 0, 4]);
     }
 
     #[test]

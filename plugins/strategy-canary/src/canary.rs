@@ -8,14 +8,21 @@
 //!
 //! Step index i is the i-th entry of the plan: the configured steps, plus a final
 //! weight-100 step when they stop short of it. Past the plan the rollout is done.
+//!
+//! A weight step moves pods in two phases, so that capacity never dips: first the
+//! candidate grows to its share beside the stable release as it is, and once those
+//! pods are ready the stable release goes down to its share. Until then a failing
+//! candidate leaves the whole stable release serving. Both phases share the step's
+//! index; which one a call is in follows from the observed counts alone (has the
+//! candidate its share yet, is everything ready), so the answer stays a function of
+//! the settings and the state, and a host restart mid-step resumes where it was.
 
 use serde::Deserialize;
 use serde_json::json;
 use strategy_common::types::{Action, RolloutState, ScaleTo, Step};
 use strategy_common::{
-    split_traffic,
-    candidate_ready, converge, drive, first_deploy, parse_settings, schema_with_limits, InStep, Limits, Outcome,
-    DEFAULT_MAX_RESTARTS, DEFAULT_MAX_UNREADY_SECONDS,
+    candidate_ready, converge, drive, first_deploy, parse_settings, schema_with_limits, split_traffic, stable_replicas,
+    InStep, Limits, Outcome, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_UNREADY_SECONDS,
 };
 
 /// One entry of `steps`, written as a one-key object: `{"weight": 10}`,
@@ -183,12 +190,34 @@ fn step(plan: &[CanaryStep], state: &RolloutState, index: u32, in_step: InStep) 
     match current {
         Weight(weight) => {
             let target = weight_target(desired, weight);
+            // First phase: the candidate's share, beside the stable release as it is.
+            let grown = ScaleTo { stable: stable_replicas(state), candidate: target.candidate };
+            match converge(state, grown) {
+                Some(action @ Action::Scale(_)) => {
+                    return Outcome::Act(
+                        action,
+                        format!(
+                            "{at}: starting {} beside {}",
+                            pods(target.candidate, "candidate"),
+                            pods(grown.stable, "stable")
+                        ),
+                    );
+                }
+                Some(action) => return Outcome::Act(action, waiting(state, &at)),
+                None => {}
+            }
+            // Second phase, everything ready: the stable release goes to its share. Its
+            // stopping pods are waited for by the first phase's `converge`, as the
+            // counts then match it.
             match converge(state, target) {
-                Some(action @ Action::Scale(_)) => Outcome::Act(
+                Some(action) => Outcome::Act(
                     action,
-                    format!("{at}: scaling to {} candidate and {} stable pods", target.candidate, target.stable),
+                    format!(
+                        "{at}: {} ready, scaling to {}",
+                        pods(target.candidate, "candidate"),
+                        pods(target.stable, "stable")
+                    ),
                 ),
-                Some(action) => Outcome::Act(action, format!("{at}: {}", candidate_ready(state))),
                 None => Outcome::Next,
             }
         }
@@ -208,6 +237,21 @@ fn step(plan: &[CanaryStep], state: &RolloutState, index: u32, in_step: InStep) 
     }
 }
 
+/// "1 candidate pod", "3 stable pods".
+fn pods(n: u32, kind: &str) -> String {
+    format!("{n} {kind} pod{}", if n == 1 { "" } else { "s" })
+}
+
+/// What a weight step waits for: candidate pods starting, stable pods stopping.
+fn waiting(state: &RolloutState, at: &str) -> String {
+    let stopping = state.stable.map_or(0, |s| s.ready.saturating_sub(s.replicas));
+    if stopping > 0 {
+        format!("{at}: {}, {} stopping", candidate_ready(state), pods(stopping, "stable"))
+    } else {
+        format!("{at}: {}", candidate_ready(state))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,37 +267,92 @@ mod tests {
         let mut cluster = Cluster::new(4, Some(4));
         let kinds = run("", &mut cluster);
         let split = ["switch-traffic"];
-        let ten = ["scale", "wait-ready"];
+        // Each weight: grow the candidate, wait, shrink the stable, wait.
+        let weight = ["scale", "wait-ready", "scale", "wait-ready"];
         let pause = ["pause"];
-        let fifty = ["scale", "wait-ready"];
         let promotion = ["await-promotion"];
-        let hundred = ["scale", "wait-ready", "done"];
-        assert_eq!(kinds, [&split[..], &ten, &pause, &fifty, &promotion, &hundred].concat());
-        assert_eq!(cluster.scales(), [(3, 1), (2, 2), (0, 4)]);
+        assert_eq!(kinds, [&split[..], &weight, &pause, &weight, &promotion, &weight, &["done"]].concat());
+        assert_eq!(cluster.scales(), [(4, 1), (3, 1), (3, 2), (2, 2), (2, 4), (0, 4)]);
+        let indices: Vec<u32> = cluster.answers.iter().map(|s| s.step_index).collect();
+        assert_eq!(indices, [0, 0, 0, 0, 0, 1, 2, 2, 2, 2, 3, 4, 4, 4, 4, 5]);
         assert_eq!(cluster.answers[0].action, Action::SwitchTraffic(Traffic::Both));
-        assert_eq!(cluster.answers[0].step_index, 0);
         // The pause starts when its step does, whatever time the weight step took.
-        assert_eq!(cluster.answers[3].action, Action::Pause(60_000));
-        assert_eq!(cluster.answers[3].step_index, 1);
-        assert_eq!(cluster.answers[2].description, "canary at 10%: 0 of 1 candidate pods ready");
-        assert_eq!(cluster.answers[6].step_index, 3);
-        assert_eq!(cluster.answers.last().unwrap().step_index, 5);
+        assert_eq!(cluster.answers[5].action, Action::Pause(60_000));
+        let descriptions: Vec<&str> = cluster.answers[1..5].iter().map(|s| s.description.as_str()).collect();
+        assert_eq!(
+            descriptions,
+            [
+                "canary at 10%: starting 1 candidate pod beside 4 stable pods",
+                "canary at 10%: 0 of 1 candidate pods ready",
+                "canary at 10%: 1 candidate pod ready, scaling to 3 stable pods",
+                "canary at 10%: 1 of 1 candidate pods ready, 1 stable pod stopping",
+            ]
+        );
         assert_eq!(cluster.state.traffic, Traffic::Both);
+        assert_eq!(cluster.state.candidate, strategy_common::sim::healthy(4));
+    }
+
+    #[test]
+    fn each_weight_step_grows_the_candidate_before_shrinking_the_stable() {
+        use strategy_common::types::Workload;
+        let at = |stable: (u32, u32), candidate: (u32, u32)| {
+            let mut state = Cluster::new(4, Some(4)).state;
+            state.traffic = Traffic::Both;
+            state.stable = Some(Workload { replicas: stable.0, ready: stable.1, restarts: 0, unready_ms: 0 });
+            state.candidate = Workload { replicas: candidate.0, ready: candidate.1, restarts: 0, unready_ms: 0 };
+            let step = next("", &state).unwrap();
+            (step.action, step.step_index)
+        };
+        let scale = |stable, candidate| Action::Scale(ScaleTo { stable, candidate });
+        assert_eq!(at((4, 4), (0, 0)), (scale(4, 1), 0));
+        assert_eq!(at((4, 4), (1, 0)), (Action::WaitReady, 0));
+        assert_eq!(at((4, 4), (1, 1)), (scale(3, 1), 0));
+        assert_eq!(at((3, 4), (1, 1)), (Action::WaitReady, 0));
+        assert_eq!(at((3, 3), (1, 1)), (Action::Pause(60_000), 1));
+        // A candidate pod lost after the stable shrank: wait for it, shrink nothing more.
+        assert_eq!(at((3, 3), (1, 0)), (Action::WaitReady, 0));
+    }
+
+    #[test]
+    fn a_host_restart_anywhere_resumes_with_the_same_answers() {
+        let mut whole = Cluster::new(4, Some(4));
+        run("", &mut whole);
+        for stop in 0..whole.answers.len() {
+            let mut before = Cluster::new(4, Some(4));
+            for _ in 0..stop {
+                before.call(|s| next("", s));
+            }
+            // The answer is persisted (its step index and memory), then the host goes
+            // down before performing it.
+            let step = next("", &before.state).unwrap();
+            let mut state = before.state.clone();
+            if step.step_index != state.step_index {
+                state.time_in_step_ms = 0;
+                state.promoted = false;
+            }
+            state.step_index = step.step_index;
+            state.memory = step.memory;
+            let mut after = Cluster { state, answers: Vec::new() };
+            run("", &mut after);
+            assert_eq!(after.answers, whole.answers[stop..], "stopped before answer {stop}");
+        }
     }
 
     #[test]
     fn a_missing_final_weight_is_added() {
         let mut cluster = Cluster::new(5, Some(5));
         let kinds = run(r#"{"steps": [{"weight": 20}]}"#, &mut cluster);
-        assert_eq!(kinds, ["switch-traffic", "scale", "wait-ready", "scale", "wait-ready", "done"]);
-        assert_eq!(cluster.scales(), [(4, 1), (0, 5)]);
+        let weight = ["scale", "wait-ready", "scale", "wait-ready"];
+        assert_eq!(kinds, [&["switch-traffic"][..], &weight, &weight, &["done"]].concat());
+        assert_eq!(cluster.scales(), [(5, 1), (4, 1), (4, 5), (0, 5)]);
     }
 
     #[test]
     fn steps_after_full_weight_still_run() {
         let mut cluster = Cluster::new(2, Some(2));
         let kinds = run(r#"{"steps": [{"weight": 100}, {"pause-seconds": 5}]}"#, &mut cluster);
-        assert_eq!(kinds, ["switch-traffic", "scale", "wait-ready", "pause", "done"]);
+        assert_eq!(kinds, ["switch-traffic", "scale", "wait-ready", "scale", "wait-ready", "pause", "done"]);
+        assert_eq!(cluster.scales(), [(2, 2), (0, 2)]);
     }
 
     #[test]
@@ -281,14 +380,14 @@ mod tests {
         assert_eq!(step.description, "canary at 10%: pausing for 60s, 15s left");
         state.time_in_step_ms = 60_000;
         let step = next("", &state).unwrap();
-        assert_eq!((step.action, step.step_index), (Action::Scale(ScaleTo { stable: 2, candidate: 2 }), 2));
+        assert_eq!((step.action, step.step_index), (Action::Scale(ScaleTo { stable: 3, candidate: 2 }), 2));
     }
 
     #[test]
     fn a_restarting_candidate_aborts() {
         let mut cluster = Cluster::new(4, Some(4));
         cluster.call(|s| next("", s)); // switch traffic to both
-        cluster.call(|s| next("", s)); // scale to 10%
+        cluster.call(|s| next("", s)); // start the 10% candidate pod
         cluster.call(|s| next("", s)); // wait-ready
         cluster.state.candidate.restarts = 4;
         let kinds = run("", &mut cluster);
@@ -296,9 +395,28 @@ mod tests {
         let last = cluster.answers.last().unwrap();
         assert_eq!(last.action, Action::Abort("candidate pods restarted 4 times, more than the 3 allowed".into()));
         assert_eq!(last.step_index, 0);
+        // The stable release is still whole: nothing was taken from it yet.
+        assert_eq!(cluster.state.stable, Some(strategy_common::sim::healthy(4)));
         // Its own limit, when set.
         cluster.state.candidate.restarts = 4;
-        assert_eq!(next(r#"{"max-restarts": 4}"#, &cluster.state).unwrap().action, Action::Pause(60_000));
+        assert_eq!(
+            next(r#"{"max-restarts": 4}"#, &cluster.state).unwrap().action,
+            Action::Scale(ScaleTo { stable: 3, candidate: 1 })
+        );
+    }
+
+    #[test]
+    fn a_candidate_failing_at_full_weight_aborts_with_the_stable_still_serving() {
+        let mut cluster = Cluster::new(4, Some(4));
+        while cluster.answers.last().is_none_or(|s| s.action != Action::AwaitPromotion) {
+            cluster.call(|s| next("", s));
+        }
+        let step = cluster.call(|s| next("", s));
+        assert_eq!((step.action, step.step_index), (Action::Scale(ScaleTo { stable: 2, candidate: 4 }), 4));
+        cluster.state.candidate.restarts = 4;
+        let step = cluster.call(|s| next("", s));
+        assert!(matches!(step.action, Action::Abort(_)), "{step:?}");
+        assert_eq!(cluster.state.stable, Some(strategy_common::sim::healthy(2)));
     }
 
     #[test]
@@ -310,8 +428,8 @@ mod tests {
         // Once the Service goes to both, step 0 scales to its weight.
         state.traffic = Traffic::Both;
         let step = next("", &state).unwrap();
-        assert_eq!((step.action, step.step_index), (Action::Scale(ScaleTo { stable: 3, candidate: 1 }), 0));
-        assert_eq!(step.description, "canary at 10%: scaling to 1 candidate and 3 stable pods");
+        assert_eq!((step.action, step.step_index), (Action::Scale(ScaleTo { stable: 4, candidate: 1 }), 0));
+        assert_eq!(step.description, "canary at 10%: starting 1 candidate pod beside 4 stable pods");
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! keeps the step bookkeeping the contract promises, and fails the test on an answer
 //! that would do nothing (the contract asks for an action to perform now).
 //!
-//! Pods take time: after a `scale` the ready counts are still the old ones, and a
-//! `wait-ready` returns once they have caught up with the replicas, as the host's would.
+//! Pods take time: after a `scale` the ready counts are still the old ones, and during
+//! a `wait-ready` each workload starts or stops one pod per tick until it has caught up
+//! with its replicas, when the answer returns, as the host's would.
 
 use crate::types::{Action, RolloutState, Step, Traffic, Workload};
 
-/// How long the simulated pods take to become ready, counted towards time in step.
-const READY_AFTER_MS: u64 = 1_000;
+/// One simulated second: each workload starts or stops one pod per tick.
+const TICK_MS: u64 = 1_000;
 /// A rollout that needs more calls than this is stuck.
 const MAX_CALLS: usize = 500;
 
@@ -25,13 +26,14 @@ pub fn healthy(replicas: u32) -> Workload {
 
 impl Cluster {
     /// A rollout to `desired` replicas, replacing a stable release of `stable` ready pods
-    /// (`None`: a first deploy). The Service starts on the stable side, as it was.
+    /// (`None`: a first deploy). The Service is where it was: on the stable release, or
+    /// on a first deploy on the candidate (wit: `traffic`).
     pub fn new(desired: u32, stable: Option<u32>) -> Self {
         let state = RolloutState {
             desired_replicas: desired,
             stable: stable.map(healthy),
             candidate: healthy(0),
-            traffic: Traffic::Stable,
+            traffic: if stable.is_some() { Traffic::Stable } else { Traffic::Candidate },
             step_index: 0,
             time_in_step_ms: 0,
             promoted: false,
@@ -93,10 +95,9 @@ impl Cluster {
             }
             Action::WaitReady => {
                 assert!(!crate::all_ready(s), "wait-ready with every pod ready does nothing: {step:?}");
-                for w in s.stable.iter_mut().chain([&mut s.candidate]) {
-                    w.ready = w.replicas;
+                while !crate::all_ready(s) {
+                    tick(s);
                 }
-                s.time_in_step_ms += READY_AFTER_MS;
             }
             Action::SwitchTraffic(to) => {
                 assert!(s.traffic != *to, "switching traffic to where it goes does nothing: {step:?}");
@@ -112,6 +113,19 @@ impl Cluster {
             }
             Action::Done | Action::Abort(_) => {}
         }
+    }
+}
+
+/// A second passes: each workload starts or stops one pod towards its replicas.
+fn tick(s: &mut RolloutState) {
+    s.time_in_step_ms += TICK_MS;
+    for w in s.stable.iter_mut().chain([&mut s.candidate]) {
+        if w.ready > w.replicas {
+            w.ready -= 1;
+        } else if w.ready < w.replicas {
+            w.ready += 1;
+        }
+        w.unready_ms = if w.ready < w.replicas { w.unready_ms + TICK_MS } else { 0 };
     }
 }
 

@@ -19,7 +19,7 @@ impl plugin::Guest for Component {
         PluginInfo {
             name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            settings_schema: recreate::SETTINGS_SCHEMA.into(),
+            settings_schema: recreate::settings_schema(),
         }
     }
 
@@ -44,9 +44,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn describes_itself() {
+    fn describes_itself_with_a_schema_whose_defaults_it_accepts() {
         let info = <Component as plugin::Guest>::describe();
         assert_eq!((info.name.as_str(), info.version.as_str()), ("strategy-recreate", "0.1.0"));
-        assert_eq!(info.settings_schema, "");
+        let schema: serde_json::Value = serde_json::from_str(&info.settings_schema).unwrap();
+        for (key, property) in schema["properties"].as_object().unwrap() {
+            let settings = serde_json::json!({ key: property["default"] }).to_string();
+            assert_eq!(<Component as plugin::Guest>::check_config(settings.clone()), Ok(()), "{settings}");
+        }
     }
 }

@@ -3,25 +3,58 @@
 //! never run side by side (a schema migration, a singleton job).
 //!
 //! Steps: 0 stop the stable release, 1 start the candidate, 2 done.
+//!
+//! Like every strategy it gives up on a candidate that keeps crashing or never gets
+//! ready (`max-restarts`, `max-unready-seconds`): the old release is gone by then, and
+//! the host's abort restores it, where waiting would leave the env down for good.
 
 use serde::Deserialize;
+use serde_json::json;
 use strategy_common::types::{Action, RolloutState, ScaleTo, Step};
-use strategy_common::{converge, drive, parse_settings, Outcome};
+use strategy_common::{
+    converge, drive, parse_settings, schema_with_limits, Limits, Outcome, DEFAULT_MAX_RESTARTS,
+    DEFAULT_MAX_UNREADY_SECONDS,
+};
 
-/// It takes no settings, so its schema is "" (the WIT's convention for that).
-pub const SETTINGS_SCHEMA: &str = "";
+/// Only the shared limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+struct Settings {
+    max_restarts: u32,
+    max_unready_seconds: u64,
+}
 
-/// No keys at all; only "" and "{}" are accepted.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {}
+impl Default for Settings {
+    fn default() -> Self {
+        Self { max_restarts: DEFAULT_MAX_RESTARTS, max_unready_seconds: DEFAULT_MAX_UNREADY_SECONDS }
+    }
+}
+
+impl Settings {
+    fn parse(text: &str) -> Result<Self, String> {
+        let settings: Self = parse_settings(text)?;
+        settings.limits().check()?;
+        Ok(settings)
+    }
+
+    fn limits(&self) -> Limits {
+        Limits { max_restarts: self.max_restarts, max_unready_seconds: self.max_unready_seconds }
+    }
+}
+
+pub fn settings_schema() -> String {
+    schema_with_limits(json!({}))
+}
 
 pub fn check_config(settings: &str) -> Result<(), String> {
-    parse_settings::<Settings>(settings).map(drop)
+    Settings::parse(settings).map(drop)
 }
 
 pub fn next(settings: &str, state: &RolloutState) -> Result<Step, String> {
-    check_config(settings)?;
+    let settings = Settings::parse(settings)?;
+    if let Some(abort) = settings.limits().abort_step(state) {
+        return Ok(abort);
+    }
     drive(state, |index, _| step(state, index))
 }
 
@@ -59,6 +92,7 @@ fn step(state: &RolloutState, index: u32) -> Outcome {
 mod tests {
     use super::*;
     use strategy_common::sim::Cluster;
+    use strategy_common::types::Workload;
 
     fn run(cluster: &mut Cluster) -> Vec<&'static str> {
         cluster.run(|state| next("", state))
@@ -93,19 +127,68 @@ mod tests {
     }
 
     #[test]
-    fn restarts_do_not_abort_it() {
-        let mut cluster = Cluster::new(1, None);
-        cluster.state.candidate.restarts = 50;
-        assert_eq!(run(&mut cluster), ["scale", "wait-ready", "done"]);
+    fn a_crash_looping_candidate_aborts_once_the_old_release_is_gone() {
+        let mut cluster = Cluster::new(3, Some(3));
+        cluster.call(|s| next("", s)); // stop the old release
+        cluster.call(|s| next("", s)); // wait for it to stop
+        assert_eq!(cluster.call(|s| next("", s)).action, Action::Scale(ScaleTo { stable: 0, candidate: 3 }));
+        cluster.state.candidate.restarts = 3;
+        assert_eq!(cluster.call(|s| next("", s)).action, Action::WaitReady);
+        cluster.state.candidate.restarts = 4;
+        let step = cluster.call(|s| next("", s));
+        assert_eq!(step.action, Action::Abort("candidate pods restarted 4 times, more than the 3 allowed".into()));
+        assert_eq!(step.step_index, 1);
+        assert_eq!(cluster.kinds(), ["scale", "wait-ready", "scale", "wait-ready", "abort"]);
+        // Its own limit, when set.
+        assert_eq!(next(r#"{"max-restarts": 4}"#, &cluster.state).unwrap().action, Action::Done);
     }
 
     #[test]
-    fn takes_no_settings() {
+    fn a_candidate_that_never_gets_ready_aborts() {
+        let mut state = Cluster::new(2, None).state;
+        state.step_index = 1;
+        state.candidate = Workload { replicas: 2, ready: 0, restarts: 0, unready_ms: 300_000 };
+        assert_eq!(next("", &state).unwrap().action, Action::WaitReady);
+        state.candidate.unready_ms = 300_001;
+        let step = next("", &state).unwrap();
+        assert_eq!(
+            step.action,
+            Action::Abort("a candidate pod has been unready for 300s, more than the 300s allowed".into())
+        );
+        assert_eq!(next(r#"{"max-unready-seconds": 600}"#, &state).unwrap().action, Action::WaitReady);
+    }
+
+    #[test]
+    fn a_stopped_candidate_is_not_judged() {
+        // Restarts left over from earlier pods mean nothing while the candidate has none.
+        let mut cluster = Cluster::new(2, Some(2));
+        cluster.state.candidate.restarts = 50;
+        cluster.call(|s| next("", s));
+        assert_eq!(cluster.scales(), [(0, 0)]);
+    }
+
+    #[test]
+    fn takes_only_the_limits() {
         assert_eq!(check_config(""), Ok(()));
         assert_eq!(check_config("{}"), Ok(()));
-        let err = check_config(r#"{"max-surge": 2}"#).unwrap_err();
-        assert!(err.contains("max-surge"), "{err}");
-        let state = Cluster::new(1, None).state;
-        assert!(next(r#"{"x": 1}"#, &state).is_err());
+        assert_eq!(check_config(r#"{"max-restarts": 0, "max-unready-seconds": 60}"#), Ok(()));
+        for (settings, named) in [
+            (r#"{"max-surge": 2}"#, "max-surge"),
+            (r#"{"max-unready-seconds": 0}"#, "max-unready-seconds"),
+            (r#"{"max_restarts": 1}"#, "max_restarts"),
+        ] {
+            let err = check_config(settings).unwrap_err();
+            assert!(err.contains(named), "{settings}: {err}");
+            assert_eq!(next(settings, &Cluster::new(1, None).state), Err(err));
+        }
+    }
+
+    #[test]
+    fn its_schema_lists_the_limits() {
+        let schema: serde_json::Value = serde_json::from_str(&settings_schema()).unwrap();
+        let keys: Vec<_> = schema["properties"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["max-restarts", "max-unready-seconds"]);
+        assert_eq!(schema["properties"]["max-restarts"]["default"], 3);
+        assert_eq!(schema["properties"]["max-unready-seconds"]["default"], 300);
     }
 }
