@@ -189,22 +189,10 @@ async fn a_dropped_connection_leaves_no_file() {
         assert!(started.elapsed() < Duration::from_secs(5), "temp file outlived the connection");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let blobs: Vec<_> = walkdir(&dir.path().join("data/wars/sha256"));
+    let blobs = support::files_under(&dir.path().join("data/wars/sha256"));
     assert!(blobs.is_empty(), "{blobs:?}");
     let (_, wars) = json_of(client().get(format!("{}/api/v1/wars", host.base)).bearer_auth(&token).send().await.unwrap()).await;
     assert_eq!(wars, json!([]));
-}
-
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.path().is_dir() {
-            out.extend(walkdir(&entry.path()));
-        } else {
-            out.push(entry.path());
-        }
-    }
-    out
 }
 
 #[tokio::test]

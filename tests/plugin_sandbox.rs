@@ -3,6 +3,8 @@
 //! fails that one call with an error naming it and what happened, and every other
 //! call carries on.
 
+mod support;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -147,7 +149,7 @@ fn precompiled_components_are_cached_by_content_and_wasmtime_version() {
     let cache = dir.path().join("cache");
     let first = load(&Runtime::new(Some(cache.clone())).unwrap(), dir.path(), "good", WELL_BEHAVED, 16, 1000);
     assert_eq!(first.loaded, warship_host::plugins::Loaded::Compiled);
-    let cached: Vec<_> = walk(&cache);
+    let cached = support::files_under(&cache);
     assert_eq!(cached.len(), 1, "{cached:?}");
     let path = cached[0].display().to_string();
     assert!(path.contains(&format!("wasmtime-{}", warship_host::plugins::runtime::wasmtime_version())), "{path}");
@@ -185,16 +187,4 @@ fn a_component_of_the_wrong_kind_is_refused_at_load() {
     std::fs::write(&path, b"\0asm garbage").unwrap();
     let err = Plugin::load(&runtime, &PluginConfig { kind: PluginKind::Validator, ..config }, &PluginRuntimeConfig::default()).err().unwrap();
     assert!(err.to_string().contains("not a validator component"), "{err}");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.path().is_dir() {
-            out.extend(walk(&entry.path()));
-        } else {
-            out.push(entry.path());
-        }
-    }
-    out
 }

@@ -203,21 +203,23 @@ impl TestApp {
 
     /// Files under the WAR storage: blobs and leftover temp files.
     pub fn stored_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, out)
-                } else {
-                    out.push(path)
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.state.config.store.data_dir.join("wars"), &mut out);
-        out.sort();
-        out
+        files_under(&self.state.config.store.data_dir.join("wars"))
     }
+}
+
+/// Every file below `dir`, sorted; none when it does not exist.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
 }
 
 impl Reply {

@@ -59,6 +59,8 @@ pub enum LoadError {
     Component { name: String, kind: &'static str, error: String },
     #[error("plugin {name}: its settings were refused: {message} (fix [[plugins]] name = {name:?} settings in platform.toml)")]
     Settings { name: String, message: String },
+    #[error("plugin {name}: memory_mb = {memory_mb} is above the most a plugin may have, {max_mb}")]
+    TooMuchMemory { name: String, memory_mb: u64, max_mb: u64 },
     #[error("plugin {0}")]
     Call(#[from] PluginError),
 }
@@ -109,6 +111,11 @@ impl Plugin {
     pub fn load(runtime: &Runtime, config: &PluginConfig, defaults: &crate::config::PluginRuntimeConfig) -> Result<Self, LoadError> {
         let started = Instant::now();
         let name = config.name.clone();
+        let memory_mb = config.memory_mb.unwrap_or(defaults.memory_mb);
+        let max_mb = (runtime::MAX_MEMORY_BYTES >> 20) as u64;
+        if memory_mb > max_mb {
+            return Err(LoadError::TooMuchMemory { name, memory_mb, max_mb });
+        }
         let bytes = match config.source.strip_prefix("builtin:") {
             Some(builtin) => builtin::bytes(builtin)
                 .ok_or_else(|| LoadError::UnknownBuiltin {
@@ -135,7 +142,7 @@ impl Plugin {
         };
         let settings = serde_json::to_string(&config.settings).expect("TOML tables convert to JSON");
         let limits = Limits {
-            memory_bytes: (config.memory_mb.unwrap_or(defaults.memory_mb) << 20) as usize,
+            memory_bytes: (memory_mb << 20) as usize,
             deadline: Duration::from_millis(config.deadline_ms.unwrap_or(defaults.deadline_ms)),
         };
         let mut plugin = Plugin {

@@ -16,6 +16,10 @@ use super::PluginFailure;
 
 /// How often the epoch advances: the granularity of every deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Plugin calls that can run at once; one more fails with a clear error.
+const POOL_INSTANCES: u32 = 64;
+/// The largest memory cap a plugin may have.
+pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 /// Guest output kept per call (and logged); more is cut off.
 const OUTPUT_CAP: usize = 64 * 1024;
 
@@ -82,6 +86,20 @@ impl Runtime {
         config.epoch_interruption(true);
         config.wasm_component_model(true);
         config.max_wasm_stack(1 << 20);
+        // A fresh instance per call is cheap only with slots reserved up front:
+        // memories come from a pool and are reset copy-on-write, not mapped anew.
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(POOL_INSTANCES)
+            // Guests made by componentize-py hold dozens of core instances.
+            .total_core_instances(POOL_INSTANCES * 64)
+            .total_memories(POOL_INSTANCES * 2)
+            .total_tables(POOL_INSTANCES * 16)
+            .max_memories_per_component(16)
+            .max_tables_per_component(64)
+            .max_core_instances_per_component(64)
+            .max_memory_size(MAX_MEMORY_BYTES)
+            .table_elements(100_000);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
 
         let weak = engine.weak();
