@@ -29,6 +29,69 @@ use types::{Action, RolloutState, ScaleTo, Step, Traffic, Workload};
 #[cfg(feature = "sim")]
 pub mod sim;
 
+/// The `strategy` world's export glue over a module that has `settings_schema`,
+/// `check_config` and `next`: the same for every built-in strategy, so written once.
+/// Also adds the test every strategy owes: it describes itself with a settings schema
+/// whose defaults its own `check-config` accepts.
+#[macro_export]
+macro_rules! strategy_plugin {
+    ($logic:ident) => {
+        wit_bindgen::generate!({
+            world: "strategy",
+            path: "../../wit",
+            // One set of Rust types for the WIT records, shared with strategy-common's helpers.
+            with: { "warship:plugin/types@0.1.0": strategy_common::types },
+        });
+
+        struct Component;
+
+        impl exports::warship::plugin::plugin::Guest for Component {
+            fn describe() -> strategy_common::types::PluginInfo {
+                strategy_common::types::PluginInfo {
+                    name: env!("CARGO_PKG_NAME").into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    settings_schema: $logic::settings_schema(),
+                }
+            }
+
+            fn check_config(settings: String) -> Result<(), String> {
+                $logic::check_config(&settings)
+            }
+        }
+
+        impl exports::warship::plugin::rollout::Guest for Component {
+            fn next(
+                settings: String,
+                state: strategy_common::types::RolloutState,
+            ) -> Result<strategy_common::types::Step, String> {
+                $logic::next(&settings, &state)
+            }
+        }
+
+        // The export symbols' names (`warship:plugin/…#next`) only link as WebAssembly,
+        // so native test builds keep everything but the export itself.
+        #[cfg(target_arch = "wasm32")]
+        export!(Component);
+
+        #[cfg(test)]
+        mod describe_tests {
+            use super::*;
+            use exports::warship::plugin::plugin::Guest;
+
+            #[test]
+            fn describes_itself_with_a_schema_whose_defaults_it_accepts() {
+                let info = <Component as Guest>::describe();
+                assert_eq!((info.name.as_str(), info.version.as_str()), (env!("CARGO_PKG_NAME"), "0.1.0"));
+                let schema: serde_json::Value = serde_json::from_str(&info.settings_schema).unwrap();
+                for (key, property) in schema["properties"].as_object().unwrap() {
+                    let settings = serde_json::json!({ key: property["default"] }).to_string();
+                    assert_eq!(<Component as Guest>::check_config(settings.clone()), Ok(()), "{settings}");
+                }
+            }
+        }
+    };
+}
+
 /// Reads a plugin's settings: "" (nothing configured) and "{}" both mean the defaults.
 /// The error names the offending key, because serde's messages do
 /// ("unknown field `x`, expected one of …").
