@@ -31,6 +31,7 @@ pub struct Config {
     pub users: UsersConfig,
     pub catalog: Vec<CatalogEntry>,
     pub registry: RegistryConfig,
+    pub build: BuildConfig,
     pub kubernetes: KubernetesConfig,
     pub plugin_runtime: PluginRuntimeConfig,
     /// The plugins to load; when absent, every built-in plugin with its defaults.
@@ -236,11 +237,62 @@ pub struct RegistryConfig {
     pub pull: String,
     /// Plain HTTP to this registry.
     pub insecure: bool,
+    /// PEM bundle of the CA that signed the registry's certificate, if not a public one.
+    pub ca_cert: Option<PathBuf>,
+    /// For basic auth, or for the registry's token service; none means anonymous.
+    pub username: Option<String>,
+    /// Better given as `WARSHIP__REGISTRY__PASSWORD` or `password_file` than written here.
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Deadline for one whole push (every blob and the manifest).
+    pub push_timeout_secs: u64,
+    /// Tries per registry operation on connection errors and 5xx answers.
+    pub max_attempts: u32,
+    /// Retries wait a random time up to `first_backoff_ms` × 2^attempt, capped.
+    pub first_backoff_ms: u64,
+    pub max_backoff_ms: u64,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self { push: "127.0.0.1:5000".into(), pull: "127.0.0.1:5000".into(), insecure: true }
+        Self {
+            push: "127.0.0.1:5000".into(),
+            pull: "127.0.0.1:5000".into(),
+            insecure: true,
+            ca_cert: None,
+            username: None,
+            password: None,
+            password_file: None,
+            push_timeout_secs: 600,
+            max_attempts: 6,
+            first_backoff_ms: 250,
+            max_backoff_ms: 8000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuilderKind {
+    /// Daemonless: base manifest and config plus one new layer, no container runs.
+    Oci,
+    /// A Docker Engine API (dockerd, or podman's compatible service).
+    Docker,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuildConfig {
+    pub builder: BuilderKind,
+    /// The platform images are built for, picked from multi-platform bases.
+    pub platform: String,
+    /// The Docker Engine for `builder = "docker"`: `unix:///path.sock` or `http://host:port`.
+    pub docker_host: String,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        Self { builder: BuilderKind::Oci, platform: "linux/amd64".into(), docker_host: "unix:///var/run/docker.sock".into() }
     }
 }
 
@@ -292,6 +344,15 @@ impl Config {
         }
         if self.store.backend == StoreBackend::Etcd && self.store.etcd_endpoints.is_empty() {
             return Err("store.etcd_endpoints is empty but store.backend = \"etcd\"".into());
+        }
+        if self.registry.password.is_some() && self.registry.password_file.is_some() {
+            return Err("set registry.password or registry.password_file, not both".into());
+        }
+        if self.registry.push_timeout_secs == 0 {
+            return Err("registry.push_timeout_secs must be above 0".into());
+        }
+        if self.build.platform.split('/').count() < 2 {
+            return Err(format!("build.platform {:?} must read os/architecture[/variant], e.g. linux/amd64", self.build.platform));
         }
         if self.uploads.max_bytes == 0 {
             return Err("uploads.max_bytes must be above 0".into());

@@ -4,7 +4,10 @@
 
 pub mod config;
 pub mod envs;
+pub mod events;
 pub mod http;
+pub mod image;
+pub mod images;
 pub mod server;
 pub mod store;
 pub mod telemetry;
@@ -12,3 +15,4 @@ pub mod users;
 pub mod validation;
 pub mod wars;
 pub mod plugins;
+pub mod registry;

@@ -28,6 +28,25 @@ enum Command {
         #[arg(long, default_value = "platform.toml", env = "WARSHIP_CONFIG")]
         config: PathBuf,
     },
+    /// Build an image from a Dockerfile and the files beside it, and push it to the
+    /// configured registry, without a server: what `POST /api/v1/images` does after
+    /// rendering the Dockerfile. Progress goes to stderr, the digest to stdout.
+    Build {
+        /// Folder whose files the Dockerfile may COPY.
+        #[arg(long)]
+        context: PathBuf,
+        /// Defaults to CONTEXT/Dockerfile.
+        #[arg(long)]
+        dockerfile: Option<PathBuf>,
+        /// Repository and tag in the push registry, e.g. `team/shop:1.0`.
+        #[arg(long)]
+        tag: String,
+        /// ARG values, as NAME=value.
+        #[arg(long = "build-arg")]
+        build_args: Vec<String>,
+        #[arg(long, default_value = "platform.toml", env = "WARSHIP_CONFIG")]
+        config: PathBuf,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -83,6 +102,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Build { context, dockerfile, tag, build_args, config } => {
+            let config = load(&config)?;
+            build_image(&config, context, dockerfile, &tag, &build_args).await
+        }
         Command::User { command: UserCommand::Add { name, config } } => {
             let config = load(&config)?;
             let store = server::open_store(&config).await?;
@@ -93,4 +116,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn build_image(config: &Config, context: PathBuf, dockerfile: Option<PathBuf>, tag: &str, build_args: &[String]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use warship_host::image::{BuildEvent, BuildJob, ContextFile, Progress};
+
+    let dockerfile_path = dockerfile.unwrap_or_else(|| context.join("Dockerfile"));
+    let dockerfile = std::fs::read_to_string(&dockerfile_path).with_context(|| format!("reading {}", dockerfile_path.display()))?;
+    let mut files = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&context).with_context(|| format!("reading {}", context.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            files.insert(entry.file_name().to_string_lossy().into_owned(), ContextFile::from_path(entry.path())?);
+        }
+    }
+    let build_args = build_args
+        .iter()
+        .map(|a| a.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).with_context(|| format!("--build-arg {a:?} is not NAME=value")))
+        .collect::<anyhow::Result<_>>()?;
+    let (builder, client) = server::image_builder(config)?;
+    let target = client.resolve(tag)?;
+    let started = std::time::Instant::now();
+    let progress: Progress = std::sync::Arc::new(move |event| {
+        let at = started.elapsed().as_secs_f64();
+        match event {
+            BuildEvent::Step { step, detail } => eprintln!("[{at:6.2}s] {step}: {detail}"),
+            BuildEvent::Bytes { what, done, total } => eprintln!("[{at:6.2}s] {what}: {} / {} MiB", done >> 20, total >> 20),
+            BuildEvent::Retry { what, attempt, delay_ms, error } => eprintln!("[{at:6.2}s] retry {attempt} of {what} in {delay_ms} ms: {error}"),
+            BuildEvent::Output { line } => eprintln!("[{at:6.2}s] | {line}"),
+        }
+    });
+    let job = BuildJob { dockerfile, context: files, target, build_args };
+    let built = builder.build(&job, progress).await?;
+    eprintln!("built {} in {:.2}s with the {} builder ({} bytes)", built.tagged, started.elapsed().as_secs_f64(), builder.name(), built.size);
+    println!("{}", built.digest);
+    Ok(())
 }

@@ -7,9 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::config::{Config, StoreBackend};
+use crate::config::{BuilderKind, Config, StoreBackend};
 use crate::envs::Envs;
 use crate::http::{self, AppState, Services};
+use crate::image::{Builder, DockerBuilder, OciBuilder, Platform};
+use crate::images::Images;
+use crate::registry::RegistryClient;
 use crate::plugins::{Plugins, Runtime};
 use crate::store::{DynStore, EmbeddedStore, EtcdStore, Metered};
 use crate::users::Users;
@@ -44,6 +47,24 @@ pub async fn load_plugins(config: &Config) -> anyhow::Result<Plugins> {
     .await?
 }
 
+/// The configured image builder, talking to the configured registry. Also used by
+/// `warship build`.
+pub fn image_builder(config: &Config) -> anyhow::Result<(Arc<dyn Builder>, RegistryClient)> {
+    let client = RegistryClient::from_config(&config.registry)?;
+    let platform = Platform::parse(&config.build.platform).context("build.platform")?;
+    let builder: Arc<dyn Builder> = match config.build.builder {
+        BuilderKind::Oci => Arc::new(OciBuilder::new(client.clone(), platform)),
+        BuilderKind::Docker => {
+            let credentials = client.credentials().map(|c| (c.username.clone(), c.password.clone()));
+            Arc::new(
+                DockerBuilder::connect(&config.build.docker_host, client.clone(), credentials, &config.build.platform)
+                    .with_context(|| format!("connecting to the Docker Engine at {} (build.docker_host)", config.build.docker_host))?,
+            )
+        }
+    };
+    Ok((builder, client))
+}
+
 /// The process-wide Prometheus recorder (metrics macros need one global recorder).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -75,7 +96,10 @@ impl Server {
         let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
         let wars = Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone())
             .with_context(|| format!("preparing WAR storage under {}", config.store.data_dir.display()))?;
-        let state = Arc::new(Services { config: config.clone(), store, users, envs, wars, plugins, metrics: metrics_handle() });
+        let wars = Arc::new(wars);
+        let (builder, client) = image_builder(&config)?;
+        let images = Arc::new(Images::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), wars.clone(), builder, client));
+        let state = Arc::new(Services { config: config.clone(), store, users, envs, wars, images, plugins, metrics: metrics_handle() });
         Ok(Self { config, state })
     }
 

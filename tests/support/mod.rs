@@ -14,6 +14,7 @@ use tower::ServiceExt;
 
 use warship_host::config::Config;
 use warship_host::envs::Envs;
+use warship_host::images::Images;
 use warship_host::http::{self, AppState, Services};
 use warship_host::plugins::{Plugins, Runtime};
 use warship_host::server::metrics_handle;
@@ -151,11 +152,16 @@ impl TestApp {
             None => builtin_plugins(),
             Some(_) => Arc::new(Plugins::load(&plugin_runtime(), &config).unwrap()),
         };
+        let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
+        let wars = Arc::new(Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone()).unwrap());
+        let (builder, client) = warship_host::server::image_builder(&config).unwrap();
+        let images = Arc::new(Images::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), wars.clone(), builder, client));
         let state = Arc::new(Services {
             users: Users::new(store.clone(), &config.users.static_users).unwrap(),
-            envs: Envs::new(store.clone(), config.clone(), plugins.clone()),
+            envs,
             plugins,
-            wars: Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone()).unwrap(),
+            wars,
+            images,
             metrics: metrics_handle(),
             config,
             store,
@@ -263,4 +269,325 @@ pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         w.write_all(data).unwrap();
     }
     w.finish().unwrap().into_inner()
+}
+
+/// Debian's docker-registry (distribution) on a free loopback port, with storage of its
+/// own. `extra` is YAML appended to its config (auth, TLS).
+pub struct Registry {
+    child: Option<Child>,
+    pub addr: String,
+    pub root: PathBuf,
+    config: PathBuf,
+    scheme: &'static str,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub async fn start() -> Registry {
+        Self::start_with("", "http").await
+    }
+
+    /// `scheme` is `https` when `extra` configures TLS.
+    pub async fn start_with(extra: &str, scheme: &'static str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("storage");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n#extra\n{extra}",
+                root.display()
+            ),
+        )
+        .unwrap();
+        let mut registry = Registry { child: None, addr, root, config, scheme, _dir: dir };
+        registry.resume_serving().await;
+        registry
+    }
+
+    /// Restarts it on the same address and storage with other settings.
+    pub async fn reconfigure(&mut self, extra: &str, scheme: &'static str) {
+        self.kill();
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let base = text.split_once("\n#extra\n").map_or(text.as_str(), |(b, _)| b).to_owned();
+        std::fs::write(&self.config, format!("{base}\n#extra\n{extra}")).unwrap();
+        self.scheme = scheme;
+        self.resume_serving().await;
+    }
+
+    /// Starts the process (again) on the same address and storage.
+    pub async fn resume_serving(&mut self) {
+        let child = Command::new("docker-registry")
+            .args(["serve", self.config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is not installed: run scripts/test, which installs it");
+        self.child = Some(child);
+        let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+        let started = Instant::now();
+        while client.get(format!("{}://{}/v2/", self.scheme, self.addr)).send().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the registry did not answer in 20s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops it at once, as a crash or a pulled cable would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes it (SIGSTOP): connections stay open and nothing answers.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
+    /// Puts the Tomcat base images (built from Maven Central's Tomcat and this machine's
+    /// JDK by scripts/base-images, cached) into this registry as `warship/tomcat:<tag>`.
+    pub fn push_base_images(&self) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/base-images");
+        let output = Command::new(script).args(["push", &self.addr]).output().unwrap();
+        assert!(output.status.success(), "scripts/base-images push failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// Blob files in its storage, to tell what was uploaded.
+    pub fn blob_count(&self) -> usize {
+        files_under(&self.root.join("docker/registry/v2/blobs")).len()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.freeze(false);
+        self.kill();
+    }
+}
+
+/// podman with the settings that work on these machines (../shared/notes/containers-here.md),
+/// its storage kept under the cache folder so tests never touch the machine's own.
+pub fn podman() -> Command {
+    let cache = std::env::var_os("WARSHIP_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/warship"));
+    let mut command = Command::new("podman");
+    command
+        .args(["--runtime", "runc", "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+        .arg("--root")
+        .arg(cache.join("podman/root"))
+        .arg("--runroot")
+        .arg(cache.join("podman/run"));
+    command
+}
+
+/// A container started by [`run_container`], removed on drop.
+pub struct Container {
+    pub name: String,
+    pub port: u16,
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman().args(["rm", "-f", "-t", "1", &self.name]).output();
+    }
+}
+
+/// Pulls `image` (by digest) from an insecure registry and runs it detached, its port
+/// 8080 published on a free loopback port.
+pub fn run_container(image: &str) -> Container {
+    let pulled = podman().args(["pull", "-q", "--tls-verify=false", image]).output().unwrap();
+    assert!(pulled.status.success(), "podman pull {image}: {}", String::from_utf8_lossy(&pulled.stderr));
+    let container = Container { name: format!("warship-test-{}", uuid::Uuid::new_v4().simple()), port: free_port() };
+    let run = podman()
+        .args(["run", "-d", "--name", &container.name, "-p", &format!("127.0.0.1:{}:8080", container.port)])
+        .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", image])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "podman run {image}: {}", String::from_utf8_lossy(&run.stderr));
+    container
+}
+
+impl Container {
+    /// Everything the container printed so far.
+    pub fn logs(&self) -> String {
+        let logs = podman().args(["logs", &self.name]).output().unwrap();
+        String::from_utf8_lossy(&logs.stdout).into_owned() + &String::from_utf8_lossy(&logs.stderr)
+    }
+
+    /// Waits until the container's log says `needle`, and returns the log.
+    pub async fn log_when(&self, needle: &str, within: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) {
+                return logs;
+            }
+            assert!(started.elapsed() < within, "the container never logged {needle:?} within {within:?}:\n{logs}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// GETs `path` until it answers 200 (Tomcat deploys the WAR after it starts).
+    pub async fn get_when_up(&self, path: &str, within: Duration) -> String {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = reqwest::get(&url).await {
+                if response.status().is_success() {
+                    return response.text().await.unwrap();
+                }
+            }
+            if started.elapsed() > within {
+                panic!("{url} did not answer 200 within {within:?}; container log:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// A CA and a server certificate it signed for 127.0.0.1, made with openssl:
+/// (ca.pem, server.pem, server.key).
+pub fn tls_chain(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca_key, ca, key, csr, cert) = (dir.join("ca.key"), dir.join("ca.pem"), dir.join("server.key"), dir.join("server.csr"), dir.join("server.pem"));
+    let ext = dir.join("ext.cnf");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    let p = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let steps: [Vec<String>; 3] = [
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=warship test CA", "-keyout", &p(&ca_key), "-out", &p(&ca)].map(String::from).to_vec(),
+        ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &p(&key), "-out", &p(&csr)].map(String::from).to_vec(),
+        ["x509", "-req", "-in", &p(&csr), "-CA", &p(&ca), "-CAkey", &p(&ca_key), "-CAcreateserial", "-days", "1", "-extfile", &p(&ext), "-out", &p(&cert)].map(String::from).to_vec(),
+    ];
+    for args in steps {
+        let made = Command::new("openssl").args(&args).output().unwrap();
+        assert!(made.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&made.stderr));
+    }
+    (ca, cert, key)
+}
+
+/// A proxy in front of a registry that answers 500 to the first `failures` requests,
+/// then passes everything through untouched.
+pub struct FaultProxy {
+    pub addr: String,
+    pub failed: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: &str, failures: usize) -> FaultProxy {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (upstream, counter) = (upstream.to_owned(), failed.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                let (upstream, counter) = (upstream.clone(), counter.clone());
+                tokio::spawn(async move {
+                    if counter.fetch_add(1, Ordering::SeqCst) < failures {
+                        // Read the request head, answer 500 as a registry in trouble does, hang up.
+                        let mut head = Vec::new();
+                        let mut buf = [0u8; 4096];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match client.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let body = r#"{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}"#;
+                        let answer = format!(
+                            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = client.write_all(answer.as_bytes()).await;
+                        let _ = client.shutdown().await;
+                        return;
+                    }
+                    counter.fetch_sub(1, Ordering::SeqCst);
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        FaultProxy { addr, failed, task }
+    }
+
+    /// How many requests got a 500.
+    pub fn failures_injected(&self) -> usize {
+        self.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A WAR of about `mib` MiB: a web.xml and incompressible filler, stored as is.
+pub fn big_war(path: &std::path::Path, mib: usize) {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
+    w.start_file("WEB-INF/web.xml", stored).unwrap();
+    w.write_all(br#"<web-app xmlns="https://jakarta.ee/xml/ns/jakartaee" version="6.0"/>"#).unwrap();
+    w.start_file("WEB-INF/lib/filler.bin", stored).unwrap();
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for b in chunk.iter_mut() {
+            *b = rand::random();
+        }
+        w.write_all(&chunk).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// podman's Docker-compatible API service on a socket of its own, for the docker
+/// builder. `insecure` registries are plain HTTP to it.
+pub struct PodmanService {
+    child: Child,
+    pub host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PodmanService {
+    pub async fn start(insecure: &[&str]) -> PodmanService {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("registries.conf");
+        let mut text = String::from("unqualified-search-registries = []\n");
+        for registry in insecure {
+            text += &format!("[[registry]]\nlocation = \"{registry}\"\ninsecure = true\n");
+        }
+        std::fs::write(&conf, text).unwrap();
+        let socket = dir.path().join("podman.sock");
+        let host = format!("unix://{}", socket.display());
+        let child = podman()
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["system", "service", "--time=0", &host])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("podman is not installed: run scripts/test, which installs it");
+        let started = Instant::now();
+        while !socket.exists() {
+            assert!(started.elapsed() < Duration::from_secs(20), "podman's API socket did not appear in 20s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        PodmanService { child, host, _dir: dir }
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

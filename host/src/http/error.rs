@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::envs::EnvError;
+use crate::images::ImageError;
 use crate::store::StoreError;
 use crate::users::UserError;
 use crate::validation::Violation;
@@ -215,6 +216,38 @@ impl From<UserError> for ApiError {
         match e {
             UserError::Store(e) => e.into(),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<ImageError> for ApiError {
+    fn from(e: ImageError) -> Self {
+        match e {
+            ImageError::Invalid(errors) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "image.invalid",
+                "Cannot build this image",
+                "fix what `errors` lists and send the request again; nothing was built",
+            )
+            .with_errors(errors),
+            ImageError::NotFound(id) => ApiError::not_found(
+                "image.not_found",
+                format!("you have no image build {id:?}; GET /api/v1/images lists yours"),
+            ),
+            ImageError::Failed(failure) => {
+                let mut problem = ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "image.build_failed",
+                    "The build failed",
+                    format!("{}; nothing was recorded as built", failure.message),
+                );
+                problem.extra.insert("cause".into(), serde_json::json!(failure.code));
+                problem
+            }
+            ImageError::Env(e) => e.into(),
+            ImageError::War(e) => e.into(),
+            ImageError::Plugin(e) => e.into(),
+            ImageError::Store(e) => e.into(),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod envs;
 mod error;
 mod extract;
+mod images;
 mod legacy;
 mod ops;
 mod wars;
@@ -27,6 +28,7 @@ pub use extract::{ApiJson, ApiPath, CurrentUser};
 
 use crate::config::Config;
 use crate::envs::Envs;
+use crate::images::Images;
 use crate::plugins::Plugins;
 use crate::store::DynStore;
 use crate::users::Users;
@@ -38,7 +40,8 @@ pub struct Services {
     pub store: DynStore,
     pub users: Users,
     pub envs: Envs,
-    pub wars: Wars,
+    pub wars: Arc<Wars>,
+    pub images: Arc<Images>,
     pub plugins: Arc<Plugins>,
     pub metrics: PrometheusHandle,
 }
@@ -55,12 +58,20 @@ pub fn app(state: AppState) -> Router {
         .route("/upload", post(legacy::upload))
         .layer(axum::extract::DefaultBodyLimit::disable());
 
+    // Builds are bounded by the registry's push deadline, and event streams last as
+    // long as what they follow.
+    let long = Router::new()
+        .route("/api/v1/images", post(images::create))
+        .route("/api/v1/images/{id}/events", get(images::events));
+
     let api = Router::new()
         .route("/api/v1/catalog", get(ops::catalog))
         .route("/api/v1/plugins", get(ops::plugins))
         .route("/api/v1/envs", post(envs::create).get(envs::list))
         .route("/api/v1/envs/{name}", get(envs::get).patch(envs::update).delete(envs::delete))
         .route("/api/v1/wars", get(wars::list))
+        .route("/api/v1/images", get(images::list))
+        .route("/api/v1/images/{id}", get(images::get))
         .route("/api/v1/wars/{app}/{file}", get(wars::get).delete(wars::delete))
         .route("/createenv", post(legacy::createenv))
         .route("/getuploadwars", get(legacy::getuploadwars))
@@ -72,6 +83,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(timeout, deadline));
 
     api.merge(uploads)
+        .merge(long)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(record_metrics))

@@ -397,6 +397,36 @@ impl Plugins {
         .expect("validator calls do not panic")
     }
 
+    /// The Dockerfile for `war` on `env`'s base image, from the template plugin.
+    pub async fn render_dockerfile(
+        self: &Arc<Self>,
+        env: &crate::envs::EnvSpec,
+        war: &crate::wars::WarRecord,
+        base: &crate::config::CatalogEntry,
+        version: &str,
+        user: &str,
+    ) -> Result<String, PluginError> {
+        let context = types::BuildContext {
+            env: convert::env_spec(env, None),
+            war: convert::war_facts(war),
+            base_image: base.base_image.clone(),
+            base_user: base.user.clone(),
+            war_file: war.file.clone(),
+            app_version: version.to_owned(),
+            user: user.to_owned(),
+        };
+        let plugins = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let template = plugins.template().ok_or_else(|| PluginError {
+                plugin: "template".into(),
+                failure: PluginFailure::Instantiate("no template plugin is configured; add one to [[plugins]]".into()),
+            })?;
+            template.render_dockerfile(&context)
+        })
+        .await
+        .expect("template calls do not panic")
+    }
+
     /// Names of loaded plugins by kind, for messages.
     pub fn names(&self) -> BTreeMap<&'static str, Vec<String>> {
         let mut out: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();

@@ -1,0 +1,80 @@
+use std::convert::Infallible;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::Json;
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+
+use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
+use crate::images::{ImageEvent, ImageRecord, ImageRequest};
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct WaitQuery {
+    /// Hold the answer until the image is built (201) or the build failed (problem).
+    #[serde(default)]
+    wait: bool,
+}
+
+/// Build an image of one of your WARs for one of your envs and push it as
+/// `<registry>/<user>/<env>:<version>`. Answers 202 at once with the record (follow
+/// `/events` for progress), or with `?wait=true` 201 once built.
+#[utoipa::path(post, path = "/api/v1/images", tag = "images", params(WaitQuery), request_body = ImageRequest,
+    responses((status = 202, body = ImageRecord, description = "building"), (status = 201, body = ImageRecord, description = "built (with ?wait=true)"),
+        (status = 422, body = super::Problem), (status = 502, body = super::Problem, description = "the build failed (with ?wait=true)")),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(query): Query<WaitQuery>,
+    ApiJson(request): ApiJson<ImageRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (status, record) = if query.wait {
+        (StatusCode::CREATED, state.images.build_and_wait(&user, request).await?)
+    } else {
+        (StatusCode::ACCEPTED, state.images.build(&user, request).await?)
+    };
+    Ok((status, [(header::LOCATION, format!("/api/v1/images/{}", record.id))], Json(record)))
+}
+
+/// Your images, newest first.
+#[utoipa::path(get, path = "/api/v1/images", tag = "images", responses((status = 200, body = Vec<ImageRecord>)), security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Vec<ImageRecord>>, ApiError> {
+    Ok(Json(state.images.list(&user).await?))
+}
+
+/// One image build: its status, and its digest once built.
+#[utoipa::path(get, path = "/api/v1/images/{id}", tag = "images",
+    responses((status = 200, body = ImageRecord), (status = 404, body = super::Problem)), security(("bearer" = [])))]
+pub async fn get(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<Json<ImageRecord>, ApiError> {
+    Ok(Json(state.images.get(&user, &id).await?))
+}
+
+/// The build's progress as server-sent events, from its start: `step`, `bytes`,
+/// `retry` and `output` events, then `built` or `failed` with the record, then the end.
+#[utoipa::path(get, path = "/api/v1/images/{id}/events", tag = "images",
+    responses((status = 200, content_type = "text/event-stream", description = "events"), (status = 404, body = super::Problem)),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let log = state.images.events(&user, &id).await?;
+    let stream = log.follow().map(|event| {
+        let name = match &event {
+            ImageEvent::Progress(progress) => match progress {
+                crate::image::BuildEvent::Step { .. } => "step",
+                crate::image::BuildEvent::Bytes { .. } => "bytes",
+                crate::image::BuildEvent::Retry { .. } => "retry",
+                crate::image::BuildEvent::Output { .. } => "output",
+            },
+            ImageEvent::Finished(record) if record.error.is_some() => "failed",
+            ImageEvent::Finished(_) => "built",
+        };
+        Ok(Event::default().event(name).json_data(&event).expect("events serialize"))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

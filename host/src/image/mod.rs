@@ -1,0 +1,133 @@
+//! WAR → image. A [`Builder`] turns a rendered Dockerfile and its build context into
+//! an image pushed to the registry, and returns its digest. Two builders: [`OciBuilder`]
+//! (the default, no daemon: base manifest and config plus one new layer) and
+//! [`DockerBuilder`] (a Docker Engine API, for Dockerfiles that RUN things). Progress
+//! goes to a [`Progress`] callback, so the API can stream it and tests can read it.
+
+mod docker;
+pub mod dockerfile;
+pub mod layer;
+mod oci;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub use docker::DockerBuilder;
+pub use dockerfile::DockerfileError;
+pub use oci::{OciBuilder, Platform};
+
+use crate::registry::{ImageRef, ReferenceError, RegistryError};
+
+/// Something worth telling a person watching a build.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BuildEvent {
+    /// A step began: `base`, `layer`, `config`, `manifest`, or the engine's `build`/`push`.
+    Step { step: String, detail: String },
+    /// Bytes of a blob sent so far.
+    Bytes { what: String, done: u64, total: u64 },
+    /// A transient registry failure; the operation runs again after `delay_ms`.
+    Retry { what: String, attempt: u32, delay_ms: u64, error: String },
+    /// A line the Docker Engine printed.
+    Output { line: String },
+}
+
+pub type Progress = Arc<dyn Fn(BuildEvent) + Send + Sync>;
+
+/// A file the Dockerfile may COPY, by its name in the build context.
+#[derive(Debug, Clone)]
+pub struct ContextFile {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Known sha256 (hex) of the file; a builder that reads other bytes fails.
+    pub sha256: Option<String>,
+}
+
+impl ContextFile {
+    pub fn from_path(path: PathBuf) -> std::io::Result<Self> {
+        let size = std::fs::metadata(&path)?.len();
+        Ok(Self { path, size, sha256: None })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildJob {
+    pub dockerfile: String,
+    pub context: BTreeMap<String, ContextFile>,
+    /// Where the image goes: a repository and tag in the push registry.
+    pub target: ImageRef,
+    pub build_args: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BuiltImage {
+    /// Digest of the pushed manifest.
+    pub digest: String,
+    /// `registry/repository:tag` as pushed.
+    pub tagged: String,
+    /// The base image and the digest it resolved to, when the builder knows them.
+    pub base: Option<String>,
+    /// Bytes of config and layers, as the registry stores them.
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Dockerfile(#[from] DockerfileError),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("base image {reference}: {message}")]
+    Base { reference: String, message: String },
+    #[error("build context: {0}")]
+    Context(String),
+    #[error("docker engine at {host}: {message}")]
+    Engine { host: String, message: String },
+}
+
+impl BuildError {
+    /// A stable code for API answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BuildError::Dockerfile(_) => "build.dockerfile",
+            BuildError::Reference(_) => "build.reference",
+            BuildError::Registry(e) => e.code(),
+            BuildError::Base { .. } => "build.base",
+            BuildError::Context(_) => "build.context",
+            BuildError::Engine { .. } => "build.engine",
+        }
+    }
+}
+
+#[async_trait]
+pub trait Builder: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn build(&self, job: &BuildJob, progress: Progress) -> Result<BuiltImage, BuildError>;
+}
+
+/// Emits `Bytes` events as a stream is read: every few MiB, and at the end.
+pub(crate) fn count_bytes<S>(stream: S, what: String, total: u64, progress: Progress) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>,
+{
+    use futures_util::StreamExt;
+    const EVERY: u64 = 8 << 20;
+    let mut done = 0u64;
+    let mut told = 0u64;
+    stream.inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            done += chunk.len() as u64;
+            if done - told >= EVERY || done == total {
+                told = done;
+                progress(BuildEvent::Bytes { what: what.clone(), done, total });
+            }
+        }
+    })
+}

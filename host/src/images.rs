@@ -1,0 +1,400 @@
+//! Images of a user's WAR for one env: validated (validator plugins on env + WAR
+//! facts), described (the template plugin's Dockerfile), built and pushed by the
+//! configured builder as `<registry>/<user>/<env>:<version>`, and recorded. A record
+//! says `built` only once the manifest is in the registry; a failed or interrupted
+//! build is recorded as `failed` with its cause. The deploy pipeline calls [`Images::build`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::config::Config;
+use crate::envs::{EnvError, EnvName, Envs};
+use crate::events::EventLog;
+use crate::image::{BuildError, BuildEvent, BuildJob, Builder, ContextFile, Progress};
+use crate::plugins::{PluginError, Plugins};
+use crate::registry::RegistryClient;
+use crate::store::{self, DynStore, Precondition, StoreError};
+use crate::users::UserName;
+use crate::validation::Violation;
+use crate::wars::{WarError, WarRecord, Wars};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageStatus {
+    Building,
+    Built,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImageFailure {
+    /// Stable code: `registry.unreachable`, `registry.timed_out`, `build.dockerfile`, …
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImageRecord {
+    pub id: String,
+    pub env: String,
+    /// `app/file` of the WAR.
+    pub war: String,
+    pub war_sha256: String,
+    pub version: String,
+    pub builder: String,
+    pub status: ImageStatus,
+    /// `<push registry>/<user>/<env>:<version>`.
+    pub tagged: String,
+    /// Digest of the pushed manifest, once built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// What Kubernetes is given: `<pull registry>/<user>/<env>@sha256:…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The base image, pinned to the digest it resolved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ImageFailure>,
+    /// The Dockerfile the template plugin rendered.
+    pub dockerfile: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// What a client asks for.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRequest {
+    /// `app/file.war`, or just `file.war` when one app has it.
+    pub war: String,
+    pub env: String,
+    /// The image tag, e.g. `1.0.3`.
+    pub version: String,
+}
+
+/// What watchers of a build see: progress, then the final record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ImageEvent {
+    Progress(BuildEvent),
+    Finished(ImageRecord),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("the build request is invalid")]
+    Invalid(Vec<Violation>),
+    #[error("image {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    War(#[from] WarError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Only from [`Images::build_and_wait`]: the build ran and failed.
+    #[error("the build failed: {}", .0.message)]
+    Failed(ImageFailure),
+}
+
+/// How long a build's lock lives without renewal: a host that dies leaves it to lapse,
+/// and its builds then read as interrupted.
+const LOCK_TTL: Duration = Duration::from_secs(15);
+/// Finished builds whose event logs stay in memory for late watchers.
+const KEPT_LOGS: usize = 256;
+
+pub struct Images {
+    store: DynStore,
+    config: Arc<Config>,
+    plugins: Arc<Plugins>,
+    envs: Envs,
+    wars: Arc<Wars>,
+    builder: Arc<dyn Builder>,
+    client: RegistryClient,
+    host_id: String,
+    logs: Mutex<Logs>,
+}
+
+#[derive(Default)]
+struct Logs {
+    by_id: HashMap<String, Arc<EventLog<ImageEvent>>>,
+    finished: VecDeque<String>,
+}
+
+fn key(user: &UserName, id: &str) -> String {
+    format!("u/{user}/images/{id}")
+}
+
+fn lock_key(id: &str) -> String {
+    format!("images/{id}")
+}
+
+impl Images {
+    pub fn new(
+        store: DynStore,
+        config: Arc<Config>,
+        plugins: Arc<Plugins>,
+        envs: Envs,
+        wars: Arc<Wars>,
+        builder: Arc<dyn Builder>,
+        client: RegistryClient,
+    ) -> Self {
+        let host_id = format!("host-{}", uuid::Uuid::new_v4().simple());
+        Self { store, config, plugins, envs, wars, builder, client, host_id, logs: Mutex::new(Logs::default()) }
+    }
+
+    pub fn builder_name(&self) -> &'static str {
+        self.builder.name()
+    }
+
+    /// Finds the WAR a request names: `app/file`, or a file name only one app has.
+    async fn find_war(&self, user: &UserName, war: &str) -> Result<WarRecord, ImageError> {
+        if let Some((app, file)) = war.split_once('/') {
+            return Ok(self.wars.get(user, app, file).await?);
+        }
+        let matching: Vec<WarRecord> = self.wars.list(user).await?.into_iter().filter(|w| w.file == war).collect();
+        match matching.len() {
+            1 => Ok(matching.into_iter().next().expect("one")),
+            0 => Err(ImageError::Invalid(vec![Violation::new("war", "image.war.not_found", format!("you have no WAR named {war:?}; GET /api/v1/wars lists yours"))])),
+            _ => {
+                let apps: Vec<String> = matching.iter().map(|w| format!("{}/{}", w.app, w.file)).collect();
+                Err(ImageError::Invalid(vec![Violation::new(
+                    "war",
+                    "image.war.ambiguous",
+                    format!("several apps have {war:?}: say which, as one of {}", apps.join(", ")),
+                )]))
+            }
+        }
+    }
+
+    /// Checks the request, renders the Dockerfile and starts the build; returns the
+    /// record (status `building`) at once. The build goes on in the background.
+    pub async fn build(self: &Arc<Self>, user: &UserName, request: ImageRequest) -> Result<ImageRecord, ImageError> {
+        let mut violations = Vec::new();
+        let env_name = EnvName::parse(&request.env).map_err(|mut v| {
+            v.field = "env".into();
+            ImageError::Invalid(vec![v])
+        })?;
+        let repository = format!("{user}/{env_name}");
+        let target = match self.client.resolve(&format!("{repository}:{}", request.version)) {
+            Ok(target) => Some(target),
+            Err(e) => {
+                violations.push(Violation::new("version", "image.version.invalid", format!("version {:?} cannot be an image tag: {}", request.version, e.reason)));
+                None
+            }
+        };
+        let env = self.envs.get(user, &env_name).await?;
+        let war = self.find_war(user, &request.war).await?;
+        let entry = self.config.catalog_entry(&env.spec.tomcat, &env.spec.jdk).cloned();
+        if entry.is_none() {
+            violations.push(Violation::new(
+                "env",
+                "image.env.not_in_catalog",
+                format!("tomcat {} with jdk {} is no longer in the catalog; PATCH the env to a pair GET /api/v1/catalog lists", env.spec.tomcat, env.spec.jdk),
+            ));
+        }
+        violations.extend(self.plugins.validate_deploy(&self.config, &env.spec, &war).await?);
+        let (Some(target), Some(entry), true) = (target, entry, violations.is_empty()) else {
+            return Err(ImageError::Invalid(violations));
+        };
+
+        let dockerfile = self.plugins.render_dockerfile(&env.spec, &war, &entry, &request.version, user.as_str()).await?;
+
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let record = ImageRecord {
+            id: id.clone(),
+            env: env_name.to_string(),
+            war: format!("{}/{}", war.app, war.file),
+            war_sha256: war.sha256.clone(),
+            version: request.version,
+            builder: self.builder.name().into(),
+            status: ImageStatus::Building,
+            tagged: target.tagged(),
+            digest: None,
+            image: None,
+            base: None,
+            size: None,
+            error: None,
+            dockerfile: dockerfile.clone(),
+            created_at: OffsetDateTime::now_utc(),
+            finished_at: None,
+        };
+        let lease = self.store.try_lock(&lock_key(&id), &self.host_id, LOCK_TTL).await?;
+        let revision = match store::put_json(&*self.store, &key(user, &id), &record, Precondition::Absent).await {
+            Ok(revision) => revision,
+            Err(e) => {
+                let _ = self.store.release_lock(&lease).await;
+                return Err(e.into());
+            }
+        };
+
+        let log = EventLog::new();
+        self.logs.lock().expect("logs lock").by_id.insert(id.clone(), log.clone());
+        let job = BuildJob {
+            dockerfile,
+            context: BTreeMap::from([(
+                war.file.clone(),
+                ContextFile { path: self.wars.blob_path(&war.sha256), size: war.size, sha256: Some(war.sha256.clone()) },
+            )]),
+            target,
+            build_args: BTreeMap::new(),
+        };
+        let this = self.clone();
+        let (user, started) = (user.clone(), record.clone());
+        tokio::spawn(async move { this.run(user, started, revision, job, log, lease).await });
+        Ok(record)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        user: UserName,
+        mut record: ImageRecord,
+        revision: u64,
+        job: BuildJob,
+        log: Arc<EventLog<ImageEvent>>,
+        lease: crate::store::LockLease,
+    ) {
+        let progress: Progress = {
+            let log = log.clone();
+            Arc::new(move |event| log.push(ImageEvent::Progress(event)))
+        };
+        let renewing = {
+            let (store, lease) = (self.store.clone(), lease.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LOCK_TTL / 3).await;
+                    if let Err(e) = store.renew_lock(&lease).await {
+                        tracing::warn!(error = %e, "could not renew a build's lock");
+                    }
+                }
+            })
+        };
+        let started = std::time::Instant::now();
+        let result = self.builder.build(&job, progress).await;
+        renewing.abort();
+        metrics::histogram!("warship_image_build_seconds", "builder" => self.builder.name(), "ok" => result.is_ok().to_string())
+            .record(started.elapsed().as_secs_f64());
+        record.finished_at = Some(OffsetDateTime::now_utc());
+        match result {
+            Ok(built) => {
+                tracing::info!(id = %record.id, digest = %built.digest, elapsed = ?started.elapsed(), "image built");
+                record.status = ImageStatus::Built;
+                record.image = Some(format!("{}/{}@{}", self.config.registry.pull, job.target.repository, built.digest));
+                record.digest = Some(built.digest);
+                record.base = built.base;
+                record.size = Some(built.size);
+            }
+            Err(e) => {
+                tracing::warn!(id = %record.id, error = %e, "image build failed");
+                record.status = ImageStatus::Failed;
+                record.error = Some(failure(&e));
+            }
+        }
+        if let Err(e) = store::put_json(&*self.store, &key(&user, &record.id), &record, Precondition::Revision(revision)).await {
+            tracing::error!(id = %record.id, error = %e, "could not record the build's outcome");
+        }
+        let _ = self.store.release_lock(&lease).await;
+        log.push(ImageEvent::Finished(record.clone()));
+        log.close();
+        let mut logs = self.logs.lock().expect("logs lock");
+        logs.finished.push_back(record.id.clone());
+        while logs.finished.len() > KEPT_LOGS {
+            if let Some(old) = logs.finished.pop_front() {
+                logs.by_id.remove(&old);
+            }
+        }
+    }
+
+    /// Starts a build and waits for its end: the built record, or why it failed.
+    pub async fn build_and_wait(self: &Arc<Self>, user: &UserName, request: ImageRequest) -> Result<ImageRecord, ImageError> {
+        let started = self.build(user, request).await?;
+        let log = self.logs.lock().expect("logs lock").by_id.get(&started.id).cloned();
+        if let Some(log) = log {
+            use futures_util::StreamExt;
+            let mut events = std::pin::pin!(log.follow());
+            while let Some(event) = events.next().await {
+                if let ImageEvent::Finished(record) = event {
+                    return match record.error {
+                        Some(failure) => Err(ImageError::Failed(failure)),
+                        None => Ok(record),
+                    };
+                }
+            }
+        }
+        self.get(user, &started.id).await
+    }
+
+    /// One record. A `building` record whose host stopped renewing its lock is a
+    /// build that was interrupted; it is recorded as failed the first time it is read.
+    pub async fn get(&self, user: &UserName, id: &str) -> Result<ImageRecord, ImageError> {
+        let found: Option<(ImageRecord, u64)> = store::get_json(&*self.store, &key(user, id)).await?;
+        let (record, revision) = found.ok_or_else(|| ImageError::NotFound(id.to_owned()))?;
+        self.settle(user, record, revision).await
+    }
+
+    async fn settle(&self, user: &UserName, mut record: ImageRecord, revision: u64) -> Result<ImageRecord, ImageError> {
+        if record.status != ImageStatus::Building {
+            return Ok(record);
+        }
+        let lease = match self.store.try_lock(&lock_key(&record.id), &self.host_id, LOCK_TTL).await {
+            Ok(lease) => lease,
+            Err(StoreError::Locked { .. }) => return Ok(record),
+            Err(e) => return Err(e.into()),
+        };
+        record.status = ImageStatus::Failed;
+        record.finished_at = Some(OffsetDateTime::now_utc());
+        record.error = Some(ImageFailure {
+            code: "build.interrupted".into(),
+            message: "the host building this image stopped before it finished; nothing was recorded as built. Start the build again".into(),
+        });
+        let written = store::put_json(&*self.store, &key(user, &record.id), &record, Precondition::Revision(revision)).await;
+        let _ = self.store.release_lock(&lease).await;
+        match written {
+            Ok(_) => Ok(record),
+            // Someone finished or settled it meanwhile: theirs is the truth.
+            Err(StoreError::Conflict { .. }) => Box::pin(self.get(user, &record.id)).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list(&self, user: &UserName) -> Result<Vec<ImageRecord>, ImageError> {
+        let records: Vec<(ImageRecord, u64)> = store::list_json(&*self.store, &format!("u/{user}/images/")).await?;
+        let mut out = Vec::with_capacity(records.len());
+        for (record, revision) in records {
+            out.push(self.settle(user, record, revision).await?);
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(out)
+    }
+
+    /// The build's events: live ones while it runs (after those already sent), or
+    /// just the final record when it has ended and its log is gone.
+    pub async fn events(&self, user: &UserName, id: &str) -> Result<Arc<EventLog<ImageEvent>>, ImageError> {
+        let record = self.get(user, id).await?;
+        let live = self.logs.lock().expect("logs lock").by_id.get(id).cloned();
+        Ok(live.unwrap_or_else(|| {
+            let log = EventLog::new();
+            log.push(ImageEvent::Finished(record));
+            log.close();
+            log
+        }))
+    }
+}
+
+fn failure(e: &BuildError) -> ImageFailure {
+    ImageFailure { code: e.code().into(), message: e.to_string() }
+}
