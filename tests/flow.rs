@@ -284,3 +284,76 @@ async fn two_hosts_share_one_etcd() {
     assert_eq!(status, 200);
     assert_eq!(env["tomcat"], "10.1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_whose_host_was_killed_reads_as_interrupted_and_nothing_as_built() {
+    let registry = support::Registry::start().await;
+    registry.push_base_images();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let envs = [("WARSHIP__REGISTRY__PUSH", registry.addr.as_str()), ("WARSHIP__REGISTRY__PULL", registry.addr.as_str())];
+    let token = add_user(&config, "alice", &envs);
+    let mut host = Host::start(&config, port, &envs);
+    let (base, http) = (host.base.clone(), client());
+    let created = http.post(format!("{base}/api/v1/envs")).bearer_auth(&token).json(&json!({"name": "shop", "tomcat": "10.1", "jdk": "17"})).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let war = std::fs::read(fixture("sample.war")).unwrap();
+    let uploaded = http.put(format!("{base}/api/v1/wars/shop/sample.war")).bearer_auth(&token).body(war).send().await.unwrap();
+    assert_eq!(uploaded.status(), 201);
+
+    // The registry hangs, the build waits on it, and the host dies mid-build.
+    registry.freeze(true);
+    let (status, started) = json_of(http.post(format!("{base}/api/v1/images")).bearer_auth(&token).json(&json!({"war": "sample.war", "env": "shop", "version": "1"})).send().await.unwrap()).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    host.child.kill().unwrap();
+    host.child.wait().unwrap();
+    registry.freeze(false);
+
+    let host = Host::start(&config, port, &envs);
+    let began = Instant::now();
+    let record = loop {
+        let (_, record) = json_of(http.get(format!("{}/api/v1/images/{id}", host.base)).bearer_auth(&token).send().await.unwrap()).await;
+        if record["status"] != "building" {
+            break record;
+        }
+        assert!(began.elapsed() < Duration::from_secs(40), "still building long after its host died: {record}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(record["status"], "failed", "{record}");
+    assert_eq!(record["error"]["code"], "build.interrupted", "{record}");
+    assert!(record.get("digest").is_none(), "{record}");
+
+    let (status, built) = json_of(
+        http.post(format!("{}/api/v1/images?wait=true", host.base)).bearer_auth(&token).json(&json!({"war": "sample.war", "env": "shop", "version": "1"})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "the next build goes through: {built}");
+    assert_eq!(built["status"], "built");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warship_build_pushes_a_dockerfile_from_a_folder_and_prints_the_digest() {
+    let registry = support::Registry::start().await;
+    registry.push_base_images();
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::copy(fixture("sample.war"), context.join("app.war")).unwrap();
+    std::fs::write(context.join("Dockerfile"), "ARG TAG=10.1-jdk17\nFROM warship/tomcat:${TAG}\nCOPY app.war webapps/ROOT.war\n").unwrap();
+    let config = write_config(dir.path(), free_port(), "");
+    let envs = [("WARSHIP__REGISTRY__PUSH", registry.addr.as_str())];
+    let out = warship(&["build", "--config", config.to_str().unwrap(), "--context", context.to_str().unwrap(), "--tag", "team/app:1"], &envs);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let digest = stdout.trim();
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "the digest alone on stdout: {stdout:?}");
+    assert!(stderr.contains("layer: uploading 1 file(s)") && stderr.contains("manifest: pushing"), "progress on stderr: {stderr}");
+    assert_eq!(registry.tags("team/app").await, ["1"]);
+
+    let out = warship(&["build", "--config", config.to_str().unwrap(), "--context", context.to_str().unwrap(), "--tag", "team/app:1", "--build-arg", "TAG=9.9-jdk1"], &envs);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found in registry"), "{}", String::from_utf8_lossy(&out.stderr));
+}

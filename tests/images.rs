@@ -141,7 +141,7 @@ async fn a_javax_war_runs_on_tomcat_9_and_is_refused_on_10() {
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
     assert_eq!(refused.problem_code(), "image.invalid");
     assert!(refused.text.contains("javax"), "{}", refused.text);
-    assert!(registry_tags(&app.state.config, "bob/shop").await.is_empty(), "nothing was pushed");
+    assert!(registry.tags("bob/shop").await.is_empty(), "nothing was pushed");
 
     let patched = app.call(Method::PATCH, "/api/v1/envs/shop", Some(&token), Some(json!({ "tomcat": "9.0" }))).await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
@@ -151,12 +151,6 @@ async fn a_javax_war_runs_on_tomcat_9_and_is_refused_on_10() {
     let logs = container.log_when("Deployment of web application archive", Duration::from_secs(120)).await;
     assert!(logs.contains("Apache Tomcat/9.0"), "{logs}");
     assert!(logs.contains("ROOT.war"), "{logs}");
-}
-
-async fn registry_tags(config: &Config, repository: &str) -> Vec<String> {
-    let url = format!("http://{}/v2/{repository}/tags/list", config.registry.push);
-    let answer: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    answer["tags"].as_array().map(|t| t.iter().map(|v| v.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
 }
 
 #[tokio::test]

@@ -50,11 +50,6 @@ fn builder(config: &RegistryConfig) -> (OciBuilder, RegistryClient) {
     (OciBuilder::new(client.clone(), Platform::parse("linux/amd64").unwrap()), client)
 }
 
-async fn tags(registry: &Registry, repository: &str) -> Vec<String> {
-    let answer: Value = reqwest::get(format!("http://{}/v2/{repository}/tags/list", registry.addr)).await.unwrap().json().await.unwrap();
-    answer["tags"].as_array().map(|t| t.iter().map(|v| v.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_answering_500_for_a_while_is_retried_visibly() {
     let registry = Registry::start().await;
@@ -67,7 +62,7 @@ async fn a_registry_answering_500_for_a_while_is_retried_visibly() {
     let retries: Vec<BuildEvent> = events.lock().unwrap().iter().filter(|e| matches!(e, BuildEvent::Retry { .. })).cloned().collect();
     assert_eq!(retries.len(), 3, "{retries:?}");
     assert!(matches!(&retries[0], BuildEvent::Retry { attempt: 1, error, .. } if error.contains("500")), "{retries:?}");
-    assert_eq!(tags(&registry, "team/app").await, ["1"]);
+    assert_eq!(registry.tags("team/app").await, ["1"]);
     assert!(built.digest.starts_with("sha256:"));
 }
 
@@ -96,7 +91,7 @@ async fn a_registry_killed_mid_push_is_unreachable_and_nothing_is_tagged() {
 
     let mut registry = Arc::try_unwrap(registry).ok().unwrap().into_inner().unwrap();
     registry.resume_serving().await;
-    assert!(tags(&registry, "team/app").await.is_empty(), "a half-pushed image has no tag");
+    assert!(registry.tags("team/app").await.is_empty(), "a half-pushed image has no tag");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +115,7 @@ async fn a_frozen_registry_times_the_push_out() {
     assert!(matches!(err, BuildError::Registry(RegistryError::TimedOut { .. })), "{err}");
     assert!(err.to_string().contains("timed out after 3 s"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10), "the deadline holds: {:?}", started.elapsed());
-    assert!(tags(&registry, "team/app").await.is_empty());
+    assert!(registry.tags("team/app").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +211,7 @@ async fn a_multi_platform_base_resolves_to_the_configured_platform() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn base_layers_are_mounted_never_uploaded_and_retries_skip_what_is_there() {
+async fn base_layers_are_mounted_never_uploaded_and_a_known_layer_is_not_sent_again() {
     let registry = Registry::start().await;
     registry.push_base_images();
     let (builder, client) = builder(&registry_config(&registry.addr));
@@ -313,29 +308,6 @@ fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
 impl TokenService {
     /// Writes its signing certificate to `dir/token.pem` for the registry to trust.
     async fn start(dir: &std::path::Path, service: &str, issuer: &str) -> TokenService {
@@ -368,13 +340,9 @@ impl TokenService {
                 if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
                     return (StatusCode::UNAUTHORIZED, "bad credentials".to_owned());
                 }
-                let scopes: Vec<String> = query
-                    .0
-                    .unwrap_or_default()
-                    .split('&')
-                    .filter_map(|pair| pair.strip_prefix("scope="))
-                    .map(percent_decode)
-                    .collect();
+                let query = query.0.unwrap_or_default();
+                let scopes: Vec<String> =
+                    url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "scope").map(|(_, v)| v.into_owned()).collect();
                 asked.lock().unwrap().extend(scopes.iter().cloned());
                 let access: Vec<Value> = scopes
                     .iter()
@@ -432,4 +400,53 @@ async fn bearer_tokens_from_the_registrys_token_service() {
     assert_eq!(anonymous.status(), 401, "the registry really wants a token");
     let session = client.session(&registry.addr, vec!["repository:team/app:pull".into()], Arc::new(|_| {}));
     assert_eq!(session.manifest_digest("team/app", "1").await.unwrap(), built.digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_out_of_space_says_so() {
+    // The base in one registry, the target in another whose storage is a small tmpfs:
+    // base layers must then be copied through the host, and the copy fills the disk.
+    let bases = Registry::start().await;
+    bases.push_base_images();
+    let full = Registry::start().await;
+    std::fs::create_dir_all(&full.root).unwrap();
+    let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(&full.root).output().unwrap();
+    assert!(mounted.status.success(), "mount tmpfs: {}", String::from_utf8_lossy(&mounted.stderr));
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).output();
+        }
+    }
+    let _unmount = Unmount(full.root.clone());
+    let config = RegistryConfig { insecure_registries: vec![bases.addr.clone()], ..registry_config(&full.addr) };
+    let (builder, client) = builder(&config);
+    let mut job = job(&fixture("sample.war"), "team/app:1", &client);
+    job.dockerfile = job.dockerfile.replace("FROM warship/", &format!("FROM {}/warship/", bases.addr));
+    let (progress, events) = recorder();
+    let err = builder.build(&job, progress).await.unwrap_err();
+    assert!(matches!(err, BuildError::Registry(RegistryError::OutOfSpace { .. })), "{err}");
+    assert!(err.to_string().starts_with(&format!("registry {} is out of space", full.addr)), "{err}");
+    assert!(!events.lock().unwrap().iter().any(|e| matches!(e, BuildEvent::Retry { .. })), "a full disk is not retried");
+    assert!(events.lock().unwrap().iter().any(|e| matches!(e, BuildEvent::Bytes { what, .. } if what.starts_with("base layer"))));
+}
+
+#[tokio::test]
+async fn a_manifest_naming_missing_blobs_is_rejected() {
+    let registry = Registry::start().await;
+    let client = RegistryClient::from_config(&registry_config(&registry.addr)).unwrap();
+    let session = client.session(&registry.addr, vec!["repository:team/app:pull,push".into()], Arc::new(|_| {}));
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": missing, "size": 2 },
+        "layers": [],
+    });
+    let err = session
+        .put_manifest("team/app", "1", "application/vnd.oci.image.manifest.v1+json", bytes::Bytes::from(manifest.to_string()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::ManifestRejected { .. }), "{err}");
+    assert!(err.to_string().contains("BLOB_UNKNOWN"), "the registry's own diagnostic: {err}");
 }

@@ -237,6 +237,8 @@ pub struct RegistryConfig {
     pub pull: String,
     /// Plain HTTP to this registry.
     pub insecure: bool,
+    /// Other registries (of base images) reached over plain HTTP, as `host:port`.
+    pub insecure_registries: Vec<String>,
     /// PEM bundle of the CA that signed the registry's certificate, if not a public one.
     pub ca_cert: Option<PathBuf>,
     /// For basic auth, or for the registry's token service; none means anonymous.
@@ -259,6 +261,7 @@ impl Default for RegistryConfig {
             push: "127.0.0.1:5000".into(),
             pull: "127.0.0.1:5000".into(),
             insecure: true,
+            insecure_registries: Vec::new(),
             ca_cert: None,
             username: None,
             password: None,
@@ -351,7 +354,7 @@ impl Config {
         if self.registry.push_timeout_secs == 0 {
             return Err("registry.push_timeout_secs must be above 0".into());
         }
-        if self.build.platform.split('/').count() < 2 {
+        if crate::image::Platform::parse(&self.build.platform).is_none() {
             return Err(format!("build.platform {:?} must read os/architecture[/variant], e.g. linux/amd64", self.build.platform));
         }
         if self.uploads.max_bytes == 0 {

@@ -17,7 +17,7 @@ use crate::envs::{EnvError, EnvName, Envs};
 use crate::events::EventLog;
 use crate::image::{BuildError, BuildEvent, BuildJob, Builder, ContextFile, Progress};
 use crate::plugins::{PluginError, Plugins};
-use crate::registry::RegistryClient;
+use crate::registry::{tag_problem, RegistryClient};
 use crate::store::{self, DynStore, Precondition, StoreError};
 use crate::users::UserName;
 use crate::validation::Violation;
@@ -189,11 +189,12 @@ impl Images {
             v.field = "env".into();
             ImageError::Invalid(vec![v])
         })?;
-        let repository = format!("{user}/{env_name}");
-        let target = match self.client.resolve(&format!("{repository}:{}", request.version)) {
-            Ok(target) => Some(target),
-            Err(e) => {
-                violations.push(Violation::new("version", "image.version.invalid", format!("version {:?} cannot be an image tag: {}", request.version, e.reason)));
+        let target = match tag_problem(&request.version) {
+            None => Some(self.client.resolve(&format!("{user}/{env_name}:{}", request.version)).map_err(|e| {
+                ImageError::Invalid(vec![Violation::new("env", "image.reference.invalid", e.to_string())])
+            })?),
+            Some(problem) => {
+                violations.push(Violation::new("version", "image.version.invalid", format!("version {:?} cannot be an image tag: {problem}", request.version)));
                 None
             }
         };
@@ -272,20 +273,28 @@ impl Images {
             let log = log.clone();
             Arc::new(move |event| log.push(ImageEvent::Progress(event)))
         };
-        let renewing = {
-            let (store, lease) = (self.store.clone(), lease.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(LOCK_TTL / 3).await;
-                    if let Err(e) = store.renew_lock(&lease).await {
-                        tracing::warn!(error = %e, "could not renew a build's lock");
-                    }
-                }
-            })
-        };
+        // The build runs as a task of its own, so a panic in it fails the record instead
+        // of leaving it `building`; a lost lock (another host judged this one dead and
+        // settled the record) stops it.
         let started = std::time::Instant::now();
-        let result = self.builder.build(&job, progress).await;
-        renewing.abort();
+        let mut building = {
+            let (builder, job) = (self.builder.clone(), job.clone());
+            AbortOnDrop(tokio::spawn(async move { builder.build(&job, progress).await }))
+        };
+        let lost_lock = async {
+            loop {
+                tokio::time::sleep(LOCK_TTL / 3).await;
+                match self.store.renew_lock(&lease).await {
+                    Err(e @ StoreError::LockLost { .. }) => return e,
+                    Err(e) => tracing::warn!(error = %e, "could not renew a build's lock; trying again"),
+                    Ok(()) => {}
+                }
+            }
+        };
+        let result = tokio::select! {
+            joined = &mut building.0 => joined.unwrap_or_else(|e| Err(BuildError::Interrupted(format!("the builder stopped: {e}")))),
+            lost = lost_lock => Err(BuildError::Interrupted(format!("{lost}; another host took it over"))),
+        };
         metrics::histogram!("warship_image_build_seconds", "builder" => self.builder.name(), "ok" => result.is_ok().to_string())
             .record(started.elapsed().as_secs_f64());
         record.finished_at = Some(OffsetDateTime::now_utc());
@@ -304,8 +313,14 @@ impl Images {
                 record.error = Some(failure(&e));
             }
         }
-        if let Err(e) = store::put_json(&*self.store, &key(&user, &record.id), &record, Precondition::Revision(revision)).await {
-            tracing::error!(id = %record.id, error = %e, "could not record the build's outcome");
+        match store::put_json(&*self.store, &key(&user, &record.id), &record, Precondition::Revision(revision)).await {
+            Ok(_) => {}
+            // Settled meanwhile (as interrupted): what the store says is what watchers get.
+            Err(StoreError::Conflict { .. }) => match self.get(&user, &record.id).await {
+                Ok(stored) => record = stored,
+                Err(e) => tracing::error!(id = %record.id, error = %e, "could not read the build's record back"),
+            },
+            Err(e) => tracing::error!(id = %record.id, error = %e, "could not record the build's outcome"),
         }
         let _ = self.store.release_lock(&lease).await;
         log.push(ImageEvent::Finished(record.clone()));
@@ -381,17 +396,43 @@ impl Images {
         Ok(out)
     }
 
-    /// The build's events: live ones while it runs (after those already sent), or
-    /// just the final record when it has ended and its log is gone.
-    pub async fn events(&self, user: &UserName, id: &str) -> Result<Arc<EventLog<ImageEvent>>, ImageError> {
+    /// The build's events: everything so far and then live ones while this host runs
+    /// it; for a build that ended (or runs on another host), its final record once it
+    /// is final.
+    pub async fn events(self: &Arc<Self>, user: &UserName, id: &str) -> Result<Arc<EventLog<ImageEvent>>, ImageError> {
         let record = self.get(user, id).await?;
-        let live = self.logs.lock().expect("logs lock").by_id.get(id).cloned();
-        Ok(live.unwrap_or_else(|| {
-            let log = EventLog::new();
+        if let Some(live) = self.logs.lock().expect("logs lock").by_id.get(id).cloned() {
+            return Ok(live);
+        }
+        let log = EventLog::new();
+        if record.status != ImageStatus::Building {
             log.push(ImageEvent::Finished(record));
             log.close();
-            log
-        }))
+            return Ok(log);
+        }
+        let (this, user, id, watched) = (self.clone(), user.clone(), id.to_owned(), log.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                match this.get(&user, &id).await {
+                    Ok(record) if record.status == ImageStatus::Building => continue,
+                    Ok(record) => watched.push(ImageEvent::Finished(record)),
+                    Err(e) => tracing::warn!(id, error = %e, "cannot follow a build"),
+                }
+                watched.close();
+                return;
+            }
+        });
+        Ok(log)
+    }
+}
+
+/// Aborts the task when dropped, so nothing outlives the build it belongs to.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

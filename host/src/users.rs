@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::StaticUser;
 use crate::store::{self, DynStore, Precondition, StoreError};
@@ -60,7 +59,7 @@ struct TokenRecord {
 }
 
 pub fn token_sha256(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
 }
 
 fn new_token() -> String {

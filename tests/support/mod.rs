@@ -357,6 +357,12 @@ impl Registry {
         assert!(output.status.success(), "scripts/base-images push failed: {}", String::from_utf8_lossy(&output.stderr));
     }
 
+    /// The tags of a repository, as anyone may list them (anonymous, plain HTTP).
+    pub async fn tags(&self, repository: &str) -> Vec<String> {
+        let answer: serde_json::Value = reqwest::get(format!("http://{}/v2/{repository}/tags/list", self.addr)).await.unwrap().json().await.unwrap();
+        answer["tags"].as_array().map(|t| t.iter().map(|v| v.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+    }
+
     /// Blob files in its storage, to tell what was uploaded.
     pub fn blob_count(&self) -> usize {
         files_under(&self.root.join("docker/registry/v2/blobs")).len()
@@ -542,9 +548,7 @@ pub fn big_war(path: &std::path::Path, mib: usize) {
     w.start_file("WEB-INF/lib/filler.bin", stored).unwrap();
     let mut chunk = vec![0u8; 1 << 20];
     for _ in 0..mib {
-        for b in chunk.iter_mut() {
-            *b = rand::random();
-        }
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut chunk);
         w.write_all(&chunk).unwrap();
     }
     w.finish().unwrap();

@@ -71,8 +71,10 @@ pub async fn events(
                 crate::image::BuildEvent::Retry { .. } => "retry",
                 crate::image::BuildEvent::Output { .. } => "output",
             },
-            ImageEvent::Finished(record) if record.error.is_some() => "failed",
-            ImageEvent::Finished(_) => "built",
+            ImageEvent::Finished(record) => match record.status {
+                crate::images::ImageStatus::Built => "built",
+                _ => "failed",
+            },
         };
         Ok(Event::default().event(name).json_data(&event).expect("events serialize"))
     });

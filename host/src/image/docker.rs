@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::layer::{Layer, LayerFile};
-use super::{count_bytes, BuildError, BuildEvent, BuildJob, Builder, BuiltImage, Progress};
-use crate::registry::{Notice, RegistryClient};
+use super::{count_bytes, notify_retries, BuildError, BuildEvent, BuildJob, Builder, BuiltImage, Progress};
+use crate::registry::RegistryClient;
 
 pub struct DockerBuilder {
     host: String,
@@ -58,6 +58,16 @@ impl Builder for DockerBuilder {
     }
 
     async fn build(&self, job: &BuildJob, progress: Progress) -> Result<BuiltImage, BuildError> {
+        // The engine retries on its own; the push deadline still bounds the whole of it.
+        let deadline = self.client.policy().deadline;
+        tokio::time::timeout(deadline, self.build_and_push(job, progress)).await.unwrap_or_else(|_| {
+            Err(BuildError::Registry(crate::registry::RegistryError::TimedOut { registry: job.target.registry.clone(), after: deadline }))
+        })
+    }
+}
+
+impl DockerBuilder {
+    async fn build_and_push(&self, job: &BuildJob, progress: Progress) -> Result<BuiltImage, BuildError> {
         let target = &job.target;
         let tagged = target.tagged();
         let tag = target.tag.clone().unwrap_or_else(|| "latest".into());
@@ -122,13 +132,7 @@ impl Builder for DockerBuilder {
         }
 
         // The engine's own digest report varies between engines; the registry's does not.
-        let notify: crate::registry::Notify = {
-            let progress = progress.clone();
-            std::sync::Arc::new(move |Notice::Retrying { what, attempt, delay, error }| {
-                progress(BuildEvent::Retry { what, attempt, delay_ms: delay.as_millis() as u64, error })
-            })
-        };
-        let session = self.client.session(&target.registry, vec![format!("repository:{}:pull", target.repository)], notify);
+        let session = self.client.session(&target.registry, vec![format!("repository:{}:pull", target.repository)], notify_retries(&progress));
         let manifest = session.manifest(&target.repository, &tag).await?;
         let parsed: Value = serde_json::from_slice(&manifest.bytes).unwrap_or(Value::Null);
         let size = parsed["config"]["size"].as_u64().unwrap_or(0)

@@ -77,8 +77,9 @@ pub struct Copy {
     pub mode: Option<u32>,
 }
 
-/// Splits the text into instructions: comments dropped, continuation lines joined.
-pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
+/// Splits the text into instructions (comments dropped, continuation lines joined) and
+/// resolves FROM, with `build_args` overriding the defaults of ARGs before it.
+pub fn parse(text: &str, build_args: &BTreeMap<String, String>) -> Result<Dockerfile, DockerfileError> {
     let mut instructions = Vec::new();
     let mut pending: Option<(usize, String)> = None;
     for (index, raw) in text.lines().enumerate() {
@@ -90,7 +91,8 @@ pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
             }
             continue;
         }
-        if trimmed.is_empty() && pending.is_none() {
+        // Blank lines are skipped, inside a continuation too, as Docker does.
+        if trimmed.is_empty() {
             continue;
         }
         let (start, mut text) = pending.take().unwrap_or((number, String::new()));
@@ -119,7 +121,8 @@ pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
         match instruction.keyword.as_str() {
             "ARG" => {
                 for (name, value) in arg_declarations(&instruction, &global_args)? {
-                    global_args.insert(name, value.unwrap_or_default());
+                    let value = build_args.get(&name).cloned().or(value).unwrap_or_default();
+                    global_args.insert(name, value);
                 }
             }
             "FROM" => break instruction,
@@ -370,7 +373,8 @@ impl<'a> Interpreter<'a> {
                 return Err(step.fail(format!("{source:?}: wildcards are not supported; name each file")));
             }
         }
-        let into_directory = dest.ends_with('/') || sources.len() > 1;
+        // `.` and `..` name directories even without a trailing slash.
+        let into_directory = dest.ends_with('/') || sources.len() > 1 || matches!(dest.rsplit('/').next(), Some("." | ".."));
         let dest = resolve(&self.workdir, dest);
         let targets = sources
             .iter()
@@ -557,7 +561,7 @@ mod tests {
     use super::*;
 
     fn actions(text: &str, base_env: &[&str]) -> Result<(Dockerfile, Vec<Action>), DockerfileError> {
-        let dockerfile = parse(text)?;
+        let dockerfile = parse(text, &BTreeMap::new())?;
         let env: Vec<String> = base_env.iter().map(|s| s.to_string()).collect();
         let args = BTreeMap::new();
         let mut interpreter = Interpreter::new(&dockerfile, &env, "/usr/local/tomcat", &args);
@@ -623,6 +627,18 @@ mod tests {
         assert_eq!(actions[5], Action::Cmd(vec!["catalina.sh".into(), "run".into()]));
         assert_eq!(actions[6], Action::Entrypoint(vec!["/bin/sh".into(), "-c".into(), "exec java -jar x".into()]));
         assert_eq!(actions[7], Action::Label(vec![("v".into(), "fallback".into()), ("w".into(), "set".into())]));
+    }
+
+    #[test]
+    fn copy_into_the_working_directory_and_blank_lines_in_continuations() {
+        let (_, actions) = actions("FROM a\nWORKDIR /srv\nCOPY app.war .\nCOPY b.war ./sub/..\nLABEL a=1 \\\n\n  b=2\n", &[]).unwrap();
+        let targets = |i: usize| match &actions[i] {
+            Action::Copy(c) => c.targets.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(targets(1), ["/srv/app.war"]);
+        assert_eq!(targets(2), ["/srv/b.war"]);
+        assert_eq!(actions[3], Action::Label(vec![("a".into(), "1".into()), ("b".into(), "2".into())]));
     }
 
     #[test]

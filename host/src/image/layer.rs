@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use sha2::{Digest, Sha256};
+use ring::digest::{Context, SHA256};
 
 /// Every entry's modification time: one second after the epoch, as Jib does, because
 /// some tools treat a zero mtime as "unset".
@@ -72,11 +72,12 @@ impl Layer {
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         let files = self.files.clone();
         let written = outcome.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = write_tar(&files, &sender);
-            let failed = result.as_ref().err().cloned();
-            *written.lock().expect("outcome lock") = Some(result);
-            if let Some(message) = failed {
+        tokio::task::spawn_blocking(move || match write_tar(&files, &sender) {
+            Ok(digest) => *written.lock().expect("outcome lock") = Some(Ok(digest)),
+            // The upload went away: its own error says why; there is no outcome.
+            Err(TarError::HungUp) => {}
+            Err(TarError::Failed(message)) => {
+                *written.lock().expect("outcome lock") = Some(Err(message.clone()));
                 let _ = sender.blocking_send(Err(std::io::Error::other(message)));
             }
         });
@@ -101,56 +102,94 @@ fn header(file: &LayerFile) -> Result<[u8; 512], String> {
     Ok(*header.as_bytes())
 }
 
-/// Writes the tar into `sender`, returning its digest. Stops early (without error)
-/// when the receiving side hung up.
-fn write_tar(files: &[LayerFile], sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> Result<String, String> {
-    let mut digest = Sha256::new();
-    let send = |bytes: Bytes, digest: &mut Sha256| -> Result<bool, String> {
+enum TarError {
+    /// The receiving side stopped reading (the upload failed or was dropped).
+    HungUp,
+    /// A file could not be read, or did not hold the bytes it should.
+    Failed(String),
+}
+
+impl From<String> for TarError {
+    fn from(message: String) -> Self {
+        TarError::Failed(message)
+    }
+}
+
+/// Writes the tar into `sender`, returning its digest.
+fn write_tar(files: &[LayerFile], sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> Result<String, TarError> {
+    let mut digest = Context::new(&SHA256);
+    let send = |bytes: Bytes, digest: &mut Context| -> Result<(), TarError> {
         digest.update(&bytes);
-        Ok(sender.blocking_send(Ok(bytes)).is_ok())
+        sender.blocking_send(Ok(bytes)).map_err(|_| TarError::HungUp)
     };
     for file in files {
-        if !send(Bytes::copy_from_slice(&header(file)?), &mut digest)? {
-            return Err("the upload stopped reading".into());
-        }
+        send(Bytes::copy_from_slice(&header(file)?), &mut digest)?;
         let mut source = std::fs::File::open(&file.source).map_err(|e| format!("cannot open {}: {e}", file.source.display()))?;
-        let mut file_digest = file.sha256.as_ref().map(|_| Sha256::new());
+        // The file's own hash runs on another thread, so checking it costs no time here.
+        let verifier = file.sha256.as_ref().map(|_| Verifier::spawn());
         let mut left = file.size;
         while left > 0 {
             let mut chunk = vec![0u8; CHUNK.min(left as usize)];
             source.read_exact(&mut chunk).map_err(|e| format!("reading {}: {e} (did it change size?)", file.source.display()))?;
-            if let Some(d) = file_digest.as_mut() {
-                d.update(&chunk);
-            }
             left -= chunk.len() as u64;
-            if !send(Bytes::from(chunk), &mut digest)? {
-                return Err("the upload stopped reading".into());
+            let chunk = Bytes::from(chunk);
+            if let Some(v) = &verifier {
+                v.feed(chunk.clone());
             }
+            send(chunk, &mut digest)?;
         }
-        if let (Some(want), Some(d)) = (&file.sha256, file_digest) {
-            let got = hex::encode(d.finalize());
+        if let (Some(want), Some(v)) = (&file.sha256, verifier) {
+            let got = v.finish();
             if &got != want {
-                return Err(format!(
+                return Err(TarError::Failed(format!(
                     "{} does not hold the bytes that were uploaded (sha256 {got}, expected {want}); upload the WAR again",
                     file.source.display()
-                ));
+                )));
             }
         }
         let padding = (BLOCK - file.size % BLOCK) % BLOCK;
-        if padding > 0 && !send(Bytes::from(vec![0u8; padding as usize]), &mut digest)? {
-            return Err("the upload stopped reading".into());
+        if padding > 0 {
+            send(Bytes::from(vec![0u8; padding as usize]), &mut digest)?;
         }
     }
-    if !send(Bytes::from(vec![0u8; 2 * BLOCK as usize]), &mut digest)? {
-        return Err("the upload stopped reading".into());
+    send(Bytes::from(vec![0u8; 2 * BLOCK as usize]), &mut digest)?;
+    Ok(format!("sha256:{}", hex::encode(digest.finish())))
+}
+
+/// Hashes chunks handed to it on a thread of its own.
+struct Verifier {
+    chunks: std::sync::mpsc::SyncSender<Bytes>,
+    hashing: std::thread::JoinHandle<String>,
+}
+
+impl Verifier {
+    fn spawn() -> Self {
+        let (chunks, queued) = std::sync::mpsc::sync_channel::<Bytes>(8);
+        let hashing = std::thread::spawn(move || {
+            let mut digest = Context::new(&SHA256);
+            for chunk in queued {
+                digest.update(&chunk);
+            }
+            hex::encode(digest.finish())
+        });
+        Self { chunks, hashing }
     }
-    Ok(format!("sha256:{}", hex::encode(digest.finalize())))
+
+    fn feed(&self, chunk: Bytes) {
+        let _ = self.chunks.send(chunk);
+    }
+
+    fn finish(self) -> String {
+        drop(self.chunks);
+        self.hashing.join().expect("hashing does not panic")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures_util::StreamExt;
+    use sha2::{Digest, Sha256};
 
     fn file(dir: &std::path::Path, name: &str, content: &[u8], path: &str) -> LayerFile {
         let source = dir.join(name);

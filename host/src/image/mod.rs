@@ -90,6 +90,8 @@ pub enum BuildError {
     Context(String),
     #[error("docker engine at {host}: {message}")]
     Engine { host: String, message: String },
+    #[error("the build was interrupted: {0}")]
+    Interrupted(String),
 }
 
 impl BuildError {
@@ -102,6 +104,7 @@ impl BuildError {
             BuildError::Base { .. } => "build.base",
             BuildError::Context(_) => "build.context",
             BuildError::Engine { .. } => "build.engine",
+            BuildError::Interrupted(_) => "build.interrupted",
         }
     }
 }
@@ -110,6 +113,14 @@ impl BuildError {
 pub trait Builder: Send + Sync {
     fn name(&self) -> &'static str;
     async fn build(&self, job: &BuildJob, progress: Progress) -> Result<BuiltImage, BuildError>;
+}
+
+/// Tells a build's watchers about registry retries.
+pub(crate) fn notify_retries(progress: &Progress) -> crate::registry::Notify {
+    let progress = progress.clone();
+    Arc::new(move |crate::registry::Notice::Retrying { what, attempt, delay, error }| {
+        progress(BuildEvent::Retry { what, attempt, delay_ms: delay.as_millis() as u64, error })
+    })
 }
 
 /// Emits `Bytes` events as a stream is read: every few MiB, and at the end.

@@ -5,23 +5,23 @@
 //! them (or already has them).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::dockerfile::{self, Action, Interpreter};
 use super::layer::{Layer, LayerFile};
-use super::{count_bytes, BuildError, BuildEvent, BuildJob, Builder, BuiltImage, Progress};
-use crate::registry::{self, ImageRef, Notice, RegistryClient, RegistryError, Session};
+use super::{count_bytes, notify_retries, BuildError, BuildEvent, BuildJob, Builder, BuiltImage, Progress};
+use crate::registry::{self, ImageRef, RegistryClient, RegistryError, Session};
 
 /// Every date an image carries, so the same inputs give the same digest.
 pub const FIXED_CREATED: &str = "1970-01-01T00:00:01Z";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const MAX_CONFIG_BYTES: usize = 16 << 20;
+const MAX_REMEMBERED_LAYERS: usize = 4096;
 
 /// `os/architecture[/variant]`, as in `linux/amd64` or `linux/arm64/v8`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,15 +79,6 @@ impl OciBuilder {
     }
 }
 
-fn notify_retries(progress: &Progress) -> registry::Notify {
-    let progress = progress.clone();
-    Arc::new(move |notice| match notice {
-        Notice::Retrying { what, attempt, delay, error } => {
-            progress(BuildEvent::Retry { what, attempt, delay_ms: delay.as_millis() as u64, error })
-        }
-    })
-}
-
 fn step(progress: &Progress, step: &str, detail: impl Into<String>) {
     progress(BuildEvent::Step { step: step.into(), detail: detail.into() });
 }
@@ -99,7 +90,7 @@ impl Builder for OciBuilder {
     }
 
     async fn build(&self, job: &BuildJob, progress: Progress) -> Result<BuiltImage, BuildError> {
-        let parsed = dockerfile::parse(&job.dockerfile)?;
+        let parsed = dockerfile::parse(&job.dockerfile, &job.build_args)?;
         let base = self.client.resolve(&parsed.base)?;
         let platform = match &parsed.platform {
             Some(text) => Platform::parse(text).ok_or_else(|| BuildError::Base {
@@ -175,7 +166,7 @@ impl Builder for OciBuilder {
             "config": { "mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size },
             "layers": layers,
             "annotations": {
-                "org.opencontainers.image.base.name": base.tagged(),
+                "org.opencontainers.image.base.name": base.to_string(),
                 "org.opencontainers.image.base.digest": base_digest,
             },
         });
@@ -226,7 +217,12 @@ impl OciBuilder {
             })
             .await?;
         if let Some(key) = key {
-            self.pushed_layers.lock().expect("cache lock").insert(
+            let mut pushed = self.pushed_layers.lock().expect("cache lock");
+            // Only a hint for mounting: forgetting it all costs one upload.
+            if pushed.len() >= MAX_REMEMBERED_LAYERS {
+                pushed.clear();
+            }
+            pushed.insert(
                 key,
                 PushedLayer { digest: result.clone(), registry: target.registry.clone(), repository: target.repository.clone() },
             );
@@ -238,11 +234,11 @@ impl OciBuilder {
 /// What a layer holds, when every file's sha256 is known: its paths, modes and owners,
 /// and their contents' hashes.
 fn layer_key(layer: &Layer) -> Option<String> {
-    let mut hash = Sha256::new();
+    let mut key = String::new();
     for f in layer.files() {
-        hash.update(format!("{}\0{}\0{}\0{}\0{}\0{}\n", f.path, f.mode, f.uid, f.gid, f.size, f.sha256.as_ref()?));
+        key += &format!("{}\0{}\0{}\0{}\0{}\0{}\n", f.path, f.mode, f.uid, f.gid, f.size, f.sha256.as_ref()?);
     }
-    Some(hex::encode(hash.finalize()))
+    Some(registry::sha256_digest(key.as_bytes()))
 }
 
 /// The manifest for `platform`, following an index if the base is multi-platform.
@@ -306,7 +302,8 @@ async fn ensure_base_layer(
             let stream = futures_util::StreamExt::map(stream, |chunk| chunk.map_err(std::io::Error::other));
             let stream = count_bytes(stream, format!("base layer {digest}"), size, progress.clone());
             let digest = digest.to_owned();
-            target_session.upload_blob(&target.repository, "base layer", stream, Some(size), || Ok(digest)).await?;
+            let length = (size > 0).then_some(size);
+            target_session.upload_blob(&target.repository, "base layer", stream, length, || Ok(digest)).await?;
             Ok("copied")
         })
         .await?;
@@ -502,7 +499,7 @@ mod tests {
         let dockerfile = "FROM base\nENV JAVA_OPTS=\"-Xmx512m\" EXTRA=$PATH:/x\nLABEL app=shop\nEXPOSE 8080\n\
                           COPY app.war webapps/ROOT.war\nUSER 1000\nENTRYPOINT [\"/entry\"]\n";
         let job = job(dockerfile);
-        let parsed = dockerfile::parse(dockerfile).unwrap();
+        let parsed = dockerfile::parse(dockerfile, &BTreeMap::new()).unwrap();
         let mut config = base_config();
         let (files, history) = apply(&parsed, &mut config, &job).unwrap();
         let c = &config["config"];
@@ -523,7 +520,7 @@ mod tests {
     #[test]
     fn copying_what_the_context_lacks_names_the_line() {
         let dockerfile = "FROM base\n\nCOPY other.war /x.war\n";
-        let parsed = dockerfile::parse(dockerfile).unwrap();
+        let parsed = dockerfile::parse(dockerfile, &BTreeMap::new()).unwrap();
         let err = apply(&parsed, &mut base_config(), &job(dockerfile)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("line 3") && text.contains("app.war"), "{text}");

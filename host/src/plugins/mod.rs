@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 pub use bindings::types;
@@ -130,7 +129,7 @@ impl Plugin {
                 error,
             })?,
         };
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
         let kind_name = kind_name(config.kind);
         let component_error = |error: &dyn std::fmt::Display| LoadError::Component { name: name.clone(), kind: kind_name, error: format!("{error:#}") };
         let (component, loaded) = runtime.component(&bytes, &sha256).map_err(|e| component_error(&e))?;

@@ -14,9 +14,8 @@ use bytes::Bytes;
 use futures_util::Stream;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use sha2::{Digest, Sha256};
 
-pub use reference::{ImageRef, ReferenceError};
+pub use reference::{tag_problem, ImageRef, ReferenceError};
 
 use crate::config::RegistryConfig;
 
@@ -24,6 +23,9 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+                               application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+const CONTENT_DIGEST: reqwest::header::HeaderName = reqwest::header::HeaderName::from_static("docker-content-digest");
 
 /// What went wrong talking to a registry, in the terms an admin acts on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -160,9 +162,9 @@ impl RegistryClient {
             .username
             .clone()
             .map(|username| (config.push.clone(), Credentials { username, password: password.unwrap_or_default() }));
-        let mut insecure = Vec::new();
+        let mut insecure = config.insecure_registries.clone();
         if config.insecure {
-            insecure.push(config.push.clone());
+            insecure.extend([config.push.clone(), config.pull.clone()]);
         }
         Ok(Self { http, push: config.push.clone(), insecure, credentials, policy: RetryPolicy::from_config(config) })
     }
@@ -359,9 +361,8 @@ impl Session {
     pub async fn manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest, RegistryError> {
         let what = format!("manifest {repository}:{reference}");
         let url = self.url(&format!("{repository}/manifests/{reference}"));
-        let accept = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].join(", ");
         self.retrying(&what, || async {
-            let response = self.send(&what, &|c| c.get(&url).header(ACCEPT, &accept)).await?;
+            let response = self.send(&what, &|c| c.get(&url).header(ACCEPT, MANIFEST_ACCEPT)).await?;
             if !response.status().is_success() {
                 return Err(self.unexpected(&what, response).await);
             }
@@ -385,13 +386,12 @@ impl Session {
     pub async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<String, RegistryError> {
         let what = format!("manifest {repository}:{reference}");
         let url = self.url(&format!("{repository}/manifests/{reference}"));
-        let accept = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].join(", ");
         self.retrying(&what, || async {
-            let response = self.send(&what, &|c| c.head(&url).header(ACCEPT, &accept)).await?;
+            let response = self.send(&what, &|c| c.head(&url).header(ACCEPT, MANIFEST_ACCEPT)).await?;
             if !response.status().is_success() {
                 return Err(self.unexpected(&what, response).await);
             }
-            header_str(response.headers(), "docker-content-digest".parse().expect("valid header name"))
+            header_str(response.headers(), CONTENT_DIGEST)
                 .ok_or_else(|| self.protocol(&what, "no Docker-Content-Digest header"))
         })
         .await
@@ -526,9 +526,23 @@ impl Session {
                 if self.has_blob(repository, &digest).await? {
                     return Ok(digest);
                 }
-                let len = bytes.len() as u64;
-                let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]);
-                self.upload_blob(repository, &what, body, Some(len), || Ok(digest)).await
+                // Small enough for the monolithic form: POST, then one PUT with the body.
+                let start = self.url(&format!("{repository}/blobs/uploads/"));
+                let response = self.send(&what, &|c| c.post(&start).header(reqwest::header::CONTENT_LENGTH, 0)).await?;
+                if response.status() != StatusCode::ACCEPTED {
+                    return Err(self.unexpected(&what, response).await);
+                }
+                let location = header_str(response.headers(), LOCATION).ok_or_else(|| self.protocol(&what, "no Location for the upload"))?;
+                let location = self.absolute(&location);
+                let separator = if location.contains('?') { '&' } else { '?' };
+                let finish = format!("{location}{separator}digest={digest}");
+                let response = self
+                    .send(&what, &|c| c.put(&finish).header(CONTENT_TYPE, "application/octet-stream").body(bytes.clone()))
+                    .await?;
+                if response.status() != StatusCode::CREATED {
+                    return Err(self.unexpected(&what, response).await);
+                }
+                Ok(digest)
             }
         })
         .await
@@ -544,7 +558,7 @@ impl Session {
             let response = self.send(&what, &|c| c.put(&url).header(CONTENT_TYPE, media_type).body(body.clone())).await?;
             let status = response.status();
             if status.is_success() {
-                if let Some(said) = header_str(response.headers(), "docker-content-digest".parse().expect("valid header name")) {
+                if let Some(said) = header_str(response.headers(), CONTENT_DIGEST) {
                     if said != digest {
                         return Err(self.protocol(&what, format!("it stored digest {said}, not {digest}")));
                     }
@@ -570,7 +584,7 @@ fn header_str(headers: &HeaderMap<HeaderValue>, name: reqwest::header::HeaderNam
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    format!("sha256:{}", hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))
 }
 
 /// The registry's own words about a failure: the `errors` array of the distribution
@@ -631,11 +645,13 @@ mod tests {
             max_backoff: Duration::from_secs(2),
             deadline: Duration::from_secs(60),
         };
-        for attempt in 0..20 {
-            let delay = policy.backoff(attempt);
-            let ceiling = Duration::from_millis(100).saturating_mul(1 << attempt.min(16)).min(Duration::from_secs(2));
-            assert!(delay <= ceiling.max(Duration::from_millis(10)), "attempt {attempt}: {delay:?}");
-        }
+        let longest = |attempt| (0..300).map(|_| policy.backoff(attempt)).max().unwrap();
+        let (first, third, late) = (longest(0), longest(2), longest(12));
+        assert!(first <= Duration::from_millis(100), "{first:?}");
+        assert!(third > Duration::from_millis(200) && third <= Duration::from_millis(400), "grows: {third:?}");
+        assert!(late <= Duration::from_secs(2) && late > Duration::from_secs(1), "capped: {late:?}");
+        let shortest = (0..300).map(|_| policy.backoff(12)).min().unwrap();
+        assert!(shortest < Duration::from_millis(1500), "jittered, not fixed: {shortest:?}");
     }
 
     #[test]

@@ -17,6 +17,16 @@ pub struct ReferenceError {
     pub reason: String,
 }
 
+/// Why `tag` cannot be an image tag, if it cannot.
+pub fn tag_problem(tag: &str) -> Option<&'static str> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && tag.as_bytes()[0] != b'.'
+        && tag.as_bytes()[0] != b'-';
+    (!ok).then_some("a tag is up to 128 letters, digits, '.', '_' and '-', not starting with '.' or '-'")
+}
+
 impl ImageRef {
     pub fn parse(text: &str, default_registry: &str) -> Result<Self, ReferenceError> {
         let fail = |reason: &str| ReferenceError { reference: text.to_owned(), reason: reason.to_owned() };
@@ -51,15 +61,8 @@ impl ImageRef {
         if !repository.split('/').all(component_ok) {
             return Err(fail("repository components are lowercase letters, digits, '.', '_' and '-', separated by '/'"));
         }
-        if let Some(tag) = &tag {
-            let ok = !tag.is_empty()
-                && tag.len() <= 128
-                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-                && tag.as_bytes()[0] != b'.'
-                && tag.as_bytes()[0] != b'-';
-            if !ok {
-                return Err(fail("a tag is up to 128 letters, digits, '.', '_' and '-', not starting with '.' or '-'"));
-            }
+        if let Some(problem) = tag.as_deref().and_then(tag_problem) {
+            return Err(fail(problem));
         }
         Ok(Self { registry, repository: repository.to_owned(), tag, digest })
     }

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -169,7 +168,7 @@ impl Wars {
         let durable = self.limits.fsync;
         let writer = tokio::task::spawn_blocking(move || write_chunks(file, queued, durable));
 
-        let mut hasher = Sha256::new();
+        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
         let mut size: u64 = 0;
         let started = std::time::Instant::now();
         let streamed = async {
@@ -202,7 +201,7 @@ impl Wars {
             tokio::task::spawn_blocking(move || file.sync_data()).await.map_err(std::io::Error::other)??;
         }
         tracing::debug!(size, ?streamed_in, synced_in = ?(started.elapsed() - streamed_in), "upload received");
-        Ok(Received { file: temp, size, sha256: hex::encode(hasher.finalize()) })
+        Ok(Received { file: temp, size, sha256: hex::encode(hasher.finish()) })
     }
 
     /// Inspects a received upload and, if it is a sound WAR, records it for `user`.
