@@ -164,7 +164,7 @@ struct Verifier {
 
 impl Verifier {
     fn spawn() -> Self {
-        let (chunks, queued) = std::sync::mpsc::sync_channel::<Bytes>(8);
+        let (chunks, queued) = std::sync::mpsc::sync_channel::<Bytes>(2);
         let hashing = std::thread::spawn(move || {
             let mut digest = Context::new(&SHA256);
             for chunk in queued {
