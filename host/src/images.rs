@@ -157,10 +157,6 @@ impl Images {
         Self { store, config, plugins, envs, wars, builder, client, host_id, logs: Mutex::new(Logs::default()) }
     }
 
-    pub fn builder_name(&self) -> &'static str {
-        self.builder.name()
-    }
-
     /// Finds the WAR a request names: `app/file`, or a file name only one app has.
     async fn find_war(&self, user: &UserName, war: &str) -> Result<WarRecord, ImageError> {
         if let Some((app, file)) = war.split_once('/') {

@@ -396,11 +396,14 @@ pub fn podman() -> Command {
 pub struct Container {
     pub name: String,
     pub port: u16,
+    image: String,
 }
 
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = podman().args(["rm", "-f", "-t", "1", &self.name]).output();
+        // vfs keeps a full copy of every image: drop it, or test runs fill the disk.
+        let _ = podman().args(["rmi", "-f", &self.image]).output();
     }
 }
 
@@ -409,7 +412,7 @@ impl Drop for Container {
 pub fn run_container(image: &str) -> Container {
     let pulled = podman().args(["pull", "-q", "--tls-verify=false", image]).output().unwrap();
     assert!(pulled.status.success(), "podman pull {image}: {}", String::from_utf8_lossy(&pulled.stderr));
-    let container = Container { name: format!("warship-test-{}", uuid::Uuid::new_v4().simple()), port: free_port() };
+    let container = Container { name: format!("warship-test-{}", uuid::Uuid::new_v4().simple()), port: free_port(), image: image.to_owned() };
     let run = podman()
         .args(["run", "-d", "--name", &container.name, "-p", &format!("127.0.0.1:{}:8080", container.port)])
         .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", image])

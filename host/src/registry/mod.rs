@@ -343,20 +343,6 @@ impl Session {
         }
     }
 
-    /// `/v2/` answers: the registry is there and speaks the API (and we may talk to it).
-    pub async fn ping(&self) -> Result<(), RegistryError> {
-        let url = self.url("");
-        self.retrying("ping", || async {
-            let response = self.send("ping", &|c| c.get(&url)).await?;
-            if response.status().is_success() {
-                Ok(())
-            } else {
-                Err(self.unexpected("ping", response).await)
-            }
-        })
-        .await
-    }
-
     /// Fetches a manifest or index by tag or digest, checking a digest reference.
     pub async fn manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest, RegistryError> {
         let what = format!("manifest {repository}:{reference}");
