@@ -58,4 +58,7 @@ async fn a_dockerfile_that_runs_things_builds_through_the_engine_and_lands_in_th
     assert_eq!(String::from_utf8_lossy(&marker.stdout).trim(), "made by RUN");
     let page = container.get_when_up("/hello", std::time::Duration::from_secs(120)).await;
     assert!(page.contains("Hello"), "{page}");
+    drop(container);
+    // What the engine built and pulled stays in its store otherwise (vfs: full copies).
+    let _ = podman().args(["rmi", "-f", &built.tagged, &format!("{}/warship/tomcat:10.1-jdk17", registry.addr)]).output();
 }
