@@ -71,6 +71,14 @@ async fn a_real_war_becomes_an_image_on_the_tomcat_the_env_asked_for_and_serves(
     assert_eq!(built.body["builder"], "oci");
     assert!(built.body["base"].as_str().unwrap().contains("warship/tomcat@sha256:"), "{}", built.text);
 
+    // Its events replay from the start: steps, bytes pushed, and the final record.
+    let events = app.call(Method::GET, &format!("/api/v1/images/{}/events", built.body["id"].as_str().unwrap()), Some(&token), None).await;
+    let names: Vec<&str> = events.text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(names.first(), Some(&"step"), "{}", events.text);
+    assert!(names.contains(&"bytes"), "{}", events.text);
+    assert_eq!(names.last(), Some(&"built"), "{}", events.text);
+    assert!(events.text.contains(&digest), "the final event carries the record");
+
     // What the registry holds: the base's layers, then one plain tar with the WAR.
     let pulled = pull_back(&app.state.config, "alice/shop", "1.0").await;
     let base = pull_back(&app.state.config, "warship/tomcat", "10.1-jdk17").await;
