@@ -60,5 +60,8 @@ async fn a_dockerfile_that_runs_things_builds_through_the_engine_and_lands_in_th
     assert!(page.contains("Hello"), "{page}");
     drop(container);
     // What the engine built and pulled stays in its store otherwise (vfs: full copies).
-    let _ = podman().args(["rmi", "-f", &built.tagged, &format!("{}/warship/tomcat:10.1-jdk17", registry.addr)]).output();
+    remove_images(&[&built.tagged, &format!("{}/warship/tomcat:10.1-jdk17", registry.addr)]);
+    // And the untagged images of the engine's build steps (alone in its test binary, so
+    // no other test's image can be caught).
+    let _ = podman().args(["image", "prune", "-f"]).output();
 }

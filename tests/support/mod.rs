@@ -403,7 +403,21 @@ impl Drop for Container {
     fn drop(&mut self) {
         let _ = podman().args(["rm", "-f", "-t", "1", &self.name]).output();
         // vfs keeps a full copy of every image: drop it, or test runs fill the disk.
-        let _ = podman().args(["rmi", "-f", &self.image]).output();
+        remove_images(&[&self.image]);
+    }
+}
+
+/// Removes images from the test store by their ids (a name pulled by digest alone is not
+/// enough for `podman rmi`).
+pub fn remove_images(references: &[&str]) {
+    for reference in references {
+        let id = podman().args(["image", "inspect", "--format", "{{.Id}}", reference]).output();
+        if let Ok(id) = id {
+            let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+            if !id.is_empty() {
+                let _ = podman().args(["rmi", "-f", &id]).output();
+            }
+        }
     }
 }
 
