@@ -46,7 +46,7 @@ async fn a_dockerfile_that_runs_things_builds_through_the_engine_and_lands_in_th
     assert!(events.iter().any(|e| matches!(e, BuildEvent::Bytes { what, .. } if what == "build context")));
 
     let session = client.session(&registry.addr, vec!["repository:team/app:pull".into()], Arc::new(|_| {}));
-    assert_eq!(session.manifest_digest("team/app", "1").await.unwrap(), built.digest);
+    assert_eq!(session.manifest("team/app", "1").await.unwrap().digest, built.digest);
     let manifest: Value = serde_json::from_slice(&session.manifest("team/app", "1").await.unwrap().bytes).unwrap();
     let config: Value = serde_json::from_slice(&session.blob("team/app", manifest["config"]["digest"].as_str().unwrap(), 1 << 20).await.unwrap()).unwrap();
     assert_eq!(config["config"]["Labels"]["built.with"], "docker");

@@ -157,7 +157,7 @@ async fn basic_auth_over_tls_with_a_custom_ca() {
     let (builder, client) = self::builder(&tls(Some("alice"), "s3cret"));
     let built = builder.build(&job(&fixture("sample.war"), "team/app:1", &client), Arc::new(|_| {})).await.unwrap();
     let session = client.session(&registry.addr, vec!["repository:team/app:pull".into()], Arc::new(|_| {}));
-    assert_eq!(session.manifest_digest("team/app", "1").await.unwrap(), built.digest);
+    assert_eq!(session.manifest("team/app", "1").await.unwrap().digest, built.digest);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,7 +399,7 @@ async fn bearer_tokens_from_the_registrys_token_service() {
     let anonymous = reqwest::get(format!("http://{}/v2/team/app/manifests/1", registry.addr)).await.unwrap();
     assert_eq!(anonymous.status(), 401, "the registry really wants a token");
     let session = client.session(&registry.addr, vec!["repository:team/app:pull".into()], Arc::new(|_| {}));
-    assert_eq!(session.manifest_digest("team/app", "1").await.unwrap(), built.digest);
+    assert_eq!(session.manifest("team/app", "1").await.unwrap().digest, built.digest);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -368,21 +368,6 @@ impl Session {
         .await
     }
 
-    /// The digest of a manifest by tag, without its body.
-    pub async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<String, RegistryError> {
-        let what = format!("manifest {repository}:{reference}");
-        let url = self.url(&format!("{repository}/manifests/{reference}"));
-        self.retrying(&what, || async {
-            let response = self.send(&what, &|c| c.head(&url).header(ACCEPT, MANIFEST_ACCEPT)).await?;
-            if !response.status().is_success() {
-                return Err(self.unexpected(&what, response).await);
-            }
-            header_str(response.headers(), CONTENT_DIGEST)
-                .ok_or_else(|| self.protocol(&what, "no Docker-Content-Digest header"))
-        })
-        .await
-    }
-
     /// A small blob (a config), read whole and checked against its digest.
     pub async fn blob(&self, repository: &str, digest: &str, max_bytes: usize) -> Result<Bytes, RegistryError> {
         let what = format!("blob {digest} of {repository}");
