@@ -5,7 +5,7 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use support::TestApp;
 
 fn shop() -> serde_json::Value {
@@ -237,13 +237,32 @@ async fn original_createenv_keeps_its_fields_and_answers_with_details() {
 }
 
 #[tokio::test]
-async fn original_deploy_says_it_is_not_available_yet() {
+async fn deploys_without_a_cluster_say_how_to_configure_one() {
     let app = TestApp::embedded().await;
     let token = app.user("alice").await;
     let body = json!({"EnvName": "shop", "WarName": "shop.war", "AppVersion": "1", "IsGreyUpdating": "0"});
     let reply = app.call(Method::POST, "/deploy", Some(&token), Some(body)).await;
-    assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
-    assert_eq!(reply.problem_code(), "deploy.not_available");
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.problem_code(), "kubernetes.not_configured");
+    assert!(reply.body["detail"].as_str().unwrap().contains("kubernetes.kubeconfig"), "{}", reply.text);
+    let reply = app.call(Method::POST, "/api/v1/envs/shop/deploys", Some(&token), Some(json!({"war": "shop.war", "version": "1"}))).await;
+    assert_eq!(reply.problem_code(), "kubernetes.not_configured");
+
+    let grey = json!({"EnvName": "shop", "WarName": "shop.war", "AppVersion": "1", "IsGreyUpdating": "yes"});
+    let reply = app.call(Method::POST, "/deploy", Some(&token), Some(grey)).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.error_fields(), ["IsGreyUpdating"]);
+    let unknown = app.call(Method::POST, "/api/v1/envs/shop/deploys", Some(&token), Some(json!({"war": "a.war", "version": "1", "replicas": 2}))).await;
+    assert_eq!(unknown.problem_code(), "request.unknown_field");
+    assert_eq!(unknown.error_fields(), ["replicas"]);
+
+    // The env's status without a cluster: the record, no service tree.
+    app.call(Method::POST, "/api/v1/envs", Some(&token), Some(json!({"name": "shop", "tomcat": "10.1", "jdk": "17"}))).await;
+    let status = app.call(Method::GET, "/api/v1/envs/shop", Some(&token), None).await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert_eq!((status.body["service"].clone(), status.body["current"].clone()), (Value::Null, Value::Null));
+    assert_eq!(app.call(Method::GET, "/api/v1/envs/shop/deploys", Some(&token), None).await.body, json!([]));
+    assert_eq!(app.call(Method::GET, "/api/v1/deploys/nope", Some(&token), None).await.problem_code(), "deploy.not_found");
 }
 
 #[tokio::test]
@@ -256,7 +275,7 @@ async fn operations_endpoints() {
     let doc = app.call(Method::GET, "/api/v1/openapi.json", None, None).await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/v1/envs", "/api/v1/envs/{name}", "/api/v1/wars/{app}/{file}", "/createenv", "/upload", "/getuploadwars", "/deploy"] {
+    for path in ["/api/v1/envs", "/api/v1/envs/{name}", "/api/v1/wars/{app}/{file}", "/createenv", "/upload", "/getuploadwars", "/deploy", "/api/v1/envs/{name}/deploys", "/api/v1/deploys/{id}", "/api/v1/deploys/{id}/events"] {
         assert!(doc.body["paths"][path].is_object(), "openapi lacks {path}");
     }
     assert!(doc.body["components"]["schemas"]["EnvSpec"].is_object());

@@ -33,6 +33,7 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub build: BuildConfig,
     pub kubernetes: KubernetesConfig,
+    pub deploys: DeployConfig,
     pub plugin_runtime: PluginRuntimeConfig,
     /// The plugins to load; when absent, every built-in plugin with its defaults.
     pub plugins: Option<Vec<PluginConfig>>,
@@ -299,12 +300,51 @@ impl Default for BuildConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KubernetesConfig {
-    /// Path to a kubeconfig; empty means in-cluster config when `in_cluster`, else none.
+    /// Path to a kubeconfig. Without one (and without `in_cluster`), the host serves
+    /// everything but deploys, which answer that no cluster is configured.
     pub kubeconfig: Option<PathBuf>,
+    /// Use the service account of the pod warship runs in.
     pub in_cluster: bool,
+    /// Each user's objects live in the namespace `<prefix><user>`.
+    pub namespace_prefix: String,
+    /// The field manager of warship's server-side applies.
+    pub field_manager: String,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self { kubeconfig: None, in_cluster: false, namespace_prefix: "warship-".into(), field_manager: "warship".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployConfig {
+    /// The strategy of a deploy that names none.
+    pub default_strategy: String,
+    /// The strategy the original API's `IsGreyUpdating: "1"` runs.
+    pub grey_strategy: String,
+    /// The strategy the original API's `IsGreyUpdating: "0"` runs: replace everything.
+    pub replace_strategy: String,
+    /// How long a rollout may take to get ready, unless the env sets its own.
+    pub rollout_deadline_secs: u64,
+    /// How long deleting an env waits for its Kubernetes objects to be gone.
+    pub delete_timeout_secs: u64,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            default_strategy: "rolling".into(),
+            grey_strategy: "canary".into(),
+            replace_strategy: "recreate".into(),
+            rollout_deadline_secs: 300,
+            delete_timeout_secs: 60,
+        }
+    }
 }
 
 impl Config {
@@ -356,6 +396,18 @@ impl Config {
         }
         if crate::image::Platform::parse(&self.build.platform).is_none() {
             return Err(format!("build.platform {:?} must read os/architecture[/variant], e.g. linux/amd64", self.build.platform));
+        }
+        if self.kubernetes.kubeconfig.is_some() && self.kubernetes.in_cluster {
+            return Err("set kubernetes.kubeconfig or kubernetes.in_cluster, not both".into());
+        }
+        if crate::validation::dns_label_problem(&format!("{}a", self.kubernetes.namespace_prefix), 33).is_some() {
+            return Err(format!(
+                "kubernetes.namespace_prefix {:?} must be lower-case letters, digits and '-', start with a letter, at most 32 characters",
+                self.kubernetes.namespace_prefix
+            ));
+        }
+        if self.deploys.rollout_deadline_secs == 0 {
+            return Err("deploys.rollout_deadline_secs must be above 0".into());
         }
         if self.uploads.max_bytes == 0 {
             return Err("uploads.max_bytes must be above 0".into());

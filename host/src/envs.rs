@@ -79,6 +79,10 @@ pub struct EnvSpec {
     /// Where the WAR is served: `/` (ROOT) or `/shop`.
     #[serde(default = "root_path")]
     pub context_path: String,
+    /// How long a rollout may take to get every pod ready before it fails; the
+    /// platform's `deploys.rollout_deadline_secs` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_deadline_secs: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -99,6 +103,7 @@ pub struct EnvPatch {
     pub env: Option<BTreeMap<String, String>>,
     pub resources: Option<Resources>,
     pub context_path: Option<String>,
+    pub rollout_deadline_secs: Option<u64>,
 }
 
 /// An env as stored and returned.
@@ -108,6 +113,9 @@ pub struct Env {
     pub spec: EnvSpec,
     /// Successful deploys so far.
     pub used: u64,
+    /// The revision of the release serving now, once a deploy succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<u32>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -145,7 +153,7 @@ impl From<StoreError> for EnvError {
 
 impl EnvPatch {
     pub fn apply(self, spec: &mut EnvSpec) {
-        let EnvPatch { tomcat, jdk, replicas, jvm_options, env, resources, context_path } = self;
+        let EnvPatch { tomcat, jdk, replicas, jvm_options, env, resources, context_path, rollout_deadline_secs } = self;
         if let Some(v) = tomcat { spec.tomcat = v }
         if let Some(v) = jdk { spec.jdk = v }
         if let Some(v) = replicas { spec.replicas = v }
@@ -153,6 +161,7 @@ impl EnvPatch {
         if let Some(v) = env { spec.env = v }
         if let Some(v) = resources { spec.resources = v }
         if let Some(v) = context_path { spec.context_path = v }
+        if let Some(v) = rollout_deadline_secs { spec.rollout_deadline_secs = Some(v) }
     }
 }
 
@@ -205,7 +214,7 @@ impl Envs {
             return Err(EnvError::TooMany(existing));
         }
         let now = OffsetDateTime::now_utc();
-        let mut env = Env { spec, used: 0, created_at: now, updated_at: now, revision: 0 };
+        let mut env = Env { spec, used: 0, release: None, created_at: now, updated_at: now, revision: 0 };
         let name = env.spec.name.clone();
         env.revision = store::put_json(&*self.store, &key(user, &name), &env, Precondition::Absent)
             .await
@@ -245,6 +254,22 @@ impl Envs {
                 other => other.into(),
             })?;
         Ok(env)
+    }
+
+    /// A deploy succeeded: `revision` serves now and `used` counts one more. Retries on
+    /// concurrent writes (a PATCH meanwhile) rather than losing either.
+    pub async fn record_release(&self, user: &UserName, name: &EnvName, revision: u32) -> Result<Env, EnvError> {
+        loop {
+            let mut env = self.get(user, name).await?;
+            env.used += 1;
+            env.release = Some(revision);
+            env.updated_at = OffsetDateTime::now_utc();
+            match store::put_json(&*self.store, &key(user, name.as_str()), &env, Precondition::Revision(env.revision)).await {
+                Ok(revision) => return Ok(Env { revision, ..env }),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     pub async fn delete(&self, user: &UserName, name: &EnvName) -> Result<(), EnvError> {

@@ -84,6 +84,16 @@ pub struct ImageRequest {
     pub version: String,
 }
 
+/// A build that passed every check, ready to start.
+#[derive(Debug, Clone)]
+pub struct PreparedBuild {
+    pub env: EnvName,
+    pub war: WarRecord,
+    pub version: String,
+    target: crate::registry::ImageRef,
+    dockerfile: String,
+}
+
 /// What watchers of a build see: progress, then the final record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -180,6 +190,13 @@ impl Images {
     /// Checks the request, renders the Dockerfile and starts the build; returns the
     /// record (status `building`) at once. The build goes on in the background.
     pub async fn build(self: &Arc<Self>, user: &UserName, request: ImageRequest) -> Result<ImageRecord, ImageError> {
+        let prepared = self.prepare(user, request).await?;
+        self.start(user, prepared).await
+    }
+
+    /// Everything a build checks before it starts: the env, the WAR, the version as a
+    /// tag, the catalog, the validator plugins; then the template plugin's Dockerfile.
+    pub async fn prepare(&self, user: &UserName, request: ImageRequest) -> Result<PreparedBuild, ImageError> {
         let mut violations = Vec::new();
         let env_name = EnvName::parse(&request.env).map_err(|mut v| {
             v.field = "env".into();
@@ -210,14 +227,19 @@ impl Images {
         };
 
         let dockerfile = self.plugins.render_dockerfile(&env.spec, &war, &entry, &request.version, user.as_str()).await?;
+        Ok(PreparedBuild { env: env_name, war, version: request.version, target, dockerfile })
+    }
 
+    /// Starts a prepared build; returns its record (status `building`) at once.
+    pub async fn start(self: &Arc<Self>, user: &UserName, prepared: PreparedBuild) -> Result<ImageRecord, ImageError> {
+        let PreparedBuild { env: env_name, war, version, target, dockerfile } = prepared;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let record = ImageRecord {
             id: id.clone(),
             env: env_name.to_string(),
             war: format!("{}/{}", war.app, war.file),
             war_sha256: war.sha256.clone(),
-            version: request.version,
+            version,
             builder: self.builder.name().into(),
             status: ImageStatus::Building,
             tagged: target.tagged(),

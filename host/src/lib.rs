@@ -2,7 +2,9 @@
 //!
 //! The composition root is [`server::Server`]; the HTTP edge is [`http::app`].
 
+pub mod cluster;
 pub mod config;
+pub mod deploys;
 pub mod envs;
 pub mod events;
 pub mod http;

@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::cluster::Cluster;
 use crate::config::{BuilderKind, Config, StoreBackend};
+use crate::deploys::Deploys;
 use crate::envs::Envs;
 use crate::http::{self, AppState, Services};
 use crate::image::{Builder, DockerBuilder, OciBuilder, Platform};
@@ -99,7 +101,14 @@ impl Server {
         let wars = Arc::new(wars);
         let (builder, client) = image_builder(&config)?;
         let images = Arc::new(Images::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), wars.clone(), builder, client));
-        let state = Arc::new(Services { config: config.clone(), store, users, envs, wars, images, plugins, metrics: metrics_handle() });
+        let cluster = Cluster::connect(&config.kubernetes).await.context("connecting to Kubernetes (the [kubernetes] section)")?;
+        if cluster.is_none() {
+            tracing::warn!("no Kubernetes cluster is configured (kubernetes.kubeconfig): deploys will be refused");
+        }
+        let deploys = Deploys::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), images.clone(), cluster);
+        deploys.resume_orphans();
+        let state =
+            Arc::new(Services { config: config.clone(), store, users, envs, wars, images, deploys, plugins, metrics: metrics_handle() });
         Ok(Self { config, state })
     }
 

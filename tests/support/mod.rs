@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use warship_host::config::Config;
 use warship_host::envs::Envs;
 use warship_host::images::Images;
+use warship_host::deploys::Deploys;
 use warship_host::http::{self, AppState, Services};
 use warship_host::plugins::{Plugins, Runtime};
 use warship_host::server::metrics_handle;
@@ -156,12 +157,15 @@ impl TestApp {
         let wars = Arc::new(Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone()).unwrap());
         let (builder, client) = warship_host::server::image_builder(&config).unwrap();
         let images = Arc::new(Images::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), wars.clone(), builder, client));
+        // In-process apps have no cluster; deploys against a real one run `warship serve`.
+        let deploys = Deploys::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), images.clone(), None);
         let state = Arc::new(Services {
             users: Users::new(store.clone(), &config.users.static_users).unwrap(),
             envs,
             plugins,
             wars,
             images,
+            deploys,
             metrics: metrics_handle(),
             config,
             store,
@@ -610,5 +614,48 @@ impl Drop for PodmanService {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A real Kubernetes control plane on loopback (scripts/dev-cluster in a temp dir):
+/// etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with three
+/// fake nodes. Stopped, every process of it, when dropped.
+pub struct KubeCluster {
+    pub kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl KubeCluster {
+    pub fn start() -> KubeCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/dev-cluster");
+        let output = Command::new(&script).args(["up", dir.path().to_str().unwrap()]).output().unwrap();
+        assert!(
+            output.status.success(),
+            "scripts/dev-cluster up failed (scripts/test builds the binaries first): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let kubeconfig = PathBuf::from(String::from_utf8(output.stdout).unwrap().lines().last().unwrap().trim());
+        KubeCluster { kubeconfig, dir }
+    }
+
+    /// A client of its API server, for checking what warship did.
+    pub async fn client(&self) -> kube::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// The named component's log, for failure messages.
+    pub fn log(&self, component: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{component}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for KubeCluster {
+    fn drop(&mut self) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/dev-cluster");
+        let _ = Command::new(script).args(["down", self.dir.path().to_str().unwrap()]).output();
     }
 }

@@ -4,9 +4,10 @@ use axum::response::IntoResponse;
 use axum::Json;
 
 use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
+use crate::deploys::EnvStatus;
 use crate::envs::{Env, EnvName, EnvPatch, EnvSpec};
 
-fn env_name(name: &str) -> Result<EnvName, ApiError> {
+pub(super) fn env_name(name: &str) -> Result<EnvName, ApiError> {
     // A name that can never exist is simply not found: no hint about others' envs.
     EnvName::parse(name).map_err(|_| crate::envs::EnvError::NotFound(name.to_owned()).into())
 }
@@ -32,15 +33,16 @@ pub async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser)
     Ok(Json(state.envs.list(&user).await?))
 }
 
-/// One env.
+/// One env and what runs of it: the release serving, the deploy running, and the
+/// tree service ▸ workloads ▸ pods from the watch caches.
 #[utoipa::path(get, path = "/api/v1/envs/{name}", tag = "envs",
-    responses((status = 200, body = Env), (status = 404, body = super::Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = EnvStatus), (status = 404, body = super::Problem)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(name): ApiPath<String>,
-) -> Result<Json<Env>, ApiError> {
-    Ok(Json(state.envs.get(&user, &env_name(&name)?).await?))
+) -> Result<Json<EnvStatus>, ApiError> {
+    Ok(Json(state.deploys.status(&user, &env_name(&name)?).await?))
 }
 
 /// Change some of an env's fields; the whole result is validated again.
@@ -56,14 +58,16 @@ pub async fn update(
     Ok(Json(state.envs.update(&user, &env_name(&name)?, patch).await?))
 }
 
-/// Delete an env.
+/// Delete an env: its Service, Deployments and pods go first, and the answer comes
+/// once they are gone. Refused (409) while a deploy runs on it.
 #[utoipa::path(delete, path = "/api/v1/envs/{name}", tag = "envs",
-    responses((status = 204), (status = 404, body = super::Problem)), security(("bearer" = [])))]
+    responses((status = 204), (status = 404, body = super::Problem), (status = 409, body = super::Problem), (status = 504, body = super::Problem)),
+    security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.envs.delete(&user, &env_name(&name)?).await?;
+    state.deploys.delete_env(&user, &env_name(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

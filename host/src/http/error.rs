@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::cluster::ClusterError;
+use crate::deploys::DeployError;
 use crate::envs::EnvError;
 use crate::images::ImageError;
 use crate::store::StoreError;
@@ -249,5 +251,54 @@ impl From<ImageError> for ApiError {
             ImageError::Plugin(e) => e.into(),
             ImageError::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(e: DeployError) -> Self {
+        match e {
+            DeployError::Invalid(errors) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "deploy.invalid",
+                "Cannot deploy this",
+                "fix what `errors` lists and send the request again; nothing was deployed",
+            )
+            .with_errors(errors),
+            DeployError::NotFound(id) => ApiError::not_found(
+                "deploy.not_found",
+                format!("you have no deploy {id:?}; GET /api/v1/envs/{{env}}/deploys lists an env's deploys"),
+            ),
+            DeployError::Running { env, running } => {
+                let mut problem = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "deploy.in_progress",
+                    "Deploy in progress",
+                    format!("deploy {running} is running on env {env}; follow it at GET /api/v1/deploys/{running}/events and try again once it ends"),
+                );
+                problem.extra.insert("deploy".into(), serde_json::json!(running));
+                problem
+            }
+            DeployError::NoCluster => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "kubernetes.not_configured",
+                "No Kubernetes cluster",
+                "this warship host has no cluster to deploy to: set kubernetes.kubeconfig (or in_cluster) in platform.toml",
+            ),
+            DeployError::Env(e) => e.into(),
+            DeployError::Plugin(e) => e.into(),
+            DeployError::Store(e) => e.into(),
+            DeployError::Cluster(e) => e.into(),
+        }
+    }
+}
+
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        tracing::error!(error = %e, "Kubernetes call failed");
+        let status = match e {
+            ClusterError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(status, e.code(), "Kubernetes failed", format!("{e}; nothing else was changed, retry in a moment"))
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, AppState, CurrentUser};
+use crate::deploys::{DeployError, DeployRequest, EnvStatus};
 use crate::envs::{EnvError, EnvSpec, Origin};
 use crate::validation::Violation;
 use crate::wars::WarRecord;
@@ -84,6 +85,7 @@ pub async fn createenv(
         env: BTreeMap::new(),
         resources: Default::default(),
         context_path: "/".into(),
+        rollout_deadline_secs: None,
     };
     let origin = Origin { node_num: Some(body.NodeNum) };
     let result = if body.Used != 0 {
@@ -190,14 +192,114 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(details)))
 }
 
-/// Deploy (original API): arrives with Kubernetes deploys.
-#[utoipa::path(post, path = "/deploy", tag = "original",
-    responses((status = 501, body = super::Problem)), security(("bearer" = [])))]
-pub async fn deploy(CurrentUser(_user): CurrentUser) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "deploy.not_available",
-        "Deploy not available yet",
-        "this warship host cannot deploy yet: building images and rolling out to Kubernetes arrive in a later release; uploads and envs work now",
-    )
+/// The original `deploy` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct LegacyDeploy {
+    pub EnvName: String,
+    /// The WAR's file name (or `app/file`).
+    pub WarName: String,
+    pub AppVersion: String,
+    /// "0": replace everything (recreate); "1": a grey release by the platform's grey strategy.
+    #[serde(default = "not_grey")]
+    pub IsGreyUpdating: String,
+}
+
+fn not_grey() -> String {
+    "0".into()
+}
+
+/// The status tree in the original shape: env ▸ service ▸ workloads ▸ pods.
+pub fn status_details(status: &EnvStatus) -> Details {
+    let mut root = Details::node(&status.env.spec.name);
+    root.context = vec![
+        Details::fact("TomcatV", &status.env.spec.tomcat),
+        Details::fact("JdkV", &status.env.spec.jdk),
+        Details::fact("NodeNum", status.env.spec.replicas),
+        Details::fact("Used", status.env.used),
+    ];
+    if let Some(current) = &status.current {
+        root.context.push(Details::fact("release", current.revision));
+        root.context.push(Details::fact("AppVersion", &current.version));
+        root.context.push(Details::fact("digest", &current.digest));
+    }
+    if let Some(deploying) = &status.deploying {
+        root.context.push(Details::fact("deploying", deploying));
+    }
+    if let Some(service) = &status.service {
+        let mut node = Details::node(&service.name);
+        node.status = Some("service".into());
+        node.context = vec![Details::fact("namespace", &service.namespace)];
+        for workload in &service.workloads {
+            let mut w = Details::node(&workload.name);
+            w.status = Some(format!("{}/{} ready", workload.ready, workload.desired));
+            w.value = Some(workload.digest.clone());
+            w.context = vec![
+                Details::fact("release", workload.release.map(|r| r.to_string()).unwrap_or_default()),
+                Details::fact("AppVersion", &workload.version),
+                Details::fact("image", &workload.image),
+                Details::fact("desired", workload.desired),
+                Details::fact("ready", workload.ready),
+                Details::fact("serving", workload.serving),
+            ];
+            for pod in &workload.pods {
+                let mut p = Details::node(&pod.name);
+                p.status = Some(pod.phase.clone());
+                p.context = vec![
+                    Details::fact("ready", pod.ready),
+                    Details::fact("restarts", pod.restarts),
+                    Details::fact("node", pod.node.clone().unwrap_or_default()),
+                ];
+                w.children.push(p);
+            }
+            node.children.push(w);
+        }
+        root.children.push(node);
+    }
+    root
+}
+
+/// Deploy (original API): starts a deploy and answers at once, in the `details`
+/// shape: the env's tree with the new deploy's id as `deployId`. "deploy in progress"
+/// (409, with the running deploy's id) while another runs on the env.
+#[utoipa::path(post, path = "/deploy", tag = "original", request_body = LegacyDeploy,
+    responses((status = 202, body = Details), (status = 409, body = super::Problem), (status = 422, body = super::Problem)),
+    security(("bearer" = [])))]
+pub async fn deploy(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(body): ApiJson<LegacyDeploy>,
+) -> Result<(StatusCode, Json<Details>), ApiError> {
+    let strategy = match body.IsGreyUpdating.trim() {
+        "0" => state.config.deploys.replace_strategy.clone(),
+        "1" => state.config.deploys.grey_strategy.clone(),
+        other => {
+            return Err(ApiError::invalid(
+                "IsGreyUpdating must be \"0\" (replace everything) or \"1\" (grey release)",
+                vec![Violation::new("IsGreyUpdating", "deploy.grey.invalid", format!("{other:?} is neither \"0\" nor \"1\""))],
+            ))
+        }
+    };
+    let env = super::envs::env_name(&body.EnvName)?;
+    let request = DeployRequest { war: body.WarName, version: body.AppVersion, strategy: Some(strategy), settings: None };
+    let record = state.deploys.start(&user, &env, request).await.map_err(|e| match e {
+        DeployError::Invalid(violations) => DeployError::Invalid(
+            violations
+                .into_iter()
+                .map(|v| Violation { field: match v.field.as_str() { "war" => "WarName", "version" => "AppVersion", "env" => "EnvName", other => other }.to_owned(), ..v })
+                .collect(),
+        ),
+        other => other,
+    })?;
+    let mut details = status_details(&state.deploys.status(&user, &env).await?);
+    details.status = Some(serde_json::to_value(record.status).expect("enum").as_str().unwrap_or_default().to_owned());
+    details.value = Some(record.id.clone());
+    details.context.extend([
+        Details::fact("deployId", &record.id),
+        Details::fact("strategy", &record.strategy),
+        Details::fact("revision", record.revision),
+        Details::fact("WarName", &record.war),
+    ]);
+    Ok((StatusCode::ACCEPTED, Json(details)))
 }

@@ -1,6 +1,7 @@
 //! The HTTP edge: one function builds the router the binary serves and the tests
 //! drive. Handlers parse, authorize, and call one domain function.
 
+mod deploys;
 mod envs;
 mod error;
 mod extract;
@@ -27,6 +28,7 @@ pub use error::{ApiError, Problem};
 pub use extract::{ApiJson, ApiPath, CurrentUser};
 
 use crate::config::Config;
+use crate::deploys::Deploys;
 use crate::envs::Envs;
 use crate::images::Images;
 use crate::plugins::Plugins;
@@ -42,6 +44,7 @@ pub struct Services {
     pub envs: Envs,
     pub wars: Arc<Wars>,
     pub images: Arc<Images>,
+    pub deploys: Arc<Deploys>,
     pub plugins: Arc<Plugins>,
     pub metrics: PrometheusHandle,
 }
@@ -62,13 +65,18 @@ pub fn app(state: AppState) -> Router {
     // long as what they follow.
     let long = Router::new()
         .route("/api/v1/images", post(images::create))
-        .route("/api/v1/images/{id}/events", get(images::events));
+        .route("/api/v1/images/{id}/events", get(images::events))
+        .route("/api/v1/deploys/{id}/events", get(deploys::events))
+        // Deleting an env waits for its pods to be gone.
+        .route("/api/v1/envs/{name}", axum::routing::delete(envs::delete));
 
     let api = Router::new()
         .route("/api/v1/catalog", get(ops::catalog))
         .route("/api/v1/plugins", get(ops::plugins))
         .route("/api/v1/envs", post(envs::create).get(envs::list))
-        .route("/api/v1/envs/{name}", get(envs::get).patch(envs::update).delete(envs::delete))
+        .route("/api/v1/envs/{name}", get(envs::get).patch(envs::update))
+        .route("/api/v1/envs/{name}/deploys", post(deploys::create).get(deploys::list))
+        .route("/api/v1/deploys/{id}", get(deploys::get))
         .route("/api/v1/wars", get(wars::list))
         .route("/api/v1/images", get(images::list))
         .route("/api/v1/images/{id}", get(images::get))

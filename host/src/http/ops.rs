@@ -16,6 +16,7 @@ use crate::config::CatalogEntry;
         catalog, plugins, super::envs::create, super::envs::list, super::envs::get, super::envs::update, super::envs::delete,
         super::wars::upload, super::wars::list, super::wars::get, super::wars::delete,
         super::images::create, super::images::list, super::images::get, super::images::events,
+        super::deploys::create, super::deploys::list, super::deploys::get, super::deploys::events,
         super::legacy::createenv, super::legacy::getuploadwars, super::legacy::upload, super::legacy::deploy,
         healthz, readyz,
     ),

@@ -215,7 +215,10 @@ impl Plugin {
     }
 
     fn check_config(&self) -> Result<Result<(), String>, PluginError> {
-        let settings = self.settings.as_str();
+        self.check_settings(&self.settings)
+    }
+
+    fn check_settings(&self, settings: &str) -> Result<Result<(), String>, PluginError> {
         self.call(|store, instance| match instance {
             Instance::Validator(b) => b.warship_plugin_plugin().call_check_config(store, settings),
             Instance::Template(b) => b.warship_plugin_plugin().call_check_config(store, settings),
@@ -261,8 +264,25 @@ impl Plugin {
     }
 
     pub fn next_step(&self, state: &types::RolloutState) -> Result<types::Step, PluginError> {
+        self.next_step_with(&self.settings, state)
+    }
+
+    /// The admin's settings with a deploy's own keys laid over them (one level deep),
+    /// as JSON text the plugin accepted; `Err` carries the plugin's words.
+    pub fn settings_with(&self, overrides: &serde_json::Map<String, serde_json::Value>) -> Result<Result<String, String>, PluginError> {
+        if overrides.is_empty() {
+            return Ok(Ok(self.settings.clone()));
+        }
+        let mut merged: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&self.settings).expect("settings are a JSON object");
+        merged.extend(overrides.clone());
+        let merged = serde_json::Value::Object(merged).to_string();
+        Ok(self.check_settings(&merged)?.map(|()| merged))
+    }
+
+    /// The next step under `settings` (from [`Plugin::settings_with`]).
+    pub fn next_step_with(&self, settings: &str, state: &types::RolloutState) -> Result<types::Step, PluginError> {
         let Pre::Strategy(_) = &self.pre else { return Err(self.wrong_kind(PluginKind::Strategy)) };
-        let settings = self.settings.as_str();
         self.call(|store, instance| match instance {
             Instance::Strategy(b) => b.warship_plugin_rollout().call_next(store, settings, state),
             _ => unreachable!("kind checked above"),

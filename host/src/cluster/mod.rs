@@ -1,0 +1,211 @@
+//! The Kubernetes target: each user's envs in the namespace `<prefix><user>`, created on
+//! demand; per env one Service, per release one Deployment, written by server-side apply
+//! under one field manager; observed through watch caches ([`cache`]).
+
+pub mod cache;
+pub mod objects;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+
+pub use cache::{Caches, DeploymentView, EnvObjects, PodView, ServiceView};
+pub use objects::ReleaseSpec;
+
+use crate::config::KubernetesConfig;
+use crate::envs::EnvSpec;
+use crate::plugins::types::Traffic;
+use crate::users::UserName;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("the Kubernetes configuration cannot be used: {0}")]
+    Config(String),
+    #[error("Kubernetes refused to {what}: {message}")]
+    Refused { what: String, message: String },
+    #[error("cannot reach the Kubernetes API server to {what}: {message}")]
+    Unreachable { what: String, message: String },
+    #[error("{0}")]
+    TimedOut(String),
+}
+
+impl ClusterError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClusterError::Config(_) => "kubernetes.config",
+            ClusterError::Refused { .. } => "kubernetes.refused",
+            ClusterError::Unreachable { .. } => "kubernetes.unreachable",
+            ClusterError::TimedOut(_) => "kubernetes.timed_out",
+        }
+    }
+
+    fn api(what: impl Into<String>, e: kube::Error) -> Self {
+        match e {
+            kube::Error::Api(status) => ClusterError::Refused { what: what.into(), message: status.message.clone() },
+            other => ClusterError::Unreachable { what: what.into(), message: other.to_string() },
+        }
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(status) if status.code == 404)
+}
+
+pub struct Cluster {
+    client: Client,
+    caches: Caches,
+    namespace_prefix: String,
+    apply: PatchParams,
+    /// Namespaces known to exist, so each is applied once per host.
+    namespaces: Mutex<HashSet<String>>,
+}
+
+impl Cluster {
+    /// The configured cluster, or `None` when none is configured.
+    pub async fn connect(config: &KubernetesConfig) -> Result<Option<Arc<Self>>, ClusterError> {
+        let kube_config = if let Some(path) = &config.kubeconfig {
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?
+        } else if config.in_cluster {
+            kube::Config::incluster().map_err(|e| ClusterError::Config(format!("in-cluster config: {e}")))?
+        } else {
+            return Ok(None);
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = Client::try_from(kube_config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        Ok(Some(Arc::new(Self::with_client(client, config))))
+    }
+
+    pub fn with_client(client: Client, config: &KubernetesConfig) -> Self {
+        Self {
+            caches: Caches::start(&client),
+            client,
+            namespace_prefix: config.namespace_prefix.clone(),
+            apply: PatchParams::apply(&config.field_manager).force(),
+            namespaces: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn namespace(&self, user: &UserName) -> String {
+        format!("{}{user}", self.namespace_prefix)
+    }
+
+    pub fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    /// What the caches hold of an env.
+    pub fn objects(&self, user: &UserName, env: &str) -> EnvObjects {
+        self.caches.env(&self.namespace(user), env)
+    }
+
+    /// Creates the user's namespace unless this host already did.
+    pub async fn ensure_namespace(&self, user: &UserName) -> Result<String, ClusterError> {
+        let name = self.namespace(user);
+        if self.namespaces.lock().expect("namespaces lock").contains(&name) {
+            return Ok(name);
+        }
+        Api::<Namespace>::all(self.client.clone())
+            .patch(&name, &self.apply, &Patch::Apply(objects::namespace(&name)))
+            .await
+            .map_err(|e| ClusterError::api(format!("create namespace {name}"), e))?;
+        self.namespaces.lock().expect("namespaces lock").insert(name.clone());
+        Ok(name)
+    }
+
+    /// Applies the release's Deployment with `replicas` pods.
+    pub async fn apply_release(&self, user: &UserName, env: &EnvSpec, release: &ReleaseSpec, replicas: u32) -> Result<(), ClusterError> {
+        let namespace = self.ensure_namespace(user).await?;
+        let deployment = objects::deployment(user.as_str(), env, release, replicas);
+        let name = objects::deployment_name(&env.name, release.revision);
+        Api::<Deployment>::namespaced(self.client.clone(), &namespace)
+            .patch(&name, &self.apply, &Patch::Apply(deployment))
+            .await
+            .map_err(|e| ClusterError::api(format!("apply deployment {namespace}/{name}"), e))?;
+        Ok(())
+    }
+
+    /// Points the env's Service at the releases `traffic` names.
+    pub async fn apply_service(&self, user: &UserName, env: &str, traffic: Traffic, stable: Option<u32>, candidate: u32) -> Result<(), ClusterError> {
+        let namespace = self.ensure_namespace(user).await?;
+        let service = objects::service(user.as_str(), env, traffic, stable, candidate);
+        Api::<Service>::namespaced(self.client.clone(), &namespace)
+            .patch(env, &self.apply, &Patch::Apply(service))
+            .await
+            .map_err(|e| ClusterError::api(format!("apply service {namespace}/{env}"), e))?;
+        Ok(())
+    }
+
+    /// Sets a release's replica count through the scale subresource, leaving its pod
+    /// template as it was applied.
+    pub async fn scale_release(&self, user: &UserName, env: &str, revision: u32, replicas: u32) -> Result<(), ClusterError> {
+        let (namespace, name) = (self.namespace(user), objects::deployment_name(env, revision));
+        let patch = serde_json::json!({"spec": {"replicas": replicas}});
+        match Api::<Deployment>::namespaced(self.client.clone(), &namespace)
+            .patch_scale(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Scaling a release that is gone to zero is what was wanted.
+            Err(e) if is_not_found(&e) && replicas == 0 => Ok(()),
+            Err(e) => Err(ClusterError::api(format!("scale deployment {namespace}/{name} to {replicas}"), e)),
+        }
+    }
+
+    /// Deletes a release's Deployment (and, through it, its pods); gone already is fine.
+    pub async fn delete_release(&self, user: &UserName, env: &str, revision: u32) -> Result<(), ClusterError> {
+        let (namespace, name) = (self.namespace(user), objects::deployment_name(env, revision));
+        self.delete::<Deployment>(&namespace, &name).await
+    }
+
+    async fn delete<K>(&self, namespace: &str, name: &str) -> Result<(), ClusterError>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        match Api::<K>::namespaced(self.client.clone(), namespace).delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(ClusterError::api(format!("delete {} {namespace}/{name}", K::kind(&())), e)),
+        }
+    }
+
+    /// Deletes every object of the env and waits until the caches hold none of them,
+    /// pods included.
+    pub async fn delete_env(&self, user: &UserName, env: &str, timeout: Duration) -> Result<(), ClusterError> {
+        let namespace = self.namespace(user);
+        self.caches.wait_synced().await;
+        let objects = self.caches.env(&namespace, env);
+        if objects.service.is_some() {
+            self.delete::<Service>(&namespace, env).await?;
+        }
+        for deployment in &objects.deployments {
+            self.delete::<Deployment>(&namespace, &deployment.name).await?;
+        }
+        let mut changes = self.caches.changes();
+        let gone = async {
+            while !self.caches.env(&namespace, env).is_empty() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()).await;
+            }
+        };
+        tokio::time::timeout(timeout, gone).await.map_err(|_| {
+            let left = self.caches.env(&namespace, env);
+            ClusterError::TimedOut(format!(
+                "env {env}'s objects were not gone after {}s: {} deployments and {} pods remain in namespace {namespace}",
+                timeout.as_secs(),
+                left.deployments.len(),
+                left.pods.len()
+            ))
+        })
+    }
+}

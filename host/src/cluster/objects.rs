@@ -1,0 +1,268 @@
+//! The Kubernetes objects of an env, as warship applies them: one Service per env and
+//! one Deployment per release. Pure functions of the env and the release, so applying
+//! the same release twice changes nothing, and a scale is the same object with another
+//! replica count.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, HTTPGetAction, Namespace, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::envs::{EnvSpec, ResourceAmounts};
+use crate::plugins::types::Traffic;
+
+/// Every object warship manages carries this label = `warship`; the watch caches
+/// select on it.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGER: &str = "warship";
+/// The original system's labels: the env's name, and the workload's own name.
+pub const ENV: &str = "env";
+pub const NAME: &str = "name";
+/// The release a Deployment (and its pods) runs.
+pub const RELEASE: &str = "warship.io/release";
+pub const USER: &str = "warship.io/user";
+/// Annotations with what labels cannot hold.
+pub const IMAGE: &str = "warship.io/image";
+pub const WAR_SHA256: &str = "warship.io/war-sha256";
+pub const VERSION: &str = "warship.io/version";
+pub const DEPLOY: &str = "warship.io/deploy";
+
+/// The port Tomcat listens on in the images the template plugin describes.
+pub const CONTAINER_PORT: i32 = 8080;
+
+/// What one release runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseSpec {
+    pub revision: u32,
+    /// Pinned by digest: `<pull registry>/<user>/<env>@sha256:…`.
+    pub image: String,
+    pub version: String,
+    pub war_sha256: String,
+    pub deploy_id: String,
+}
+
+pub fn deployment_name(env: &str, revision: u32) -> String {
+    format!("{env}-r{revision}")
+}
+
+pub fn namespace(name: &str) -> Namespace {
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(BTreeMap::from([(MANAGED_BY.to_owned(), MANAGER.to_owned())])),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// A label value from free text: at most 63 characters of `[A-Za-z0-9_.-]`, starting
+/// and ending with an alphanumeric (the full text goes into an annotation).
+fn label_value(text: &str) -> String {
+    let kept: String = text.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' }).take(63).collect();
+    kept.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+}
+
+fn release_labels(user: &str, env: &str, release: &ReleaseSpec) -> BTreeMap<String, String> {
+    let name = deployment_name(env, release.revision);
+    BTreeMap::from([
+        (ENV.to_owned(), env.to_owned()),
+        (NAME.to_owned(), name.clone()),
+        (RELEASE.to_owned(), release.revision.to_string()),
+        (USER.to_owned(), user.to_owned()),
+        (MANAGED_BY.to_owned(), MANAGER.to_owned()),
+        ("app.kubernetes.io/name".to_owned(), env.to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), name),
+        ("app.kubernetes.io/version".to_owned(), label_value(&release.version)),
+        ("app.kubernetes.io/component".to_owned(), "web".to_owned()),
+        ("app.kubernetes.io/part-of".to_owned(), "warship".to_owned()),
+    ])
+}
+
+fn quantities(amounts: &ResourceAmounts) -> Option<BTreeMap<String, Quantity>> {
+    let map: BTreeMap<String, Quantity> = [("cpu", &amounts.cpu), ("memory", &amounts.memory)]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| (name.to_owned(), Quantity(v.clone()))))
+        .collect();
+    (!map.is_empty()).then_some(map)
+}
+
+/// Where the readiness probe asks: the WAR's context path, with a trailing slash so
+/// Tomcat answers the app itself rather than a redirect.
+pub fn probe_path(context_path: &str) -> String {
+    let trimmed = context_path.trim_end_matches('/');
+    format!("{trimmed}/")
+}
+
+/// The release's Deployment with `replicas` pods.
+pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u32) -> Deployment {
+    let labels = release_labels(user, &env.name, release);
+    let selector = BTreeMap::from([(ENV.to_owned(), env.name.clone()), (RELEASE.to_owned(), release.revision.to_string())]);
+    let annotations = BTreeMap::from([
+        (IMAGE.to_owned(), release.image.clone()),
+        (WAR_SHA256.to_owned(), release.war_sha256.clone()),
+        (VERSION.to_owned(), release.version.clone()),
+        (DEPLOY.to_owned(), release.deploy_id.clone()),
+    ]);
+    let mut vars = vec![EnvVar { name: "JAVA_OPTS".into(), value: Some(env.jvm_options.clone()), ..Default::default() }];
+    vars.extend(
+        env.env.iter().filter(|(k, _)| k.as_str() != "JAVA_OPTS").map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() }),
+    );
+    let container = Container {
+        name: "app".into(),
+        image: Some(release.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: CONTAINER_PORT, ..Default::default() }]),
+        env: Some(vars),
+        resources: Some(ResourceRequirements {
+            requests: quantities(&env.resources.requests),
+            limits: quantities(&env.resources.limits),
+            ..Default::default()
+        }),
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some(probe_path(&env.context_path)),
+                port: IntOrString::String("http".into()),
+                ..Default::default()
+            }),
+            initial_delay_seconds: Some(5),
+            period_seconds: Some(5),
+            failure_threshold: Some(3),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(deployment_name(&env.name, release.revision)),
+            labels: Some(labels.clone()),
+            annotations: Some(annotations.clone()),
+            ..Default::default()
+        },
+        spec: DeploymentSpec {
+            replicas: Some(replicas as i32),
+            selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
+            // Changes within a release (none today but a scale) roll without losing capacity.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            revision_history_limit: Some(2),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), annotations: Some(annotations), ..Default::default() }),
+                spec: Some(PodSpec { containers: vec![container], ..Default::default() }),
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The env's Service, sending traffic to the releases `traffic` names.
+pub fn service(user: &str, env: &str, traffic: Traffic, stable: Option<u32>, candidate: u32) -> Service {
+    let mut selector = BTreeMap::from([(ENV.to_owned(), env.to_owned()), (MANAGED_BY.to_owned(), MANAGER.to_owned())]);
+    let release = match (traffic, stable) {
+        (Traffic::Stable, Some(stable)) => Some(stable),
+        (Traffic::Both, Some(_)) => None,
+        _ => Some(candidate),
+    };
+    if let Some(release) = release {
+        selector.insert(RELEASE.to_owned(), release.to_string());
+    }
+    Service {
+        metadata: ObjectMeta {
+            name: Some(env.to_owned()),
+            labels: Some(BTreeMap::from([
+                (ENV.to_owned(), env.to_owned()),
+                (NAME.to_owned(), env.to_owned()),
+                (USER.to_owned(), user.to_owned()),
+                (MANAGED_BY.to_owned(), MANAGER.to_owned()),
+                ("app.kubernetes.io/name".to_owned(), env.to_owned()),
+            ])),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> EnvSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 3,
+            "jvm_options": "-Xmx512m", "env": {"MODE": "prod", "JAVA_OPTS": "ignored"},
+            "resources": {"limits": {"memory": "1Gi"}}, "context_path": "/shop"
+        }))
+        .unwrap()
+    }
+
+    fn release() -> ReleaseSpec {
+        ReleaseSpec {
+            revision: 4,
+            image: "registry:5000/alice/shop@sha256:abc".into(),
+            version: "1.0+build/7".into(),
+            war_sha256: "f00".into(),
+            deploy_id: "d1".into(),
+        }
+    }
+
+    #[test]
+    fn a_deployment_runs_the_release_by_digest_with_the_envs_settings() {
+        let d = deployment("alice", &env(), &release(), 2);
+        assert_eq!(d.metadata.name.as_deref(), Some("shop-r4"));
+        let labels = d.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[ENV], "shop");
+        assert_eq!(labels[NAME], "shop-r4");
+        assert_eq!(labels["app.kubernetes.io/version"], "1.0_build_7");
+        let spec = d.spec;
+        assert_eq!(spec.replicas, Some(2));
+        assert_eq!(spec.selector.match_labels.unwrap().len(), 2, "the selector is immutable: env and release only");
+        let pod = spec.template.spec.unwrap();
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("registry:5000/alice/shop@sha256:abc"));
+        let vars: Vec<(String, String)> = c.env.clone().unwrap().into_iter().map(|v| (v.name, v.value.unwrap())).collect();
+        assert_eq!(vars, [("JAVA_OPTS".into(), "-Xmx512m".into()), ("MODE".into(), "prod".into())]);
+        assert_eq!(c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/shop/"));
+        let resources = c.resources.clone().unwrap();
+        assert_eq!(resources.limits.unwrap()["memory"], Quantity("1Gi".into()));
+        assert!(resources.requests.is_none());
+    }
+
+    #[test]
+    fn the_service_follows_the_traffic() {
+        let selector = |traffic, stable| service("alice", "shop", traffic, stable, 5).spec.unwrap().selector.unwrap();
+        assert_eq!(selector(Traffic::Stable, Some(4))[RELEASE], "4");
+        assert_eq!(selector(Traffic::Candidate, Some(4))[RELEASE], "5");
+        assert!(!selector(Traffic::Both, Some(4)).contains_key(RELEASE));
+        assert_eq!(selector(Traffic::Stable, None)[RELEASE], "5", "a first deploy has only the candidate");
+    }
+
+    #[test]
+    fn probe_paths_end_in_a_slash() {
+        assert_eq!(probe_path("/"), "/");
+        assert_eq!(probe_path("/shop"), "/shop/");
+        assert_eq!(probe_path("/shop/"), "/shop/");
+    }
+}

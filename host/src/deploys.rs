@@ -1,0 +1,1073 @@
+//! Deploys: a WAR, as a version, onto an env, by a strategy. Each is a durable record
+//! advanced step by step and written after every step: queued → validating → building
+//! → pushing → rolling-out (the strategy's current step) → succeeded, failed (with the
+//! cause) or aborted. One deploy per env at a time, enforced by a leased lock in the
+//! store, so two hosts sharing one etcd agree. A host that dies mid-deploy leaves its
+//! lock to lapse; any host then resumes the rollout from its record, or fails it as
+//! interrupted when it died before the image was built.
+//!
+//! The rollout loop: observe the env's workloads from the watch caches, ask the
+//! strategy plugin for the next action, apply it, persist the plugin's opaque memory,
+//! repeat until done, aborted, or past the env's deadline.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::cluster::{Cluster, ClusterError, EnvObjects, ReleaseSpec};
+use crate::config::Config;
+use crate::envs::{Env, EnvError, EnvName, Envs};
+use crate::events::EventLog;
+use crate::image::BuildEvent;
+use crate::images::{ImageError, ImageEvent, ImageRecord, ImageRequest, ImageStatus, Images, PreparedBuild};
+use crate::plugins::types::{Action, RolloutState, Traffic, Workload};
+use crate::plugins::{Plugin, PluginError, Plugins};
+use crate::store::{self, DynStore, LockLease, Precondition, StoreError};
+use crate::users::UserName;
+use crate::validation::Violation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployStatus {
+    Queued,
+    Validating,
+    Building,
+    Pushing,
+    RollingOut,
+    Succeeded,
+    Failed,
+    Aborted,
+}
+
+impl DeployStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, DeployStatus::Succeeded | DeployStatus::Failed | DeployStatus::Aborted)
+    }
+}
+
+/// Which release the env's Service sends traffic to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TrafficTo {
+    Stable,
+    Candidate,
+    Both,
+}
+
+impl From<TrafficTo> for Traffic {
+    fn from(t: TrafficTo) -> Self {
+        match t {
+            TrafficTo::Stable => Traffic::Stable,
+            TrafficTo::Candidate => Traffic::Candidate,
+            TrafficTo::Both => Traffic::Both,
+        }
+    }
+}
+
+impl From<Traffic> for TrafficTo {
+    fn from(t: Traffic) -> Self {
+        match t {
+            Traffic::Stable => TrafficTo::Stable,
+            Traffic::Candidate => TrafficTo::Candidate,
+            Traffic::Both => TrafficTo::Both,
+        }
+    }
+}
+
+/// Where the strategy is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StrategyStep {
+    pub index: u32,
+    /// The action it answered last: `scale`, `wait-ready`, `await-promotion`, …
+    pub action: String,
+    /// What it is doing, in its own words.
+    pub description: String,
+    /// The plugin's opaque state, handed back on the next call.
+    pub memory: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub since: OffsetDateTime,
+}
+
+/// Replicas warship asked of each workload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Scale {
+    pub stable: u32,
+    pub candidate: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeployFailure {
+    /// Stable code: `deploy.invalid`, `registry.unreachable`, `rollout.deadline`, `rollout.aborted`, …
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeployRecord {
+    pub id: String,
+    pub env: String,
+    /// `app/file` of the WAR.
+    pub war: String,
+    pub war_sha256: String,
+    pub version: String,
+    pub strategy: String,
+    /// The strategy's settings for this deploy: the admin's, with the request's over them.
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+    /// Who asked for it.
+    pub by: String,
+    pub status: DeployStatus,
+    /// The release this deploy creates.
+    pub revision: u32,
+    /// The release serving when it started; none on a first deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_build: Option<String>,
+    /// What the pods run, pinned by digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    pub traffic: TrafficTo,
+    pub scale: Scale,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StrategyStep>,
+    #[serde(default)]
+    pub promoted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<DeployFailure>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// A release: what a successful deploy left serving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Release {
+    pub revision: u32,
+    pub image: String,
+    pub digest: String,
+    pub war: String,
+    pub war_sha256: String,
+    pub version: String,
+    pub strategy: String,
+    pub deploy: String,
+    pub by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+}
+
+/// What a client asks for.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// `app/file.war`, or just `file.war` when one app has it.
+    pub war: String,
+    /// The image tag, e.g. `1.0.3`.
+    pub version: String,
+    /// A strategy plugin's name; the platform's default when absent.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    /// Settings laid over the admin's settings of the strategy, e.g. `{"max-surge": 2}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What watchers of a deploy see.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum DeployEvent {
+    /// The record after each persisted step.
+    Record(Box<DeployRecord>),
+    /// Build and push progress.
+    Build(BuildEvent),
+    /// Replicas ready of each workload, as observed.
+    Replicas { stable: Option<Workload2>, candidate: Workload2 },
+}
+
+/// A workload as events show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Workload2 {
+    pub revision: u32,
+    pub replicas: u32,
+    pub ready: u32,
+    pub restarts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("the deploy request is invalid")]
+    Invalid(Vec<Violation>),
+    #[error("deploy {0} not found")]
+    NotFound(String),
+    #[error("deploy {running} is running on env {env}")]
+    Running { env: String, running: String },
+    #[error("no Kubernetes cluster is configured")]
+    NoCluster,
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+impl From<ImageError> for DeployError {
+    fn from(e: ImageError) -> Self {
+        match e {
+            ImageError::Invalid(v) => DeployError::Invalid(v),
+            ImageError::Env(e) => DeployError::Env(e),
+            ImageError::War(e) => DeployError::Invalid(vec![Violation::new("war", "deploy.war.not_found", e.to_string())]),
+            ImageError::Plugin(e) => DeployError::Plugin(e),
+            ImageError::Store(e) => DeployError::Store(e),
+            ImageError::NotFound(id) => DeployError::NotFound(id),
+            ImageError::Failed(f) => DeployError::Invalid(vec![Violation::new("war", &f.code, f.message)]),
+        }
+    }
+}
+
+/// How long a deploy's lock lives without renewal.
+const LOCK_TTL: Duration = Duration::from_secs(15);
+/// How often the rollout loop looks again when nothing changed.
+const TICK: Duration = Duration::from_secs(1);
+/// How often a host looks for deploys whose host stopped.
+const RESUME_EVERY: Duration = Duration::from_secs(10);
+
+fn key(user: &UserName, id: &str) -> String {
+    format!("u/{user}/deploys/{id}")
+}
+fn release_prefix(user: &UserName, env: &str) -> String {
+    format!("u/{user}/releases/{env}/")
+}
+fn release_key(user: &UserName, env: &str, revision: u32) -> String {
+    format!("{}{revision:010}", release_prefix(user, env))
+}
+/// The per-env lock; its holder is the running deploy's id.
+fn lock_key(user: &UserName, env: &str) -> String {
+    format!("locks/deploy/{user}/{env}")
+}
+/// Deploys not yet final, so any host can find one whose host died.
+fn active_key(id: &str) -> String {
+    format!("deploys/active/{id}")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Active {
+    user: UserName,
+    env: String,
+}
+
+pub struct Deploys {
+    store: DynStore,
+    config: Arc<Config>,
+    plugins: Arc<Plugins>,
+    envs: Envs,
+    images: Arc<Images>,
+    cluster: Option<Arc<Cluster>>,
+    logs: Mutex<HashMap<String, Arc<EventLog<DeployEvent>>>>,
+}
+
+/// One running deploy: its record, where it is stored, what it needs.
+struct Run {
+    user: UserName,
+    env_name: EnvName,
+    record: DeployRecord,
+    settings: String,
+    plugin: Arc<Plugin>,
+    log: Arc<EventLog<DeployEvent>>,
+}
+
+/// Where a run of the pipeline begins.
+enum Begin {
+    /// From validating, with the build already checked at the request when there is one.
+    Build(Option<PreparedBuild>),
+    /// A rollout resumed from its record.
+    Rollout,
+}
+
+enum Ending {
+    Succeeded,
+    Failed(DeployFailure),
+    Aborted(DeployFailure),
+}
+
+impl From<ClusterError> for DeployFailure {
+    fn from(e: ClusterError) -> Self {
+        failure(e.code(), e.to_string())
+    }
+}
+
+impl From<StoreError> for DeployFailure {
+    fn from(e: StoreError) -> Self {
+        failure("store.unavailable", format!("{e}; the deploy could not go on"))
+    }
+}
+
+fn failure(code: &str, message: impl Into<String>) -> DeployFailure {
+    DeployFailure { code: code.into(), message: message.into() }
+}
+
+impl Deploys {
+    pub fn new(
+        store: DynStore,
+        config: Arc<Config>,
+        plugins: Arc<Plugins>,
+        envs: Envs,
+        images: Arc<Images>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Arc<Self> {
+        Arc::new(Self { store, config, plugins, envs, images, cluster, logs: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    fn cluster_or_err(&self) -> Result<&Arc<Cluster>, DeployError> {
+        self.cluster.as_ref().ok_or(DeployError::NoCluster)
+    }
+
+    /// The strategy plugin and its settings for this deploy, or what is wrong with them.
+    async fn strategy(&self, name: &str, overrides: &serde_json::Map<String, serde_json::Value>) -> Result<(Arc<Plugin>, String), DeployError> {
+        let Some(plugin) = self.plugins.strategy(name).cloned() else {
+            let known = self.plugins.names().get("strategy").cloned().unwrap_or_default().join(", ");
+            return Err(DeployError::Invalid(vec![Violation::new(
+                "strategy",
+                "deploy.strategy.unknown",
+                format!("there is no strategy {name:?}; this platform has: {known}"),
+            )]));
+        };
+        let (checked, overrides) = (plugin.clone(), overrides.clone());
+        let settings = tokio::task::spawn_blocking(move || checked.settings_with(&overrides)).await.expect("plugin calls do not panic")?;
+        match settings {
+            Ok(settings) => Ok((plugin, settings)),
+            Err(message) => Err(DeployError::Invalid(vec![Violation::new(
+                "settings",
+                "deploy.settings.invalid",
+                format!("strategy {name} refused these settings: {message}"),
+            )])),
+        }
+    }
+
+    /// Checks the request, takes the env's lock and starts the deploy; returns its
+    /// record (status `queued`) at once.
+    pub async fn start(self: &Arc<Self>, user: &UserName, env_name: &EnvName, request: DeployRequest) -> Result<DeployRecord, DeployError> {
+        self.cluster_or_err()?;
+        let env = self.envs.get(user, env_name).await?;
+        let strategy = request.strategy.clone().unwrap_or_else(|| self.config.deploys.default_strategy.clone());
+        let overrides = request.settings.clone().unwrap_or_default();
+        let (plugin, settings) = self.strategy(&strategy, &overrides).await?;
+        let prepared = self
+            .images
+            .prepare(user, ImageRequest { war: request.war.clone(), env: env_name.to_string(), version: request.version.clone() })
+            .await?;
+
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let lease = self.store.try_lock(&lock_key(user, env_name.as_str()), &id, LOCK_TTL).await.map_err(|e| match e {
+            StoreError::Locked { holder, .. } => DeployError::Running { env: env_name.to_string(), running: holder },
+            other => other.into(),
+        })?;
+        let started = async {
+            let revision = self.latest_release(user, env_name.as_str()).await?.map_or(1, |r| r.revision + 1);
+            let now = OffsetDateTime::now_utc();
+            let stable = env.release;
+            let record = DeployRecord {
+                id: id.clone(),
+                env: env_name.to_string(),
+                war: format!("{}/{}", prepared.war.app, prepared.war.file),
+                war_sha256: prepared.war.sha256.clone(),
+                version: request.version.clone(),
+                strategy,
+                settings: serde_json::from_str(&settings).expect("settings are JSON"),
+                by: user.to_string(),
+                status: DeployStatus::Queued,
+                revision,
+                stable,
+                image_build: None,
+                image: None,
+                digest: None,
+                traffic: if stable.is_some() { TrafficTo::Stable } else { TrafficTo::Candidate },
+                scale: Scale::default(),
+                step: None,
+                promoted: false,
+                error: None,
+                created_at: now,
+                updated_at: now,
+                finished_at: None,
+            };
+            store::put_json(&*self.store, &key(user, &id), &record, Precondition::Absent).await?;
+            store::put_json(&*self.store, &active_key(&id), &Active { user: user.clone(), env: env_name.to_string() }, Precondition::Any).await?;
+            Ok::<_, DeployError>(record)
+        };
+        let record = match started.await {
+            Ok(record) => record,
+            Err(e) => {
+                let _ = self.store.release_lock(&lease).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(id = %record.id, %user, env = %env_name, strategy = %record.strategy, revision = record.revision, "deploy queued");
+        let log = self.log_for(&id);
+        log.push(DeployEvent::Record(Box::new(record.clone())));
+        let run = Run { user: user.clone(), env_name: env_name.clone(), record: record.clone(), settings, plugin, log };
+        let this = self.clone();
+        tokio::spawn(async move { this.drive(run, lease, Begin::Build(Some(prepared))).await });
+        Ok(record)
+    }
+
+    fn log_for(&self, id: &str) -> Arc<EventLog<DeployEvent>> {
+        self.logs.lock().expect("logs lock").entry(id.to_owned()).or_insert_with(EventLog::new).clone()
+    }
+
+    /// Runs a deploy to its end under its lease, renewing it; a lost lease (another
+    /// host judged this one dead) stops it without writing anything more.
+    async fn drive(self: Arc<Self>, mut run: Run, lease: LockLease, begin: Begin) {
+        let lost_lock = async {
+            loop {
+                tokio::time::sleep(LOCK_TTL / 3).await;
+                match self.store.renew_lock(&lease).await {
+                    Err(e @ StoreError::LockLost { .. }) => return e,
+                    Err(e) => tracing::warn!(error = %e, "could not renew a deploy's lock; trying again"),
+                    Ok(()) => {}
+                }
+            }
+        };
+        let ending = tokio::select! {
+            ending = self.pipeline(&mut run, begin) => Some(ending),
+            lost = lost_lock => {
+                tracing::error!(id = %run.record.id, error = %lost, "lost the deploy's lock; another host carries it on");
+                None
+            }
+        };
+        if let Some(ending) = ending {
+            self.finish(&mut run, ending).await;
+            let _ = self.store.delete(&active_key(&run.record.id), Precondition::Any).await;
+        }
+        let _ = self.store.release_lock(&lease).await;
+        run.log.close();
+        self.logs.lock().expect("logs lock").remove(&run.record.id);
+    }
+
+    async fn save(&self, run: &mut Run) -> Result<(), StoreError> {
+        run.record.updated_at = OffsetDateTime::now_utc();
+        store::put_json(&*self.store, &key(&run.user, &run.record.id), &run.record, Precondition::Any).await?;
+        run.log.push(DeployEvent::Record(Box::new(run.record.clone())));
+        Ok(())
+    }
+
+    async fn set_status(&self, run: &mut Run, status: DeployStatus) -> Result<(), Ending> {
+        run.record.status = status;
+        tracing::info!(id = %run.record.id, status = ?status, "deploy step");
+        self.save(run).await.map_err(|e| Ending::Failed(failure("store.unavailable", e.to_string())))
+    }
+
+    /// Everything from validating to the rollout's end.
+    async fn pipeline(&self, run: &mut Run, begin: Begin) -> Ending {
+        if let Begin::Build(prepared) = begin {
+            if let Err(ending) = self.build(run, prepared).await {
+                return ending;
+            }
+            if let Err(ending) = self.set_status(run, DeployStatus::RollingOut).await {
+                return ending;
+            }
+        }
+        self.roll_out(run).await
+    }
+
+    async fn build(&self, run: &mut Run, prepared: Option<PreparedBuild>) -> Result<(), Ending> {
+        self.set_status(run, DeployStatus::Validating).await?;
+        // Checked again here, not only at the request: the env or the WAR may have changed.
+        let request = ImageRequest { war: run.record.war.clone(), env: run.record.env.clone(), version: run.record.version.clone() };
+        let prepared = match prepared {
+            Some(p) => p,
+            None => self.images.prepare(&run.user, request).await.map_err(|e| Ending::Failed(build_failure(e)))?,
+        };
+        self.set_status(run, DeployStatus::Building).await?;
+        let image = self.images.start(&run.user, prepared).await.map_err(|e| Ending::Failed(build_failure(e)))?;
+        run.record.image_build = Some(image.id.clone());
+        self.save(run).await.map_err(|e| Ending::Failed(failure("store.unavailable", e.to_string())))?;
+        let events = self.images.events(&run.user, &image.id).await.map_err(|e| Ending::Failed(build_failure(e)))?;
+        let mut events = std::pin::pin!(events.follow());
+        let mut built: Option<ImageRecord> = None;
+        while let Some(event) = events.next().await {
+            match event {
+                ImageEvent::Progress(progress) => {
+                    let pushing = matches!(&progress, BuildEvent::Bytes { .. })
+                        || matches!(&progress, BuildEvent::Step { step, .. } if ["layer", "config", "manifest", "push"].contains(&step.as_str()));
+                    if pushing && run.record.status == DeployStatus::Building {
+                        self.set_status(run, DeployStatus::Pushing).await?;
+                    }
+                    run.log.push(DeployEvent::Build(progress));
+                }
+                ImageEvent::Finished(record) => built = Some(record),
+            }
+        }
+        let built = match built {
+            Some(record) => record,
+            None => self.images.get(&run.user, &image.id).await.map_err(|e| Ending::Failed(build_failure(e)))?,
+        };
+        match (built.status, built.image, built.digest) {
+            (ImageStatus::Built, Some(image), Some(digest)) => {
+                run.record.image = Some(image);
+                run.record.digest = Some(digest);
+                Ok(())
+            }
+            _ => {
+                let cause = built.error.map_or_else(|| failure("build.failed", "the image build did not finish"), |e| failure(&e.code, e.message));
+                Err(Ending::Failed(cause))
+            }
+        }
+    }
+
+    fn release_spec(&self, run: &Run) -> ReleaseSpec {
+        ReleaseSpec {
+            revision: run.record.revision,
+            image: run.record.image.clone().unwrap_or_default(),
+            version: run.record.version.clone(),
+            war_sha256: run.record.war_sha256.clone(),
+            deploy_id: run.record.id.clone(),
+        }
+    }
+
+    /// The strategy loop. When Kubernetes or the store fails under it, the previous
+    /// release is put back as far as they let us.
+    async fn roll_out(&self, run: &mut Run) -> Ending {
+        let Some(cluster) = self.cluster.clone() else {
+            return Ending::Failed(failure("kubernetes.not_configured", DeployError::NoCluster.to_string()));
+        };
+        match self.roll(&cluster, run).await {
+            Ok(ending) => ending,
+            Err(cause) => {
+                let desired = self.envs.get(&run.user, &run.env_name).await.map_or(run.record.scale.stable, |e| e.spec.replicas);
+                if let Err(e) = self.restore(&cluster, run, desired).await {
+                    tracing::error!(id = %run.record.id, error = %e, "could not restore the previous release");
+                }
+                Ending::Failed(cause)
+            }
+        }
+    }
+
+    async fn roll(&self, cluster: &Cluster, run: &mut Run) -> Result<Ending, DeployFailure> {
+        let env = match self.envs.get(&run.user, &run.env_name).await {
+            Ok(env) => env,
+            Err(e) => return Ok(Ending::Failed(failure("env.unavailable", e.to_string()))),
+        };
+        let deadline = Duration::from_secs(env.spec.rollout_deadline_secs.unwrap_or(self.config.deploys.rollout_deadline_secs));
+        tokio::time::timeout(Duration::from_secs(60), cluster.caches().wait_synced())
+            .await
+            .map_err(|_| failure("kubernetes.unreachable", "could not list the cluster's objects within 60s; is the API server up?"))?;
+        let (user, env_name) = (run.user.clone(), run.env_name.to_string());
+        let release = self.release_spec(run);
+        if run.record.step.is_none() {
+            // The release recorded as serving may have been deleted behind warship's back.
+            if let Some(gone) = run.record.stable.filter(|s| cluster.objects(&user, &env_name).deployment_of(*s).is_none()) {
+                tracing::warn!(id = %run.record.id, release = gone, "the serving release has no Deployment; rolling out as a first deploy");
+                run.record.stable = None;
+                run.record.traffic = TrafficTo::Candidate;
+            }
+        }
+        let (stable, candidate) = (run.record.stable, run.record.revision);
+
+        // Leftovers of deploys whose host died (or whose cleanup failed) go first.
+        for stray in cluster.objects(&user, &env_name).deployments {
+            if stray.release.is_some_and(|r| Some(r) != stable && r != candidate) {
+                cluster.delete_release(&user, &env_name, stray.release.expect("checked")).await?;
+            }
+        }
+        if run.record.step.is_none() {
+            if let Some(stable) = stable {
+                run.record.scale.stable =
+                    cluster.objects(&user, &env_name).deployment_of(stable).map_or(env.spec.replicas, |d| d.desired);
+            }
+        }
+        cluster.apply_service(&user, &env_name, run.record.traffic.into(), stable, candidate).await?;
+
+        let mut changes = cluster.caches().changes();
+        loop {
+            let objects = cluster.objects(&user, &env_name);
+            let state = self.observe(run, &objects, env.spec.replicas);
+            run.log.push(DeployEvent::Replicas {
+                stable: stable.zip(state.stable).map(|(revision, w)| Workload2 { revision, replicas: w.replicas, ready: w.ready, restarts: w.restarts }),
+                candidate: Workload2 { revision: candidate, replicas: state.candidate.replicas, ready: state.candidate.ready, restarts: state.candidate.restarts },
+            });
+            let step = {
+                let (plugin, settings, state) = (run.plugin.clone(), run.settings.clone(), state.clone());
+                tokio::task::spawn_blocking(move || plugin.next_step_with(&settings, &state)).await.expect("plugin calls do not panic")
+            };
+            let step = match step {
+                Ok(step) => step,
+                Err(e) => {
+                    self.restore(cluster, run, env.spec.replicas).await?;
+                    return Ok(Ending::Failed(failure("plugin.failed", format!("{e}; the previous release was restored"))));
+                }
+            };
+            let action = action_name(&step.action);
+            let now = OffsetDateTime::now_utc();
+            let previous = run.record.step.clone();
+            let since = match &previous {
+                Some(p) if p.index == step.step_index => p.since,
+                _ => now,
+            };
+            let next = StrategyStep { index: step.step_index, action: action.into(), description: step.description.clone(), memory: step.memory.clone(), since };
+            if previous.as_ref() != Some(&next) {
+                run.record.step = Some(next);
+                self.save(run).await?;
+            }
+            let in_step = (now - since).unsigned_abs();
+            match step.action {
+                Action::Scale(to) => {
+                    cluster.apply_release(&user, &env.spec, &release, to.candidate).await?;
+                    if let Some(stable) = stable.filter(|_| to.stable != run.record.scale.stable) {
+                        cluster.scale_release(&user, &env_name, stable, to.stable).await?;
+                    }
+                    run.record.scale = Scale { stable: if stable.is_some() { to.stable } else { 0 }, candidate: to.candidate };
+                    self.save(run).await?;
+                }
+                Action::SwitchTraffic(traffic) => {
+                    cluster.apply_service(&user, &env_name, traffic, stable, candidate).await?;
+                    run.record.traffic = traffic.into();
+                    self.save(run).await?;
+                }
+                Action::WaitReady => {
+                    if in_step > deadline {
+                        let cause = format!(
+                            "the rollout was not ready within the env's deadline of {}s: {} of {} new pods ready{}; the previous release was restored",
+                            deadline.as_secs(),
+                            state.candidate.ready,
+                            state.candidate.replicas,
+                            why_unready(&objects, candidate),
+                        );
+                        self.restore(cluster, run, env.spec.replicas).await?;
+                        return Ok(Ending::Failed(failure("rollout.deadline", cause)));
+                    }
+                    if !all_ready(&state) {
+                        let _ = tokio::time::timeout(TICK, changes.changed()).await;
+                    }
+                }
+                Action::Pause(ms) => {
+                    tokio::time::sleep(Duration::from_millis(ms).min(TICK)).await;
+                }
+                Action::AwaitPromotion => {
+                    tokio::time::sleep(TICK).await;
+                    if let Ok(Some((stored, _))) = store::get_json::<DeployRecord>(&*self.store, &key(&user, &run.record.id)).await {
+                        run.record.promoted = stored.promoted;
+                    }
+                }
+                Action::Done => {
+                    cluster.apply_service(&user, &env_name, Traffic::Candidate, stable, candidate).await?;
+                    run.record.traffic = TrafficTo::Candidate;
+                    if let Some(stable) = stable {
+                        cluster.delete_release(&user, &env_name, stable).await?;
+                        run.record.scale.stable = 0;
+                    }
+                    return Ok(Ending::Succeeded);
+                }
+                Action::Abort(reason) => {
+                    self.restore(cluster, run, env.spec.replicas).await?;
+                    return Ok(Ending::Aborted(failure("rollout.aborted", format!("the {} strategy gave up: {reason}; the previous release was restored", run.record.strategy))));
+                }
+            }
+        }
+    }
+
+    /// The state the strategy sees: replicas as asked, readiness and restarts from pods.
+    fn observe(&self, run: &Run, objects: &EnvObjects, desired: u32) -> RolloutState {
+        let now_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
+        let workload = |revision: u32, replicas: u32| {
+            let pods: Vec<_> = objects.pods_of(revision).collect();
+            Workload {
+                replicas,
+                ready: pods.iter().filter(|p| p.ready).count() as u32,
+                restarts: pods.iter().map(|p| p.restarts).sum(),
+                unready_ms: pods
+                    .iter()
+                    .filter(|p| !p.terminating)
+                    .filter_map(|p| p.unready_since_ms)
+                    .map(|since| (now_ms - since).max(0) as u64)
+                    .max()
+                    .unwrap_or(0),
+            }
+        };
+        let step = run.record.step.as_ref();
+        RolloutState {
+            desired_replicas: desired,
+            stable: run.record.stable.map(|s| workload(s, run.record.scale.stable)),
+            candidate: workload(run.record.revision, run.record.scale.candidate),
+            traffic: run.record.traffic.into(),
+            step_index: step.map_or(0, |s| s.index),
+            time_in_step_ms: step.map_or(0, |s| (OffsetDateTime::now_utc() - s.since).whole_milliseconds().max(0) as u64),
+            promoted: run.record.promoted,
+            memory: step.map_or_else(String::new, |s| s.memory.clone()),
+        }
+    }
+
+    /// Back to the release that served before: scaled to the env's replicas, with all
+    /// traffic, and the candidate gone.
+    async fn restore(&self, cluster: &Cluster, run: &mut Run, desired: u32) -> Result<(), ClusterError> {
+        let (user, env) = (run.user.clone(), run.record.env.clone());
+        if let Some(stable) = run.record.stable {
+            cluster.scale_release(&user, &env, stable, desired).await?;
+            cluster.apply_service(&user, &env, Traffic::Stable, Some(stable), run.record.revision).await?;
+            run.record.traffic = TrafficTo::Stable;
+            run.record.scale.stable = desired;
+        }
+        cluster.delete_release(&user, &env, run.record.revision).await?;
+        run.record.scale.candidate = 0;
+        Ok(())
+    }
+
+    async fn finish(&self, run: &mut Run, ending: Ending) {
+        let now = OffsetDateTime::now_utc();
+        match ending {
+            Ending::Succeeded => {
+                let release = Release {
+                    revision: run.record.revision,
+                    image: run.record.image.clone().unwrap_or_default(),
+                    digest: run.record.digest.clone().unwrap_or_default(),
+                    war: run.record.war.clone(),
+                    war_sha256: run.record.war_sha256.clone(),
+                    version: run.record.version.clone(),
+                    strategy: run.record.strategy.clone(),
+                    deploy: run.record.id.clone(),
+                    by: run.record.by.clone(),
+                    at: now,
+                };
+                let recorded = async {
+                    store::put_json(&*self.store, &release_key(&run.user, &run.record.env, release.revision), &release, Precondition::Any).await?;
+                    self.envs.record_release(&run.user, &run.env_name, release.revision).await?;
+                    Ok::<_, DeployError>(())
+                };
+                match recorded.await {
+                    Ok(()) => run.record.status = DeployStatus::Succeeded,
+                    Err(e) => {
+                        run.record.status = DeployStatus::Failed;
+                        run.record.error = Some(failure("store.unavailable", format!("the release serves, but recording it failed: {e}")));
+                    }
+                }
+            }
+            Ending::Failed(cause) => {
+                run.record.status = DeployStatus::Failed;
+                run.record.error = Some(cause);
+            }
+            Ending::Aborted(cause) => {
+                run.record.status = DeployStatus::Aborted;
+                run.record.error = Some(cause);
+            }
+        }
+        run.record.finished_at = Some(now);
+        tracing::info!(id = %run.record.id, status = ?run.record.status, error = ?run.record.error, "deploy ended");
+        metrics::counter!("warship_deploys_total", "status" => format!("{:?}", run.record.status).to_lowercase()).increment(1);
+        if let Err(e) = self.save(run).await {
+            tracing::error!(id = %run.record.id, error = %e, "could not record the deploy's end");
+        }
+    }
+
+    pub async fn latest_release(&self, user: &UserName, env: &str) -> Result<Option<Release>, StoreError> {
+        let releases: Vec<(Release, u64)> = store::list_json(&*self.store, &release_prefix(user, env)).await?;
+        Ok(releases.into_iter().map(|(r, _)| r).max_by_key(|r| r.revision))
+    }
+
+    pub async fn releases(&self, user: &UserName, env: &str) -> Result<Vec<Release>, StoreError> {
+        let mut releases: Vec<Release> = store::list_json(&*self.store, &release_prefix(user, env)).await?.into_iter().map(|(r, _)| r).collect();
+        releases.sort_by_key(|r| std::cmp::Reverse(r.revision));
+        Ok(releases)
+    }
+
+    pub async fn get(&self, user: &UserName, id: &str) -> Result<DeployRecord, DeployError> {
+        store::get_json(&*self.store, &key(user, id)).await?.map(|(r, _)| r).ok_or_else(|| DeployError::NotFound(id.to_owned()))
+    }
+
+    /// An env's deploys, newest first.
+    pub async fn list(&self, user: &UserName, env: &str) -> Result<Vec<DeployRecord>, DeployError> {
+        let mut all: Vec<DeployRecord> =
+            store::list_json(&*self.store, &format!("u/{user}/deploys/")).await?.into_iter().map(|(r, _)| r).filter(|r: &DeployRecord| r.env == env).collect();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(all)
+    }
+
+    /// The id of the deploy running on an env, if any.
+    pub async fn running(&self, user: &UserName, env: &str) -> Result<Option<String>, StoreError> {
+        match self.store.try_lock(&lock_key(user, env), "probe", Duration::from_secs(1)).await {
+            Ok(lease) => {
+                self.store.release_lock(&lease).await?;
+                Ok(None)
+            }
+            Err(StoreError::Locked { holder, .. }) => Ok(Some(holder)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes an env: its Kubernetes objects first (waiting until they are gone),
+    /// then its records. Refused while a deploy runs on it.
+    pub async fn delete_env(&self, user: &UserName, env: &EnvName) -> Result<(), DeployError> {
+        self.envs.get(user, env).await?;
+        let lease = self.store.try_lock(&lock_key(user, env.as_str()), &format!("delete-{}", uuid::Uuid::new_v4().simple()), LOCK_TTL).await.map_err(|e| match e {
+            StoreError::Locked { holder, .. } => DeployError::Running { env: env.to_string(), running: holder },
+            other => other.into(),
+        })?;
+        let result = async {
+            if let Some(cluster) = &self.cluster {
+                let renewing = async {
+                    loop {
+                        tokio::time::sleep(LOCK_TTL / 3).await;
+                        let _ = self.store.renew_lock(&lease).await;
+                    }
+                };
+                let timeout = Duration::from_secs(self.config.deploys.delete_timeout_secs);
+                tokio::select! {
+                    deleted = cluster.delete_env(user, env.as_str(), timeout) => deleted?,
+                    _ = renewing => unreachable!("renewing never ends"),
+                }
+            }
+            for release in self.store.list(&release_prefix(user, env.as_str())).await? {
+                self.store.delete(&release.key, Precondition::Any).await?;
+            }
+            self.envs.delete(user, env).await?;
+            Ok(())
+        }
+        .await;
+        let _ = self.store.release_lock(&lease).await;
+        result
+    }
+
+    /// Looks for deploys whose host stopped (their lock lapsed) and carries them on,
+    /// now and every few seconds, for as long as the host runs.
+    pub fn resume_orphans(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        // Weak, so the loop ends with the host's services.
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(this) = weak.upgrade() {
+                if let Err(e) = this.resume_once().await {
+                    tracing::warn!(error = %e, "could not look for interrupted deploys");
+                }
+                drop(this);
+                tokio::time::sleep(RESUME_EVERY).await;
+            }
+        })
+    }
+
+    async fn resume_once(self: &Arc<Self>) -> Result<(), StoreError> {
+        for entry in self.store.list("deploys/active/").await? {
+            let Ok(active) = serde_json::from_slice::<Active>(&entry.value) else { continue };
+            let id = entry.key.trim_start_matches("deploys/active/").to_owned();
+            let lease = match self.store.try_lock(&lock_key(&active.user, &active.env), &id, LOCK_TTL).await {
+                Ok(lease) => lease,
+                Err(StoreError::Locked { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let record = match store::get_json::<DeployRecord>(&*self.store, &key(&active.user, &id)).await? {
+                Some((record, _)) if !record.status.is_final() => record,
+                _ => {
+                    self.store.delete(&entry.key, Precondition::Any).await?;
+                    self.store.release_lock(&lease).await?;
+                    continue;
+                }
+            };
+            let (Ok(env_name), Some(plugin)) = (EnvName::parse(&record.env), self.plugins.strategy(&record.strategy).cloned()) else {
+                self.store.release_lock(&lease).await?;
+                continue;
+            };
+            tracing::warn!(%id, status = ?record.status, "resuming a deploy whose host stopped");
+            let settings = record.settings.to_string();
+            let log = self.log_for(&id);
+            let mut run = Run { user: active.user.clone(), env_name, record, settings, plugin, log };
+            let this = self.clone();
+            tokio::spawn(async move {
+                if run.record.status == DeployStatus::RollingOut && run.record.image.is_some() {
+                    this.drive(run, lease, Begin::Rollout).await;
+                } else {
+                    // Before the image was built, nothing reached the cluster: fail it cleanly.
+                    let cause = failure(
+                        "deploy.interrupted",
+                        format!("the host running this deploy stopped while it was {}; nothing was rolled out. Deploy again", status_words(run.record.status)),
+                    );
+                    this.finish(&mut run, Ending::Failed(cause)).await;
+                    let _ = this.store.delete(&active_key(&run.record.id), Precondition::Any).await;
+                    let _ = this.store.release_lock(&lease).await;
+                    run.log.close();
+                    this.logs.lock().expect("logs lock").remove(&run.record.id);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// A deploy's events: everything so far, then live ones while this host runs it;
+    /// for one that ended (or runs elsewhere), its record as it is now.
+    pub async fn events(&self, user: &UserName, id: &str) -> Result<Arc<EventLog<DeployEvent>>, DeployError> {
+        let record = self.get(user, id).await?;
+        if let Some(live) = self.logs.lock().expect("logs lock").get(id).cloned() {
+            return Ok(live);
+        }
+        let log = EventLog::new();
+        log.push(DeployEvent::Record(Box::new(record)));
+        log.close();
+        Ok(log)
+    }
+
+    /// Waits until the deploy is final; for tests and `?wait=true`.
+    pub async fn wait(&self, user: &UserName, id: &str, timeout: Duration) -> Result<DeployRecord, DeployError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let record = self.get(user, id).await?;
+            if record.status.is_final() || tokio::time::Instant::now() >= deadline {
+                return Ok(record);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Scale(_) => "scale",
+        Action::SwitchTraffic(_) => "switch-traffic",
+        Action::WaitReady => "wait-ready",
+        Action::Pause(_) => "pause",
+        Action::AwaitPromotion => "await-promotion",
+        Action::Done => "done",
+        Action::Abort(_) => "abort",
+    }
+}
+
+fn status_words(status: DeployStatus) -> &'static str {
+    match status {
+        DeployStatus::Queued => "queued",
+        DeployStatus::Validating => "validating",
+        DeployStatus::Building => "building the image",
+        DeployStatus::Pushing => "pushing the image",
+        DeployStatus::RollingOut => "rolling out",
+        DeployStatus::Succeeded | DeployStatus::Failed | DeployStatus::Aborted => "finishing",
+    }
+}
+
+fn all_ready(state: &RolloutState) -> bool {
+    let ready = |w: &Workload| w.ready == w.replicas;
+    ready(&state.candidate) && state.stable.as_ref().is_none_or(ready)
+}
+
+/// What the candidate's unready pods say about themselves, in a few words.
+fn why_unready(objects: &EnvObjects, revision: u32) -> String {
+    let mut reasons: Vec<String> = objects
+        .pods_of(revision)
+        .filter(|p| !p.ready)
+        .map(|p| match (&p.waiting, &p.node, &p.unschedulable) {
+            (Some(waiting), _, _) => format!("{} is waiting: {waiting}", p.name),
+            (None, None, Some(why)) => format!("no node can run the pods: {}", why.trim_end_matches('.')),
+            (None, None, None) => format!("{} is not scheduled yet", p.name),
+            (None, Some(node), _) => format!("{} on {node} is {} and not ready", p.name, p.phase),
+        })
+        .collect();
+    reasons.sort();
+    reasons.dedup();
+    if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", reasons.into_iter().take(3).collect::<Vec<_>>().join("; "))
+    }
+}
+
+fn build_failure(e: ImageError) -> DeployFailure {
+    match e {
+        ImageError::Invalid(violations) => failure(
+            "deploy.invalid",
+            violations.iter().map(|v| format!("{}: {}", v.field, v.message)).collect::<Vec<_>>().join("; "),
+        ),
+        ImageError::Failed(f) => failure(&f.code, f.message),
+        other => failure("build.failed", other.to_string()),
+    }
+}
+
+/// What GET /api/v1/envs/{env} answers: the env, its release, and what runs.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EnvStatus {
+    #[serde(flatten)]
+    pub env: Env,
+    /// The release serving now.
+    pub current: Option<Release>,
+    /// The id of the deploy running on it, if any.
+    pub deploying: Option<String>,
+    /// What runs in Kubernetes; absent when no cluster is configured.
+    pub service: Option<ServiceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub namespace: String,
+    /// Which releases the Service selects.
+    pub selector: std::collections::BTreeMap<String, String>,
+    pub workloads: Vec<WorkloadStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorkloadStatus {
+    pub name: String,
+    pub release: Option<u32>,
+    pub version: String,
+    pub image: String,
+    /// `sha256:…` of the image the pods run.
+    pub digest: String,
+    pub war_sha256: String,
+    pub desired: u32,
+    pub ready: u32,
+    /// Receives traffic from the Service.
+    pub serving: bool,
+    pub pods: Vec<crate::cluster::PodView>,
+}
+
+impl Deploys {
+    /// The status tree of an env, from the watch caches.
+    pub async fn status(&self, user: &UserName, name: &EnvName) -> Result<EnvStatus, DeployError> {
+        let env = self.envs.get(user, name).await?;
+        let current = match env.release {
+            Some(revision) => store::get_json::<Release>(&*self.store, &release_key(user, name.as_str(), revision)).await?.map(|(r, _)| r),
+            None => None,
+        };
+        let deploying = self.running(user, name.as_str()).await?;
+        let service = self.cluster.as_ref().map(|cluster| {
+            let objects = cluster.objects(user, name.as_str());
+            let selector = objects.service.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+            let workloads = objects
+                .deployments
+                .iter()
+                .map(|d| {
+                    let pods: Vec<_> = d.release.map(|r| objects.pods_of(r).map(|p| (**p).clone()).collect()).unwrap_or_default();
+                    let serving = objects.service.is_some()
+                        && selector.get(crate::cluster::objects::RELEASE).is_none_or(|r| Some(r.as_str()) == d.release.map(|x| x.to_string()).as_deref());
+                    WorkloadStatus {
+                        name: d.name.clone(),
+                        release: d.release,
+                        version: d.version.clone(),
+                        image: d.image.clone(),
+                        digest: d.image.rsplit_once('@').map(|(_, digest)| digest.to_owned()).unwrap_or_default(),
+                        war_sha256: d.war_sha256.clone(),
+                        desired: d.desired,
+                        ready: pods.iter().filter(|p| p.ready).count() as u32,
+                        serving,
+                        pods,
+                    }
+                })
+                .collect();
+            ServiceStatus { name: name.to_string(), namespace: cluster.namespace(user), selector, workloads }
+        });
+        Ok(EnvStatus { env, current, deploying, service })
+    }
+}

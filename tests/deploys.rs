@@ -1,0 +1,343 @@
+//! Deploys end to end against every real part: the `warship` binary, Debian's etcd
+//! shared by two hosts, Debian's docker-registry with the real Tomcat bases, and a real
+//! Kubernetes control plane (kube-apiserver, controller-manager, scheduler, kwok nodes)
+//! from scripts/dev-cluster. What warship did is checked in the API server itself.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, ListParams};
+use serde_json::{json, Value};
+use support::{fixture, free_port, Etcd, KubeCluster, Registry};
+
+const BIN: &str = env!("CARGO_BIN_EXE_warship");
+
+struct Host {
+    child: Child,
+    base: String,
+}
+
+fn add_user(config: &Path, name: &str) -> String {
+    let out = Command::new(BIN).args(["user", "add", name, "--config", config.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_owned()
+}
+
+impl Host {
+    /// Writes the host's config, adds `users` (before serving: the embedded store is
+    /// one process's) and serves; returns the users' tokens too.
+    fn start(dir: &Path, name: &str, extra: &str, users: &[&str]) -> (Host, Vec<String>) {
+        let port = free_port();
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\ndata_dir = \"{}\"\n{extra}\n\
+                 [[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"warship/tomcat:10.1-jdk17\"\n",
+                // One data dir for every host: the WAR blobs are on storage they share.
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let tokens = users.iter().map(|user| add_user(&config, user)).collect();
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let host = Host { child, base: format!("http://127.0.0.1:{port}") };
+        let started = Instant::now();
+        while Command::new("curl").args(["-sf", &format!("{}/readyz", host.base)]).output().is_ok_and(|o| !o.status.success()) {
+            assert!(started.elapsed() < Duration::from_secs(30), "warship did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (host, tokens)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    async fn upload(&self, token: &str, app: &str, file: &str, path: &Path) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/api/v1/wars/{app}/{file}", self.base))
+            .bearer_auth(token)
+            .body(std::fs::read(path).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
+    }
+
+    /// Polls the deploy until it is final.
+    async fn wait_deploy(&self, token: &str, id: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, record) = self.get(&format!("/api/v1/deploys/{id}"), token).await;
+            assert_eq!(status, 200, "{record}");
+            if ["succeeded", "failed", "aborted"].contains(&record["status"].as_str().unwrap()) {
+                return record;
+            }
+            assert!(started.elapsed() < Duration::from_secs(180), "deploy {id} still {} after 180s: {record}", record["status"]);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The deploy's server-sent events until the stream ends: (event name, data).
+    async fn events(&self, token: &str, id: &str) -> Vec<(String, Value)> {
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/v1/deploys/{id}/events", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let mut text = String::new();
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+        let mut events = Vec::new();
+        for block in text.split("\n\n") {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or_default();
+            let data: String = block.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            if !name.is_empty() {
+                events.push((name.to_owned(), serde_json::from_str(&data).unwrap()));
+            }
+        }
+        events
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config_for(registry: &Registry, cluster: &KubeCluster, store: &str) -> String {
+    format!(
+        "{store}\n[registry]\npush = \"{addr}\"\npull = \"{addr}\"\ninsecure = true\n[kubernetes]\nkubeconfig = \"{}\"\n",
+        cluster.kubeconfig.display(),
+        addr = registry.addr
+    )
+}
+
+/// Pods of a Deployment, by its selector, with whether each is Ready and its image.
+async fn pods_of(client: &kube::Client, namespace: &str, env: &str, release: u32) -> Vec<(bool, String)> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let listed = pods.list(&ListParams::default().labels(&format!("env={env},warship.io/release={release}"))).await.unwrap();
+    listed
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            (ready, p.spec.as_ref().unwrap().containers[0].image.clone().unwrap())
+        })
+        .collect()
+}
+
+async fn deployments(client: &kube::Client, namespace: &str) -> Vec<Deployment> {
+    Api::<Deployment>::namespaced(client.clone(), namespace).list(&ListParams::default()).await.unwrap().items
+}
+
+fn statuses(events: &[(String, Value)]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for (name, data) in events {
+        if name == "record" {
+            let status = data["status"].as_str().unwrap().to_owned();
+            if seen.last() != Some(&status) {
+                seen.push(status);
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_war_becomes_ready_pods_then_rolls_to_a_new_version_one_deploy_per_env_across_hosts() {
+    let registry = Registry::start().await;
+    registry.push_base_images();
+    let cluster = KubeCluster::start();
+    let kube = cluster.client().await;
+    let etcd = Etcd::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = format!("backend = \"etcd\"\netcd_endpoints = [\"{}\"]", etcd.endpoint);
+    // Both hosts share etcd: the [store] section's keys follow data_dir in the file.
+    let (a, tokens) = Host::start(dir.path(), "a", &config_for(&registry, &cluster, &shared), &["alice", "bob"]);
+    let (b, _) = Host::start(dir.path(), "b", &config_for(&registry, &cluster, &shared), &[]);
+    let (alice, bob) = (&tokens[0], &tokens[1]);
+
+    let (status, env) = a.post("/api/v1/envs", alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 2, "jvm_options": "-Xmx256m"})).await;
+    assert_eq!(status, 201, "{env}");
+    a.upload(alice, "sample", "sample.war", &fixture("sample.war")).await;
+
+    // First deploy: recreate.
+    let (status, started) = a.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "1.0", "strategy": "recreate"})).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert_eq!(started["status"], "queued");
+    assert_eq!(started["revision"], 1);
+
+    // While it runs: a second deploy on the same env is refused, on either host, with the running id.
+    for host in [&a, &b] {
+        let (status, refused) = host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "1.1"})).await;
+        assert_eq!(status, 409, "{refused}");
+        assert_eq!(refused["code"], "deploy.in_progress");
+        assert_eq!(refused["deploy"], id.as_str(), "the 409 names the running deploy");
+    }
+    // Another user's env does not exist for bob.
+    let (status, hidden) = b.post("/api/v1/envs/shop/deploys", bob, json!({"war": "sample.war", "version": "1.0"})).await;
+    assert_eq!((status, hidden["code"].as_str()), (404, Some("env.not_found")), "{hidden}");
+
+    let events = a.events(alice, &id).await;
+    let done = a.wait_deploy(alice, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        statuses(&events),
+        ["queued", "validating", "building", "pushing", "rolling-out", "succeeded"],
+        "every step is persisted and streamed"
+    );
+    assert!(events.iter().any(|(name, _)| name == "build"), "build progress is streamed");
+    assert!(events.iter().any(|(name, e)| name == "replicas" && e["candidate"]["ready"] == 2), "replicas are streamed");
+    let first_image = done["image"].as_str().unwrap().to_owned();
+    assert!(first_image.starts_with(&format!("{}/alice/shop@sha256:", registry.addr)), "{first_image}");
+
+    // What Kubernetes has: the release's Deployment by digest, its pods Ready, the Service on it.
+    let namespace = "warship-alice";
+    let listed = deployments(&kube, namespace).await;
+    assert_eq!(listed.len(), 1);
+    let deployment = &listed[0];
+    assert_eq!(deployment.metadata.name.as_deref(), Some("shop-r1"));
+    let labels = deployment.metadata.labels.as_ref().unwrap();
+    assert_eq!((labels["env"].as_str(), labels["name"].as_str()), ("shop", "shop-r1"));
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "warship");
+    let container = &deployment.spec.template.spec.as_ref().unwrap().containers[0];
+    assert_eq!(container.image.as_deref(), Some(first_image.as_str()));
+    assert_eq!(container.env.as_ref().unwrap()[0].value.as_deref(), Some("-Xmx256m"));
+    assert_eq!(pods_of(&kube, namespace, "shop", 1).await, vec![(true, first_image.clone()); 2]);
+    let service = Api::<Service>::namespaced(kube.clone(), namespace).get("shop").await.unwrap();
+    assert_eq!(service.spec.unwrap().selector.unwrap()["warship.io/release"], "1");
+
+    // The status tree, from the watch caches.
+    let (_, status) = a.get("/api/v1/envs/shop", alice).await;
+    assert_eq!(status["used"], 1);
+    assert_eq!(status["current"]["revision"], 1);
+    assert_eq!(status["current"]["digest"], done["digest"]);
+    let workloads = status["service"]["workloads"].as_array().unwrap();
+    assert_eq!(workloads.len(), 1, "{status}");
+    assert_eq!((workloads[0]["desired"].as_u64(), workloads[0]["ready"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(workloads[0]["digest"], done["digest"]);
+    let pods = workloads[0]["pods"].as_array().unwrap();
+    assert!(pods.iter().all(|p| p["ready"] == true && p["phase"] == "Running" && p["node"].as_str().unwrap().starts_with("fake-")), "{pods:?}");
+
+    // A new version, rolling: Ready on the new digest, the old release gone.
+    let (status, second) = b.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample/sample.war", "version": "2.0", "strategy": "rolling"})).await;
+    assert_eq!(status, 202, "{second}");
+    let second = b.wait_deploy(alice, second["id"].as_str().unwrap()).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert_eq!(second["stable"], 1);
+    let second_image = second["image"].as_str().unwrap();
+    assert_ne!(second_image, first_image, "a new version is a new image");
+    assert_eq!(pods_of(&kube, namespace, "shop", 2).await, vec![(true, second_image.to_owned()); 2]);
+    let names: Vec<_> = deployments(&kube, namespace).await.into_iter().filter_map(|d| d.metadata.name).collect();
+    assert_eq!(names, ["shop-r2"]);
+    let (_, status) = a.get("/api/v1/envs/shop", alice).await;
+    assert_eq!((status["used"].as_u64(), status["current"]["revision"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(status["deploying"], Value::Null);
+
+    // The original API: deploy with the original field names, answered in the details shape.
+    let (status, details) = a
+        .post("/deploy", alice, json!({"EnvName": "shop", "WarName": "sample.war", "AppVersion": "3.0", "IsGreyUpdating": "0"}))
+        .await;
+    assert_eq!(status, 202, "{details}");
+    assert_eq!(details["name"], "shop");
+    let deploy_id = details["context"].as_array().unwrap().iter().find(|c| c["name"] == "deployId").unwrap()["value"].as_str().unwrap().to_owned();
+    let third = a.wait_deploy(alice, &deploy_id).await;
+    assert_eq!((third["status"].as_str(), third["strategy"].as_str()), (Some("succeeded"), Some("recreate")), "{third}");
+    let (_, history) = a.get("/api/v1/envs/shop/deploys", alice).await;
+    let versions: Vec<_> = history.as_array().unwrap().iter().map(|d| d["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["3.0", "2.0", "1.0"]);
+
+    // Deleting the env removes its objects, and answers once they are gone.
+    let (status, _) = a.call(reqwest::Method::DELETE, "/api/v1/envs/shop", alice, None).await;
+    assert_eq!(status, 204);
+    assert!(deployments(&kube, namespace).await.is_empty());
+    assert!(Api::<Pod>::namespaced(kube.clone(), namespace).list(&ListParams::default()).await.unwrap().items.is_empty());
+    assert!(Api::<Service>::namespaced(kube.clone(), namespace).get_opt("shop").await.unwrap().is_none());
+    assert_eq!(a.get("/api/v1/envs/shop", alice).await.0, 404);
+    drop(etcd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_past_its_deadline_fails_with_the_cause_and_the_previous_release_keeps_serving() {
+    let registry = Registry::start().await;
+    registry.push_base_images();
+    let cluster = KubeCluster::start();
+    let kube = cluster.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (host, tokens) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &["alice"]);
+    let alice = &tokens[0];
+    let (status, env) = host.post("/api/v1/envs", alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 2})).await;
+    assert_eq!(status, 201, "{env}");
+    host.upload(alice, "sample", "sample.war", &fixture("sample.war")).await;
+    let (_, first) = host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "1.0"})).await;
+    let first = host.wait_deploy(alice, first["id"].as_str().unwrap()).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+
+    // No node has 64 CPUs: the new pods cannot be scheduled.
+    let (status, patched) = host
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/envs/shop",
+            alice,
+            Some(json!({"resources": {"requests": {"cpu": "64"}}, "rollout_deadline_secs": 8})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let (_, second) = host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "2.0", "strategy": "rolling"})).await;
+    let started = Instant::now();
+    let second = host.wait_deploy(alice, second["id"].as_str().unwrap()).await;
+    assert_eq!(second["status"], "failed", "{second}");
+    assert_eq!(second["error"]["code"], "rollout.deadline");
+    let message = second["error"]["message"].as_str().unwrap();
+    assert!(message.contains("within the env's deadline of 8s") && message.contains("Insufficient cpu"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(60), "the deadline ends the rollout");
+
+    // The first release still serves alone, at full strength.
+    let namespace = "warship-alice";
+    let first_image = first["image"].as_str().unwrap().to_owned();
+    assert_eq!(pods_of(&kube, namespace, "shop", 1).await, vec![(true, first_image); 2]);
+    let names: Vec<_> = deployments(&kube, namespace).await.into_iter().filter_map(|d| d.metadata.name).collect();
+    assert_eq!(names, ["shop-r1"], "the failed candidate is removed");
+    let service = Api::<Service>::namespaced(kube.clone(), namespace).get("shop").await.unwrap();
+    assert_eq!(service.spec.unwrap().selector.unwrap()["warship.io/release"], "1");
+    let (_, status) = host.get("/api/v1/envs/shop", alice).await;
+    assert_eq!((status["used"].as_u64(), status["current"]["revision"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(status["deploying"], Value::Null, "the lock is free again");
+}
