@@ -295,7 +295,7 @@ async fn a_war_becomes_ready_pods_then_rolls_to_a_new_version_one_deploy_per_env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rollout_past_its_deadline_fails_with_the_cause_and_the_previous_release_keeps_serving() {
+async fn a_rollout_past_its_deadline_fails_with_the_cause_the_previous_release_serves_and_a_killed_host_resumes() {
     let registry = Registry::start().await;
     registry.push_base_images();
     let cluster = KubeCluster::start();
@@ -340,4 +340,29 @@ async fn a_rollout_past_its_deadline_fails_with_the_cause_and_the_previous_relea
     let (_, status) = host.get("/api/v1/envs/shop", alice).await;
     assert_eq!((status["used"].as_u64(), status["current"]["revision"].as_u64()), (Some(1), Some(1)));
     assert_eq!(status["deploying"], Value::Null, "the lock is free again");
+
+    // A host killed mid-rollout: the next host carries the rollout on from its record.
+    let (status, _) = host.call(reqwest::Method::PATCH, "/api/v1/envs/shop", alice, Some(json!({"resources": {"requests": {"cpu": "100m"}}}))).await;
+    assert_eq!(status, 200);
+    let (_, third) = host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "3.0", "strategy": "rolling"})).await;
+    let third_id = third["id"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    loop {
+        let (_, record) = host.get(&format!("/api/v1/deploys/{third_id}"), alice).await;
+        if record["status"] == "rolling-out" && record["step"]["index"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "never rolling out: {record}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(host); // SIGKILL
+    let (host, _) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &[]);
+    let resumed = host.wait_deploy(alice, &third_id).await;
+    assert_eq!(resumed["status"], "succeeded", "{resumed}");
+    assert_eq!(pods_of(&kube, namespace, "shop", 2).await.len(), 2, "release 2 (the failed one's revision, reused) serves");
+    let names: Vec<_> = deployments(&kube, namespace).await.into_iter().filter_map(|d| d.metadata.name).collect();
+    assert_eq!(names, ["shop-r2"]);
+    let (_, status) = host.get("/api/v1/envs/shop", alice).await;
+    assert_eq!((status["used"].as_u64(), status["current"]["version"].as_str()), (Some(2), Some("3.0")));
+    assert_eq!(status["deploying"], Value::Null);
 }
