@@ -342,7 +342,7 @@ async fn a_rollout_past_its_deadline_fails_with_the_cause_the_previous_release_s
     assert_eq!(status["deploying"], Value::Null, "the lock is free again");
 
     // A host killed mid-rollout: the next host carries the rollout on from its record.
-    let (status, _) = host.call(reqwest::Method::PATCH, "/api/v1/envs/shop", alice, Some(json!({"resources": {"requests": {"cpu": "100m"}}}))).await;
+    let (status, _) = host.call(reqwest::Method::PATCH, "/api/v1/envs/shop", alice, Some(json!({"resources": {"requests": {"cpu": "100m"}}, "rollout_deadline_secs": 120}))).await;
     assert_eq!(status, 200);
     let (_, third) = host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "3.0", "strategy": "rolling"})).await;
     let third_id = third["id"].as_str().unwrap().to_owned();

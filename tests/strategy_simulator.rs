@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use warship_host::config::{Config, PluginConfig, PluginKind, PluginRuntimeConfig};
 use warship_host::plugins::types::{Action, RolloutState, Step, Traffic, Workload};
-use warship_host::plugins::{Plugin, Plugins, Runtime};
+use warship_host::plugins::{action_name, Plugin, Plugins, Runtime};
 
 /// One simulated second: each workload starts or stops one pod per tick.
 const TICK_MS: u64 = 1_000;
@@ -207,7 +207,7 @@ impl Sim {
     }
 
     fn kinds(&self) -> Vec<&'static str> {
-        self.steps.iter().map(|s| kind(&s.action)).collect()
+        self.steps.iter().map(|s| action_name(&s.action)).collect()
     }
 
     /// The (stable, candidate) counts of every `scale` answered.
@@ -223,18 +223,6 @@ impl Sim {
     fn counts(&self) -> ((u32, u32), (u32, u32)) {
         let pair = |w: &Workload| (w.replicas, w.ready);
         (self.state.stable.as_ref().map_or((0, 0), pair), pair(&self.state.candidate))
-    }
-}
-
-fn kind(action: &Action) -> &'static str {
-    match action {
-        Action::Scale(_) => "scale",
-        Action::SwitchTraffic(_) => "switch-traffic",
-        Action::WaitReady => "wait-ready",
-        Action::Pause(_) => "pause",
-        Action::AwaitPromotion => "await-promotion",
-        Action::Done => "done",
-        Action::Abort(_) => "abort",
     }
 }
 

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 
 use crate::cluster::{Cluster, ClusterError, EnvObjects, ReleaseSpec};
 use crate::config::Config;
+pub use crate::envs::Release;
 use crate::envs::{Env, EnvError, EnvName, Envs};
 use crate::events::EventLog;
 use crate::image::BuildEvent;
@@ -154,23 +155,6 @@ pub struct DeployRecord {
     pub finished_at: Option<OffsetDateTime>,
 }
 
-/// A release: what a successful deploy left serving.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Release {
-    pub revision: u32,
-    pub image: String,
-    pub digest: String,
-    pub war: String,
-    pub war_sha256: String,
-    pub version: String,
-    pub strategy: String,
-    pub deploy: String,
-    pub by: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub at: OffsetDateTime,
-}
-
 /// What a client asks for.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -197,16 +181,22 @@ pub enum DeployEvent {
     /// Build and push progress.
     Build(BuildEvent),
     /// Replicas ready of each workload, as observed.
-    Replicas { stable: Option<Workload2>, candidate: Workload2 },
+    Replicas { stable: Option<WorkloadReplicas>, candidate: WorkloadReplicas },
 }
 
 /// A workload as events show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Workload2 {
+pub struct WorkloadReplicas {
     pub revision: u32,
     pub replicas: u32,
     pub ready: u32,
     pub restarts: u32,
+}
+
+impl WorkloadReplicas {
+    fn of(revision: u32, w: &Workload) -> Self {
+        Self { revision, replicas: w.replicas, ready: w.ready, restarts: w.restarts }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,15 +253,20 @@ fn release_key(user: &UserName, env: &str, revision: u32) -> String {
 fn lock_key(user: &UserName, env: &str) -> String {
     format!("locks/deploy/{user}/{env}")
 }
-/// Deploys not yet final, so any host can find one whose host died.
-fn active_key(id: &str) -> String {
-    format!("deploys/active/{id}")
+/// The env lock's holder while an env is deleted (deploys hold it by their id).
+const DELETING: &str = "deleting-";
+/// Deploys not yet final, so any host can find one whose host died, and a status
+/// read can name the deploy in progress without touching the lock.
+const ACTIVE: &str = "deploys/active/";
+fn active_key(user: &UserName, env: &str, id: &str) -> String {
+    format!("{ACTIVE}{user}/{env}/{id}")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Active {
     user: UserName,
     env: String,
+    id: String,
 }
 
 pub struct Deploys {
@@ -336,10 +331,6 @@ impl Deploys {
         Arc::new(Self { store, config, plugins, envs, images, cluster, logs: Mutex::new(HashMap::new()) })
     }
 
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.cluster.as_ref()
-    }
-
     fn cluster_or_err(&self) -> Result<&Arc<Cluster>, DeployError> {
         self.cluster.as_ref().ok_or(DeployError::NoCluster)
     }
@@ -381,13 +372,18 @@ impl Deploys {
 
         let id = uuid::Uuid::new_v4().simple().to_string();
         let lease = self.store.try_lock(&lock_key(user, env_name.as_str()), &id, LOCK_TTL).await.map_err(|e| match e {
+            StoreError::Locked { holder, .. } if holder.starts_with(DELETING) => DeployError::Invalid(vec![Violation::new(
+                "env",
+                "deploy.env.deleting",
+                format!("env {env_name} is being deleted; create it again once it is gone"),
+            )]),
             StoreError::Locked { holder, .. } => DeployError::Running { env: env_name.to_string(), running: holder },
             other => other.into(),
         })?;
         let started = async {
             let revision = self.latest_release(user, env_name.as_str()).await?.map_or(1, |r| r.revision + 1);
             let now = OffsetDateTime::now_utc();
-            let stable = env.release;
+            let stable = env.current.as_ref().map(|r| r.revision);
             let record = DeployRecord {
                 id: id.clone(),
                 env: env_name.to_string(),
@@ -413,7 +409,8 @@ impl Deploys {
                 finished_at: None,
             };
             store::put_json(&*self.store, &key(user, &id), &record, Precondition::Absent).await?;
-            store::put_json(&*self.store, &active_key(&id), &Active { user: user.clone(), env: env_name.to_string() }, Precondition::Any).await?;
+            let active = Active { user: user.clone(), env: env_name.to_string(), id: id.clone() };
+            store::put_json(&*self.store, &active_key(user, env_name.as_str(), &id), &active, Precondition::Any).await?;
             Ok::<_, DeployError>(record)
         };
         let record = match started.await {
@@ -458,7 +455,7 @@ impl Deploys {
         };
         if let Some(ending) = ending {
             self.finish(&mut run, ending).await;
-            let _ = self.store.delete(&active_key(&run.record.id), Precondition::Any).await;
+            let _ = self.store.delete(&active_key(&run.user, &run.record.env, &run.record.id), Precondition::Any).await;
         }
         let _ = self.store.release_lock(&lease).await;
         run.log.close();
@@ -600,13 +597,19 @@ impl Deploys {
         cluster.apply_service(&user, &env_name, run.record.traffic.into(), stable, candidate).await?;
 
         let mut changes = cluster.caches().changes();
+        let mut last_seen = None;
+        let watching_since = OffsetDateTime::now_utc();
         loop {
             let objects = cluster.objects(&user, &env_name);
             let state = self.observe(run, &objects, env.spec.replicas);
-            run.log.push(DeployEvent::Replicas {
-                stable: stable.zip(state.stable).map(|(revision, w)| Workload2 { revision, replicas: w.replicas, ready: w.ready, restarts: w.restarts }),
-                candidate: Workload2 { revision: candidate, replicas: state.candidate.replicas, ready: state.candidate.ready, restarts: state.candidate.restarts },
-            });
+            let seen = DeployEvent::Replicas {
+                stable: stable.zip(state.stable).map(|(revision, w)| WorkloadReplicas::of(revision, &w)),
+                candidate: WorkloadReplicas::of(candidate, &state.candidate),
+            };
+            if last_seen.as_ref() != Some(&seen) {
+                run.log.push(seen.clone());
+                last_seen = Some(seen);
+            }
             let step = {
                 let (plugin, settings, state) = (run.plugin.clone(), run.settings.clone(), state.clone());
                 tokio::task::spawn_blocking(move || plugin.next_step_with(&settings, &state)).await.expect("plugin calls do not panic")
@@ -618,7 +621,7 @@ impl Deploys {
                     return Ok(Ending::Failed(failure("plugin.failed", format!("{e}; the previous release was restored"))));
                 }
             };
-            let action = action_name(&step.action);
+            let action = crate::plugins::action_name(&step.action);
             let now = OffsetDateTime::now_utc();
             let previous = run.record.step.clone();
             let since = match &previous {
@@ -630,7 +633,9 @@ impl Deploys {
                 run.record.step = Some(next);
                 self.save(run).await?;
             }
-            let in_step = (now - since).unsigned_abs();
+            // Time in the step, as the deadline counts it: a host that resumes a rollout
+            // gives it a full deadline, rather than charging it for the time no host ran it.
+            let in_step = (now - since.max(watching_since)).unsigned_abs();
             match step.action {
                 Action::Scale(to) => {
                     cluster.apply_release(&user, &env.spec, &release, to.candidate).await?;
@@ -751,7 +756,7 @@ impl Deploys {
                 };
                 let recorded = async {
                     store::put_json(&*self.store, &release_key(&run.user, &run.record.env, release.revision), &release, Precondition::Any).await?;
-                    self.envs.record_release(&run.user, &run.env_name, release.revision).await?;
+                    self.envs.record_release(&run.user, &run.env_name, &release).await?;
                     Ok::<_, DeployError>(())
                 };
                 match recorded.await {
@@ -784,12 +789,6 @@ impl Deploys {
         Ok(releases.into_iter().map(|(r, _)| r).max_by_key(|r| r.revision))
     }
 
-    pub async fn releases(&self, user: &UserName, env: &str) -> Result<Vec<Release>, StoreError> {
-        let mut releases: Vec<Release> = store::list_json(&*self.store, &release_prefix(user, env)).await?.into_iter().map(|(r, _)| r).collect();
-        releases.sort_by_key(|r| std::cmp::Reverse(r.revision));
-        Ok(releases)
-    }
-
     pub async fn get(&self, user: &UserName, id: &str) -> Result<DeployRecord, DeployError> {
         store::get_json(&*self.store, &key(user, id)).await?.map(|(r, _)| r).ok_or_else(|| DeployError::NotFound(id.to_owned()))
     }
@@ -802,23 +801,18 @@ impl Deploys {
         Ok(all)
     }
 
-    /// The id of the deploy running on an env, if any.
+    /// The id of the deploy in progress on an env, if any (one whose host died counts
+    /// until a host resumes or ends it).
     pub async fn running(&self, user: &UserName, env: &str) -> Result<Option<String>, StoreError> {
-        match self.store.try_lock(&lock_key(user, env), "probe", Duration::from_secs(1)).await {
-            Ok(lease) => {
-                self.store.release_lock(&lease).await?;
-                Ok(None)
-            }
-            Err(StoreError::Locked { holder, .. }) => Ok(Some(holder)),
-            Err(e) => Err(e),
-        }
+        let active = self.store.list(&format!("{ACTIVE}{user}/{env}/")).await?;
+        Ok(active.iter().filter_map(|entry| serde_json::from_slice::<Active>(&entry.value).ok()).map(|a| a.id).next())
     }
 
     /// Deletes an env: its Kubernetes objects first (waiting until they are gone),
     /// then its records. Refused while a deploy runs on it.
     pub async fn delete_env(&self, user: &UserName, env: &EnvName) -> Result<(), DeployError> {
         self.envs.get(user, env).await?;
-        let lease = self.store.try_lock(&lock_key(user, env.as_str()), &format!("delete-{}", uuid::Uuid::new_v4().simple()), LOCK_TTL).await.map_err(|e| match e {
+        let lease = self.store.try_lock(&lock_key(user, env.as_str()), &format!("{DELETING}{}", uuid::Uuid::new_v4().simple()), LOCK_TTL).await.map_err(|e| match e {
             StoreError::Locked { holder, .. } => DeployError::Running { env: env.to_string(), running: holder },
             other => other.into(),
         })?;
@@ -864,9 +858,9 @@ impl Deploys {
     }
 
     async fn resume_once(self: &Arc<Self>) -> Result<(), StoreError> {
-        for entry in self.store.list("deploys/active/").await? {
+        for entry in self.store.list(ACTIVE).await? {
             let Ok(active) = serde_json::from_slice::<Active>(&entry.value) else { continue };
-            let id = entry.key.trim_start_matches("deploys/active/").to_owned();
+            let id = active.id.clone();
             let lease = match self.store.try_lock(&lock_key(&active.user, &active.env), &id, LOCK_TTL).await {
                 Ok(lease) => lease,
                 Err(StoreError::Locked { .. }) => continue,
@@ -899,7 +893,7 @@ impl Deploys {
                         format!("the host running this deploy stopped while it was {}; nothing was rolled out. Deploy again", status_words(run.record.status)),
                     );
                     this.finish(&mut run, Ending::Failed(cause)).await;
-                    let _ = this.store.delete(&active_key(&run.record.id), Precondition::Any).await;
+                    let _ = this.store.delete(&active_key(&run.user, &run.record.env, &run.record.id), Precondition::Any).await;
                     let _ = this.store.release_lock(&lease).await;
                     run.log.close();
                     this.logs.lock().expect("logs lock").remove(&run.record.id);
@@ -921,31 +915,8 @@ impl Deploys {
         log.close();
         Ok(log)
     }
-
-    /// Waits until the deploy is final; for tests and `?wait=true`.
-    pub async fn wait(&self, user: &UserName, id: &str, timeout: Duration) -> Result<DeployRecord, DeployError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let record = self.get(user, id).await?;
-            if record.status.is_final() || tokio::time::Instant::now() >= deadline {
-                return Ok(record);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }
 
-fn action_name(action: &Action) -> &'static str {
-    match action {
-        Action::Scale(_) => "scale",
-        Action::SwitchTraffic(_) => "switch-traffic",
-        Action::WaitReady => "wait-ready",
-        Action::Pause(_) => "pause",
-        Action::AwaitPromotion => "await-promotion",
-        Action::Done => "done",
-        Action::Abort(_) => "abort",
-    }
-}
 
 fn status_words(status: DeployStatus) -> &'static str {
     match status {
@@ -998,10 +969,9 @@ fn build_failure(e: ImageError) -> DeployFailure {
 /// What GET /api/v1/envs/{env} answers: the env, its release, and what runs.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EnvStatus {
+    /// The env, with the release serving now as `current`.
     #[serde(flatten)]
     pub env: Env,
-    /// The release serving now.
-    pub current: Option<Release>,
     /// The id of the deploy running on it, if any.
     pub deploying: Option<String>,
     /// What runs in Kubernetes; absent when no cluster is configured.
@@ -1034,14 +1004,11 @@ pub struct WorkloadStatus {
 }
 
 impl Deploys {
-    /// The status tree of an env, from the watch caches.
+    /// The status tree of an env, from the store (env and deploy in progress, read
+    /// together) and the watch caches.
     pub async fn status(&self, user: &UserName, name: &EnvName) -> Result<EnvStatus, DeployError> {
-        let env = self.envs.get(user, name).await?;
-        let current = match env.release {
-            Some(revision) => store::get_json::<Release>(&*self.store, &release_key(user, name.as_str(), revision)).await?.map(|(r, _)| r),
-            None => None,
-        };
-        let deploying = self.running(user, name.as_str()).await?;
+        let (env, deploying) = tokio::join!(self.envs.get(user, name), self.running(user, name.as_str()));
+        let (env, deploying) = (env?, deploying?);
         let service = self.cluster.as_ref().map(|cluster| {
             let objects = cluster.objects(user, name.as_str());
             let selector = objects.service.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
@@ -1068,6 +1035,6 @@ impl Deploys {
                 .collect();
             ServiceStatus { name: name.to_string(), namespace: cluster.namespace(user), selector, workloads }
         });
-        Ok(EnvStatus { env, current, deploying, service })
+        Ok(EnvStatus { env, deploying, service })
     }
 }

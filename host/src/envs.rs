@@ -106,6 +106,25 @@ pub struct EnvPatch {
     pub rollout_deadline_secs: Option<u64>,
 }
 
+/// A release: what a successful deploy left serving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Release {
+    pub revision: u32,
+    /// What the pods run: `<pull registry>/<user>/<env>@sha256:…`.
+    pub image: String,
+    pub digest: String,
+    pub war: String,
+    pub war_sha256: String,
+    pub version: String,
+    pub strategy: String,
+    /// The deploy that made it.
+    pub deploy: String,
+    pub by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+}
+
 /// An env as stored and returned.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Env {
@@ -113,9 +132,9 @@ pub struct Env {
     pub spec: EnvSpec,
     /// Successful deploys so far.
     pub used: u64,
-    /// The revision of the release serving now, once a deploy succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub release: Option<u32>,
+    /// The release serving now, once a deploy succeeded.
+    #[serde(default)]
+    pub current: Option<Release>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -214,7 +233,7 @@ impl Envs {
             return Err(EnvError::TooMany(existing));
         }
         let now = OffsetDateTime::now_utc();
-        let mut env = Env { spec, used: 0, release: None, created_at: now, updated_at: now, revision: 0 };
+        let mut env = Env { spec, used: 0, current: None, created_at: now, updated_at: now, revision: 0 };
         let name = env.spec.name.clone();
         env.revision = store::put_json(&*self.store, &key(user, &name), &env, Precondition::Absent)
             .await
@@ -256,13 +275,13 @@ impl Envs {
         Ok(env)
     }
 
-    /// A deploy succeeded: `revision` serves now and `used` counts one more. Retries on
+    /// A deploy succeeded: `release` serves now and `used` counts one more. Retries on
     /// concurrent writes (a PATCH meanwhile) rather than losing either.
-    pub async fn record_release(&self, user: &UserName, name: &EnvName, revision: u32) -> Result<Env, EnvError> {
+    pub async fn record_release(&self, user: &UserName, name: &EnvName, release: &Release) -> Result<Env, EnvError> {
         loop {
             let mut env = self.get(user, name).await?;
             env.used += 1;
-            env.release = Some(revision);
+            env.current = Some(release.clone());
             env.updated_at = OffsetDateTime::now_utc();
             match store::put_json(&*self.store, &key(user, name.as_str()), &env, Precondition::Revision(env.revision)).await {
                 Ok(revision) => return Ok(Env { revision, ..env }),

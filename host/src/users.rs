@@ -2,6 +2,8 @@
 //! once; only their sha256 is kept (in the store, or in `platform.toml`).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +73,15 @@ pub struct Users {
     store: DynStore,
     /// token sha256 → user, from `[[users.static]]`.
     declared: HashMap<String, UserName>,
+    /// token sha256 → user, as the store said lately: every request authenticates, and
+    /// tokens never change owner, so a store read per request is saved.
+    known: Arc<Mutex<HashMap<String, (UserName, Instant)>>>,
 }
+
+/// How long a token read from the store is trusted without reading it again.
+const KNOWN_FOR: Duration = Duration::from_secs(60);
+/// Tokens remembered at most; the memory is cleared when it fills up.
+const KNOWN_MAX: usize = 10_000;
 
 impl Users {
     pub fn new(store: DynStore, declared: &[StaticUser]) -> Result<Self, UserError> {
@@ -79,7 +89,7 @@ impl Users {
             .iter()
             .map(|u| Ok((u.token_sha256.to_ascii_lowercase(), UserName::parse(&u.name)?)))
             .collect::<Result<_, UserError>>()?;
-        Ok(Self { store, declared })
+        Ok(Self { store, declared, known: Default::default() })
     }
 
     /// Creates the user and returns its token, which is never stored.
@@ -104,7 +114,20 @@ impl Users {
         if let Some(user) = self.declared.get(&digest) {
             return Ok(Some(user.clone()));
         }
+        if let Some((user, since)) = self.known.lock().expect("token cache lock").get(&digest) {
+            if since.elapsed() < KNOWN_FOR {
+                return Ok(Some(user.clone()));
+            }
+        }
         let record: Option<(TokenRecord, u64)> = store::get_json(&*self.store, &format!("tokens/{digest}")).await?;
-        Ok(record.map(|(r, _)| r.user))
+        let user = record.map(|(r, _)| r.user);
+        if let Some(user) = &user {
+            let mut known = self.known.lock().expect("token cache lock");
+            if known.len() >= KNOWN_MAX {
+                known.clear();
+            }
+            known.insert(digest, (user.clone(), Instant::now()));
+        }
+        Ok(user)
     }
 }

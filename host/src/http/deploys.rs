@@ -2,10 +2,10 @@ use std::convert::Infallible;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::IntoResponse;
 use axum::Json;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
 use super::envs::env_name;
 use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
@@ -59,13 +59,9 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let log = state.deploys.events(&user, &id).await?;
-    let stream = log.follow().map(|event| {
-        let name = match &event {
-            DeployEvent::Record(_) => "record",
-            DeployEvent::Build(_) => "build",
-            DeployEvent::Replicas { .. } => "replicas",
-        };
-        Ok(Event::default().event(name).json_data(&event).expect("events serialize"))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(super::event_stream(log, |event| match event {
+        DeployEvent::Record(_) => "record",
+        DeployEvent::Build(_) => "build",
+        DeployEvent::Replicas { .. } => "replicas",
+    }))
 }

@@ -2,10 +2,10 @@ use std::convert::Infallible;
 
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::IntoResponse;
 use axum::Json;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use serde::Deserialize;
 
 use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
@@ -63,20 +63,16 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let log = state.images.events(&user, &id).await?;
-    let stream = log.follow().map(|event| {
-        let name = match &event {
-            ImageEvent::Progress(progress) => match progress {
-                crate::image::BuildEvent::Step { .. } => "step",
-                crate::image::BuildEvent::Bytes { .. } => "bytes",
-                crate::image::BuildEvent::Retry { .. } => "retry",
-                crate::image::BuildEvent::Output { .. } => "output",
-            },
-            ImageEvent::Finished(record) => match record.status {
-                crate::images::ImageStatus::Built => "built",
-                _ => "failed",
-            },
-        };
-        Ok(Event::default().event(name).json_data(&event).expect("events serialize"))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(super::event_stream(log, |event| match event {
+        ImageEvent::Progress(progress) => match progress {
+            crate::image::BuildEvent::Step { .. } => "step",
+            crate::image::BuildEvent::Bytes { .. } => "bytes",
+            crate::image::BuildEvent::Retry { .. } => "retry",
+            crate::image::BuildEvent::Output { .. } => "output",
+        },
+        ImageEvent::Finished(record) => match record.status {
+            crate::images::ImageStatus::Built => "built",
+            _ => "failed",
+        },
+    }))
 }

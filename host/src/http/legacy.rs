@@ -219,7 +219,7 @@ pub fn status_details(status: &EnvStatus) -> Details {
         Details::fact("NodeNum", status.env.spec.replicas),
         Details::fact("Used", status.env.used),
     ];
-    if let Some(current) = &status.current {
+    if let Some(current) = &status.env.current {
         root.context.push(Details::fact("release", current.revision));
         root.context.push(Details::fact("AppVersion", &current.version));
         root.context.push(Details::fact("digest", &current.digest));

@@ -105,6 +105,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A job's event log as server-sent events, each named by `name`: the past first,
+/// then live events until the log closes.
+fn event_stream<T: serde::Serialize + Clone + Send + 'static>(
+    log: Arc<crate::events::EventLog<T>>,
+    name: fn(&T) -> &'static str,
+) -> axum::response::sse::Sse<impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>> {
+    use futures_util::StreamExt;
+    let events = log.follow().map(move |event| {
+        Ok(axum::response::sse::Event::default().event(name(&event)).json_data(&event).expect("events serialize"))
+    });
+    axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default())
+}
+
 async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,

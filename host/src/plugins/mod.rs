@@ -297,6 +297,20 @@ enum Instance {
     Strategy(strategy::Strategy),
 }
 
+/// A strategy action's name, as the WIT spells it.
+pub fn action_name(action: &types::Action) -> &'static str {
+    use types::Action;
+    match action {
+        Action::Scale(_) => "scale",
+        Action::SwitchTraffic(_) => "switch-traffic",
+        Action::WaitReady => "wait-ready",
+        Action::Pause(_) => "pause",
+        Action::AwaitPromotion => "await-promotion",
+        Action::Done => "done",
+        Action::Abort(_) => "abort",
+    }
+}
+
 fn kind_name(kind: PluginKind) -> &'static str {
     match kind {
         PluginKind::Validator => "validator",
