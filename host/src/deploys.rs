@@ -436,16 +436,7 @@ impl Deploys {
     /// Runs a deploy to its end under its lease, renewing it; a lost lease (another
     /// host judged this one dead) stops it without writing anything more.
     async fn drive(self: Arc<Self>, mut run: Run, lease: LockLease, begin: Begin) {
-        let lost_lock = async {
-            loop {
-                tokio::time::sleep(LOCK_TTL / 3).await;
-                match self.store.renew_lock(&lease).await {
-                    Err(e @ StoreError::LockLost { .. }) => return e,
-                    Err(e) => tracing::warn!(error = %e, "could not renew a deploy's lock; trying again"),
-                    Ok(()) => {}
-                }
-            }
-        };
+        let lost_lock = store::hold_lock(&*self.store, &lease);
         let ending = tokio::select! {
             ending = self.pipeline(&mut run, begin) => Some(ending),
             lost = lost_lock => {
@@ -818,16 +809,10 @@ impl Deploys {
         })?;
         let result = async {
             if let Some(cluster) = &self.cluster {
-                let renewing = async {
-                    loop {
-                        tokio::time::sleep(LOCK_TTL / 3).await;
-                        let _ = self.store.renew_lock(&lease).await;
-                    }
-                };
                 let timeout = Duration::from_secs(self.config.deploys.delete_timeout_secs);
                 tokio::select! {
                     deleted = cluster.delete_env(user, env.as_str(), timeout) => deleted?,
-                    _ = renewing => unreachable!("renewing never ends"),
+                    lost = store::hold_lock(&*self.store, &lease) => return Err(lost.into()),
                 }
             }
             for release in self.store.list(&release_prefix(user, env.as_str())).await? {

@@ -299,16 +299,7 @@ impl Images {
             let (builder, job) = (self.builder.clone(), job.clone());
             AbortOnDrop(tokio::spawn(async move { builder.build(&job, progress).await }))
         };
-        let lost_lock = async {
-            loop {
-                tokio::time::sleep(LOCK_TTL / 3).await;
-                match self.store.renew_lock(&lease).await {
-                    Err(e @ StoreError::LockLost { .. }) => return e,
-                    Err(e) => tracing::warn!(error = %e, "could not renew a build's lock; trying again"),
-                    Ok(()) => {}
-                }
-            }
-        };
+        let lost_lock = store::hold_lock(&*self.store, &lease);
         let result = tokio::select! {
             joined = &mut building.0 => joined.unwrap_or_else(|e| Err(BuildError::Interrupted(format!("the builder stopped: {e}")))),
             lost = lost_lock => Err(BuildError::Interrupted(format!("{lost}; another host took it over"))),
