@@ -237,6 +237,11 @@ async fn a_war_becomes_ready_pods_then_rolls_to_a_new_version_one_deploy_per_env
     let labels = deployment.metadata.labels.as_ref().unwrap();
     assert_eq!((labels["env"].as_str(), labels["name"].as_str()), ("shop", "shop-r1"));
     assert_eq!(labels["app.kubernetes.io/managed-by"], "warship");
+    let managers = deployment.metadata.managed_fields.as_ref().unwrap();
+    assert!(
+        managers.iter().any(|m| m.manager.as_deref() == Some("warship") && m.operation.as_deref() == Some("Apply")),
+        "written by server-side apply as field manager warship: {managers:?}"
+    );
     let container = &deployment.spec.template.spec.as_ref().unwrap().containers[0];
     assert_eq!(container.image.as_deref(), Some(first_image.as_str()));
     assert_eq!(container.env.as_ref().unwrap()[0].value.as_deref(), Some("-Xmx256m"));
