@@ -291,8 +291,8 @@ struct Run {
 
 /// Where a run of the pipeline begins.
 enum Begin {
-    /// From validating, with the build already checked at the request when there is one.
-    Build(Option<PreparedBuild>),
+    /// From validating, with the build the request checked.
+    Build(PreparedBuild),
     /// A rollout resumed from its record.
     Rollout,
 }
@@ -381,7 +381,8 @@ impl Deploys {
             other => other.into(),
         })?;
         let started = async {
-            let revision = self.latest_release(user, env_name.as_str()).await?.map_or(1, |r| r.revision + 1);
+            // Releases are recorded only on success, and the latest is the env's current.
+            let revision = env.current.as_ref().map_or(1, |r| r.revision + 1);
             let now = OffsetDateTime::now_utc();
             let stable = env.current.as_ref().map(|r| r.revision);
             let record = DeployRecord {
@@ -425,7 +426,7 @@ impl Deploys {
         log.push(DeployEvent::Record(Box::new(record.clone())));
         let run = Run { user: user.clone(), env_name: env_name.clone(), record: record.clone(), settings, plugin, log };
         let this = self.clone();
-        tokio::spawn(async move { this.drive(run, lease, Begin::Build(Some(prepared))).await });
+        tokio::spawn(async move { this.drive(run, lease, Begin::Build(prepared)).await });
         Ok(record)
     }
 
@@ -479,14 +480,10 @@ impl Deploys {
         self.roll_out(run).await
     }
 
-    async fn build(&self, run: &mut Run, prepared: Option<PreparedBuild>) -> Result<(), Ending> {
+    async fn build(&self, run: &mut Run, prepared: PreparedBuild) -> Result<(), Ending> {
+        // The validator plugins ran on the request, before it was accepted, so a refused
+        // deploy leaves no record; this step records that they passed.
         self.set_status(run, DeployStatus::Validating).await?;
-        // Checked again here, not only at the request: the env or the WAR may have changed.
-        let request = ImageRequest { war: run.record.war.clone(), env: run.record.env.clone(), version: run.record.version.clone() };
-        let prepared = match prepared {
-            Some(p) => p,
-            None => self.images.prepare(&run.user, request).await.map_err(|e| Ending::Failed(build_failure(e)))?,
-        };
         self.set_status(run, DeployStatus::Building).await?;
         let image = self.images.start(&run.user, prepared).await.map_err(|e| Ending::Failed(build_failure(e)))?;
         run.record.image_build = Some(image.id.clone());
@@ -773,11 +770,6 @@ impl Deploys {
         if let Err(e) = self.save(run).await {
             tracing::error!(id = %run.record.id, error = %e, "could not record the deploy's end");
         }
-    }
-
-    pub async fn latest_release(&self, user: &UserName, env: &str) -> Result<Option<Release>, StoreError> {
-        let releases: Vec<(Release, u64)> = store::list_json(&*self.store, &release_prefix(user, env)).await?;
-        Ok(releases.into_iter().map(|(r, _)| r).max_by_key(|r| r.revision))
     }
 
     pub async fn get(&self, user: &UserName, id: &str) -> Result<DeployRecord, DeployError> {
