@@ -10,15 +10,17 @@
 //! strategy plugin for the next action, apply it, persist the plugin's opaque memory,
 //! repeat until done, aborted, or past the env's deadline.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tokio::sync::{watch, Notify};
 use utoipa::ToSchema;
 
+use crate::cluster::diagnosis::{self, Cause};
 use crate::cluster::{Cluster, ClusterError, EnvObjects, ReleaseSpec};
 use crate::config::Config;
 pub use crate::envs::Release;
@@ -104,10 +106,34 @@ pub struct Scale {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeployFailure {
-    /// Stable code: `deploy.invalid`, `registry.unreachable`, `rollout.deadline`, `rollout.aborted`, …
+    /// Stable code: `deploy.invalid`, `registry.unreachable`, `rollout.deadline`, `rollout.aborted`,
+    /// `deploy.aborted`, `deploy.interrupted`, …
     pub code: String,
     pub message: String,
+    /// What kept the new pods from being ready, when a rollout failed on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
 }
+
+/// One point in a deploy's life: a status reached, or a strategy step begun.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Milestone {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    pub status: DeployStatus,
+    /// The strategy's step index and action, while rolling out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The step's own words, or the failure's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// How many milestones a record keeps; a rollout with more keeps its first and latest.
+const MILESTONES_KEPT: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeployRecord {
@@ -140,10 +166,22 @@ pub struct DeployRecord {
     pub scale: Scale,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<StrategyStep>,
+    /// Someone promoted the rollout during its current step.
     #[serde(default)]
     pub promoted: bool,
+    /// The release this deploy brings back, for a rollback (no image is built).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<u32>,
+    /// Time the rollout spent waiting for Kubernetes to make pods ready (or stop them);
+    /// the rest of the deploy's time is warship's own (build, push, API calls).
+    #[serde(default)]
+    pub waited_for_kubernetes_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<DeployFailure>,
+    /// What happened so far, oldest first, so a client connecting late (or to another
+    /// host) can see how the deploy got where it is.
+    #[serde(default)]
+    pub history: Vec<Milestone>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -170,6 +208,18 @@ pub struct DeployRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Asks a rollback: back to a recorded release, by its digest, without building.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The release to bring back; by default the one before the release serving now.
+    #[serde(default)]
+    pub revision: Option<u32>,
+    /// A strategy plugin's name; the platform's default when absent.
+    #[serde(default)]
+    pub strategy: Option<String>,
 }
 
 /// What watchers of a deploy see.
@@ -207,6 +257,16 @@ pub enum DeployError {
     NotFound(String),
     #[error("deploy {running} is running on env {env}")]
     Running { env: String, running: String },
+    #[error("deploy {id} already ended: {status:?}")]
+    Finished { id: String, status: DeployStatus },
+    #[error("deploy {id} is not waiting for promotion: {now}")]
+    NotAwaitingPromotion { id: String, now: String },
+    #[error("env {env} has no pod {pod:?}")]
+    NoSuchPod { env: String, pod: String, pods: Vec<String> },
+    #[error("env {0} has no pods")]
+    NoPods(String),
+    #[error("Kubernetes could not give the log of pod {pod}: {source}")]
+    Logs { pod: String, source: ClusterError },
     #[error("no Kubernetes cluster is configured")]
     NoCluster,
     #[error(transparent)]
@@ -269,6 +329,34 @@ struct Active {
     id: String,
 }
 
+/// A user's request to a running deploy (promote, abort), stored beside it so that
+/// whichever host runs the deploy sees it, and one that takes it over after a crash too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Signal {
+    by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    /// For a promotion: the strategy step it promotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Signals {
+    promote: Option<Signal>,
+    abort: Option<Signal>,
+}
+
+const PROMOTE: &str = "promote";
+const ABORT: &str = "abort";
+/// How often a running deploy looks for signals sent through another host.
+const SIGNAL_POLL: Duration = Duration::from_secs(1);
+fn signals_prefix(user: &UserName, id: &str) -> String {
+    format!("u/{user}/deploy-signals/{id}/")
+}
+/// How many ended deploys' full event logs a host keeps for replay.
+const ENDED_LOGS_KEPT: usize = 128;
+
 pub struct Deploys {
     store: DynStore,
     config: Arc<Config>,
@@ -276,7 +364,16 @@ pub struct Deploys {
     envs: Envs,
     images: Arc<Images>,
     cluster: Option<Arc<Cluster>>,
-    logs: Mutex<HashMap<String, Arc<EventLog<DeployEvent>>>>,
+    /// Event logs of the deploys this host runs, and of the last ones it ended.
+    logs: Mutex<EventLogs>,
+    /// Wakes a deploy this host runs when a signal for it arrives here.
+    pokes: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+#[derive(Default)]
+struct EventLogs {
+    by_id: HashMap<String, Arc<EventLog<DeployEvent>>>,
+    ended: VecDeque<String>,
 }
 
 /// One running deploy: its record, where it is stored, what it needs.
@@ -287,12 +384,24 @@ struct Run {
     settings: String,
     plugin: Arc<Plugin>,
     log: Arc<EventLog<DeployEvent>>,
+    /// Promote and abort requests, as the deploy's driver sees them.
+    signals: watch::Receiver<Signals>,
+}
+
+impl Run {
+    fn new(user: UserName, env_name: EnvName, record: DeployRecord, settings: String, plugin: Arc<Plugin>, log: Arc<EventLog<DeployEvent>>) -> Self {
+        // The driver replaces this with the live channel before anything reads it.
+        let signals = watch::channel(Signals::default()).1;
+        Self { user, env_name, record, settings, plugin, log, signals }
+    }
 }
 
 /// Where a run of the pipeline begins.
 enum Begin {
     /// From validating, with the build the request checked.
     Build(PreparedBuild),
+    /// A rollback: the image exists, straight to rolling out.
+    Release,
     /// A rollout resumed from its record.
     Rollout,
 }
@@ -316,7 +425,7 @@ impl From<StoreError> for DeployFailure {
 }
 
 fn failure(code: &str, message: impl Into<String>) -> DeployFailure {
-    DeployFailure { code: code.into(), message: message.into() }
+    DeployFailure { code: code.into(), message: message.into(), cause: None }
 }
 
 impl Deploys {
@@ -328,7 +437,7 @@ impl Deploys {
         images: Arc<Images>,
         cluster: Option<Arc<Cluster>>,
     ) -> Arc<Self> {
-        Arc::new(Self { store, config, plugins, envs, images, cluster, logs: Mutex::new(HashMap::new()) })
+        Arc::new(Self { store, config, plugins, envs, images, cluster, logs: Mutex::default(), pokes: Mutex::default() })
     }
 
     fn cluster_or_err(&self) -> Result<&Arc<Cluster>, DeployError> {
@@ -369,96 +478,312 @@ impl Deploys {
             .images
             .prepare(user, ImageRequest { war: request.war.clone(), env: env_name.to_string(), version: request.version.clone() })
             .await?;
+        let (war, war_sha256) = (format!("{}/{}", prepared.war.app, prepared.war.file), prepared.war.sha256.clone());
+        self.launch(user, env_name, &env, (strategy, plugin, settings), Begin::Build(prepared), |record| {
+            record.war = war;
+            record.war_sha256 = war_sha256;
+            record.version = request.version;
+        })
+        .await
+    }
 
+    /// Brings back a recorded release by its digest, without building: a deploy like
+    /// any other (its own revision, the strategy's rollout, history), of an old image.
+    pub async fn rollback(self: &Arc<Self>, user: &UserName, env_name: &EnvName, request: RollbackRequest) -> Result<DeployRecord, DeployError> {
+        self.cluster_or_err()?;
+        let env = self.envs.get(user, env_name).await?;
+        let invalid = |code: &str, message: String| DeployError::Invalid(vec![Violation::new("revision", code, message)]);
+        let Some(current) = env.current.clone() else {
+            return Err(invalid("rollback.no_release", format!("env {env_name} has no release yet; deploy one first")));
+        };
+        let mut releases: Vec<Release> =
+            store::list_json(&*self.store, &release_prefix(user, env_name.as_str())).await?.into_iter().map(|(r, _)| r).collect();
+        releases.sort_by_key(|r| r.revision);
+        let target = match request.revision {
+            Some(wanted) => releases.iter().find(|r| r.revision == wanted).cloned().ok_or_else(|| {
+                let known = releases.iter().map(|r| r.revision.to_string()).collect::<Vec<_>>().join(", ");
+                invalid("rollback.revision.unknown", format!("env {env_name} has no release {wanted}; its releases are: {known}"))
+            })?,
+            None => releases.iter().rev().find(|r| r.revision < current.revision).cloned().ok_or_else(|| {
+                invalid("rollback.revision.none_before", format!("release {} is env {env_name}'s first; there is none before it to go back to", current.revision))
+            })?,
+        };
+        if target.revision == current.revision {
+            return Err(invalid("rollback.revision.current", format!("release {} already serves env {env_name}", target.revision)));
+        }
+        let strategy = request.strategy.clone().unwrap_or_else(|| self.config.deploys.default_strategy.clone());
+        let (plugin, settings) = self.strategy(&strategy, &serde_json::Map::new()).await?;
+        self.launch(user, env_name, &env, (strategy, plugin, settings), Begin::Release, |record| {
+            record.war = target.war;
+            record.war_sha256 = target.war_sha256;
+            record.version = target.version;
+            record.image = Some(target.image);
+            record.digest = Some(target.digest);
+            record.rollback_of = Some(target.revision);
+        })
+        .await
+    }
+
+    /// Takes the env's lock, writes the deploy's first record (as `fill` completes it)
+    /// and starts driving it.
+    async fn launch(
+        self: &Arc<Self>,
+        user: &UserName,
+        env_name: &EnvName,
+        env: &Env,
+        (strategy, plugin, settings): (String, Arc<Plugin>, String),
+        begin: Begin,
+        fill: impl FnOnce(&mut DeployRecord),
+    ) -> Result<DeployRecord, DeployError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let lease = self.store.try_lock(&lock_key(user, env_name.as_str()), &id, LOCK_TTL).await.map_err(|e| match e {
-            StoreError::Locked { holder, .. } if holder.starts_with(DELETING) => DeployError::Invalid(vec![Violation::new(
-                "env",
-                "deploy.env.deleting",
-                format!("env {env_name} is being deleted; create it again once it is gone"),
-            )]),
-            StoreError::Locked { holder, .. } => DeployError::Running { env: env_name.to_string(), running: holder },
-            other => other.into(),
-        })?;
+        let lease = self.take_env_lock(user, env_name, &id).await?;
+        // Releases are recorded only on success, and the latest is the env's current.
+        let revision = env.current.as_ref().map_or(1, |r| r.revision + 1);
+        let now = OffsetDateTime::now_utc();
+        let stable = env.current.as_ref().map(|r| r.revision);
+        let mut record = DeployRecord {
+            id: id.clone(),
+            env: env_name.to_string(),
+            war: String::new(),
+            war_sha256: String::new(),
+            version: String::new(),
+            strategy,
+            settings: serde_json::from_str(&settings).expect("settings are JSON"),
+            by: user.to_string(),
+            status: DeployStatus::Queued,
+            revision,
+            stable,
+            image_build: None,
+            image: None,
+            digest: None,
+            traffic: if stable.is_some() { TrafficTo::Stable } else { TrafficTo::Candidate },
+            scale: Scale::default(),
+            step: None,
+            promoted: false,
+            rollback_of: None,
+            waited_for_kubernetes_ms: 0,
+            error: None,
+            history: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        };
+        fill(&mut record);
+        note_milestone(&mut record);
         let started = async {
-            // Releases are recorded only on success, and the latest is the env's current.
-            let revision = env.current.as_ref().map_or(1, |r| r.revision + 1);
-            let now = OffsetDateTime::now_utc();
-            let stable = env.current.as_ref().map(|r| r.revision);
-            let record = DeployRecord {
-                id: id.clone(),
-                env: env_name.to_string(),
-                war: format!("{}/{}", prepared.war.app, prepared.war.file),
-                war_sha256: prepared.war.sha256.clone(),
-                version: request.version.clone(),
-                strategy,
-                settings: serde_json::from_str(&settings).expect("settings are JSON"),
-                by: user.to_string(),
-                status: DeployStatus::Queued,
-                revision,
-                stable,
-                image_build: None,
-                image: None,
-                digest: None,
-                traffic: if stable.is_some() { TrafficTo::Stable } else { TrafficTo::Candidate },
-                scale: Scale::default(),
-                step: None,
-                promoted: false,
-                error: None,
-                created_at: now,
-                updated_at: now,
-                finished_at: None,
-            };
             store::put_json(&*self.store, &key(user, &id), &record, Precondition::Absent).await?;
             let active = Active { user: user.clone(), env: env_name.to_string(), id: id.clone() };
             store::put_json(&*self.store, &active_key(user, env_name.as_str(), &id), &active, Precondition::Any).await?;
-            Ok::<_, DeployError>(record)
+            Ok::<_, DeployError>(())
         };
-        let record = match started.await {
-            Ok(record) => record,
-            Err(e) => {
-                let _ = self.store.release_lock(&lease).await;
-                return Err(e);
-            }
-        };
-        tracing::info!(id = %record.id, %user, env = %env_name, strategy = %record.strategy, revision = record.revision, "deploy queued");
+        if let Err(e) = started.await {
+            let _ = self.store.release_lock(&lease).await;
+            return Err(e);
+        }
+        tracing::info!(id = %record.id, %user, env = %env_name, strategy = %record.strategy, revision = record.revision, rollback_of = ?record.rollback_of, "deploy queued");
         let log = self.log_for(&id);
         log.push(DeployEvent::Record(Box::new(record.clone())));
-        let run = Run { user: user.clone(), env_name: env_name.clone(), record: record.clone(), settings, plugin, log };
+        let run = Run::new(user.clone(), env_name.clone(), record.clone(), settings, plugin, log);
         let this = self.clone();
-        tokio::spawn(async move { this.drive(run, lease, Begin::Build(prepared)).await });
+        tokio::spawn(async move { this.drive(run, lease, begin).await });
         Ok(record)
     }
 
+    /// The env's deploy lock, held by `id`. A deploy that just ended lets go of it a
+    /// moment after its final record is written; a request in that moment waits for it
+    /// rather than being told that a finished deploy runs.
+    async fn take_env_lock(&self, user: &UserName, env_name: &EnvName, id: &str) -> Result<LockLease, DeployError> {
+        let key = lock_key(user, env_name.as_str());
+        let mut tries = 0;
+        loop {
+            let holder = match self.store.try_lock(&key, id, LOCK_TTL).await {
+                Ok(lease) => return Ok(lease),
+                Err(StoreError::Locked { holder, .. }) => holder,
+                Err(other) => return Err(other.into()),
+            };
+            if holder.starts_with(DELETING) {
+                return Err(DeployError::Invalid(vec![Violation::new(
+                    "env",
+                    "deploy.env.deleting",
+                    format!("env {env_name} is being deleted; create it again once it is gone"),
+                )]));
+            }
+            tries += 1;
+            let ended = tries < 40 && self.get(user, &holder).await.is_ok_and(|r| r.status.is_final());
+            if !ended {
+                return Err(DeployError::Running { env: env_name.to_string(), running: holder });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Lets a rollout that waits for promotion go on. Refused unless it waits for one.
+    pub async fn promote(&self, user: &UserName, id: &str) -> Result<DeployRecord, DeployError> {
+        let record = self.get(user, id).await?;
+        if record.status.is_final() {
+            return Err(DeployError::Finished { id: id.to_owned(), status: record.status });
+        }
+        let step = record.step.as_ref().filter(|s| record.status == DeployStatus::RollingOut && s.action == "await-promotion");
+        let Some(step) = step else {
+            let now = match (&record.step, record.status) {
+                (Some(step), DeployStatus::RollingOut) => format!("it is at step {} ({})", step.index, step.description),
+                (_, status) => format!("it is {}", status_words(status)),
+            };
+            return Err(DeployError::NotAwaitingPromotion { id: id.to_owned(), now });
+        };
+        self.signal(user, id, PROMOTE, Some(step.index)).await?;
+        tracing::info!(%id, %user, step = step.index, "deploy promoted");
+        Ok(record)
+    }
+
+    /// Stops a deploy: before its rollout nothing reaches the cluster; during it the
+    /// release that served before serves alone again and the new one is removed.
+    pub async fn abort(&self, user: &UserName, id: &str) -> Result<DeployRecord, DeployError> {
+        let record = self.get(user, id).await?;
+        if record.status.is_final() {
+            return Err(DeployError::Finished { id: id.to_owned(), status: record.status });
+        }
+        self.signal(user, id, ABORT, None).await?;
+        tracing::info!(%id, %user, "deploy abort asked");
+        Ok(record)
+    }
+
+    async fn signal(&self, user: &UserName, id: &str, kind: &str, step: Option<u32>) -> Result<(), StoreError> {
+        let signal = Signal { by: user.to_string(), at: OffsetDateTime::now_utc(), step };
+        store::put_json(&*self.store, &format!("{}{kind}", signals_prefix(user, id)), &signal, Precondition::Any).await?;
+        if let Some(poke) = self.pokes.lock().expect("pokes lock").get(id) {
+            poke.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Keeps `signals` up to date with what is stored for the deploy: at once when this
+    /// host receives one, and every second for those sent through another host.
+    async fn watch_signals(&self, user: &UserName, id: &str, signals: watch::Sender<Signals>, poke: Arc<Notify>) -> std::convert::Infallible {
+        let prefix = signals_prefix(user, id);
+        loop {
+            match self.store.list(&prefix).await {
+                Ok(entries) => {
+                    let read = |kind: &str| {
+                        let key = format!("{prefix}{kind}");
+                        entries.iter().find(|e| e.key == key).and_then(|e| serde_json::from_slice::<Signal>(&e.value).ok())
+                    };
+                    let now = Signals { promote: read(PROMOTE), abort: read(ABORT) };
+                    signals.send_if_modified(|seen| std::mem::replace(seen, now.clone()) != now);
+                }
+                Err(e) => tracing::warn!(%id, error = %e, "could not read the deploy's signals"),
+            }
+            let _ = tokio::time::timeout(SIGNAL_POLL, poke.notified()).await;
+        }
+    }
+
     fn log_for(&self, id: &str) -> Arc<EventLog<DeployEvent>> {
-        self.logs.lock().expect("logs lock").entry(id.to_owned()).or_insert_with(EventLog::new).clone()
+        self.logs.lock().expect("logs lock").by_id.entry(id.to_owned()).or_insert_with(EventLog::new).clone()
+    }
+
+    /// Tells watchers the record as it ended, once the env is free again, and closes
+    /// the log, kept for replay among the last few.
+    fn retire_log(&self, run: &Run) {
+        if run.record.status.is_final() {
+            run.log.push(DeployEvent::Record(Box::new(run.record.clone())));
+        }
+        run.log.close();
+        let mut logs = self.logs.lock().expect("logs lock");
+        logs.ended.push_back(run.record.id.clone());
+        while logs.ended.len() > ENDED_LOGS_KEPT {
+            if let Some(old) = logs.ended.pop_front() {
+                logs.by_id.remove(&old);
+            }
+        }
     }
 
     /// Runs a deploy to its end under its lease, renewing it; a lost lease (another
-    /// host judged this one dead) stops it without writing anything more.
+    /// host judged this one dead) stops it without writing anything more. An abort
+    /// asked meanwhile cuts the pipeline short wherever it is.
     async fn drive(self: Arc<Self>, mut run: Run, lease: LockLease, begin: Begin) {
-        let lost_lock = store::hold_lock(&*self.store, &lease);
-        let ending = tokio::select! {
-            ending = self.pipeline(&mut run, begin) => Some(ending),
-            lost = lost_lock => {
-                tracing::error!(id = %run.record.id, error = %lost, "lost the deploy's lock; another host carries it on");
+        let (id, user) = (run.record.id.clone(), run.user.clone());
+        let poke = Arc::new(Notify::new());
+        self.pokes.lock().expect("pokes lock").insert(id.clone(), poke.clone());
+        let (signals_tx, signals) = watch::channel(Signals::default());
+        run.signals = signals.clone();
+
+        enum Stop {
+            Ended(Ending),
+            Abort(Signal),
+            LostLock(StoreError),
+        }
+        let stop = tokio::select! {
+            ending = self.pipeline(&mut run, begin) => Stop::Ended(ending),
+            signal = abort_asked(signals) => Stop::Abort(signal),
+            lost = store::hold_lock(&*self.store, &lease) => Stop::LostLock(lost),
+            never = self.watch_signals(&user, &id, signals_tx, poke) => match never {},
+        };
+        let ending = match stop {
+            Stop::Ended(ending) => Some(ending),
+            Stop::Abort(signal) => tokio::select! {
+                ending = self.aborted(&mut run, signal) => Some(ending),
+                lost = store::hold_lock(&*self.store, &lease) => {
+                    tracing::error!(%id, error = %lost, "lost the deploy's lock while aborting it; another host carries it on");
+                    None
+                }
+            },
+            Stop::LostLock(lost) => {
+                tracing::error!(%id, error = %lost, "lost the deploy's lock; another host carries it on");
                 None
             }
         };
         if let Some(ending) = ending {
             self.finish(&mut run, ending).await;
-            let _ = self.store.delete(&active_key(&run.user, &run.record.env, &run.record.id), Precondition::Any).await;
+            self.forget(&run).await;
         }
         let _ = self.store.release_lock(&lease).await;
-        run.log.close();
-        self.logs.lock().expect("logs lock").remove(&run.record.id);
+        self.pokes.lock().expect("pokes lock").remove(&id);
+        self.retire_log(&run);
+    }
+
+    /// Drops an ended deploy from the active index, and its signals.
+    async fn forget(&self, run: &Run) {
+        let _ = self.store.delete(&active_key(&run.user, &run.record.env, &run.record.id), Precondition::Any).await;
+        for kind in [PROMOTE, ABORT] {
+            let _ = self.store.delete(&format!("{}{kind}", signals_prefix(&run.user, &run.record.id)), Precondition::Any).await;
+        }
+    }
+
+    /// Ends a deploy a user aborted: during the rollout the previous release is put back.
+    async fn aborted(&self, run: &mut Run, signal: Signal) -> Ending {
+        let who = signal.by;
+        if run.record.status != DeployStatus::RollingOut {
+            let message = format!("aborted by {who} while {}; nothing was rolled out", status_words(run.record.status));
+            return Ending::Aborted(failure("deploy.aborted", message));
+        }
+        let Some(cluster) = self.cluster.clone() else {
+            return Ending::Aborted(failure("deploy.aborted", format!("aborted by {who}")));
+        };
+        let desired = self.envs.get(&run.user, &run.env_name).await.map_or(run.record.scale.stable, |e| e.spec.replicas);
+        match self.restore(&cluster, run, desired).await {
+            Ok(()) => {
+                let now = match run.record.stable {
+                    Some(stable) => format!("release {stable} serves alone again"),
+                    None => "the new release was removed".to_owned(),
+                };
+                Ending::Aborted(failure("deploy.aborted", format!("aborted by {who} during the rollout; {now}")))
+            }
+            Err(e) => Ending::Failed(failure(e.code(), format!("aborted by {who}, but putting the previous release back failed: {e}"))),
+        }
     }
 
     async fn save(&self, run: &mut Run) -> Result<(), StoreError> {
-        run.record.updated_at = OffsetDateTime::now_utc();
-        store::put_json(&*self.store, &key(&run.user, &run.record.id), &run.record, Precondition::Any).await?;
+        self.persist(run).await?;
         run.log.push(DeployEvent::Record(Box::new(run.record.clone())));
         Ok(())
+    }
+
+    /// Writes the record without telling watchers (the final one is told once the env
+    /// is free for the next deploy).
+    async fn persist(&self, run: &mut Run) -> Result<(), StoreError> {
+        run.record.updated_at = OffsetDateTime::now_utc();
+        note_milestone(&mut run.record);
+        store::put_json(&*self.store, &key(&run.user, &run.record.id), &run.record, Precondition::Any).await.map(drop)
     }
 
     async fn set_status(&self, run: &mut Run, status: DeployStatus) -> Result<(), Ending> {
@@ -469,13 +794,17 @@ impl Deploys {
 
     /// Everything from validating to the rollout's end.
     async fn pipeline(&self, run: &mut Run, begin: Begin) -> Ending {
-        if let Begin::Build(prepared) = begin {
-            if let Err(ending) = self.build(run, prepared).await {
-                return ending;
+        match begin {
+            Begin::Build(prepared) => {
+                if let Err(ending) = self.build(run, prepared).await {
+                    return ending;
+                }
             }
-            if let Err(ending) = self.set_status(run, DeployStatus::RollingOut).await {
-                return ending;
-            }
+            Begin::Release => {}
+            Begin::Rollout => return self.roll_out(run).await,
+        }
+        if let Err(ending) = self.set_status(run, DeployStatus::RollingOut).await {
+            return ending;
         }
         self.roll_out(run).await
     }
@@ -587,7 +916,13 @@ impl Deploys {
         let mut changes = cluster.caches().changes();
         let mut last_seen = None;
         let watching_since = OffsetDateTime::now_utc();
+        let mut signals = run.signals.clone();
         loop {
+            // A promotion counts for the step it was given in.
+            let promoted_at = signals.borrow_and_update().promote.as_ref().and_then(|p| p.step);
+            if promoted_at.is_some() && promoted_at == run.record.step.as_ref().map(|s| s.index) {
+                run.record.promoted = true;
+            }
             let objects = cluster.objects(&user, &env_name);
             let state = self.observe(run, &objects, env.spec.replicas);
             let seen = DeployEvent::Replicas {
@@ -617,6 +952,9 @@ impl Deploys {
                 _ => now,
             };
             let next = StrategyStep { index: step.step_index, action: action.into(), description: step.description.clone(), memory: step.memory.clone(), since };
+            if previous.as_ref().is_some_and(|p| p.index != next.index) {
+                run.record.promoted = false;
+            }
             if previous.as_ref() != Some(&next) {
                 run.record.step = Some(next);
                 self.save(run).await?;
@@ -640,27 +978,29 @@ impl Deploys {
                 }
                 Action::WaitReady => {
                     if in_step > deadline {
-                        let cause = format!(
-                            "the rollout was not ready within the env's deadline of {}s: {} of {} new pods ready{}; the previous release was restored",
+                        let diagnosis = self.diagnose(cluster, run, &env, &objects).await;
+                        let message = format!(
+                            "the rollout was not ready within the env's deadline of {}s: {} of {} new pods ready; {}; the previous release was restored",
                             deadline.as_secs(),
                             state.candidate.ready,
                             state.candidate.replicas,
-                            why_unready(&objects, candidate),
+                            diagnosis.message,
                         );
                         self.restore(cluster, run, env.spec.replicas).await?;
-                        return Ok(Ending::Failed(failure("rollout.deadline", cause)));
+                        return Ok(Ending::Failed(DeployFailure { cause: Some(diagnosis.cause), ..failure("rollout.deadline", message) }));
                     }
                     if !all_ready(&state) {
+                        let waiting = Instant::now();
                         let _ = tokio::time::timeout(TICK, changes.changed()).await;
+                        run.record.waited_for_kubernetes_ms += waiting.elapsed().as_millis() as u64;
                     }
                 }
                 Action::Pause(ms) => {
                     tokio::time::sleep(Duration::from_millis(ms).min(TICK)).await;
                 }
                 Action::AwaitPromotion => {
-                    tokio::time::sleep(TICK).await;
-                    if let Ok(Some((stored, _))) = store::get_json::<DeployRecord>(&*self.store, &key(&user, &run.record.id)).await {
-                        run.record.promoted = stored.promoted;
+                    if !run.record.promoted {
+                        let _ = tokio::time::timeout(TICK, signals.changed()).await;
                     }
                 }
                 Action::Done => {
@@ -673,11 +1013,35 @@ impl Deploys {
                     return Ok(Ending::Succeeded);
                 }
                 Action::Abort(reason) => {
+                    // What the pods say, when some are unready: the limit hit is rarely the whole story.
+                    let diagnosis = match state.candidate.ready < state.candidate.replicas || state.candidate.restarts > 0 {
+                        true => Some(self.diagnose(cluster, run, &env, &objects).await),
+                        false => None,
+                    };
                     self.restore(cluster, run, env.spec.replicas).await?;
-                    return Ok(Ending::Aborted(failure("rollout.aborted", format!("the {} strategy gave up: {reason}; the previous release was restored", run.record.strategy))));
+                    let said = diagnosis.as_ref().map_or_else(String::new, |d| format!(" ({})", d.message));
+                    let message = format!("the {} strategy gave up: {reason}{said}; the previous release was restored", run.record.strategy);
+                    return Ok(Ending::Aborted(DeployFailure { cause: diagnosis.map(|d| d.cause), ..failure("rollout.aborted", message) }));
                 }
             }
         }
+    }
+
+    /// Why the candidate's pods are not ready, from the caches and the pods' warnings
+    /// (read for a few of them only).
+    async fn diagnose(&self, cluster: &Cluster, run: &Run, env: &Env, objects: &EnvObjects) -> diagnosis::Diagnosis {
+        let pods: Vec<&crate::cluster::PodView> = objects.pods_of(run.record.revision).map(|p| &**p).collect();
+        let mut warnings = HashMap::new();
+        for pod in pods.iter().filter(|p| !p.ready && !p.terminating).take(3) {
+            match cluster.pod_warnings(&run.user, &pod.name).await {
+                Ok(said) => {
+                    warnings.insert(pod.name.clone(), said);
+                }
+                Err(e) => tracing::warn!(id = %run.record.id, pod = %pod.name, error = %e, "could not read the pod's events"),
+            }
+        }
+        let context = diagnosis::Context { image: run.record.image.as_deref().unwrap_or_default(), probe_path: &env.spec.context_path, env: &run.record.env };
+        diagnosis::diagnose(&pods, &|pod| warnings.get(pod).cloned().unwrap_or_default(), &context)
     }
 
     /// The state the strategy sees: replicas as asked, readiness and restarts from pods.
@@ -767,7 +1131,7 @@ impl Deploys {
         run.record.finished_at = Some(now);
         tracing::info!(id = %run.record.id, status = ?run.record.status, error = ?run.record.error, "deploy ended");
         metrics::counter!("warship_deploys_total", "status" => format!("{:?}", run.record.status).to_lowercase()).increment(1);
-        if let Err(e) = self.save(run).await {
+        if let Err(e) = self.persist(run).await {
             tracing::error!(id = %run.record.id, error = %e, "could not record the deploy's end");
         }
     }
@@ -818,6 +1182,36 @@ impl Deploys {
         result
     }
 
+    /// A pod's log, streamed: `pod` must be one of the env's; by default a pod of the
+    /// release serving now, ready ones first. Returns the pod's name with the stream.
+    pub async fn logs(
+        &self,
+        user: &UserName,
+        env_name: &EnvName,
+        pod: Option<&str>,
+        follow: bool,
+        tail: Option<i64>,
+    ) -> Result<(String, impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static), DeployError> {
+        let cluster = self.cluster_or_err()?;
+        let env = self.envs.get(user, env_name).await?;
+        let objects = cluster.objects(user, env_name.as_str());
+        let pod = match pod {
+            Some(wanted) => objects.pods.iter().find(|p| p.name == wanted).map(|p| p.name.clone()).ok_or_else(|| DeployError::NoSuchPod {
+                env: env_name.to_string(),
+                pod: wanted.to_owned(),
+                pods: objects.pods.iter().map(|p| p.name.clone()).collect(),
+            })?,
+            None => {
+                let serving = env.current.as_ref().map(|r| r.revision);
+                let mut pods: Vec<_> = objects.pods.iter().collect();
+                pods.sort_by_key(|p| (p.release != serving, !p.ready, p.terminating, p.name.clone()));
+                pods.first().map(|p| p.name.clone()).ok_or_else(|| DeployError::NoPods(env_name.to_string()))?
+            }
+        };
+        let stream = cluster.pod_logs(user, &pod, follow, tail).await.map_err(|source| DeployError::Logs { pod: pod.clone(), source })?;
+        Ok((pod, stream))
+    }
+
     /// Looks for deploys whose host stopped (their lock lapsed) and carries them on,
     /// now and every few seconds, for as long as the host runs.
     pub fn resume_orphans(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
@@ -858,7 +1252,7 @@ impl Deploys {
             tracing::warn!(%id, status = ?record.status, "resuming a deploy whose host stopped");
             let settings = record.settings.to_string();
             let log = self.log_for(&id);
-            let mut run = Run { user: active.user.clone(), env_name, record, settings, plugin, log };
+            let mut run = Run::new(active.user.clone(), env_name, record, settings, plugin, log);
             let this = self.clone();
             tokio::spawn(async move {
                 if run.record.status == DeployStatus::RollingOut && run.record.image.is_some() {
@@ -870,10 +1264,9 @@ impl Deploys {
                         format!("the host running this deploy stopped while it was {}; nothing was rolled out. Deploy again", status_words(run.record.status)),
                     );
                     this.finish(&mut run, Ending::Failed(cause)).await;
-                    let _ = this.store.delete(&active_key(&run.user, &run.record.env, &run.record.id), Precondition::Any).await;
+                    this.forget(&run).await;
                     let _ = this.store.release_lock(&lease).await;
-                    run.log.close();
-                    this.logs.lock().expect("logs lock").remove(&run.record.id);
+                    this.retire_log(&run);
                 }
             });
         }
@@ -884,7 +1277,7 @@ impl Deploys {
     /// for one that ended (or runs elsewhere), its record as it is now.
     pub async fn events(&self, user: &UserName, id: &str) -> Result<Arc<EventLog<DeployEvent>>, DeployError> {
         let record = self.get(user, id).await?;
-        if let Some(live) = self.logs.lock().expect("logs lock").get(id).cloned() {
+        if let Some(live) = self.logs.lock().expect("logs lock").by_id.get(id).cloned() {
             return Ok(live);
         }
         let log = EventLog::new();
@@ -894,6 +1287,38 @@ impl Deploys {
     }
 }
 
+
+/// Resolves once an abort is asked (never, if the signals stop).
+async fn abort_asked(mut signals: watch::Receiver<Signals>) -> Signal {
+    loop {
+        if let Some(abort) = signals.borrow_and_update().abort.clone() {
+            return abort;
+        }
+        if signals.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Adds a milestone when the status or the strategy's step changed since the last one.
+fn note_milestone(record: &mut DeployRecord) {
+    let (step, action, words) = match (&record.step, record.status) {
+        (Some(s), DeployStatus::RollingOut) => (Some(s.index), Some(s.action.clone()), s.description.clone()),
+        _ => (None, None, String::new()),
+    };
+    if record.history.last().is_some_and(|m| m.status == record.status && m.step == step && m.action == action) {
+        return;
+    }
+    let description = match &record.error {
+        Some(error) if record.status.is_final() => error.message.clone(),
+        _ => words,
+    };
+    if record.history.len() >= MILESTONES_KEPT {
+        // Keep the first (queued) and the latest ones.
+        record.history.remove(1);
+    }
+    record.history.push(Milestone { at: record.updated_at, status: record.status, step, action, description });
+}
 
 fn status_words(status: DeployStatus) -> &'static str {
     match status {
@@ -909,27 +1334,6 @@ fn status_words(status: DeployStatus) -> &'static str {
 fn all_ready(state: &RolloutState) -> bool {
     let ready = |w: &Workload| w.ready == w.replicas;
     ready(&state.candidate) && state.stable.as_ref().is_none_or(ready)
-}
-
-/// What the candidate's unready pods say about themselves, in a few words.
-fn why_unready(objects: &EnvObjects, revision: u32) -> String {
-    let mut reasons: Vec<String> = objects
-        .pods_of(revision)
-        .filter(|p| !p.ready)
-        .map(|p| match (&p.waiting, &p.node, &p.unschedulable) {
-            (Some(waiting), _, _) => format!("{} is waiting: {waiting}", p.name),
-            (None, None, Some(why)) => format!("no node can run the pods: {}", why.trim_end_matches('.')),
-            (None, None, None) => format!("{} is not scheduled yet", p.name),
-            (None, Some(node), _) => format!("{} on {node} is {} and not ready", p.name, p.phase),
-        })
-        .collect();
-    reasons.sort();
-    reasons.dedup();
-    if reasons.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", reasons.into_iter().take(3).collect::<Vec<_>>().join("; "))
-    }
 }
 
 fn build_failure(e: ImageError) -> DeployFailure {

@@ -38,6 +38,19 @@ pub struct PodView {
     /// Why a container waits (`ImagePullBackOff`, `CrashLoopBackOff`), when it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// What the kubelet said with that reason (`Back-off pulling image …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_message: Option<String>,
+    /// The exit code of the container's last run, when it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
+    /// Every container is running (started, whether or not its probe passes).
+    pub running: bool,
+    /// Why the pod as a whole stopped (`Evicted`), and the kubelet's words for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// Why the scheduler has not placed it (`0/3 nodes are available: 3 Insufficient cpu.`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unschedulable: Option<String>,
@@ -155,6 +168,15 @@ impl Project for Pod {
             waiting: containers
                 .iter()
                 .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone()),
+            waiting_message: containers
+                .iter()
+                .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.message.clone()),
+            last_exit_code: containers
+                .iter()
+                .find_map(|c| Some(c.last_state.as_ref()?.terminated.as_ref()?.exit_code)),
+            running: !containers.is_empty() && containers.iter().all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())),
+            reason: status.and_then(|s| s.reason.clone()),
+            message: status.and_then(|s| s.message.clone()),
             unschedulable: status
                 .and_then(|s| s.conditions.as_ref())
                 .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False"))

@@ -3,6 +3,7 @@
 //! under one field manager; observed through watch caches ([`cache`]).
 
 pub mod cache;
+pub mod diagnosis;
 pub mod objects;
 
 use std::collections::HashSet;
@@ -10,8 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use bytes::Bytes;
+use futures_util::Stream;
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
@@ -105,6 +108,55 @@ impl Cluster {
     /// What the caches hold of an env.
     pub fn objects(&self, user: &UserName, env: &str) -> EnvObjects {
         self.caches.env(&self.namespace(user), env)
+    }
+
+    /// The warnings Kubernetes recorded about a pod (`Unhealthy: Readiness probe failed…`),
+    /// newest first. Read once, when a rollout fails, so no events are watched.
+    pub async fn pod_warnings(&self, user: &UserName, pod: &str) -> Result<Vec<String>, ClusterError> {
+        let namespace = self.namespace(user);
+        let params = ListParams::default().fields(&format!("involvedObject.name={pod},type=Warning"));
+        let mut events = Api::<Event>::namespaced(self.client.clone(), &namespace)
+            .list(&params)
+            .await
+            .map_err(|e| ClusterError::api(format!("list the events of pod {namespace}/{pod}"), e))?
+            .items;
+        let last_seen = |e: &Event| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0));
+        events.sort_by_key(|e| std::cmp::Reverse(last_seen(e)));
+        Ok(events
+            .into_iter()
+            .map(|e| format!("{}: {}", e.reason.unwrap_or_default(), e.message.unwrap_or_default().trim()))
+            .collect())
+    }
+
+    /// A pod's log as the API server streams it (it asks the pod's kubelet): the last
+    /// `tail` lines, then new ones while `follow`.
+    pub async fn pod_logs(
+        &self,
+        user: &UserName,
+        pod: &str,
+        follow: bool,
+        tail: Option<i64>,
+    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, ClusterError> {
+        use futures_util::AsyncReadExt;
+        let namespace = self.namespace(user);
+        let params = LogParams { container: Some(objects::CONTAINER.into()), follow, tail_lines: tail, ..Default::default() };
+        let reader = Api::<Pod>::namespaced(self.client.clone(), &namespace)
+            .log_stream(pod, &params)
+            .await
+            .map_err(|e| ClusterError::api(format!("get the logs of pod {namespace}/{pod}"), e))?;
+        // The stream ends after an error: the log cannot be resumed where it broke.
+        Ok(futures_util::stream::unfold(Some(Box::pin(reader)), |reader| async move {
+            let mut reader = reader?;
+            let mut chunk = vec![0u8; 16 * 1024];
+            match reader.read(&mut chunk).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Some((Ok(Bytes::from(chunk)), Some(reader)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }))
     }
 
     /// Creates the user's namespace unless this host already did.

@@ -35,6 +35,8 @@ pub const DEPLOY: &str = "warship.io/deploy";
 
 /// The port Tomcat listens on in the images the template plugin describes.
 pub const CONTAINER_PORT: i32 = 8080;
+/// The one container of a release's pods.
+pub const CONTAINER: &str = "app";
 
 /// What one release runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +117,7 @@ pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u3
         env.env.iter().filter(|(k, _)| k.as_str() != "JAVA_OPTS").map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() }),
     );
     let container = Container {
-        name: "app".into(),
+        name: CONTAINER.into(),
         image: Some(release.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: CONTAINER_PORT, ..Default::default() }]),

@@ -1,15 +1,18 @@
 use std::convert::Infallible;
 
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::IntoResponse;
 use axum::Json;
 use futures_util::Stream;
+use serde::Deserialize;
 
 use super::envs::env_name;
+use super::extract::parse_json;
 use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
-use crate::deploys::{DeployEvent, DeployRecord, DeployRequest};
+use crate::deploys::{DeployEvent, DeployRecord, DeployRequest, RollbackRequest};
 
 /// Deploy one of your WARs to one of your envs: validate, build, push, roll out by
 /// the strategy. Answers 202 at once with the record; 409 with the running deploy's id
@@ -64,4 +67,72 @@ pub async fn events(
         DeployEvent::Build(_) => "build",
         DeployEvent::Replicas { .. } => "replicas",
     }))
+}
+
+/// Let a rollout that waits for promotion (a canary at its await-promotion step) go
+/// on. 202 with the record; 409 unless it waits for one.
+#[utoipa::path(post, path = "/api/v1/deploys/{id}/promote", tag = "deploys",
+    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
+    security(("bearer" = [])))]
+pub async fn promote(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok((StatusCode::ACCEPTED, Json(state.deploys.promote(&user, &id).await?)))
+}
+
+/// Stop a deploy. During its rollout the release that served before serves alone again
+/// and the new one is removed; before it nothing reaches the cluster. 202 with the
+/// record; the deploy ends `aborted` moments later (follow `/events`).
+#[utoipa::path(post, path = "/api/v1/deploys/{id}/abort", tag = "deploys",
+    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
+    security(("bearer" = [])))]
+pub async fn abort(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok((StatusCode::ACCEPTED, Json(state.deploys.abort(&user, &id).await?)))
+}
+
+/// Bring back a recorded release by its digest, without rebuilding: by default the
+/// one before the release serving now. The body is optional. Answers 202 with the
+/// deploy that does it.
+#[utoipa::path(post, path = "/api/v1/envs/{name}/rollback", tag = "deploys", request_body(content = Option<RollbackRequest>),
+    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem),
+        (status = 422, body = super::Problem)),
+    security(("bearer" = [])))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(env): ApiPath<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) { RollbackRequest::default() } else { parse_json(&body)? };
+    let record = state.deploys.rollback(&user, &env_name(&env)?, request).await?;
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/api/v1/deploys/{}", record.id))], Json(record)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogsQuery {
+    /// The pod; by default one of the serving release's, ready ones first.
+    pod: Option<String>,
+    /// Keep streaming new lines until the pod stops or the client leaves.
+    #[serde(default)]
+    follow: bool,
+    /// Only the last lines.
+    tail: Option<i64>,
+}
+
+/// A pod's log, streamed as plain text from the API server (which asks the pod's
+/// kubelet). 404 when the env has no such pod; 502 when Kubernetes cannot give it.
+#[utoipa::path(get, path = "/api/v1/envs/{name}/logs", tag = "deploys", params(LogsQuery),
+    responses((status = 200, content_type = "text/plain", description = "the log"), (status = 404, body = super::Problem),
+        (status = 502, body = super::Problem)),
+    security(("bearer" = [])))]
+pub async fn logs(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(env): ApiPath<String>,
+    Query(query): Query<LogsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (pod, stream) = state.deploys.logs(&user, &env_name(&env)?, query.pod.as_deref(), query.follow, query.tail).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::HeaderName::from_static("x-warship-pod"), pod.as_str())],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

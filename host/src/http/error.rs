@@ -278,6 +278,29 @@ impl From<DeployError> for ApiError {
                 problem.extra.insert("deploy".into(), serde_json::json!(running));
                 problem
             }
+            DeployError::Finished { id, status } => ApiError::new(
+                StatusCode::CONFLICT,
+                "deploy.finished",
+                "Deploy already ended",
+                format!("deploy {id} already ended ({}); start a new deploy or a rollback instead", serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+            ),
+            DeployError::NotAwaitingPromotion { id, now } => ApiError::new(
+                StatusCode::CONFLICT,
+                "deploy.not_awaiting_promotion",
+                "Not waiting for promotion",
+                format!("deploy {id} is not waiting for promotion ({now}); promote it when its step says it awaits promotion"),
+            ),
+            DeployError::NoSuchPod { env, pod, pods } => ApiError::not_found(
+                "logs.pod_not_found",
+                format!("env {env} has no pod {pod:?}; its pods are: {}", if pods.is_empty() { "none".to_owned() } else { pods.join(", ") }),
+            ),
+            DeployError::NoPods(env) => ApiError::not_found("logs.no_pods", format!("env {env} runs no pods; deploy it first")),
+            DeployError::Logs { pod, source } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "logs.unavailable",
+                "Log unavailable",
+                format!("Kubernetes could not give the log of pod {pod}: {source}; the pod's node may be unreachable from the API server"),
+            ),
             DeployError::NoCluster => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "kubernetes.not_configured",

@@ -67,6 +67,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/images", post(images::create))
         .route("/api/v1/images/{id}/events", get(images::events))
         .route("/api/v1/deploys/{id}/events", get(deploys::events))
+        .route("/api/v1/envs/{name}/logs", get(deploys::logs))
         // Deleting an env waits for its pods to be gone.
         .route("/api/v1/envs/{name}", axum::routing::delete(envs::delete));
 
@@ -77,6 +78,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/envs/{name}", get(envs::get).patch(envs::update))
         .route("/api/v1/envs/{name}/deploys", post(deploys::create).get(deploys::list))
         .route("/api/v1/deploys/{id}", get(deploys::get))
+        .route("/api/v1/deploys/{id}/promote", post(deploys::promote))
+        .route("/api/v1/deploys/{id}/abort", post(deploys::abort))
+        .route("/api/v1/envs/{name}/rollback", post(deploys::rollback))
         .route("/api/v1/wars", get(wars::list))
         .route("/api/v1/images", get(images::list))
         .route("/api/v1/images/{id}", get(images::get))
