@@ -2,6 +2,8 @@
 //! binary serves, driven in-process; real WARs that nobody here wrote.
 #![allow(dead_code)]
 
+pub mod host;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

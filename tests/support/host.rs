@@ -1,0 +1,209 @@
+//! A real `warship serve` process for end-to-end tests against a real cluster, and
+//! what those tests read back from the API server.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+
+use super::{free_port, KubeCluster, Registry};
+
+const BIN: &str = env!("CARGO_BIN_EXE_warship");
+
+pub struct Host {
+    child: Child,
+    pub base: String,
+}
+
+pub fn add_user(config: &Path, name: &str) -> String {
+    let out = Command::new(BIN).args(["user", "add", name, "--config", config.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_owned()
+}
+
+impl Host {
+    /// Writes the host's config, adds `users` (before serving: the embedded store is
+    /// one process's) and serves; returns the users' tokens too.
+    pub fn start(dir: &Path, name: &str, extra: &str, users: &[&str]) -> (Host, Vec<String>) {
+        let port = free_port();
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\ndata_dir = \"{}\"\n{extra}\n\
+                 [[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"warship/tomcat:10.1-jdk17\"\n",
+                // One data dir for every host: the WAR blobs are on storage they share.
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let tokens = users.iter().map(|user| add_user(&config, user)).collect();
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let host = Host { child, base: format!("http://127.0.0.1:{port}") };
+        let started = Instant::now();
+        while Command::new("curl").args(["-sf", &format!("{}/readyz", host.base)]).output().is_ok_and(|o| !o.status.success()) {
+            assert!(started.elapsed() < Duration::from_secs(30), "warship did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (host, tokens)
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn upload(&self, token: &str, app: &str, file: &str, path: &Path) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/api/v1/wars/{app}/{file}", self.base))
+            .bearer_auth(token)
+            .body(std::fs::read(path).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
+    }
+
+    /// Polls the deploy until it is final.
+    pub async fn wait_deploy(&self, token: &str, id: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, record) = self.get(&format!("/api/v1/deploys/{id}"), token).await;
+            assert_eq!(status, 200, "{record}");
+            if ["succeeded", "failed", "aborted"].contains(&record["status"].as_str().unwrap()) {
+                return record;
+            }
+            assert!(started.elapsed() < Duration::from_secs(180), "deploy {id} still {} after 180s: {record}", record["status"]);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Polls the deploy until its strategy's step is `action` (`await-promotion`, …);
+    /// panics if it ends first.
+    pub async fn wait_step(&self, token: &str, id: &str, action: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, record) = self.get(&format!("/api/v1/deploys/{id}"), token).await;
+            assert_eq!(status, 200, "{record}");
+            if record["status"] == "rolling-out" && record["step"]["action"] == action {
+                return record;
+            }
+            assert!(
+                !["succeeded", "failed", "aborted"].contains(&record["status"].as_str().unwrap()),
+                "deploy {id} ended before {action}: {record}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(180), "deploy {id} never reached {action}: {record}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The deploy's server-sent events until the stream ends: (event name, data).
+    pub async fn events(&self, token: &str, id: &str) -> Vec<(String, Value)> {
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/v1/deploys/{id}/events", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let mut text = String::new();
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+        let mut events = Vec::new();
+        for block in text.split("\n\n") {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or_default();
+            let data: String = block.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            if !name.is_empty() {
+                events.push((name.to_owned(), serde_json::from_str(&data).unwrap()));
+            }
+        }
+        events
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn config_for(registry: &Registry, cluster: &KubeCluster, store: &str) -> String {
+    format!(
+        "{store}\n[registry]\npush = \"{addr}\"\npull = \"{addr}\"\ninsecure = true\n[kubernetes]\nkubeconfig = \"{}\"\n",
+        cluster.kubeconfig.display(),
+        addr = registry.addr
+    )
+}
+
+/// Pods of a Deployment, by its selector, with whether each is Ready and its image.
+pub async fn pods_of(client: &kube::Client, namespace: &str, env: &str, release: u32) -> Vec<(bool, String)> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let listed = pods.list(&ListParams::default().labels(&format!("env={env},warship.io/release={release}"))).await.unwrap();
+    listed
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            (ready, p.spec.as_ref().unwrap().containers[0].image.clone().unwrap())
+        })
+        .collect()
+}
+
+/// The names of the namespace's Deployments.
+pub async fn deployment_names(client: &kube::Client, namespace: &str) -> Vec<String> {
+    deployments(client, namespace).await.into_iter().filter_map(|d| d.metadata.name).collect()
+}
+
+/// The Service's selector: with `warship.io/release` it sends traffic to one release,
+/// without it to every release of the env.
+pub async fn service_selector(client: &kube::Client, namespace: &str, env: &str) -> std::collections::BTreeMap<String, String> {
+    let service = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), namespace).get(env).await.unwrap();
+    service.spec.unwrap().selector.unwrap_or_default()
+}
+
+pub async fn deployments(client: &kube::Client, namespace: &str) -> Vec<Deployment> {
+    Api::<Deployment>::namespaced(client.clone(), namespace).list(&ListParams::default()).await.unwrap().items
+}
+
+pub fn statuses(events: &[(String, Value)]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for (name, data) in events {
+        if name == "record" {
+            let status = data["status"].as_str().unwrap().to_owned();
+            if seen.last() != Some(&status) {
+                seen.push(status);
+            }
+        }
+    }
+    seen
+}
+
