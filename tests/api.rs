@@ -263,6 +263,18 @@ async fn deploys_without_a_cluster_say_how_to_configure_one() {
     assert_eq!((status.body["service"].clone(), status.body["current"].clone()), (Value::Null, Value::Null));
     assert_eq!(app.call(Method::GET, "/api/v1/envs/shop/deploys", Some(&token), None).await.body, json!([]));
     assert_eq!(app.call(Method::GET, "/api/v1/deploys/nope", Some(&token), None).await.problem_code(), "deploy.not_found");
+    for action in ["promote", "abort"] {
+        let reply = app.call(Method::POST, &format!("/api/v1/deploys/nope/{action}"), Some(&token), None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{action}");
+        assert_eq!(reply.problem_code(), "deploy.not_found", "{action}");
+    }
+    let rollback = app.call(Method::POST, "/api/v1/envs/shop/rollback", Some(&token), None).await;
+    assert_eq!(rollback.problem_code(), "kubernetes.not_configured");
+    let logs = app.call(Method::GET, "/api/v1/envs/shop/logs", Some(&token), None).await;
+    assert_eq!(logs.problem_code(), "kubernetes.not_configured");
+    let malformed = app.call(Method::POST, "/api/v1/envs/shop/rollback", Some(&token), Some(json!({"revision": "two"}))).await;
+    assert_eq!(malformed.problem_code(), "request.invalid_field");
+    assert_eq!(malformed.error_fields(), ["revision"]);
 }
 
 #[tokio::test]
@@ -275,7 +287,7 @@ async fn operations_endpoints() {
     let doc = app.call(Method::GET, "/api/v1/openapi.json", None, None).await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/v1/envs", "/api/v1/envs/{name}", "/api/v1/wars/{app}/{file}", "/createenv", "/upload", "/getuploadwars", "/deploy", "/api/v1/envs/{name}/deploys", "/api/v1/deploys/{id}", "/api/v1/deploys/{id}/events"] {
+    for path in ["/api/v1/envs", "/api/v1/envs/{name}", "/api/v1/wars/{app}/{file}", "/createenv", "/upload", "/getuploadwars", "/deploy", "/api/v1/envs/{name}/deploys", "/api/v1/deploys/{id}", "/api/v1/deploys/{id}/events", "/api/v1/deploys/{id}/promote", "/api/v1/deploys/{id}/abort", "/api/v1/envs/{name}/rollback", "/api/v1/envs/{name}/logs"] {
         assert!(doc.body["paths"][path].is_object(), "openapi lacks {path}");
     }
     assert!(doc.body["components"]["schemas"]["EnvSpec"].is_object());

@@ -17,14 +17,43 @@ use support::{big_war, fixture, KubeCluster, Registry};
 const NAMESPACE: &str = "warship-alice";
 const RELEASE: &str = "warship.io/release";
 
-/// A host with alice, the env `shop` of `replicas` and sample.war uploaded.
-async fn shop(registry: &Registry, cluster: &KubeCluster, dir: &std::path::Path, replicas: u32) -> (Host, String) {
-    let (host, tokens) = Host::start(dir, "host", &config_for(registry, cluster, ""), &["alice"]);
-    let alice = tokens[0].clone();
-    let (status, env) = host.post("/api/v1/envs", &alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": replicas})).await;
-    assert_eq!(status, 201, "{env}");
-    host.upload(&alice, "sample", "sample.war", &fixture("sample.war")).await;
-    (host, alice)
+/// Every real part, a host with alice, her env `shop` of `replicas` with sample.war
+/// uploaded, and release 1 of it serving (deployed by `strategy`).
+struct Shop {
+    registry: Registry,
+    cluster: KubeCluster,
+    kube: kube::Client,
+    dir: tempfile::TempDir,
+    host: Host,
+    alice: String,
+    first: Value,
+    first_image: String,
+}
+
+impl Shop {
+    async fn serving(replicas: u32, strategy: &str) -> Shop {
+        let registry = Registry::start().await;
+        registry.push_base_images();
+        let cluster = KubeCluster::start();
+        let kube = cluster.client().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (host, tokens) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &["alice"]);
+        let alice = tokens[0].clone();
+        let (status, env) = host.post("/api/v1/envs", &alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": replicas})).await;
+        assert_eq!(status, 201, "{env}");
+        host.upload(&alice, "sample", "sample.war", &fixture("sample.war")).await;
+        let first = deploy(&host, &alice, json!({"war": "sample.war", "version": "1.0", "strategy": strategy})).await;
+        let first = host.wait_deploy(&alice, &first).await;
+        assert_eq!(first["status"], "succeeded", "{first}");
+        let first_image = first["image"].as_str().unwrap().to_owned();
+        Shop { registry, cluster, kube, dir, host, alice, first, first_image }
+    }
+
+    /// SIGKILLs the host and starts another on the same store.
+    fn kill_and_restart(&mut self) {
+        self.host.kill();
+        self.host = Host::start(self.dir.path(), "host", &config_for(&self.registry, &self.cluster, ""), &[]).0;
+    }
 }
 
 async fn deploy(host: &Host, token: &str, body: Value) -> String {
@@ -61,19 +90,9 @@ async fn serves_alone(kube: &kube::Client, revision: u32, image: &str, replicas:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_is_paused_promoted_and_rolled_back_others_are_aborted_by_hand_and_by_limits_and_blue_green_switches() {
-    let registry = Registry::start().await;
-    registry.push_base_images();
-    let cluster = KubeCluster::start();
-    let kube = cluster.client().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (host, alice) = shop(&registry, &cluster, dir.path(), 4).await;
-    let alice = alice.as_str();
-
     // Release 1, by recreate.
-    let first = deploy(&host, alice, json!({"war": "sample.war", "version": "1.0", "strategy": "recreate"})).await;
-    let first = host.wait_deploy(alice, &first).await;
-    assert_eq!(first["status"], "succeeded", "{first}");
-    let first_image = first["image"].as_str().unwrap().to_owned();
+    let shop = Shop::serving(4, "recreate").await;
+    let (host, kube, alice, first, first_image) = (&shop.host, &shop.kube, shop.alice.as_str(), &shop.first, &shop.first_image);
 
     // Release 2, as a canary: a quarter of the pods, a pause, then it waits for a person.
     let steps = json!([{"weight": 25}, {"pause-seconds": 2}, {"await-promotion": true}, {"weight": 100}]);
@@ -180,17 +199,8 @@ async fn a_canary_is_paused_promoted_and_rolled_back_others_are_aborted_by_hand_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_failure_is_diagnosed_in_plain_words_while_the_previous_release_serves_and_logs_reach_the_api_server() {
-    let registry = Registry::start().await;
-    registry.push_base_images();
-    let cluster = KubeCluster::start();
-    let kube = cluster.client().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (host, alice) = shop(&registry, &cluster, dir.path(), 2).await;
-    let alice = alice.as_str();
-    let first = deploy(&host, alice, json!({"war": "sample.war", "version": "1.0"})).await;
-    let first = host.wait_deploy(alice, &first).await;
-    assert_eq!(first["status"], "succeeded", "{first}");
-    let first_image = first["image"].as_str().unwrap().to_owned();
+    let shop = Shop::serving(2, "rolling").await;
+    let (host, kube, alice, first_image) = (&shop.host, &shop.kube, shop.alice.as_str(), &shop.first_image);
     patch_env(&host, alice, json!({"rollout_deadline_secs": 8})).await;
 
     // Each fault the kwok nodes fake as a kubelet would, and the words warship finds for it.
@@ -247,52 +257,43 @@ async fn each_failure_is_diagnosed_in_plain_words_while_the_previous_release_ser
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_killed_mid_build_fails_the_deploy_cleanly_and_one_killed_mid_canary_resumes_it() {
-    let registry = Registry::start().await;
-    registry.push_base_images();
-    let cluster = KubeCluster::start();
-    let kube = cluster.client().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (host, alice) = shop(&registry, &cluster, dir.path(), 2).await;
-    let alice = alice.clone();
-    let first = deploy(&host, &alice, json!({"war": "sample.war", "version": "1.0"})).await;
-    let first = host.wait_deploy(&alice, &first).await;
-    assert_eq!(first["status"], "succeeded", "{first}");
-    let first_image = first["image"].as_str().unwrap().to_owned();
+    let mut shop = Shop::serving(2, "rolling").await;
+    let alice = shop.alice.clone();
+    let first_image = shop.first_image.clone();
 
     // Killed while building an image of a big WAR: the next host fails the deploy as
     // interrupted, frees the env, and release 1 never stopped serving.
-    let big = dir.path().join("big.war");
+    let big = shop.dir.path().join("big.war");
     big_war(&big, 200);
-    host.upload(&alice, "big", "big.war", &big).await;
-    let building = deploy(&host, &alice, json!({"war": "big.war", "version": "2.0"})).await;
+    shop.host.upload(&alice, "big", "big.war", &big).await;
+    let building = deploy(&shop.host, &alice, json!({"war": "big.war", "version": "2.0"})).await;
     let started = Instant::now();
     loop {
-        let (_, record) = host.get(&format!("/api/v1/deploys/{building}"), &alice).await;
+        let (_, record) = shop.host.get(&format!("/api/v1/deploys/{building}"), &alice).await;
         if ["building", "pushing"].contains(&record["status"].as_str().unwrap()) {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "never building: {record}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    drop(host); // SIGKILL
-    let (host, _) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &[]);
-    let interrupted = host.wait_deploy(&alice, &building).await;
+    shop.kill_and_restart();
+    let interrupted = shop.host.wait_deploy(&alice, &building).await;
     assert_eq!((interrupted["status"].as_str(), interrupted["error"]["code"].as_str()), (Some("failed"), Some("deploy.interrupted")), "{interrupted}");
-    serves_alone(&kube, 1, &first_image, 2).await;
-    let (_, status) = host.get("/api/v1/envs/shop", &alice).await;
+    serves_alone(&shop.kube, 1, &first_image, 2).await;
+    let (_, status) = shop.host.get("/api/v1/envs/shop", &alice).await;
     assert_eq!(status["deploying"], Value::Null, "the lock is free");
 
     // Killed while a canary waits for promotion: the next host picks it up where it
     // was, still waiting; promoted there, it finishes.
     let steps = json!([{"weight": 50}, {"await-promotion": true}]);
-    let canary = deploy(&host, &alice, json!({"war": "sample.war", "version": "3.0", "strategy": "canary", "settings": {"steps": steps}})).await;
-    let waiting = host.wait_step(&alice, &canary, "await-promotion").await;
-    drop(host); // SIGKILL
-    let (host, _) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &[]);
-    // The lease of the dead host lapses, then the new one resumes the rollout.
+    let canary = deploy(&shop.host, &alice, json!({"war": "sample.war", "version": "3.0", "strategy": "canary", "settings": {"steps": steps}})).await;
+    let waiting = shop.host.wait_step(&alice, &canary, "await-promotion").await;
+    shop.kill_and_restart();
+    // Promoted while no host runs it: the promotion is stored, and the new host, once
+    // the dead one's lease lapses, resumes the rollout at its step and sees it.
     let started = Instant::now();
     let resumed = loop {
-        let (status, resumed) = host.post(&format!("/api/v1/deploys/{canary}/promote"), &alice, json!({})).await;
+        let (status, resumed) = shop.host.post(&format!("/api/v1/deploys/{canary}/promote"), &alice, json!({})).await;
         if status == 202 {
             break resumed;
         }
@@ -300,9 +301,9 @@ async fn a_host_killed_mid_build_fails_the_deploy_cleanly_and_one_killed_mid_can
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(resumed["step"]["index"], waiting["step"]["index"]);
-    let done = host.wait_deploy(&alice, &canary).await;
+    let done = shop.host.wait_deploy(&alice, &canary).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    serves_alone(&kube, 2, done["image"].as_str().unwrap(), 2).await;
-    let (_, status) = host.get("/api/v1/envs/shop", &alice).await;
+    serves_alone(&shop.kube, 2, done["image"].as_str().unwrap(), 2).await;
+    let (_, status) = shop.host.get("/api/v1/envs/shop", &alice).await;
     assert_eq!((status["deploying"].clone(), status["current"]["version"].as_str()), (Value::Null, Some("3.0")));
 }

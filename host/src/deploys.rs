@@ -1419,3 +1419,87 @@ impl Deploys {
         Ok(EnvStatus { env, deploying, service })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> DeployRecord {
+        let now = OffsetDateTime::now_utc();
+        DeployRecord {
+            id: "d1".into(),
+            env: "shop".into(),
+            war: "shop/shop.war".into(),
+            war_sha256: String::new(),
+            version: "1.0".into(),
+            strategy: "canary".into(),
+            settings: serde_json::json!({}),
+            by: "alice".into(),
+            status: DeployStatus::Queued,
+            revision: 2,
+            stable: Some(1),
+            image_build: None,
+            image: None,
+            digest: None,
+            traffic: TrafficTo::Stable,
+            scale: Scale::default(),
+            step: None,
+            promoted: false,
+            rollback_of: None,
+            waited_for_kubernetes_ms: 0,
+            error: None,
+            history: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        }
+    }
+
+    fn step(index: u32, action: &str, description: &str) -> Option<StrategyStep> {
+        let since = OffsetDateTime::now_utc();
+        Some(StrategyStep { index, action: action.into(), description: description.into(), memory: String::new(), since })
+    }
+
+    #[test]
+    fn milestones_mark_each_status_and_step_once_and_the_end_with_its_cause() {
+        let mut r = record();
+        note_milestone(&mut r);
+        note_milestone(&mut r);
+        r.status = DeployStatus::RollingOut;
+        r.step = step(0, "wait-ready", "canary at 10%: 0 of 1 candidate pods ready");
+        note_milestone(&mut r);
+        // The same step in other words (a pod became ready) is not a new milestone.
+        r.step = step(0, "wait-ready", "canary at 10%: 1 of 1 candidate pods ready");
+        note_milestone(&mut r);
+        r.step = step(1, "await-promotion", "canary at 10%: waiting for someone to promote it");
+        note_milestone(&mut r);
+        r.status = DeployStatus::Aborted;
+        r.error = Some(failure("deploy.aborted", "aborted by alice during the rollout; release 1 serves alone again"));
+        note_milestone(&mut r);
+        let seen: Vec<(DeployStatus, Option<u32>, Option<&str>, &str)> =
+            r.history.iter().map(|m| (m.status, m.step, m.action.as_deref(), m.description.as_str())).collect();
+        assert_eq!(
+            seen,
+            [
+                (DeployStatus::Queued, None, None, ""),
+                (DeployStatus::RollingOut, Some(0), Some("wait-ready"), "canary at 10%: 0 of 1 candidate pods ready"),
+                (DeployStatus::RollingOut, Some(1), Some("await-promotion"), "canary at 10%: waiting for someone to promote it"),
+                (DeployStatus::Aborted, None, None, "aborted by alice during the rollout; release 1 serves alone again"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_rollout_keeps_its_first_and_latest_milestones() {
+        let mut r = record();
+        note_milestone(&mut r);
+        r.status = DeployStatus::RollingOut;
+        for index in 0..(MILESTONES_KEPT as u32 * 2) {
+            r.step = step(index, "scale", "");
+            note_milestone(&mut r);
+        }
+        assert_eq!(r.history.len(), MILESTONES_KEPT);
+        assert_eq!(r.history[0].status, DeployStatus::Queued);
+        assert_eq!(r.history.last().unwrap().step, Some(MILESTONES_KEPT as u32 * 2 - 1));
+    }
+}
