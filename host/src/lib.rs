@@ -2,6 +2,7 @@
 //!
 //! The composition root is [`server::Server`]; the HTTP edge is [`http::app`].
 
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod deploys;

@@ -1,17 +1,22 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+use warship_host::cli::{self, ClientCommand, Global};
 use warship_host::config::Config;
 use warship_host::server::{self, Server};
 use warship_host::telemetry;
 use warship_host::users::Users;
 
 /// warship: upload a WAR, pick Tomcat and JDK, and roll it out to Kubernetes.
+///
+/// `warship serve` runs the platform; the other commands talk to one over its REST API.
 #[derive(Parser)]
-#[command(name = "warship", version)]
+#[command(name = "warship", version, after_help = cli::EXIT_CODES)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,11 +52,15 @@ enum Command {
         #[arg(long, default_value = "platform.toml", env = "WARSHIP_CONFIG")]
         config: PathBuf,
     },
-    /// Manage users.
+    /// Manage users (on the server's own store).
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Print shell completions: `warship completions bash > /etc/bash_completion.d/warship`.
+    Completions { shell: clap_complete::Shell },
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 #[derive(Subcommand)]
@@ -71,6 +80,17 @@ fn load(path: &PathBuf) -> anyhow::Result<Config> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Command::Client(command) => return ExitCode::from(cli::run(cli.global, command).await),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "warship", &mut script);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -115,6 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Completions { .. } | Command::Client(_) => unreachable!("handled in main"),
     }
 }
 
@@ -152,4 +173,14 @@ async fn build_image(config: &Config, context: PathBuf, dockerfile: Option<PathB
     eprintln!("built {} in {:.2}s with the {} builder ({} bytes)", built.tagged, started.elapsed().as_secs_f64(), builder.name(), built.size);
     println!("{}", built.digest);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -1,0 +1,268 @@
+//! Following a deploy: its server-sent events shown as they come. On a terminal, a
+//! spinner with the current step and a byte bar while pushing; elsewhere one plain line
+//! per event, for logs and scripts. Ctrl-C stops following, never the deploy.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+
+use super::client::{segment, CliError, Client};
+use super::show::{bytes, short_digest, text};
+
+/// One server-sent event: its name and JSON data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub name: String,
+    pub data: Value,
+}
+
+/// Splits an SSE byte stream into events; `feed` returns the complete ones so far.
+#[derive(Default)]
+pub struct SseParser {
+    buffer: String,
+}
+
+impl SseParser {
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
+        self.buffer.push_str(&String::from_utf8_lossy(chunk));
+        let mut events = Vec::new();
+        while let Some(end) = self.buffer.find("\n\n") {
+            let block: String = self.buffer.drain(..end + 2).collect();
+            let mut name = String::from("message");
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(n) = line.strip_prefix("event:") {
+                    name = n.trim().to_owned();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                }
+            }
+            // Keep-alive comments carry no data.
+            if let Ok(data) = serde_json::from_str(&data) {
+                events.push(Event { name, data });
+            }
+        }
+        events
+    }
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// A terminal: spinner and bars on stderr, lasting lines above them.
+    Bars,
+    /// Not a terminal: one line per event on stdout.
+    Lines,
+    /// Nothing (the caller prints JSON).
+    Silent,
+}
+
+/// What a person needs from the stream: a line per change, the current step as the
+/// spinner's message, bytes as a bar.
+pub struct Watch {
+    id: String,
+    started: Instant,
+    terminal: bool,
+    /// Shows nothing (JSON output: only the final record is printed).
+    silent: bool,
+    status: String,
+    step: Option<(u64, String, String)>,
+    told_promotion_for: Option<u64>,
+    bars: MultiProgress,
+    spinner: ProgressBar,
+    push: Option<ProgressBar>,
+    replicas: String,
+}
+
+impl Watch {
+    pub fn new(id: &str, view: View) -> Watch {
+        let (terminal, silent) = (view == View::Bars, view == View::Silent);
+        let bars = MultiProgress::with_draw_target(if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+        let spinner = bars.add(ProgressBar::new_spinner());
+        spinner.set_style(ProgressStyle::with_template("{spinner:.cyan} {elapsed:>4} {msg}").expect("a valid template"));
+        if terminal {
+            spinner.enable_steady_tick(Duration::from_millis(120));
+        }
+        Watch {
+            id: id.to_owned(),
+            started: Instant::now(),
+            terminal,
+            silent,
+            status: String::new(),
+            step: None,
+            told_promotion_for: None,
+            bars,
+            spinner,
+            push: None,
+            replicas: String::new(),
+        }
+    }
+
+    /// A line that stays: above the bars on a terminal, on stdout otherwise.
+    fn say(&self, line: String) {
+        if self.silent {
+            return;
+        }
+        if self.terminal {
+            self.bars.suspend(|| eprintln!("{line}"));
+        } else {
+            println!("[{:7.2}s] {line}", self.started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Shows one event; returns the final record once the deploy ended.
+    pub fn show(&mut self, event: &Event) -> Option<Value> {
+        let data = &event.data;
+        match event.name.as_str() {
+            "record" => {
+                let status = text(&data["status"]);
+                if status != self.status {
+                    if status == "rolling-out" {
+                        if let Some(bar) = self.push.take() {
+                            bar.finish_and_clear();
+                        }
+                    }
+                    let extra = match status.as_str() {
+                        "queued" => format!(" (revision {}, {} strategy)", text(&data["revision"]), text(&data["strategy"])),
+                        "rolling-out" => format!(" ({})", short_digest(&data["image"])),
+                        _ => String::new(),
+                    };
+                    self.say(format!("{status}{extra}"));
+                    self.status = status.clone();
+                }
+                if let Some(step) = data["step"].as_object() {
+                    let index = step.get("index").and_then(Value::as_u64).unwrap_or(0);
+                    let action = step.get("action").map(text).unwrap_or_default();
+                    let words = step.get("description").map(text).unwrap_or_default();
+                    let now = (index, action.clone(), words.clone());
+                    if self.step.as_ref() != Some(&now) {
+                        if self.step.as_ref().map(|s| (s.0, &s.1)) != Some((index, &action)) {
+                            self.say(format!("  step {index} {action}: {words}"));
+                        }
+                        self.step = Some(now);
+                    }
+                    if action == "await-promotion" && self.told_promotion_for != Some(index) {
+                        self.told_promotion_for = Some(index);
+                        self.say(format!("  waiting for promotion: run `warship promote {}` (or `warship abort {}`)", self.id, self.id));
+                    }
+                }
+                self.spinner.set_message(self.message());
+                if matches!(self.status.as_str(), "succeeded" | "failed" | "aborted") {
+                    return Some(data.clone());
+                }
+            }
+            "build" => match data["type"].as_str() {
+                Some("bytes") => {
+                    let (done, total) = (data["done"].as_u64().unwrap_or(0), data["total"].as_u64().unwrap_or(0));
+                    if self.terminal {
+                        let bar = self.push.get_or_insert_with(|| {
+                            let bar = self.bars.add(ProgressBar::new(total));
+                            bar.set_style(
+                                ProgressStyle::with_template("  {prefix} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                                    .expect("a valid template")
+                                    .progress_chars("=> "),
+                            );
+                            bar
+                        });
+                        bar.set_prefix(text(&data["what"]));
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    } else if done == total {
+                        self.say(format!("  pushed {} ({})", text(&data["what"]), bytes(total)));
+                    }
+                }
+                Some("step") => self.say(format!("  {}: {}", text(&data["step"]), text(&data["detail"]))),
+                Some("retry") => self.say(format!("  retrying {} (attempt {}): {}", text(&data["what"]), text(&data["attempt"]), text(&data["error"]))),
+                _ => {}
+            },
+            "replicas" => {
+                let side = |w: &Value| format!("r{} {}/{} ready", text(&w["revision"]), text(&w["ready"]), text(&w["replicas"]));
+                let mut now = format!("candidate {}", side(&data["candidate"]));
+                if !data["stable"].is_null() {
+                    now = format!("stable {}, {now}", side(&data["stable"]));
+                }
+                if now != self.replicas {
+                    if !self.terminal {
+                        self.say(format!("  replicas: {now}"));
+                    }
+                    self.replicas = now;
+                    self.spinner.set_message(self.message());
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn message(&self) -> String {
+        let step = self.step.as_ref().map(|(i, _, words)| format!(" · step {i}: {words}")).unwrap_or_default();
+        let replicas = if self.replicas.is_empty() { String::new() } else { format!(" · {}", self.replicas) };
+        format!("{}{step}{replicas}", self.status)
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.push {
+            bar.finish_and_clear();
+        }
+        self.spinner.finish_and_clear();
+    }
+}
+
+/// Follows deploy `id` to its end; the final record. Ctrl-C stops following only.
+pub async fn follow(client: &Client, id: &str, view: View) -> Result<Value, CliError> {
+    let response = client.send(client.request(reqwest::Method::GET, &format!("/api/v1/deploys/{}/events", segment(id)))).await?;
+    let mut watch = Watch::new(id, view);
+    let mut parser = SseParser::default();
+    let mut body = response.bytes_stream();
+    let ended = loop {
+        let chunk = tokio::select! {
+            chunk = body.next() => chunk,
+            _ = tokio::signal::ctrl_c() => {
+                watch.finish();
+                return Err(CliError::Interrupted(format!(
+                    "stopped following; deploy {id} goes on. Watch it again with: warship follow {id}"
+                )));
+            }
+        };
+        let Some(chunk) = chunk else { break None };
+        let chunk = chunk.map_err(|e| CliError::Unreachable { url: client.url.clone(), message: e.to_string() })?;
+        if let Some(record) = parser.feed(&chunk).iter().find_map(|e| watch.show(e)) {
+            break Some(record);
+        }
+    };
+    watch.finish();
+    match ended {
+        Some(record) => Ok(record),
+        // The stream ended without a final record (its host stopped): read where it is.
+        None => client.get(&format!("/api/v1/deploys/{}", segment(id))).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_are_parsed_across_chunks_and_keep_alives_are_skipped() {
+        let mut parser = SseParser::default();
+        assert!(parser.feed(b"event: record\ndata: {\"status\":").is_empty());
+        let events = parser.feed(b"\"queued\"}\n\n:\n\nevent: build\ndata: {\"type\":\"bytes\"}\n\n");
+        assert_eq!(
+            events,
+            [Event { name: "record".into(), data: json!({"status": "queued"}) }, Event { name: "build".into(), data: json!({"type": "bytes"}) }]
+        );
+    }
+
+    #[test]
+    fn a_canary_waiting_for_promotion_says_the_command_and_the_end_is_returned() {
+        let mut watch = Watch::new("d1", View::Silent);
+        let record = |status: &str, step: Value| Event { name: "record".into(), data: json!({"status": status, "step": step}) };
+        assert_eq!(watch.show(&record("rolling-out", json!({"index": 1, "action": "await-promotion", "description": "canary at 10%: waiting"}))), None);
+        assert_eq!(watch.told_promotion_for, Some(1));
+        let end = watch.show(&record("succeeded", Value::Null));
+        assert_eq!(end.unwrap()["status"], "succeeded");
+    }
+}

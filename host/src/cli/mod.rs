@@ -1,0 +1,489 @@
+//! `warship`'s client commands: every flow of the REST API from a terminal, with
+//! progress a person can watch and output a script can parse (`--output json` prints
+//! the API's own JSON).
+
+pub mod client;
+pub mod follow;
+pub mod show;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+
+use client::{segment, CliError, Client, Login};
+use follow::View;
+
+/// Exit codes, for `warship --help`.
+pub const EXIT_CODES: &str = "\
+Exit codes (client commands):
+  0  success
+  1  a deploy (or rollback) that failed or was aborted
+  2  bad usage: arguments, or a local file that cannot be read
+  3  the server refused the request (its problem: title, detail, fields, code)
+  4  the server cannot be reached
+  5  not logged in, or the token was refused
+  130  stopped following with Ctrl-C (the deploy goes on)
+
+The server and token come from `warship login`, stored in
+$XDG_CONFIG_HOME/warship/login.toml (or ~/.config/warship/login.toml, mode 0600);
+WARSHIP_URL and WARSHIP_TOKEN override them.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// `text` for people, `json` for scripts (the API's own JSON).
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "text")]
+    pub output: Output,
+    /// The warship server, over the login's.
+    #[arg(long, global = true, env = "WARSHIP_URL", hide_env_values = true)]
+    pub url: Option<String>,
+    /// The API token, over the login's.
+    #[arg(long, global = true, env = "WARSHIP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Check a server and token (`--token`), and remember them for the other commands.
+    Login {
+        /// e.g. http://127.0.0.1:8080
+        url: String,
+    },
+    /// Environments: where WARs run (Tomcat, JDK, replicas).
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+    },
+    /// The Tomcat × JDK pairs this platform offers.
+    Catalog,
+    /// WAR files: upload, list, inspect, delete.
+    War {
+        #[command(subcommand)]
+        command: WarCommand,
+    },
+    /// Deploy a WAR to an env as a version.
+    Deploy {
+        env: String,
+        /// `app/file.war`, or `file.war` when one app has it.
+        war: String,
+        #[arg(long)]
+        version: String,
+        /// A strategy plugin (`recreate`, `rolling`, `canary`, `bluegreen`); the platform's default otherwise.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// A strategy setting over the admin's, as key=value (value as JSON when it parses).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// Show its progress until it ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// An env's deploys, newest first.
+    Deploys { env: String },
+    /// Follow a deploy's progress until it ends.
+    Follow { id: String },
+    /// Let a rollout that waits for promotion go on.
+    Promote {
+        id: String,
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Stop a deploy: the release that served before serves alone again.
+    Abort {
+        id: String,
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Bring back an earlier release by its image digest, without building.
+    Rollback {
+        env: String,
+        /// The release to bring back; the one before the current by default.
+        #[arg(long)]
+        revision: Option<u32>,
+        #[arg(long)]
+        strategy: Option<String>,
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// The env ▸ service ▸ workloads ▸ pods tree.
+    Status { env: String },
+    /// A pod's log.
+    Logs {
+        env: String,
+        /// The pod; one of the serving release's by default.
+        #[arg(long)]
+        pod: Option<String>,
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only the last lines.
+        #[arg(long)]
+        tail: Option<i64>,
+    },
+    /// The plugins the platform loaded.
+    Plugins,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Create an env.
+    Create {
+        name: String,
+        #[arg(long)]
+        tomcat: String,
+        #[arg(long)]
+        jdk: String,
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
+        #[arg(long = "jvm-opts", allow_hyphen_values = true)]
+        jvm_opts: Option<String>,
+        /// An environment variable of the app, as K=V.
+        #[arg(long = "set-env", value_name = "K=V")]
+        set_env: Vec<String>,
+    },
+    List,
+    Show { name: String },
+    /// Change some fields (the rest stay).
+    Update {
+        name: String,
+        #[arg(long)]
+        tomcat: Option<String>,
+        #[arg(long)]
+        jdk: Option<String>,
+        #[arg(long)]
+        replicas: Option<u32>,
+        #[arg(long = "jvm-opts", allow_hyphen_values = true)]
+        jvm_opts: Option<String>,
+        /// Add or change an environment variable, as K=V.
+        #[arg(long = "set-env", value_name = "K=V")]
+        set_env: Vec<String>,
+        /// Remove an environment variable.
+        #[arg(long = "unset-env", value_name = "K")]
+        unset_env: Vec<String>,
+    },
+    /// Delete an env and everything it runs.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WarCommand {
+    /// Upload a WAR (streamed, with progress), then show what warship found in it.
+    Push {
+        file: PathBuf,
+        /// The app it belongs to; the file's name without `.war` by default.
+        #[arg(long)]
+        app: Option<String>,
+    },
+    List,
+    /// `app/file.war`
+    Show { war: String },
+    Delete { war: String },
+}
+
+/// Runs a client command; the exit code.
+pub async fn run(global: Global, command: ClientCommand) -> u8 {
+    match execute(&global, command).await {
+        Ok(()) => client::exit::OK,
+        Err(e) => {
+            eprintln!("{}", e.explain());
+            e.exit_code()
+        }
+    }
+}
+
+fn print_json(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON prints"));
+}
+
+fn key_value(text: &str, flag: &str) -> Result<(String, String), CliError> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| CliError::Usage(format!("{flag} {text:?} is not KEY=VALUE")))
+}
+
+/// `app/file.war` → its API path.
+fn war_path(war: &str) -> Result<String, CliError> {
+    let (app, file) = war.split_once('/').ok_or_else(|| CliError::Usage(format!("{war:?} is not app/file.war")))?;
+    Ok(format!("/api/v1/wars/{}/{}", segment(app), segment(file)))
+}
+
+async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError> {
+    let json_out = global.output == Output::Json;
+    let view = if json_out {
+        View::Silent
+    } else if std::io::stderr().is_terminal() {
+        View::Bars
+    } else {
+        View::Lines
+    };
+    if let ClientCommand::Login { url } = &command {
+        let token = global.token.clone().ok_or_else(|| CliError::Usage("give the token: warship login URL --token TOKEN".into()))?;
+        let client = Client::new(url, &token);
+        let envs = client.get("/api/v1/envs").await?;
+        let path = Login { url: client.url.clone(), token }.save()?;
+        if json_out {
+            print_json(&json!({"url": client.url, "login": path}));
+        } else {
+            println!("logged in to {} ({} envs); saved to {}", client.url, envs.as_array().map_or(0, Vec::len), path.display());
+        }
+        return Ok(());
+    }
+    let client = Client::configured(global.url.clone(), global.token.clone())?;
+    let print = |value: &Value, text: &dyn Fn(&Value) -> String| {
+        if json_out {
+            print_json(value);
+        } else {
+            println!("{}", text(value));
+        }
+    };
+    match command {
+        ClientCommand::Login { .. } => unreachable!("handled above"),
+        ClientCommand::Env { command } => env_command(&client, command, &print).await?,
+        ClientCommand::Catalog => print(&client.get("/api/v1/catalog").await?, &show::catalog),
+        ClientCommand::War { command } => war_command(&client, command, json_out, &print).await?,
+        ClientCommand::Deploy { env, war, version, strategy, settings, follow } => {
+            let mut overrides = Map::new();
+            for setting in &settings {
+                let (k, v) = key_value(setting, "--set")?;
+                overrides.insert(k, serde_json::from_str(&v).unwrap_or(Value::String(v)));
+            }
+            let mut body = json!({"war": war, "version": version});
+            if let Some(strategy) = strategy {
+                body["strategy"] = json!(strategy);
+            }
+            if !overrides.is_empty() {
+                body["settings"] = Value::Object(overrides);
+            }
+            let record = client.post(&format!("/api/v1/envs/{}/deploys", segment(&env)), &body).await?;
+            started(&client, record, follow, view, json_out).await?;
+        }
+        ClientCommand::Deploys { env } => print(&client.get(&format!("/api/v1/envs/{}/deploys", segment(&env))).await?, &show::deploys),
+        ClientCommand::Follow { id } => {
+            let record = follow::follow(&client, &id, view).await?;
+            ended(&record, json_out)?;
+        }
+        ClientCommand::Promote { id, follow } => {
+            let record = client.post(&format!("/api/v1/deploys/{}/promote", segment(&id)), &json!({})).await?;
+            if !json_out {
+                println!("promoted deploy {id}");
+            }
+            after_signal(&client, record, follow, view, json_out).await?;
+        }
+        ClientCommand::Abort { id, follow } => {
+            let record = client.post(&format!("/api/v1/deploys/{}/abort", segment(&id)), &json!({})).await?;
+            if !json_out {
+                println!("abort asked for deploy {id}; the previous release will serve alone again");
+            }
+            after_signal(&client, record, follow, view, json_out).await?;
+        }
+        ClientCommand::Rollback { env, revision, strategy, follow } => {
+            let mut body = json!({});
+            if let Some(revision) = revision {
+                body["revision"] = json!(revision);
+            }
+            if let Some(strategy) = strategy {
+                body["strategy"] = json!(strategy);
+            }
+            let record = client.post(&format!("/api/v1/envs/{}/rollback", segment(&env)), &body).await?;
+            started(&client, record, follow, view, json_out).await?;
+        }
+        ClientCommand::Status { env } => print(&client.get(&format!("/api/v1/envs/{}", segment(&env))).await?, &show::status),
+        ClientCommand::Logs { env, pod, follow, tail } => logs(&client, &env, pod, follow, tail).await?,
+        ClientCommand::Plugins => print(&client.get("/api/v1/plugins").await?["loaded"], &show::plugins),
+    }
+    Ok(())
+}
+
+/// After a deploy or rollback was accepted: follow it, or say how to.
+async fn started(client: &Client, record: Value, follow: bool, view: View, json_out: bool) -> Result<(), CliError> {
+    let id = show::text(&record["id"]);
+    if !follow {
+        if json_out {
+            print_json(&record);
+        } else {
+            println!("deploy {id} started: revision {} of {}. Follow it with: warship follow {id}", show::text(&record["revision"]), show::text(&record["env"]));
+        }
+        return Ok(());
+    }
+    if view != View::Silent {
+        let what = match record["rollback_of"].as_u64() {
+            Some(back) => format!("rollback to release {back}"),
+            None => format!("deploy of {} as {}", show::text(&record["war"]), show::text(&record["version"])),
+        };
+        println!("deploy {id}: {what} to {} (Ctrl-C stops watching, not the deploy)", show::text(&record["env"]));
+    }
+    let record = follow::follow(client, &id, view).await?;
+    ended(&record, json_out)
+}
+
+async fn after_signal(client: &Client, record: Value, follow: bool, view: View, json_out: bool) -> Result<(), CliError> {
+    if !follow {
+        if json_out {
+            print_json(&record);
+        }
+        return Ok(());
+    }
+    let record = follow::follow(client, &show::text(&record["id"]), view).await?;
+    ended(&record, json_out)
+}
+
+/// The result of a deploy that ended: exit 0 only when it succeeded.
+fn ended(record: &Value, json_out: bool) -> Result<(), CliError> {
+    if json_out {
+        print_json(record);
+    }
+    let id = show::text(&record["id"]);
+    match record["status"].as_str() {
+        Some("succeeded") => {
+            if !json_out {
+                println!(
+                    "succeeded: release {} of {} serves {} ({})",
+                    show::text(&record["revision"]),
+                    show::text(&record["env"]),
+                    show::text(&record["version"]),
+                    show::text(&record["digest"])
+                );
+            }
+            Ok(())
+        }
+        Some(status @ ("failed" | "aborted")) => {
+            let error = &record["error"];
+            let cause = error["cause"].as_str().map(|c| format!(" [{c}]")).unwrap_or_default();
+            Err(CliError::DeployEnded(format!("deploy {id} {status} ({}{cause}): {}", show::text(&error["code"]), show::text(&error["message"]))))
+        }
+        other => Err(CliError::DeployEnded(format!("deploy {id} is {}; follow it again with: warship follow {id}", other.unwrap_or("unknown")))),
+    }
+}
+
+async fn env_command(client: &Client, command: EnvCommand, print: &dyn Fn(&Value, &dyn Fn(&Value) -> String)) -> Result<(), CliError> {
+    let env_vars = |pairs: &[String]| -> Result<Map<String, Value>, CliError> {
+        pairs.iter().map(|p| key_value(p, "--set-env").map(|(k, v)| (k, Value::String(v)))).collect()
+    };
+    match command {
+        EnvCommand::Create { name, tomcat, jdk, replicas, jvm_opts, set_env } => {
+            let mut body = json!({"name": name, "tomcat": tomcat, "jdk": jdk, "replicas": replicas, "env": env_vars(&set_env)?});
+            if let Some(jvm) = jvm_opts {
+                body["jvm_options"] = json!(jvm);
+            }
+            print(&client.post("/api/v1/envs", &body).await?, &|e| format!("created env {}", show::text(&e["name"])));
+        }
+        EnvCommand::List => print(&client.get("/api/v1/envs").await?, &show::envs),
+        EnvCommand::Show { name } => print(&client.get(&format!("/api/v1/envs/{}", segment(&name))).await?, &show::status),
+        EnvCommand::Update { name, tomcat, jdk, replicas, jvm_opts, set_env, unset_env } => {
+            let path = format!("/api/v1/envs/{}", segment(&name));
+            let mut patch = Map::new();
+            for (key, value) in [("tomcat", tomcat.map(Value::from)), ("jdk", jdk.map(Value::from)), ("replicas", replicas.map(Value::from)), ("jvm_options", jvm_opts.map(Value::from))] {
+                if let Some(value) = value {
+                    patch.insert(key.into(), value);
+                }
+            }
+            if !set_env.is_empty() || !unset_env.is_empty() {
+                // The API replaces the whole map: start from what the env has.
+                let current = client.get(&path).await?;
+                let mut vars = current["env"].as_object().cloned().unwrap_or_default();
+                vars.extend(env_vars(&set_env)?);
+                for key in &unset_env {
+                    vars.remove(key);
+                }
+                patch.insert("env".into(), Value::Object(vars));
+            }
+            if patch.is_empty() {
+                return Err(CliError::Usage("nothing to change: give --replicas, --jvm-opts, --set-env, --unset-env, --tomcat or --jdk".into()));
+            }
+            let updated = client.json(reqwest::Method::PATCH, &path, Some(&Value::Object(patch))).await?;
+            print(&updated, &|e| format!("updated env {}; the next deploy rolls it out", show::text(&e["name"])));
+        }
+        EnvCommand::Delete { name } => {
+            client.json(reqwest::Method::DELETE, &format!("/api/v1/envs/{}", segment(&name)), None).await?;
+            print(&json!({"deleted": name}), &|_| format!("deleted env {name} and everything it ran"));
+        }
+    }
+    Ok(())
+}
+
+async fn war_command(client: &Client, command: WarCommand, json_out: bool, print: &dyn Fn(&Value, &dyn Fn(&Value) -> String)) -> Result<(), CliError> {
+    match command {
+        WarCommand::Push { file, app } => {
+            let record = push_war(client, &file, app, json_out).await?;
+            print(&record, &|w| format!("uploaded {}", show::war(w)));
+        }
+        WarCommand::List => print(&client.get("/api/v1/wars").await?, &show::wars),
+        WarCommand::Show { war } => print(&client.get(&war_path(&war)?).await?, &show::war),
+        WarCommand::Delete { war } => {
+            client.json(reqwest::Method::DELETE, &war_path(&war)?, None).await?;
+            print(&json!({"deleted": war}), &|_| format!("deleted {war}"));
+        }
+    }
+    Ok(())
+}
+
+/// Streams the file to the server (never whole in memory), with a byte bar on a terminal.
+async fn push_war(client: &Client, file: &std::path::Path, app: Option<String>, json_out: bool) -> Result<Value, CliError> {
+    let unreadable = |e: std::io::Error| CliError::Usage(format!("cannot read {}: {e}", file.display()));
+    let name = file.file_name().and_then(|n| n.to_str()).ok_or_else(|| CliError::Usage(format!("{} has no file name", file.display())))?.to_owned();
+    let app = app.unwrap_or_else(|| name.strip_suffix(".war").unwrap_or(&name).to_owned());
+    let opened = tokio::fs::File::open(file).await.map_err(unreadable)?;
+    let size = opened.metadata().await.map_err(unreadable)?.len();
+    let bar = if !json_out && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("uploading {prefix} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(name.clone());
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let counted = bar.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(opened, 256 * 1024).inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            counted.inc(chunk.len() as u64);
+        }
+    });
+    let request = client
+        .request(reqwest::Method::PUT, &format!("/api/v1/wars/{}/{}", segment(&app), segment(&name)))
+        .header(reqwest::header::CONTENT_LENGTH, size)
+        .header(reqwest::header::CONTENT_TYPE, "application/java-archive")
+        .body(reqwest::Body::wrap_stream(stream));
+    let response = client.send(request).await;
+    bar.finish_and_clear();
+    let response = response?;
+    response.json().await.map_err(|e| CliError::Unreachable { url: client.url.clone(), message: format!("the answer is not JSON: {e}") })
+}
+
+async fn logs(client: &Client, env: &str, pod: Option<String>, follow: bool, tail: Option<i64>) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut query = vec![format!("follow={follow}")];
+    if let Some(pod) = pod {
+        query.push(format!("pod={}", segment(&pod)));
+    }
+    if let Some(tail) = tail {
+        query.push(format!("tail={tail}"));
+    }
+    let response = client.send(client.request(reqwest::Method::GET, &format!("/api/v1/envs/{}/logs?{}", segment(env), query.join("&")))).await?;
+    if let Some(pod) = response.headers().get("x-warship-pod").and_then(|v| v.to_str().ok()) {
+        eprintln!("log of pod {pod}:");
+    }
+    let mut body = response.bytes_stream();
+    let mut stdout = std::io::stdout();
+    loop {
+        let chunk = tokio::select! {
+            chunk = body.next() => chunk,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let Some(chunk) = chunk else { return Ok(()) };
+        let chunk = chunk.map_err(|e| CliError::Unreachable { url: client.url.clone(), message: e.to_string() })?;
+        let _ = stdout.write_all(&chunk);
+        let _ = stdout.flush();
+    }
+}

@@ -1,0 +1,259 @@
+//! The `warship` CLI end to end: the real binary as a client of a real `warship serve`
+//! (with the real registry and control plane behind it), from `login` to a promoted
+//! canary and a rollback; its JSON output parsed, its one-line-per-event output when
+//! not on a terminal, its exit codes and error words, and, in a real terminal (tmux),
+//! the upload's progress bar, the live rollout and the coloured status tree.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::host::{config_for, Host};
+use support::{big_war, fixture, KubeCluster, Registry};
+
+const BIN: &str = env!("CARGO_BIN_EXE_warship");
+
+/// The CLI as a user runs it: its own config home, no server or token in the environment.
+struct Cli {
+    home: PathBuf,
+}
+
+impl Cli {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join("config"))
+            .env_remove("WARSHIP_URL")
+            .env_remove("WARSHIP_TOKEN")
+            .env_remove("RUST_BACKTRACE");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs and expects exit code `code`; stdout.
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "warship {}\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.expect(0, args)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// Exit code and stderr of a command that fails.
+    fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A tmux session of 160×40 running `script`, everything it writes to the terminal
+/// also piped to a file.
+struct Terminal {
+    name: String,
+    log: PathBuf,
+}
+
+impl Terminal {
+    fn start(cli: &Cli, name: &str, script: &str) -> Terminal {
+        let log = cli.home.join(format!("{name}.tty"));
+        let path = std::env::var("PATH").unwrap();
+        let env = format!(
+            "export HOME={home} XDG_CONFIG_HOME={home}/config PATH={path} TERM=xterm-256color; unset NO_COLOR WARSHIP_URL WARSHIP_TOKEN",
+            home = cli.home.display()
+        );
+        // The pane starts a shell that waits, so the pipe is in place before the script runs.
+        let status = Command::new("tmux").args(["new-session", "-d", "-s", name, "-x", "160", "-y", "40", "sh", "-c", "read go; eval \"$go\"; sleep 30"]).status().unwrap();
+        assert!(status.success());
+        let status = Command::new("tmux").args(["pipe-pane", "-o", "-t", name, &format!("cat >> {}", log.display())]).status().unwrap();
+        assert!(status.success());
+        let status = Command::new("tmux").args(["send-keys", "-t", name, &format!("{env}; {script}; echo EXIT=$?"), "Enter"]).status().unwrap();
+        assert!(status.success());
+        Terminal { name: name.to_owned(), log }
+    }
+
+    /// What the pane shows now.
+    fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Everything written to the terminal so far, escapes included.
+    fn written(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    fn wait_for(&self, text: &str, timeout: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(started.elapsed() < timeout, "the terminal never showed {text:?}:\n{screen}\n--- written:\n{}", self.written());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
+    }
+}
+
+fn id_in(line: &str) -> String {
+    // "... run `warship promote ID` ..."
+    line.split("warship promote ").nth(1).unwrap().split('`').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_login_to_a_promoted_canary_and_a_rollback_for_people_and_for_scripts() {
+    let registry = Registry::start().await;
+    registry.push_base_images();
+    let cluster = KubeCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (host, tokens) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &["alice"]);
+    let token = tokens[0].as_str();
+    let cli = Cli { home: dir.path().join("home") };
+    std::fs::create_dir_all(&cli.home).unwrap();
+
+    // Before login: what to do. Bad usage: 2.
+    let (code, said) = cli.fails(&["env", "list"]);
+    assert_eq!(code, 5, "{said}");
+    assert!(said.contains("not logged in: run `warship login URL --token TOKEN`"), "{said}");
+    assert_eq!(cli.fails(&["deploy", "shop"]).0, 2);
+    let (code, said) = cli.fails(&["login", &host.base, "--token", "nope"]);
+    assert_eq!(code, 5, "{said}");
+    assert!(said.contains("refused the token"), "{said}");
+    let (code, said) = cli.fails(&["login", "http://127.0.0.1:1", "--token", token]);
+    assert_eq!(code, 4, "{said}");
+    assert!(said.contains("cannot reach the warship server at http://127.0.0.1:1") && said.contains("onnection refused"), "{said}");
+
+    let said = cli.ok(&["login", &host.base, "--token", token]);
+    assert!(said.starts_with(&format!("logged in to {}", host.base)), "{said}");
+    let login = cli.home.join("config/warship/login.toml");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&login).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&login).unwrap().contains(token));
+
+    // Envs and WARs; JSON is the API's own.
+    cli.ok(&["env", "create", "shop", "--tomcat", "10.1", "--jdk", "17", "--replicas", "2", "--jvm-opts", "-Xmx256m", "--set-env", "MODE=cli"]);
+    let (code, said) = cli.fails(&["env", "create", "bad", "--tomcat", "99", "--jdk", "17"]);
+    assert_eq!(code, 3, "{said}");
+    assert!(said.contains("(422, env.invalid)") && said.contains("- tomcat:"), "the problem and its fields: {said}");
+    let envs = cli.json(&["env", "list"]);
+    assert_eq!(envs[0]["name"], "shop");
+    assert_eq!(envs[0]["env"]["MODE"], "cli");
+    let catalog = cli.ok(&["catalog"]);
+    assert!(catalog.starts_with("TOMCAT") && catalog.contains("warship/tomcat:10.1-jdk17"), "{catalog}");
+    let pushed = cli.ok(&["war", "push", fixture("sample.war").to_str().unwrap()]);
+    assert!(pushed.contains("uploaded sample/sample.war") && pushed.contains("sha256") && pushed.contains("servlet API"), "{pushed}");
+    let wars = cli.json(&["war", "list"]);
+    assert_eq!((wars[0]["app"].as_str(), wars[0]["file"].as_str()), (Some("sample"), Some("sample.war")));
+    assert_eq!(cli.json(&["war", "show", "sample/sample.war"])["sha256"], wars[0]["sha256"]);
+
+    // A deploy followed off a terminal: one line per event, the result, exit 0.
+    let followed = cli.ok(&["deploy", "shop", "sample.war", "--version", "1.0", "--strategy", "recreate", "--follow"]);
+    for line in ["] queued (revision 1, recreate strategy)", "] validating", "] building", "] pushing", "] rolling-out (sha256:", "]   step 1 scale: recreate: starting 2 new pods", "]   pushed layer", "]   replicas: candidate r1 2/2 ready", "] succeeded", "succeeded: release 1 of shop serves 1.0 (sha256:"] {
+        assert!(followed.contains(line), "{line:?} missing from:\n{followed}");
+    }
+    assert!(!followed.contains('\u{1b}'), "no escapes off a terminal:\n{followed}");
+
+    // A canary followed until it waits for promotion; the follower names the command.
+    let steps = r#"steps=[{"weight": 50}, {"await-promotion": true}]"#;
+    let mut follower = cli
+        .command(&["deploy", "shop", "sample.war", "--version", "2.0", "--strategy", "canary", "--set", steps, "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let waiting = loop {
+        let line = lines.next().expect("the follower ended before the promotion point").unwrap();
+        if line.contains("waiting for promotion") {
+            break line;
+        }
+    };
+    let id = id_in(&waiting);
+    // Meanwhile another deploy is refused, with how to watch the running one.
+    let (code, said) = cli.fails(&["deploy", "shop", "sample.war", "--version", "2.1"]);
+    assert_eq!(code, 3, "{said}");
+    assert!(said.contains("deploy.in_progress") && said.contains(&format!("watch it with: warship follow {id}")), "{said}");
+    let status = cli.json(&["status", "shop"]);
+    assert_eq!(status["deploying"], id.as_str());
+    assert_eq!(status["service"]["workloads"].as_array().unwrap().len(), 2, "stable and canary: {status}");
+    assert!(cli.ok(&["promote", &id]).contains(&format!("promoted deploy {id}")));
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(follower.wait().unwrap().success(), "{rest:?}");
+    assert!(rest.last().unwrap().starts_with("succeeded: release 2 of shop serves 2.0"), "{rest:?}");
+
+    // The tree for people, and the same for scripts.
+    let tree = cli.ok(&["status", "shop"]);
+    assert!(tree.starts_with("env shop  tomcat 10.1 · jdk 17 · 2 replicas · release 2 (2.0, sha256:"), "{tree}");
+    assert!(tree.contains("└─ workload shop-r2  release 2 · 2.0 · sha256:") && tree.contains("2/2 ready serving"), "{tree}");
+    assert_eq!(tree.matches("├─ pod shop-r2-").count() + tree.matches("└─ pod shop-r2-").count(), 2, "{tree}");
+
+    // Rollback, followed: release 1's digest again, as release 3.
+    let back = cli.ok(&["rollback", "shop", "--follow"]);
+    assert!(back.contains("rollback to release 1") && back.contains("succeeded: release 3 of shop serves 1.0"), "{back}");
+    let history = cli.json(&["deploys", "shop"]);
+    assert_eq!(history.as_array().unwrap().len(), 3);
+    assert_eq!(history[0]["digest"], history[2]["digest"], "the rollback runs release 1's image");
+    let table = cli.ok(&["deploys", "shop"]);
+    assert!(table.starts_with("ID") && table.lines().count() == 4, "{table}");
+
+    // A deploy aborted and followed to its end: exit 1, with the reason.
+    let started = cli.json(&["deploy", "shop", "sample.war", "--version", "4.0", "--strategy", "canary"]);
+    let id = started["id"].as_str().unwrap();
+    let (code, said) = cli.fails(&["abort", id, "--follow"]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains(&format!("deploy {id} aborted (deploy.aborted)")), "{said}");
+
+    // Logs reach the API server; kwok's nodes have none, and the error says so.
+    let (code, said) = cli.fails(&["logs", "shop"]);
+    assert_eq!(code, 3, "{said}");
+    assert!(said.contains("logs.unavailable"), "{said}");
+    assert!(cli.ok(&["completions", "bash"]).contains("_warship()"));
+    assert!(cli.ok(&["plugins"]).contains("canary"));
+
+    // In a real terminal: the upload's bar, then the live rollout, then the coloured tree.
+    let big = dir.path().join("big.war");
+    big_war(&big, 300);
+    let terminal = Terminal::start(&cli, "warship-cli-test", &format!("{BIN} war push {}", big.display()));
+    terminal.wait_for("EXIT=0", Duration::from_secs(120));
+    let written = terminal.written();
+    assert!(written.contains("uploading big.war [") && written.contains("MiB/300.00 MiB"), "no progress bar:\n{written}");
+    assert!(terminal.screen().contains("uploaded big/big.war"));
+    drop(terminal);
+    let terminal = Terminal::start(&cli, "warship-cli-deploy", &format!("{BIN} deploy shop big.war --version 5.0 --follow && {BIN} status shop"));
+    let screen = terminal.wait_for("EXIT=0", Duration::from_secs(180));
+    assert!(screen.contains("succeeded: release 4 of shop serves 5.0"), "{screen}");
+    assert!(screen.contains("└─ workload shop-r4"), "{screen}");
+    let written = terminal.written();
+    assert!(written.contains("s building") || written.contains("s pushing"), "the spinner showed the status:\n{written}");
+    assert!(written.contains("\u{1b}[32m2/2 ready"), "the tree is coloured on a terminal:\n{written}");
+}
