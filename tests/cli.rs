@@ -90,7 +90,8 @@ impl Terminal {
         assert!(status.success());
         let status = Command::new("tmux").args(["pipe-pane", "-o", "-t", name, &format!("cat >> {}", log.display())]).status().unwrap();
         assert!(status.success());
-        let status = Command::new("tmux").args(["send-keys", "-t", name, &format!("{env}; {script}; echo EXIT=$?"), "Enter"]).status().unwrap();
+        // The shell traps Ctrl-C so it outlives the command it runs and reports its exit.
+        let status = Command::new("tmux").args(["send-keys", "-t", name, &format!("{env}; trap true INT; {script}; echo EXIT=$?"), "Enter"]).status().unwrap();
         assert!(status.success());
         Terminal { name: name.to_owned(), log }
     }
@@ -104,6 +105,10 @@ impl Terminal {
     /// Everything written to the terminal so far, escapes included.
     fn written(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    fn keys(&self, keys: &str) {
+        assert!(Command::new("tmux").args(["send-keys", "-t", &self.name, keys]).status().unwrap().success());
     }
 
     fn wait_for(&self, text: &str, timeout: Duration) -> String {
@@ -256,4 +261,21 @@ async fn from_login_to_a_promoted_canary_and_a_rollback_for_people_and_for_scrip
     let written = terminal.written();
     assert!(written.contains("s building") || written.contains("s pushing"), "the spinner showed the status:\n{written}");
     assert!(written.contains("\u{1b}[32m2/2 ready"), "the tree is coloured on a terminal:\n{written}");
+    drop(terminal);
+
+    // Ctrl-C while following a canary stops following, not the canary, and says how to go on.
+    let terminal = Terminal::start(
+        &cli,
+        "warship-cli-interrupt",
+        &format!("{BIN} deploy shop sample.war --version 6.0 --strategy canary --set '{steps}' --follow"),
+    );
+    let screen = terminal.wait_for("waiting for promotion", Duration::from_secs(120));
+    let id = id_in(screen.lines().find(|l| l.contains("waiting for promotion")).unwrap());
+    terminal.keys("C-c");
+    let screen = terminal.wait_for("EXIT=130", Duration::from_secs(30));
+    assert!(screen.contains(&format!("stopped following; deploy {id} goes on. Watch it again with: warship follow {id}")), "{screen}");
+    let record = cli.json(&["deploys", "shop"])[0].clone();
+    assert_eq!((record["id"].as_str(), record["status"].as_str()), (Some(id.as_str()), Some("rolling-out")));
+    let promoted = cli.ok(&["promote", &id, "--follow"]);
+    assert!(promoted.contains("succeeded: release 5 of shop serves 6.0"), "{promoted}");
 }
