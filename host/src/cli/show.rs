@@ -84,7 +84,7 @@ pub fn deploys(list: &Value) -> String {
                 Some(code) => format!("{} ({code})", text(&d["status"])),
                 None => text(&d["status"]),
             };
-            vec![text(&d["id"]), text(&d["revision"]), text(&d["version"]), text(&d["strategy"]), status_colour(&result), short_digest(&d["digest"]), text(&d["created_at"])]
+            vec![text(&d["id"]), text(&d["revision"]), text(&d["version"]), text(&d["strategy"]), status_colour(&result), short_digest(&d["digest"]), moment(&d["created_at"])]
         })
         .collect();
     table(&["ID", "REV", "VERSION", "STRATEGY", "RESULT", "DIGEST", "STARTED"], &rows)
@@ -187,6 +187,12 @@ pub fn status(s: &Value) -> String {
         }
     }
     out.join("\n")
+}
+
+/// `2026-11-27 05:44:52` from an RFC 3339 time: to the second, UTC.
+fn moment(value: &Value) -> String {
+    let full = text(value);
+    full.get(..19).map_or(full.clone(), |t| t.replace('T', " "))
 }
 
 fn short_sha(value: &Value) -> String {
