@@ -201,7 +201,7 @@ async fn a_canary_is_paused_promoted_and_rolled_back_others_are_aborted_by_hand_
 async fn each_failure_is_diagnosed_in_plain_words_while_the_previous_release_serves_and_logs_reach_the_api_server() {
     let shop = Shop::serving(2, "rolling").await;
     let (host, kube, alice, first_image) = (&shop.host, &shop.kube, shop.alice.as_str(), &shop.first_image);
-    patch_env(&host, alice, json!({"rollout_deadline_secs": 8})).await;
+    patch_env(&host, alice, json!({"rollout_deadline_secs": 10})).await;
 
     // Each fault the kwok nodes fake as a kubelet would, and the words warship finds for it.
     let faults = [
