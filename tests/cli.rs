@@ -278,4 +278,16 @@ async fn from_login_to_a_promoted_canary_and_a_rollback_for_people_and_for_scrip
     assert_eq!((record["id"].as_str(), record["status"].as_str()), (Some(id.as_str()), Some("rolling-out")));
     let promoted = cli.ok(&["promote", &id, "--follow"]);
     assert!(promoted.contains("succeeded: release 5 of shop serves 6.0"), "{promoted}");
+
+    // Changing an env keeps what is not named; deleting it takes what it ran.
+    let updated = cli.json(&["env", "update", "shop", "--replicas", "3", "--set-env", "EXTRA=1", "--unset-env", "MODE"]);
+    assert_eq!((updated["replicas"].as_u64(), updated["jvm_options"].as_str()), (Some(3), Some("-Xmx256m")));
+    assert_eq!(updated["env"], serde_json::json!({"EXTRA": "1"}));
+    let (code, said) = cli.fails(&["env", "update", "shop"]);
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("nothing to change"), "{said}");
+    cli.ok(&["war", "delete", "big/big.war"]);
+    assert_eq!(cli.json(&["war", "list"]).as_array().unwrap().len(), 1);
+    assert!(cli.ok(&["env", "delete", "shop"]).contains("deleted env shop"));
+    assert_eq!(cli.json(&["env", "list"]), serde_json::json!([]));
 }
