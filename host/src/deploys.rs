@@ -999,7 +999,10 @@ impl Deploys {
                     tokio::time::sleep(Duration::from_millis(ms).min(TICK)).await;
                 }
                 Action::AwaitPromotion => {
-                    if !run.record.promoted {
+                    if run.record.promoted {
+                        // Promoted, yet the plugin still waits: ask again, but not in a spin.
+                        tokio::time::sleep(TICK).await;
+                    } else {
                         let _ = tokio::time::timeout(TICK, signals.changed()).await;
                     }
                 }
