@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use serde_json::{json, Value};
-use support::host::{config_for, deployments, pods_of, statuses, Host};
+use support::host::{config_for, deployments, pods_of, statuses, Host, Shop};
 use support::{fixture, Etcd, KubeCluster, Registry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,22 +135,13 @@ async fn a_war_becomes_ready_pods_then_rolls_to_a_new_version_one_deploy_per_env
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_past_its_deadline_fails_with_the_cause_the_previous_release_serves_and_a_killed_host_resumes() {
-    let registry = Registry::start().await;
-    registry.push_base_images();
-    let cluster = KubeCluster::start();
-    let kube = cluster.client().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (host, tokens) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &["alice"]);
-    let alice = &tokens[0];
-    let (status, env) = host.post("/api/v1/envs", alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 2})).await;
-    assert_eq!(status, 201, "{env}");
-    host.upload(alice, "sample", "sample.war", &fixture("sample.war")).await;
-    let (_, first) = host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "1.0"})).await;
-    let first = host.wait_deploy(alice, first["id"].as_str().unwrap()).await;
-    assert_eq!(first["status"], "succeeded", "{first}");
+    let mut shop = Shop::serving(2, "rolling").await;
+    let (kube, alice, first) = (shop.kube.clone(), shop.alice.clone(), shop.first.clone());
+    let alice = &alice;
 
     // No node has 64 CPUs: the new pods cannot be scheduled.
-    let (status, patched) = host
+    let (status, patched) = shop
+        .host
         .call(
             reqwest::Method::PATCH,
             "/api/v1/envs/shop",
@@ -159,13 +150,14 @@ async fn a_rollout_past_its_deadline_fails_with_the_cause_the_previous_release_s
         )
         .await;
     assert_eq!(status, 200, "{patched}");
-    let (_, second) = host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "2.0", "strategy": "rolling"})).await;
+    let (_, second) = shop.host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "2.0", "strategy": "rolling"})).await;
     let started = Instant::now();
-    let second = host.wait_deploy(alice, second["id"].as_str().unwrap()).await;
+    let second = shop.host.wait_deploy(alice, second["id"].as_str().unwrap()).await;
     assert_eq!(second["status"], "failed", "{second}");
     assert_eq!(second["error"]["code"], "rollout.deadline");
     let message = second["error"]["message"].as_str().unwrap();
     assert!(message.contains("within the env's deadline of 8s") && message.contains("Insufficient cpu"), "{message}");
+    assert_eq!(second["error"]["cause"], "unschedulable");
     assert!(started.elapsed() < Duration::from_secs(60), "the deadline ends the rollout");
 
     // The first release still serves alone, at full strength.
@@ -176,32 +168,31 @@ async fn a_rollout_past_its_deadline_fails_with_the_cause_the_previous_release_s
     assert_eq!(names, ["shop-r1"], "the failed candidate is removed");
     let service = Api::<Service>::namespaced(kube.clone(), namespace).get("shop").await.unwrap();
     assert_eq!(service.spec.unwrap().selector.unwrap()["warship.io/release"], "1");
-    let (_, status) = host.get("/api/v1/envs/shop", alice).await;
+    let (_, status) = shop.host.get("/api/v1/envs/shop", alice).await;
     assert_eq!((status["used"].as_u64(), status["current"]["revision"].as_u64()), (Some(1), Some(1)));
     assert_eq!(status["deploying"], Value::Null, "the lock is free again");
 
     // A host killed mid-rollout: the next host carries the rollout on from its record.
-    let (status, _) = host.call(reqwest::Method::PATCH, "/api/v1/envs/shop", alice, Some(json!({"resources": {"requests": {"cpu": "100m"}}, "rollout_deadline_secs": 120}))).await;
+    let (status, _) = shop.host.call(reqwest::Method::PATCH, "/api/v1/envs/shop", alice, Some(json!({"resources": {"requests": {"cpu": "100m"}}, "rollout_deadline_secs": 120}))).await;
     assert_eq!(status, 200);
-    let (_, third) = host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "3.0", "strategy": "rolling"})).await;
+    let (_, third) = shop.host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "sample.war", "version": "3.0", "strategy": "rolling"})).await;
     let third_id = third["id"].as_str().unwrap().to_owned();
     let started = Instant::now();
     loop {
-        let (_, record) = host.get(&format!("/api/v1/deploys/{third_id}"), alice).await;
+        let (_, record) = shop.host.get(&format!("/api/v1/deploys/{third_id}"), alice).await;
         if record["status"] == "rolling-out" && record["step"]["index"].as_u64() >= Some(1) {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "never rolling out: {record}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(host); // SIGKILL
-    let (host, _) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &[]);
-    let resumed = host.wait_deploy(alice, &third_id).await;
+    shop.kill_and_restart();
+    let resumed = shop.host.wait_deploy(alice, &third_id).await;
     assert_eq!(resumed["status"], "succeeded", "{resumed}");
     assert_eq!(pods_of(&kube, namespace, "shop", 2).await.len(), 2, "release 2 (the failed one's revision, reused) serves");
     let names: Vec<_> = deployments(&kube, namespace).await.into_iter().filter_map(|d| d.metadata.name).collect();
     assert_eq!(names, ["shop-r2"]);
-    let (_, status) = host.get("/api/v1/envs/shop", alice).await;
+    let (_, status) = shop.host.get("/api/v1/envs/shop", alice).await;
     assert_eq!((status["used"].as_u64(), status["current"]["version"].as_str()), (Some(2), Some("3.0")));
     assert_eq!(status["deploying"], Value::Null);
 }

@@ -11,56 +11,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::host::{config_for, deployment_names, pods_of, service_selector, Host};
-use support::{big_war, fixture, KubeCluster, Registry};
+use support::big_war;
+use support::host::{deploy, deployment_names, pods_of, service_selector, Host, Shop};
 
 const NAMESPACE: &str = "warship-alice";
 const RELEASE: &str = "warship.io/release";
-
-/// Every real part, a host with alice, her env `shop` of `replicas` with sample.war
-/// uploaded, and release 1 of it serving (deployed by `strategy`).
-struct Shop {
-    registry: Registry,
-    cluster: KubeCluster,
-    kube: kube::Client,
-    dir: tempfile::TempDir,
-    host: Host,
-    alice: String,
-    first: Value,
-    first_image: String,
-}
-
-impl Shop {
-    async fn serving(replicas: u32, strategy: &str) -> Shop {
-        let registry = Registry::start().await;
-        registry.push_base_images();
-        let cluster = KubeCluster::start();
-        let kube = cluster.client().await;
-        let dir = tempfile::tempdir().unwrap();
-        let (host, tokens) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &["alice"]);
-        let alice = tokens[0].clone();
-        let (status, env) = host.post("/api/v1/envs", &alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": replicas})).await;
-        assert_eq!(status, 201, "{env}");
-        host.upload(&alice, "sample", "sample.war", &fixture("sample.war")).await;
-        let first = deploy(&host, &alice, json!({"war": "sample.war", "version": "1.0", "strategy": strategy})).await;
-        let first = host.wait_deploy(&alice, &first).await;
-        assert_eq!(first["status"], "succeeded", "{first}");
-        let first_image = first["image"].as_str().unwrap().to_owned();
-        Shop { registry, cluster, kube, dir, host, alice, first, first_image }
-    }
-
-    /// SIGKILLs the host and starts another on the same store.
-    fn kill_and_restart(&mut self) {
-        self.host.kill();
-        self.host = Host::start(self.dir.path(), "host", &config_for(&self.registry, &self.cluster, ""), &[]).0;
-    }
-}
-
-async fn deploy(host: &Host, token: &str, body: Value) -> String {
-    let (status, started) = host.post("/api/v1/envs/shop/deploys", token, body).await;
-    assert_eq!(status, 202, "{started}");
-    started["id"].as_str().unwrap().to_owned()
-}
 
 async fn patch_env(host: &Host, token: &str, patch: Value) {
     let (status, patched) = host.call(reqwest::Method::PATCH, "/api/v1/envs/shop", token, Some(patch)).await;

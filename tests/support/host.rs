@@ -9,9 +9,9 @@ use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{free_port, KubeCluster, Registry};
+use super::{fixture, free_port, KubeCluster, Registry};
 
 const BIN: &str = env!("CARGO_BIN_EXE_warship");
 
@@ -214,3 +214,48 @@ pub fn statuses(events: &[(String, Value)]) -> Vec<String> {
     seen
 }
 
+/// Every real part, a host with alice, her env `shop` of `replicas` with sample.war
+/// uploaded, and release 1 of it serving (deployed by `strategy`).
+pub struct Shop {
+    pub registry: Registry,
+    pub cluster: KubeCluster,
+    pub kube: kube::Client,
+    pub dir: tempfile::TempDir,
+    pub host: Host,
+    pub alice: String,
+    pub first: Value,
+    pub first_image: String,
+}
+
+impl Shop {
+    pub async fn serving(replicas: u32, strategy: &str) -> Shop {
+        let registry = Registry::start().await;
+        registry.push_base_images();
+        let cluster = KubeCluster::start();
+        let kube = cluster.client().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (host, tokens) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &["alice"]);
+        let alice = tokens[0].clone();
+        let (status, env) = host.post("/api/v1/envs", &alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": replicas})).await;
+        assert_eq!(status, 201, "{env}");
+        host.upload(&alice, "sample", "sample.war", &fixture("sample.war")).await;
+        let first = deploy(&host, &alice, json!({"war": "sample.war", "version": "1.0", "strategy": strategy})).await;
+        let first = host.wait_deploy(&alice, &first).await;
+        assert_eq!(first["status"], "succeeded", "{first}");
+        let first_image = first["image"].as_str().unwrap().to_owned();
+        Shop { registry, cluster, kube, dir, host, alice, first, first_image }
+    }
+
+    /// SIGKILLs the host and starts another on the same store.
+    pub fn kill_and_restart(&mut self) {
+        self.host.kill();
+        self.host = Host::start(self.dir.path(), "host", &config_for(&self.registry, &self.cluster, ""), &[]).0;
+    }
+}
+
+/// Starts a deploy on env `shop`; its id.
+pub async fn deploy(host: &Host, token: &str, body: Value) -> String {
+    let (status, started) = host.post("/api/v1/envs/shop/deploys", token, body).await;
+    assert_eq!(status, 202, "{started}");
+    started["id"].as_str().unwrap().to_owned()
+}
