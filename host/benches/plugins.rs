@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use warship_host::config::{PluginConfig, PluginKind, PluginRuntimeConfig};
+use warship_host::domain;
 use warship_host::plugins::{default_plugin_configs, types, Plugin, Runtime};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -97,13 +98,13 @@ fn war() -> types::WarFacts {
 }
 
 /// Mid-canary: the 10% step scaled, waiting for its pod.
-fn rollout() -> types::RolloutState {
-    let workload = |replicas, ready| types::Workload { replicas, ready, restarts: 0, unready_ms: 0 };
-    types::RolloutState {
+fn rollout() -> domain::RolloutState {
+    let workload = |replicas, ready| domain::Workload { replicas, ready, restarts: 0, unready_ms: 0 };
+    domain::RolloutState {
         desired_replicas: 4,
         stable: Some(workload(3, 3)),
         candidate: workload(1, 0),
-        traffic: types::Traffic::Both,
+        traffic: domain::Traffic::Both,
         step_index: 0,
         time_in_step_ms: 2000,
         promoted: false,

@@ -333,6 +333,11 @@ pub struct DeployConfig {
     pub rollout_deadline_secs: u64,
     /// How long deleting an env waits for its Kubernetes objects to be gone.
     pub delete_timeout_secs: u64,
+    /// The most pods a strategy may ask of one release; asking more fails the deploy
+    /// as the plugin's error.
+    pub max_replicas: u32,
+    /// Ended deploys (and image builds) kept per env; older ones are pruned with their events.
+    pub keep_per_env: usize,
 }
 
 impl Default for DeployConfig {
@@ -343,6 +348,8 @@ impl Default for DeployConfig {
             replace_strategy: "recreate".into(),
             rollout_deadline_secs: 300,
             delete_timeout_secs: 60,
+            max_replicas: 100,
+            keep_per_env: 50,
         }
     }
 }
@@ -394,17 +401,23 @@ impl Config {
         if self.registry.push_timeout_secs == 0 {
             return Err("registry.push_timeout_secs must be above 0".into());
         }
-        if crate::image::Platform::parse(&self.build.platform).is_none() {
+        if crate::domain::Platform::parse(&self.build.platform).is_none() {
             return Err(format!("build.platform {:?} must read os/architecture[/variant], e.g. linux/amd64", self.build.platform));
         }
         if self.kubernetes.kubeconfig.is_some() && self.kubernetes.in_cluster {
             return Err("set kubernetes.kubeconfig or kubernetes.in_cluster, not both".into());
         }
-        if crate::validation::dns_label_problem(&format!("{}a", self.kubernetes.namespace_prefix), 33).is_some() {
+        if crate::domain::dns_label_problem(&format!("{}a", self.kubernetes.namespace_prefix), 33).is_some() {
             return Err(format!(
                 "kubernetes.namespace_prefix {:?} must be lower-case letters, digits and '-', start with a letter, at most 32 characters",
                 self.kubernetes.namespace_prefix
             ));
+        }
+        if self.deploys.max_replicas == 0 {
+            return Err("deploys.max_replicas must be above 0".into());
+        }
+        if self.deploys.keep_per_env == 0 {
+            return Err("deploys.keep_per_env must be above 0: the running deploy's record is one of them".into());
         }
         if self.deploys.rollout_deadline_secs == 0 {
             return Err("deploys.rollout_deadline_secs must be above 0".into());

@@ -13,14 +13,16 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::config::Config;
-use crate::envs::{EnvError, EnvName, Envs};
+use crate::domain::EnvName;
+use crate::envs::{EnvError, Envs};
 use crate::events::EventLog;
 use crate::image::{BuildError, BuildEvent, BuildJob, Builder, ContextFile, Progress};
 use crate::plugins::{PluginError, Plugins};
 use crate::registry::{tag_problem, RegistryClient};
+use crate::jobs::{self, Lease, LEASE_TTL};
 use crate::store::{self, DynStore, Precondition, StoreError};
 use crate::users::UserName;
-use crate::validation::Violation;
+use crate::domain::Violation;
 use crate::wars::{WarError, WarRecord, Wars};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -65,6 +67,11 @@ pub struct ImageRecord {
     pub error: Option<ImageFailure>,
     /// The Dockerfile the template plugin rendered.
     pub dockerfile: String,
+    /// The lock of the job running the build (its own, or the deploy's that builds
+    /// it as a stage), and the holder: a build whose job's lock is gone was interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub held_by: Option<(String, String)>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -82,6 +89,13 @@ pub struct ImageRequest {
     pub env: String,
     /// The image tag, e.g. `1.0.3`.
     pub version: String,
+}
+
+/// A build whose record is written, ready to run.
+pub struct Started {
+    pub record: ImageRecord,
+    revision: u64,
+    job: BuildJob,
 }
 
 /// A build that passed every check, ready to start.
@@ -121,9 +135,6 @@ pub enum ImageError {
     Failed(ImageFailure),
 }
 
-/// How long a build's lock lives without renewal: a host that dies leaves it to lapse,
-/// and its builds then read as interrupted.
-const LOCK_TTL: Duration = Duration::from_secs(15);
 /// Finished builds whose event logs stay in memory for late watchers.
 const KEPT_LOGS: usize = 256;
 
@@ -230,12 +241,45 @@ impl Images {
         Ok(PreparedBuild { env: env_name, war, version: request.version, target, dockerfile })
     }
 
-    /// Starts a prepared build; returns its record (status `building`) at once.
+    /// Starts a prepared build as a job of its own; returns its record (status
+    /// `building`) at once. The build goes on in the background under the job's lease.
     pub async fn start(self: &Arc<Self>, user: &UserName, prepared: PreparedBuild) -> Result<ImageRecord, ImageError> {
-        let PreparedBuild { env: env_name, war, version, target, dockerfile } = prepared;
         let id = uuid::Uuid::new_v4().simple().to_string();
+        let lease = Lease::take(&self.store, &lock_key(&id), &self.host_id, LEASE_TTL).await?;
+        let started = match self.begin(user, &id, prepared, &lease).await {
+            Ok(started) => started,
+            Err(e) => {
+                lease.release().await;
+                return Err(e);
+            }
+        };
+        let record = started.record.clone();
+        let log = EventLog::new();
+        self.logs.lock().expect("logs lock").by_id.insert(id.clone(), log.clone());
+        let (this, user, told) = (self.clone(), user.clone(), record.clone());
+        tokio::spawn(async move {
+            let progress: Progress = {
+                let log = log.clone();
+                Arc::new(move |event| log.push(ImageEvent::Progress(event)))
+            };
+            let record = tokio::select! {
+                built = this.run(&user, started, progress, &lease) => built,
+                lost = lease.hold() => {
+                    tracing::warn!(%id, error = %lost, "lost the build's lease; the next read settles it");
+                    this.get(&user, &id).await.unwrap_or(told)
+                }
+            };
+            lease.release().await;
+            this.finished(&user, record, log).await;
+        });
+        Ok(record)
+    }
+
+    /// Writes a build's first record, `building`, held by `lease`'s job.
+    pub async fn begin(&self, user: &UserName, id: &str, prepared: PreparedBuild, lease: &Lease) -> Result<Started, ImageError> {
+        let PreparedBuild { env: env_name, war, version, target, dockerfile } = prepared;
         let record = ImageRecord {
-            id: id.clone(),
+            id: id.to_owned(),
             env: env_name.to_string(),
             war: format!("{}/{}", war.app, war.file),
             war_sha256: war.sha256.clone(),
@@ -249,20 +293,11 @@ impl Images {
             size: None,
             error: None,
             dockerfile: dockerfile.clone(),
+            held_by: Some((lease.lock().key.clone(), lease.lock().holder.clone())),
             created_at: OffsetDateTime::now_utc(),
             finished_at: None,
         };
-        let lease = self.store.try_lock(&lock_key(&id), &self.host_id, LOCK_TTL).await?;
-        let revision = match store::put_json(&*self.store, &key(user, &id), &record, Precondition::Absent).await {
-            Ok(revision) => revision,
-            Err(e) => {
-                let _ = self.store.release_lock(&lease).await;
-                return Err(e.into());
-            }
-        };
-
-        let log = EventLog::new();
-        self.logs.lock().expect("logs lock").by_id.insert(id.clone(), log.clone());
+        let revision = lease.put_json(&key(user, id), &record, Precondition::Absent).await?;
         let job = BuildJob {
             dockerfile,
             context: BTreeMap::from([(
@@ -272,44 +307,28 @@ impl Images {
             target,
             build_args: BTreeMap::new(),
         };
-        let this = self.clone();
-        let (user, started) = (user.clone(), record.clone());
-        tokio::spawn(async move { this.run(user, started, revision, job, log, lease).await });
-        Ok(record)
+        Ok(Started { record, revision, job })
     }
 
-    async fn run(
-        self: Arc<Self>,
-        user: UserName,
-        mut record: ImageRecord,
-        revision: u64,
-        job: BuildJob,
-        log: Arc<EventLog<ImageEvent>>,
-        lease: crate::store::LockLease,
-    ) {
-        let progress: Progress = {
-            let log = log.clone();
-            Arc::new(move |event| log.push(ImageEvent::Progress(event)))
-        };
-        // The build runs as a task of its own, so a panic in it fails the record instead
-        // of leaving it `building`; a lost lock (another host judged this one dead and
-        // settled the record) stops it.
-        let started = std::time::Instant::now();
-        let mut building = {
+    /// Runs a begun build in the caller's task, under the caller's lease: the builder
+    /// as a plain stage of whatever job runs it. Returns the final record, `built` or
+    /// `failed` with its cause, as written (fenced by the lease).
+    pub async fn run(&self, user: &UserName, started: Started, progress: Progress, lease: &Lease) -> ImageRecord {
+        let Started { mut record, revision, job } = started;
+        // The builder runs as a task of its own, so a panic in it fails the record
+        // instead of leaving it `building`.
+        let clock = std::time::Instant::now();
+        let building = {
             let (builder, job) = (self.builder.clone(), job.clone());
             AbortOnDrop(tokio::spawn(async move { builder.build(&job, progress).await }))
         };
-        let lost_lock = store::hold_lock(&*self.store, &lease);
-        let result = tokio::select! {
-            joined = &mut building.0 => joined.unwrap_or_else(|e| Err(BuildError::Interrupted(format!("the builder stopped: {e}")))),
-            lost = lost_lock => Err(BuildError::Interrupted(format!("{lost}; another host took it over"))),
-        };
+        let result = building.join().await.unwrap_or_else(|e| Err(BuildError::Interrupted(format!("the builder stopped: {e}"))));
         metrics::histogram!("warship_image_build_seconds", "builder" => self.builder.name(), "ok" => result.is_ok().to_string())
-            .record(started.elapsed().as_secs_f64());
+            .record(clock.elapsed().as_secs_f64());
         record.finished_at = Some(OffsetDateTime::now_utc());
         match result {
             Ok(built) => {
-                tracing::info!(id = %record.id, digest = %built.digest, elapsed = ?started.elapsed(), "image built");
+                tracing::info!(id = %record.id, digest = %built.digest, elapsed = ?clock.elapsed(), "image built");
                 record.status = ImageStatus::Built;
                 record.image = Some(format!("{}/{}@{}", self.config.registry.pull, job.target.repository, built.digest));
                 record.digest = Some(built.digest);
@@ -322,16 +341,25 @@ impl Images {
                 record.error = Some(failure(&e));
             }
         }
-        match store::put_json(&*self.store, &key(&user, &record.id), &record, Precondition::Revision(revision)).await {
+        let at = key(user, &record.id);
+        let written = jobs::retrying(lease, "image record", || lease.put_json(&at, &record, Precondition::Revision(revision))).await;
+        match written {
             Ok(_) => {}
             // Settled meanwhile (as interrupted): what the store says is what watchers get.
-            Err(StoreError::Conflict { .. }) => match self.get(&user, &record.id).await {
+            Err(StoreError::Conflict { .. }) => match self.get(user, &record.id).await {
                 Ok(stored) => record = stored,
                 Err(e) => tracing::error!(id = %record.id, error = %e, "could not read the build's record back"),
             },
             Err(e) => tracing::error!(id = %record.id, error = %e, "could not record the build's outcome"),
         }
-        let _ = self.store.release_lock(&lease).await;
+        if let Err(e) = self.prune(user, &record.env).await {
+            tracing::warn!(env = %record.env, error = %e, "could not prune old image records");
+        }
+        record
+    }
+
+    /// Tells watchers of a build job its end, and keeps its log among the last few.
+    async fn finished(&self, _user: &UserName, record: ImageRecord, log: Arc<EventLog<ImageEvent>>) {
         log.push(ImageEvent::Finished(record.clone()));
         log.close();
         let mut logs = self.logs.lock().expect("logs lock");
@@ -374,11 +402,17 @@ impl Images {
         if record.status != ImageStatus::Building {
             return Ok(record);
         }
-        let lease = match self.store.try_lock(&lock_key(&record.id), &self.host_id, LOCK_TTL).await {
-            Ok(lease) => lease,
-            Err(StoreError::Locked { .. }) => return Ok(record),
+        let (lock, holder) = record.held_by.clone().unwrap_or_else(|| (lock_key(&record.id), String::new()));
+        // The job's lock held by its holder: it runs. Held by another (the next deploy
+        // of the env), or free: its job is gone.
+        match self.store.try_lock(&lock, &self.host_id, Duration::from_secs(1)).await {
+            Ok(probe) => {
+                let _ = self.store.release_lock(&probe).await;
+            }
+            Err(StoreError::Locked { holder: now, .. }) if now == holder || holder.is_empty() => return Ok(record),
+            Err(StoreError::Locked { .. }) => {}
             Err(e) => return Err(e.into()),
-        };
+        }
         record.status = ImageStatus::Failed;
         record.finished_at = Some(OffsetDateTime::now_utc());
         record.error = Some(ImageFailure {
@@ -386,13 +420,24 @@ impl Images {
             message: "the host building this image stopped before it finished; nothing was recorded as built. Start the build again".into(),
         });
         let written = store::put_json(&*self.store, &key(user, &record.id), &record, Precondition::Revision(revision)).await;
-        let _ = self.store.release_lock(&lease).await;
         match written {
             Ok(_) => Ok(record),
             // Someone finished or settled it meanwhile: theirs is the truth.
             Err(StoreError::Conflict { .. }) => Box::pin(self.get(user, &record.id)).await,
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Keeps the newest `deploys.keep_per_env` image records of an env; older finished
+    /// ones go.
+    async fn prune(&self, user: &UserName, env: &str) -> Result<(), StoreError> {
+        let mut records: Vec<ImageRecord> =
+            store::list_json(&*self.store, &format!("u/{user}/images/")).await?.into_iter().map(|(r, _)| r).filter(|r: &ImageRecord| r.env == env).collect();
+        records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        for old in records.iter().skip(self.config.deploys.keep_per_env).filter(|r| r.status != ImageStatus::Building) {
+            self.store.delete(&key(user, &old.id), Precondition::Any).await?;
+        }
+        Ok(())
     }
 
     pub async fn list(&self, user: &UserName) -> Result<Vec<ImageRecord>, ImageError> {
@@ -438,6 +483,12 @@ impl Images {
 
 /// Aborts the task when dropped, so nothing outlives the build it belongs to.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {

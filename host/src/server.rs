@@ -9,10 +9,12 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::cluster::Cluster;
 use crate::config::{BuilderKind, Config, StoreBackend};
-use crate::deploys::Deploys;
-use crate::envs::Envs;
+use crate::deploys::target::kube::KubeTargets;
+use crate::deploys::{Deploys, Targets};
+use crate::envs::{EnvOps, Envs};
 use crate::http::{self, AppState, Services};
-use crate::image::{Builder, DockerBuilder, OciBuilder, Platform};
+use crate::domain::Platform;
+use crate::image::{Builder, DockerBuilder, OciBuilder};
 use crate::images::Images;
 use crate::registry::RegistryClient;
 use crate::plugins::{Plugins, Runtime};
@@ -105,10 +107,22 @@ impl Server {
         if cluster.is_none() {
             tracing::warn!("no Kubernetes cluster is configured (kubernetes.kubeconfig): deploys will be refused");
         }
-        let deploys = Deploys::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), images.clone(), cluster);
+        let targets = cluster.clone().map(|cluster| Arc::new(KubeTargets(cluster)) as Arc<dyn Targets>);
+        let deploys = Deploys::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), images.clone(), targets);
         deploys.resume_orphans();
-        let state =
-            Arc::new(Services { config: config.clone(), store, users, envs, wars, images, deploys, plugins, metrics: metrics_handle() });
+        let env_ops = EnvOps::new(store.clone(), config.clone(), envs.clone(), cluster);
+        let state = Arc::new(Services {
+            config: config.clone(),
+            store,
+            users,
+            envs,
+            env_ops,
+            wars,
+            images,
+            deploys,
+            plugins,
+            metrics: metrics_handle(),
+        });
         Ok(Self { config, state })
     }
 

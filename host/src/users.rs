@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::StaticUser;
 use crate::store::{self, DynStore, Precondition, StoreError};
-use crate::validation::dns_label_problem;
+use crate::domain::dns_label_problem;
 
 /// A user's name; it also names the user's Kubernetes namespace, hence DNS rules.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

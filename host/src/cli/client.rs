@@ -204,6 +204,27 @@ impl Client {
         self.json(reqwest::Method::GET, path, None).await
     }
 
+    /// A list route, every page: follows `X-Next-Cursor` until the last page.
+    pub async fn get_all(&self, path: &str) -> Result<Value, CliError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut request = self.request(reqwest::Method::GET, path);
+            if let Some(cursor) = &cursor {
+                request = request.query(&[("cursor", cursor)]);
+            }
+            let response = self.send(request).await?;
+            let next = response.headers().get("x-next-cursor").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let page: Vec<Value> =
+                response.json().await.map_err(|e| CliError::Unreachable { url: self.url.clone(), message: format!("the answer is not a JSON list: {e}") })?;
+            all.extend(page);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(Value::Array(all)),
+            }
+        }
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
         self.json(reqwest::Method::POST, path, Some(body)).await
     }

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
@@ -18,35 +19,18 @@ pub struct Event {
     pub data: Value,
 }
 
-/// Splits an SSE byte stream into events; `feed` returns the complete ones so far.
-#[derive(Default)]
-pub struct SseParser {
-    buffer: String,
-}
-
-impl SseParser {
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
-        self.buffer.push_str(&String::from_utf8_lossy(chunk));
-        let mut events = Vec::new();
-        while let Some(end) = self.buffer.find("\n\n") {
-            let block: String = self.buffer.drain(..end + 2).collect();
-            let mut name = String::from("message");
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(n) = line.strip_prefix("event:") {
-                    name = n.trim().to_owned();
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data.push_str(d.strip_prefix(' ').unwrap_or(d));
-                }
-            }
-            // Keep-alive comments carry no data.
-            if let Ok(data) = serde_json::from_str(&data) {
-                events.push(Event { name, data });
-            }
-        }
-        events
+impl Event {
+    /// An SSE event with JSON data; keep-alives and other data are not events here.
+    fn parsed(event: &eventsource_stream::Event) -> Option<Event> {
+        let data = serde_json::from_str(&event.data).ok()?;
+        let name = if event.event.is_empty() { "message".to_owned() } else { event.event.clone() };
+        Some(Event { name, data })
     }
 }
+
+/// How long following keeps trying to reach the server again (a host restarting,
+/// another host behind the same address taking over) before it gives up.
+const RECONNECT_FOR: Duration = Duration::from_secs(120);
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +186,11 @@ impl Watch {
         format!("{}{step}{replicas}", self.status)
     }
 
+    /// The stream broke; following goes on once the server answers again.
+    pub fn note_reconnecting(&self, why: &str) {
+        self.say(format!("  (connection to the server lost: {why}; reconnecting)"));
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.push {
             bar.finish_and_clear();
@@ -211,33 +200,81 @@ impl Watch {
 }
 
 /// Follows deploy `id` to its end; the final record. Ctrl-C stops following only.
+/// When the stream breaks (its host restarts, the connection drops), it reconnects
+/// with the last event id it saw and goes on where it was; the result comes only from
+/// the deploy's final record, never from a broken connection.
 pub async fn follow(client: &Client, id: &str, view: View) -> Result<Value, CliError> {
-    let response = client.send(client.request(reqwest::Method::GET, &format!("/api/v1/deploys/{}/events", segment(id)))).await?;
+    let path = format!("/api/v1/deploys/{}/events", segment(id));
     let mut watch = Watch::new(id, view);
-    let mut parser = SseParser::default();
-    let mut body = response.bytes_stream();
+    let mut last_id: Option<String> = None;
+    let mut unreachable_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(250);
     let ended = loop {
-        let chunk = tokio::select! {
-            chunk = body.next() => chunk,
-            _ = tokio::signal::ctrl_c() => {
-                watch.finish();
-                return Err(CliError::Interrupted(format!(
-                    "stopped following; deploy {id} goes on. Watch it again with: warship follow {id}"
-                )));
+        let mut request = client.request(reqwest::Method::GET, &path);
+        if let Some(last) = &last_id {
+            request = request.header("Last-Event-ID", last);
+        }
+        let connected = tokio::select! {
+            connected = client.send(request) => connected,
+            _ = tokio::signal::ctrl_c() => break Err(interrupted(id)),
+        };
+        let response = match connected {
+            Ok(response) => response,
+            Err(CliError::Unreachable { url, message }) => {
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > RECONNECT_FOR {
+                    break Err(CliError::Unreachable { url, message: format!("{message} (for {}s while following deploy {id})", RECONNECT_FOR.as_secs()) });
+                }
+                watch.note_reconnecting(&message);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::signal::ctrl_c() => break Err(interrupted(id)),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            Err(other) => break Err(other),
+        };
+        unreachable_since = None;
+        backoff = Duration::from_millis(250);
+        let mut events = response.bytes_stream().eventsource();
+        let finished = loop {
+            let next = tokio::select! {
+                next = events.next() => next,
+                _ = tokio::signal::ctrl_c() => break Some(Err(interrupted(id))),
+            };
+            match next {
+                Some(Ok(event)) => {
+                    if !event.id.is_empty() {
+                        last_id = Some(event.id.clone());
+                    }
+                    if let Some(record) = Event::parsed(&event).and_then(|e| watch.show(&e)) {
+                        break Some(Ok(record));
+                    }
+                }
+                // The stream broke or ended without the final record: reconnect.
+                Some(Err(_)) | None => break None,
             }
         };
-        let Some(chunk) = chunk else { break None };
-        let chunk = chunk.map_err(|e| CliError::Unreachable { url: client.url.clone(), message: e.to_string() })?;
-        if let Some(record) = parser.feed(&chunk).iter().find_map(|e| watch.show(e)) {
-            break Some(record);
+        match finished {
+            Some(result) => break result,
+            None => {
+                // An ended deploy whose events are gone still has its record.
+                if let Ok(record) = client.get(&format!("/api/v1/deploys/{}", segment(id))).await {
+                    if record["finished_at"].is_string() {
+                        break Ok(record);
+                    }
+                }
+                watch.note_reconnecting("the event stream ended before the deploy did");
+            }
         }
     };
     watch.finish();
-    match ended {
-        Some(record) => Ok(record),
-        // The stream ended without a final record (its host stopped): read where it is.
-        None => client.get(&format!("/api/v1/deploys/{}", segment(id))).await,
-    }
+    ended
+}
+
+fn interrupted(id: &str) -> CliError {
+    CliError::Interrupted(format!("stopped following; deploy {id} goes on. Watch it again with: warship follow {id}"))
 }
 
 #[cfg(test)]
@@ -245,14 +282,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn events_are_parsed_across_chunks_and_keep_alives_are_skipped() {
-        let mut parser = SseParser::default();
-        assert!(parser.feed(b"event: record\ndata: {\"status\":").is_empty());
-        let events = parser.feed(b"\"queued\"}\n\n:\n\nevent: build\ndata: {\"type\":\"bytes\"}\n\n");
+    #[tokio::test]
+    async fn events_are_parsed_across_chunks_with_their_ids_and_keep_alives_are_skipped() {
+        // A multi-byte character split between chunks, multi-line data, a keep-alive.
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+            Ok(bytes::Bytes::from_static(b"id: 7\nevent: record\ndata: {\"status\":")),
+            Ok(bytes::Bytes::from(&"\"queued\", \"by\": \"J\u{f6}rg\"}\n\n:\n\n".as_bytes()[..19])),
+            Ok(bytes::Bytes::from(&"\"queued\", \"by\": \"J\u{f6}rg\"}\n\n:\n\n".as_bytes()[19..])),
+            Ok(bytes::Bytes::from_static(b"id: 8\nevent: build\ndata: {\"type\":\ndata: \"bytes\"}\n\n")),
+        ];
+        let parsed: Vec<_> = futures_util::stream::iter(chunks).eventsource().map(|e| e.unwrap()).collect().await;
+        let events: Vec<(String, Option<Event>)> = parsed.iter().map(|e| (e.id.clone(), Event::parsed(e))).collect();
         assert_eq!(
             events,
-            [Event { name: "record".into(), data: json!({"status": "queued"}) }, Event { name: "build".into(), data: json!({"type": "bytes"}) }]
+            [
+                ("7".to_owned(), Some(Event { name: "record".into(), data: json!({"status": "queued", "by": "J\u{f6}rg"}) })),
+                ("8".to_owned(), Some(Event { name: "build".into(), data: json!({"type": "bytes"}) })),
+            ]
         );
     }
 

@@ -265,7 +265,7 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
             let record = client.post(&format!("/api/v1/envs/{}/deploys", segment(&env)), &body).await?;
             started(&client, record, follow, view, json_out).await?;
         }
-        ClientCommand::Deploys { env } => print(&client.get(&format!("/api/v1/envs/{}/deploys", segment(&env))).await?, &show::deploys),
+        ClientCommand::Deploys { env } => print(&client.get_all(&format!("/api/v1/envs/{}/deploys", segment(&env))).await?, &show::deploys),
         ClientCommand::Follow { id } => {
             let record = follow::follow(&client, &id, view).await?;
             ended(&record, json_out)?;
@@ -375,7 +375,7 @@ async fn env_command(client: &Client, command: EnvCommand, print: &dyn Fn(&Value
             }
             print(&client.post("/api/v1/envs", &body).await?, &|e| format!("created env {}", show::text(&e["name"])));
         }
-        EnvCommand::List => print(&client.get("/api/v1/envs").await?, &show::envs),
+        EnvCommand::List => print(&client.get_all("/api/v1/envs").await?, &show::envs),
         EnvCommand::Show { name } => print(&client.get(&format!("/api/v1/envs/{}", segment(&name))).await?, &show::status),
         EnvCommand::Update { name, tomcat, jdk, replicas, jvm_opts, set_env, unset_env } => {
             let path = format!("/api/v1/envs/{}", segment(&name));
@@ -415,7 +415,7 @@ async fn war_command(client: &Client, command: WarCommand, json_out: bool, print
             let record = push_war(client, &file, app, json_out).await?;
             print(&record, &|w| format!("uploaded {}", show::war(w)));
         }
-        WarCommand::List => print(&client.get("/api/v1/wars").await?, &show::wars),
+        WarCommand::List => print(&client.get_all("/api/v1/wars").await?, &show::wars),
         WarCommand::Show { war } => print(&client.get(&war_path(&war)?).await?, &show::war),
         WarCommand::Delete { war } => {
             client.json(reqwest::Method::DELETE, &war_path(&war)?, None).await?;

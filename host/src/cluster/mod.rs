@@ -19,11 +19,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
 pub use cache::{Caches, DeploymentView, EnvObjects, PodView, ServiceView};
-pub use objects::ReleaseSpec;
 
 use crate::config::KubernetesConfig;
-use crate::envs::EnvSpec;
-use crate::plugins::types::Traffic;
+use crate::domain::{EnvSpec, ReleaseSpec, Traffic};
 use crate::users::UserName;
 
 #[derive(Debug, thiserror::Error)]

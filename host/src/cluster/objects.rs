@@ -14,8 +14,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::envs::{EnvSpec, ResourceAmounts};
-use crate::plugins::types::Traffic;
+use crate::domain::{EnvSpec, ReleaseSpec, ResourceAmounts, Traffic};
 
 /// Every object warship manages carries this label = `warship`; the watch caches
 /// select on it.
@@ -37,17 +36,6 @@ pub const DEPLOY: &str = "warship.io/deploy";
 pub const CONTAINER_PORT: i32 = 8080;
 /// The one container of a release's pods.
 pub const CONTAINER: &str = "app";
-
-/// What one release runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReleaseSpec {
-    pub revision: u32,
-    /// Pinned by digest: `<pull registry>/<user>/<env>@sha256:…`.
-    pub image: String,
-    pub version: String,
-    pub war_sha256: String,
-    pub deploy_id: String,
-}
 
 pub fn deployment_name(env: &str, revision: u32) -> String {
     format!("{env}-r{revision}")

@@ -1,16 +1,16 @@
 use std::convert::Infallible;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::IntoResponse;
 use axum::Json;
 use futures_util::Stream;
-use serde::Deserialize;
 
 use super::envs::env_name;
 use super::extract::parse_json;
+use super::page::{newest_first, Page, PageQuery};
 use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
 use crate::deploys::{DeployEvent, DeployRecord, DeployRequest, RollbackRequest};
 
@@ -31,17 +31,19 @@ pub async fn create(
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/api/v1/deploys/{}", record.id))], Json(record)))
 }
 
-/// An env's deploys, newest first: the history.
-#[utoipa::path(get, path = "/api/v1/envs/{name}/deploys", tag = "deploys",
+/// An env's deploys, newest first: the history, a page at a time (`Link` to the next).
+#[utoipa::path(get, path = "/api/v1/envs/{name}/deploys", tag = "deploys", params(PageQuery),
     responses((status = 200, body = Vec<DeployRecord>), (status = 404, body = super::Problem)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(env): ApiPath<String>,
-) -> Result<Json<Vec<DeployRecord>>, ApiError> {
+    Query(page): Query<PageQuery>,
+    uri: axum::http::Uri,
+) -> Result<Page<DeployRecord>, ApiError> {
     let env = env_name(&env)?;
     state.envs.get(&user, &env).await?;
-    Ok(Json(state.deploys.list(&user, env.as_str()).await?))
+    page.page(state.deploys.list(&user, env.as_str()).await?, |d| newest_first(d.created_at, &d.id), uri)
 }
 
 /// One deploy: its status, the strategy's step, and the cause if it failed.
@@ -51,8 +53,10 @@ pub async fn get(State(state): State<AppState>, CurrentUser(user): CurrentUser, 
     Ok(Json(state.deploys.get(&user, &id).await?))
 }
 
-/// The deploy's progress as server-sent events, from its start: `record` after each
-/// step, `build` progress, `replicas` observed; the stream ends with the deploy.
+/// The deploy's progress as server-sent events, from its start (or after the
+/// `Last-Event-ID` a reconnecting client sends): `record` after each step, `build`
+/// progress, `replicas` observed; each with its sequence number as `id`. The stream
+/// ends with the deploy's final record. Any host serves any deploy's events.
 #[utoipa::path(get, path = "/api/v1/deploys/{id}/events", tag = "deploys",
     responses((status = 200, content_type = "text/event-stream", description = "events"), (status = 404, body = super::Problem)),
     security(("bearer" = [])))]
@@ -60,9 +64,10 @@ pub async fn events(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let log = state.deploys.events(&user, &id).await?;
-    Ok(super::event_stream(log, |event| match event {
+    let events = state.deploys.events(&user, &id, super::last_event_id(&headers)).await?;
+    Ok(super::event_stream(events, |event| match event {
         DeployEvent::Record(_) => "record",
         DeployEvent::Build(_) => "build",
         DeployEvent::Replicas { .. } => "replicas",
@@ -104,35 +109,4 @@ pub async fn rollback(
     let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) { RollbackRequest::default() } else { parse_json(&body)? };
     let record = state.deploys.rollback(&user, &env_name(&env)?, request).await?;
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/api/v1/deploys/{}", record.id))], Json(record)))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct LogsQuery {
-    /// The pod; by default one of the serving release's, ready ones first.
-    pod: Option<String>,
-    /// Keep streaming new lines until the pod stops or the client leaves.
-    #[serde(default)]
-    follow: bool,
-    /// Only the last lines.
-    tail: Option<i64>,
-}
-
-/// A pod's log, streamed as plain text from the API server (which asks the pod's
-/// kubelet). 404 when the env has no such pod; 502 when Kubernetes cannot give it.
-#[utoipa::path(get, path = "/api/v1/envs/{name}/logs", tag = "deploys", params(LogsQuery),
-    responses((status = 200, content_type = "text/plain", description = "the log"), (status = 404, body = super::Problem),
-        (status = 502, body = super::Problem)),
-    security(("bearer" = [])))]
-pub async fn logs(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    ApiPath(env): ApiPath<String>,
-    Query(query): Query<LogsQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let (pod, stream) = state.deploys.logs(&user, &env_name(&env)?, query.pod.as_deref(), query.follow, query.tail).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::HeaderName::from_static("x-warship-pod"), pod.as_str())],
-        Body::from_stream(stream),
-    )
-        .into_response())
 }

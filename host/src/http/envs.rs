@@ -1,11 +1,14 @@
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use serde::Deserialize;
 
+use super::page::{Page, PageQuery};
 use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
-use crate::deploys::EnvStatus;
-use crate::envs::{Env, EnvName, EnvPatch, EnvSpec};
+use crate::envs::EnvStatus;
+use crate::domain::{Env, EnvName, EnvPatch, EnvSpec};
 
 pub(super) fn env_name(name: &str) -> Result<EnvName, ApiError> {
     // A name that can never exist is simply not found: no hint about others' envs.
@@ -26,11 +29,16 @@ pub async fn create(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(env)))
 }
 
-/// List your envs.
-#[utoipa::path(get, path = "/api/v1/envs", tag = "envs",
+/// List your envs by name, a page at a time (`Link` to the next).
+#[utoipa::path(get, path = "/api/v1/envs", tag = "envs", params(PageQuery),
     responses((status = 200, body = Vec<Env>)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Vec<Env>>, ApiError> {
-    Ok(Json(state.envs.list(&user).await?))
+pub async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(page): Query<PageQuery>,
+    uri: axum::http::Uri,
+) -> Result<Page<Env>, ApiError> {
+    page.page(state.envs.list(&user).await?, |e| e.spec.name.clone(), uri)
 }
 
 /// One env and what runs of it: the release serving, the deploy running, and the
@@ -42,7 +50,7 @@ pub async fn get(
     CurrentUser(user): CurrentUser,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<EnvStatus>, ApiError> {
-    Ok(Json(state.deploys.status(&user, &env_name(&name)?).await?))
+    Ok(Json(state.env_ops.status(&user, &env_name(&name)?).await?))
 }
 
 /// Change some of an env's fields; the whole result is validated again.
@@ -68,6 +76,37 @@ pub async fn delete(
     CurrentUser(user): CurrentUser,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.deploys.delete_env(&user, &env_name(&name)?).await?;
+    state.env_ops.delete(&user, &env_name(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogsQuery {
+    /// The pod; by default one of the serving release's, ready ones first.
+    pod: Option<String>,
+    /// Keep streaming new lines until the pod stops or the client leaves.
+    #[serde(default)]
+    follow: bool,
+    /// Only the last lines.
+    tail: Option<i64>,
+}
+
+/// A pod's log, streamed as plain text from the API server (which asks the pod's
+/// kubelet). 404 when the env has no such pod; 502 when Kubernetes cannot give it.
+#[utoipa::path(get, path = "/api/v1/envs/{name}/logs", tag = "envs", params(LogsQuery),
+    responses((status = 200, content_type = "text/plain", description = "the log"), (status = 404, body = super::Problem),
+        (status = 502, body = super::Problem)),
+    security(("bearer" = [])))]
+pub async fn logs(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(env): ApiPath<String>,
+    Query(query): Query<LogsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (pod, stream) = state.env_ops.logs(&user, &env_name(&env)?, query.pod.as_deref(), query.follow, query.tail).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::HeaderName::from_static("x-warship-pod"), pod.as_str())],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

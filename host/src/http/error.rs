@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 
 use crate::cluster::ClusterError;
 use crate::deploys::DeployError;
-use crate::envs::EnvError;
+use crate::envs::{EnvError, EnvOpsError};
 use crate::images::ImageError;
 use crate::store::StoreError;
 use crate::users::UserError;
-use crate::validation::Violation;
+use crate::domain::Violation;
 use crate::wars::WarError;
 
 #[derive(Debug)]
@@ -158,6 +158,12 @@ impl From<EnvError> for ApiError {
                 "Too many envs",
                 format!("you have {n} envs, the most allowed; delete one first"),
             ),
+            EnvError::ReleaseTaken { env, revision } => ApiError::new(
+                StatusCode::CONFLICT,
+                "env.release_taken",
+                "Release recorded already",
+                format!("release {revision} of env {env} was recorded by another deploy; deploy again"),
+            ),
             EnvError::Plugin(e) => e.into(),
             EnvError::Store(e) => e.into(),
         }
@@ -290,17 +296,6 @@ impl From<DeployError> for ApiError {
                 "Not waiting for promotion",
                 format!("deploy {id} is not waiting for promotion ({now}); promote it when its step says it awaits promotion"),
             ),
-            DeployError::NoSuchPod { env, pod, pods } => ApiError::not_found(
-                "logs.pod_not_found",
-                format!("env {env} has no pod {pod:?}; its pods are: {}", if pods.is_empty() { "none".to_owned() } else { pods.join(", ") }),
-            ),
-            DeployError::NoPods(env) => ApiError::not_found("logs.no_pods", format!("env {env} runs no pods; deploy it first")),
-            DeployError::Logs { pod, source } => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "logs.unavailable",
-                "Log unavailable",
-                format!("Kubernetes could not give the log of pod {pod}: {source}; the pod's node may be unreachable from the API server"),
-            ),
             DeployError::NoCluster => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "kubernetes.not_configured",
@@ -308,9 +303,32 @@ impl From<DeployError> for ApiError {
                 "this warship host has no cluster to deploy to: set kubernetes.kubeconfig (or in_cluster) in platform.toml",
             ),
             DeployError::Env(e) => e.into(),
+            DeployError::War(e) => e.into(),
             DeployError::Plugin(e) => e.into(),
             DeployError::Store(e) => e.into(),
-            DeployError::Cluster(e) => e.into(),
+        }
+    }
+}
+
+impl From<EnvOpsError> for ApiError {
+    fn from(e: EnvOpsError) -> Self {
+        match e {
+            EnvOpsError::Running { env, running } => DeployError::Running { env, running }.into(),
+            EnvOpsError::NoSuchPod { env, pod, pods } => ApiError::not_found(
+                "logs.pod_not_found",
+                format!("env {env} has no pod {pod:?}; its pods are: {}", if pods.is_empty() { "none".to_owned() } else { pods.join(", ") }),
+            ),
+            EnvOpsError::NoPods(env) => ApiError::not_found("logs.no_pods", format!("env {env} runs no pods; deploy it first")),
+            EnvOpsError::Logs { pod, source } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "logs.unavailable",
+                "Log unavailable",
+                format!("Kubernetes could not give the log of pod {pod}: {source}; the pod's node may be unreachable from the API server"),
+            ),
+            EnvOpsError::NoCluster => DeployError::NoCluster.into(),
+            EnvOpsError::Env(e) => e.into(),
+            EnvOpsError::Store(e) => e.into(),
+            EnvOpsError::Cluster(e) => e.into(),
         }
     }
 }

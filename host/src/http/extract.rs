@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
 use crate::users::UserName;
-use crate::validation::Violation;
+use crate::domain::Violation;
 
 /// The user named by the request's bearer token. Every API route takes one.
 #[derive(Debug, Clone)]

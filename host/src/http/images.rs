@@ -8,6 +8,7 @@ use axum::Json;
 use futures_util::Stream;
 use serde::Deserialize;
 
+use super::page::{newest_first, Page, PageQuery};
 use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
 use crate::images::{ImageEvent, ImageRecord, ImageRequest};
 
@@ -39,10 +40,15 @@ pub async fn create(
     Ok((status, [(header::LOCATION, format!("/api/v1/images/{}", record.id))], Json(record)))
 }
 
-/// Your images, newest first.
-#[utoipa::path(get, path = "/api/v1/images", tag = "images", responses((status = 200, body = Vec<ImageRecord>)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Vec<ImageRecord>>, ApiError> {
-    Ok(Json(state.images.list(&user).await?))
+/// Your images, newest first, a page at a time (`Link` to the next).
+#[utoipa::path(get, path = "/api/v1/images", tag = "images", params(PageQuery), responses((status = 200, body = Vec<ImageRecord>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+    uri: axum::http::Uri,
+) -> Result<Page<ImageRecord>, ApiError> {
+    page.page(state.images.list(&user).await?, |i| newest_first(i.created_at, &i.id), uri)
 }
 
 /// One image build: its status, and its digest once built.
@@ -61,9 +67,15 @@ pub async fn events(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    use futures_util::StreamExt;
+    let after = super::last_event_id(&headers);
     let log = state.images.events(&user, &id).await?;
-    Ok(super::event_stream(log, |event| match event {
+    let events = log.follow().enumerate().map(|(i, event)| Ok((i as u64 + 1, event))).filter(move |item| {
+        futures_util::future::ready(matches!(item, Ok((seq, _)) if *seq > after))
+    });
+    Ok(super::event_stream(events, |event| match event {
         ImageEvent::Progress(progress) => match progress {
             crate::image::BuildEvent::Step { .. } => "step",
             crate::image::BuildEvent::Bytes { .. } => "bytes",

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, AppState, CurrentUser};
-use crate::deploys::{DeployError, DeployRequest, EnvStatus};
-use crate::envs::{EnvError, EnvSpec, Origin};
-use crate::validation::Violation;
+use crate::deploys::{DeployError, DeployRequest};
+use crate::envs::EnvStatus;
+use crate::domain::EnvSpec;
+use crate::envs::{EnvError, Origin};
+use crate::domain::Violation;
 use crate::wars::WarRecord;
 
 /// The original response shape: a named node with facts in `context` and nested
@@ -292,7 +294,7 @@ pub async fn deploy(
         ),
         other => other,
     })?;
-    let mut details = status_details(&state.deploys.status(&user, &env).await?);
+    let mut details = status_details(&state.env_ops.status(&user, &env).await?);
     details.status = Some(serde_json::to_value(record.status).expect("enum").as_str().unwrap_or_default().to_owned());
     details.value = Some(record.id.clone());
     details.context.extend([

@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod images;
 mod legacy;
+mod page;
 mod ops;
 mod wars;
 
@@ -29,7 +30,7 @@ pub use extract::{ApiJson, ApiPath, CurrentUser};
 
 use crate::config::Config;
 use crate::deploys::Deploys;
-use crate::envs::Envs;
+use crate::envs::{EnvOps, Envs};
 use crate::images::Images;
 use crate::plugins::Plugins;
 use crate::store::DynStore;
@@ -42,6 +43,7 @@ pub struct Services {
     pub store: DynStore,
     pub users: Users,
     pub envs: Envs,
+    pub env_ops: Arc<EnvOps>,
     pub wars: Arc<Wars>,
     pub images: Arc<Images>,
     pub deploys: Arc<Deploys>,
@@ -67,7 +69,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/images", post(images::create))
         .route("/api/v1/images/{id}/events", get(images::events))
         .route("/api/v1/deploys/{id}/events", get(deploys::events))
-        .route("/api/v1/envs/{name}/logs", get(deploys::logs))
+        .route("/api/v1/envs/{name}/logs", get(envs::logs))
         // Deleting an env waits for its pods to be gone.
         .route("/api/v1/envs/{name}", axum::routing::delete(envs::delete));
 
@@ -109,17 +111,32 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A job's event log as server-sent events, each named by `name`: the past first,
-/// then live events until the log closes.
-fn event_stream<T: serde::Serialize + Clone + Send + 'static>(
-    log: Arc<crate::events::EventLog<T>>,
+/// A job's events as server-sent events, each with its sequence number as `id` and
+/// named by `name`. A store failure ends the stream; the client reconnects with
+/// `Last-Event-ID` and goes on where it was.
+fn event_stream<T: serde::Serialize + Send + 'static>(
+    events: impl futures_util::Stream<Item = Result<(u64, T), crate::store::StoreError>> + Send + 'static,
     name: fn(&T) -> &'static str,
 ) -> axum::response::sse::Sse<impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>> {
     use futures_util::StreamExt;
-    let events = log.follow().map(move |event| {
-        Ok(axum::response::sse::Event::default().event(name(&event)).json_data(&event).expect("events serialize"))
-    });
+    let events = events
+        .take_while(|item| {
+            if let Err(e) = item {
+                tracing::warn!(error = %e, "an event stream ends: the store failed under it");
+            }
+            futures_util::future::ready(item.is_ok())
+        })
+        .filter_map(move |item| {
+            futures_util::future::ready(item.ok().map(|(seq, event)| {
+                Ok(axum::response::sse::Event::default().id(seq.to_string()).event(name(&event)).json_data(&event).expect("events serialize"))
+            }))
+        });
     axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default())
+}
+
+/// Where a reconnecting client left off: the `Last-Event-ID` it sends (0: from the start).
+fn last_event_id(headers: &axum::http::HeaderMap) -> u64 {
+    headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {

@@ -17,11 +17,11 @@ use crate::config::CatalogEntry;
         super::wars::upload, super::wars::list, super::wars::get, super::wars::delete,
         super::images::create, super::images::list, super::images::get, super::images::events,
         super::deploys::create, super::deploys::list, super::deploys::get, super::deploys::events,
-        super::deploys::promote, super::deploys::abort, super::deploys::rollback, super::deploys::logs,
+        super::deploys::promote, super::deploys::abort, super::deploys::rollback, super::envs::logs,
         super::legacy::createenv, super::legacy::getuploadwars, super::legacy::upload, super::legacy::deploy,
         healthz, readyz,
     ),
-    components(schemas(super::Problem, crate::validation::Violation)),
+    components(schemas(super::Problem, crate::domain::Violation)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

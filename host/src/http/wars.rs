@@ -4,6 +4,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 
+use super::page::{Page, PageQuery};
 use super::{ApiError, ApiPath, AppState, CurrentUser};
 use crate::wars::{check_names, WarError, WarRecord};
 
@@ -41,11 +42,16 @@ pub async fn upload(
     Ok((status, [(header::LOCATION, format!("/api/v1/wars/{app}/{file}"))], Json(record)))
 }
 
-/// List your WARs with their facts.
-#[utoipa::path(get, path = "/api/v1/wars", tag = "wars",
+/// List your WARs with their facts, by app and file, a page at a time (`Link` to the next).
+#[utoipa::path(get, path = "/api/v1/wars", tag = "wars", params(PageQuery),
     responses((status = 200, body = Vec<WarRecord>)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Vec<WarRecord>>, ApiError> {
-    Ok(Json(state.wars.list(&user).await?))
+pub async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+    uri: axum::http::Uri,
+) -> Result<Page<WarRecord>, ApiError> {
+    page.page(state.wars.list(&user).await?, |w| format!("{}/{}", w.app, w.file), uri)
 }
 
 /// One WAR's facts.

@@ -19,12 +19,12 @@ use utoipa::ToSchema;
 
 pub use docker::DockerBuilder;
 pub use dockerfile::DockerfileError;
-pub use oci::{OciBuilder, Platform};
+pub use oci::OciBuilder;
 
 use crate::registry::{ImageRef, ReferenceError, RegistryError};
 
 /// Something worth telling a person watching a build.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BuildEvent {
     /// A step began: `base`, `layer`, `config`, `manifest`, or the engine's `build`/`push`.

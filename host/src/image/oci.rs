@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use super::dockerfile::{self, Action, Interpreter};
 use super::layer::{Layer, LayerFile};
 use super::{count_bytes, notify_retries, BuildError, BuildEvent, BuildJob, Builder, BuiltImage, Progress};
+use crate::domain::Platform;
 use crate::registry::{self, ImageRef, RegistryClient, RegistryError, Session};
 
 /// Every date an image carries, so the same inputs give the same digest.
@@ -23,39 +24,12 @@ const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const MAX_CONFIG_BYTES: usize = 16 << 20;
 const MAX_REMEMBERED_LAYERS: usize = 4096;
 
-/// `os/architecture[/variant]`, as in `linux/amd64` or `linux/arm64/v8`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    pub fn parse(text: &str) -> Option<Self> {
-        let mut parts = text.split('/');
-        let os = parts.next().filter(|s| !s.is_empty())?.to_owned();
-        let architecture = parts.next().filter(|s| !s.is_empty())?.to_owned();
-        let variant = parts.next().map(str::to_owned);
-        parts.next().is_none().then_some(Self { os, architecture, variant })
-    }
-
-    fn matches(&self, platform: &Value) -> bool {
-        let field = |name: &str| platform.get(name).and_then(Value::as_str);
-        field("os") == Some(&self.os)
-            && field("architecture") == Some(&self.architecture)
-            && (self.variant.is_none() || field("variant") == self.variant.as_deref())
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
+/// Whether a manifest list's `platform` entry is `platform`.
+fn platform_matches(wanted: &Platform, platform: &Value) -> bool {
+    let field = |name: &str| platform.get(name).and_then(Value::as_str);
+    field("os") == Some(&wanted.os)
+        && field("architecture") == Some(&wanted.architecture)
+        && (wanted.variant.is_none() || field("variant") == wanted.variant.as_deref())
 }
 
 pub struct OciBuilder {
@@ -254,7 +228,7 @@ async fn resolve_manifest(session: &Session, base: &ImageRef, platform: &Platfor
     if fetched.media_type == registry::OCI_INDEX || fetched.media_type == registry::DOCKER_LIST {
         let index: Value = serde_json::from_slice(&fetched.bytes).map_err(|e| base_error(format!("its index is not JSON: {e}")))?;
         let entries = index.get("manifests").and_then(Value::as_array).cloned().unwrap_or_default();
-        let chosen = entries.iter().find(|m| m.get("platform").is_some_and(|p| platform.matches(p))).ok_or_else(|| {
+        let chosen = entries.iter().find(|m| m.get("platform").is_some_and(|p| platform_matches(&platform, p))).ok_or_else(|| {
             let offered: Vec<String> = entries
                 .iter()
                 .filter_map(|m| m.get("platform"))
@@ -529,10 +503,10 @@ mod tests {
     #[test]
     fn platforms() {
         let p = Platform::parse("linux/amd64").unwrap();
-        assert!(p.matches(&json!({ "os": "linux", "architecture": "amd64" })));
-        assert!(!p.matches(&json!({ "os": "linux", "architecture": "arm64", "variant": "v8" })));
+        assert!(platform_matches(&p, &json!({ "os": "linux", "architecture": "amd64" })));
+        assert!(!platform_matches(&p, &json!({ "os": "linux", "architecture": "arm64", "variant": "v8" })));
         let v8 = Platform::parse("linux/arm64/v8").unwrap();
-        assert!(v8.matches(&json!({ "os": "linux", "architecture": "arm64", "variant": "v8" })));
+        assert!(platform_matches(&v8, &json!({ "os": "linux", "architecture": "arm64", "variant": "v8" })));
         assert!(Platform::parse("linux").is_none());
         assert_eq!(v8.to_string(), "linux/arm64/v8");
     }

@@ -20,7 +20,7 @@ use bindings::{strategy, template, validator};
 pub use runtime::{Limits, Loaded, Runtime};
 
 use crate::config::{Config, PluginConfig, PluginKind};
-use crate::validation::Violation;
+use crate::domain::{RolloutState, Step, Violation};
 
 /// What went wrong inside one plugin call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +38,8 @@ pub enum PluginFailure {
     Refused(String),
     #[error("could not start: {0}")]
     Instantiate(String),
+    #[error("is not loaded on this host")]
+    NotLoaded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +47,13 @@ pub enum PluginFailure {
 pub struct PluginError {
     pub plugin: String,
     pub failure: PluginFailure,
+}
+
+impl PluginError {
+    /// A plugin a record names that this host no longer loads.
+    pub fn gone(plugin: &str) -> Self {
+        Self { plugin: plugin.to_owned(), failure: PluginFailure::NotLoaded }
+    }
 }
 
 /// Why a plugin could not be loaded at startup.
@@ -263,7 +272,7 @@ impl Plugin {
         .map_err(|message| PluginError { plugin: self.name.clone(), failure: PluginFailure::Refused(message) })
     }
 
-    pub fn next_step(&self, state: &types::RolloutState) -> Result<types::Step, PluginError> {
+    pub fn next_step(&self, state: &RolloutState) -> Result<Step, PluginError> {
         self.next_step_with(&self.settings, state)
     }
 
@@ -281,12 +290,14 @@ impl Plugin {
     }
 
     /// The next step under `settings` (from [`Plugin::settings_with`]).
-    pub fn next_step_with(&self, settings: &str, state: &types::RolloutState) -> Result<types::Step, PluginError> {
+    pub fn next_step_with(&self, settings: &str, state: &RolloutState) -> Result<Step, PluginError> {
         let Pre::Strategy(_) = &self.pre else { return Err(self.wrong_kind(PluginKind::Strategy)) };
+        let state = convert::rollout_state(state);
         self.call(|store, instance| match instance {
-            Instance::Strategy(b) => b.warship_plugin_rollout().call_next(store, settings, state),
+            Instance::Strategy(b) => b.warship_plugin_rollout().call_next(store, settings, &state),
             _ => unreachable!("kind checked above"),
         })?
+        .map(convert::step)
         .map_err(|message| PluginError { plugin: self.name.clone(), failure: PluginFailure::Refused(message) })
     }
 }
@@ -295,20 +306,6 @@ enum Instance {
     Validator(validator::Validator),
     Template(template::Template),
     Strategy(strategy::Strategy),
-}
-
-/// A strategy action's name, as the WIT spells it.
-pub fn action_name(action: &types::Action) -> &'static str {
-    use types::Action;
-    match action {
-        Action::Scale(_) => "scale",
-        Action::SwitchTraffic(_) => "switch-traffic",
-        Action::WaitReady => "wait-ready",
-        Action::Pause(_) => "pause",
-        Action::AwaitPromotion => "await-promotion",
-        Action::Done => "done",
-        Action::Abort(_) => "abort",
-    }
 }
 
 fn kind_name(kind: PluginKind) -> &'static str {
@@ -395,7 +392,7 @@ impl Plugins {
     }
 
     /// Every validator's violations of `env`, together. Runs on the blocking pool.
-    pub async fn validate_env(self: &Arc<Self>, config: &Config, env: &crate::envs::EnvSpec, node_num: Option<String>) -> Result<Vec<Violation>, PluginError> {
+    pub async fn validate_env(self: &Arc<Self>, config: &Config, env: &crate::domain::EnvSpec, node_num: Option<String>) -> Result<Vec<Violation>, PluginError> {
         let platform = convert::platform(config);
         let env = convert::env_spec(env, node_num);
         let plugins = self.clone();
@@ -414,7 +411,7 @@ impl Plugins {
     pub async fn validate_deploy(
         self: &Arc<Self>,
         config: &Config,
-        env: &crate::envs::EnvSpec,
+        env: &crate::domain::EnvSpec,
         war: &crate::wars::WarRecord,
     ) -> Result<Vec<Violation>, PluginError> {
         let (platform, env, war) = (convert::platform(config), convert::env_spec(env, None), convert::war_facts(war));
@@ -433,7 +430,7 @@ impl Plugins {
     /// The Dockerfile for `war` on `env`'s base image, from the template plugin.
     pub async fn render_dockerfile(
         self: &Arc<Self>,
-        env: &crate::envs::EnvSpec,
+        env: &crate::domain::EnvSpec,
         war: &crate::wars::WarRecord,
         base: &crate::config::CatalogEntry,
         version: &str,

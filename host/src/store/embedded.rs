@@ -20,7 +20,13 @@ const REVISION: &str = "revision";
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Each committed put, for watchers: one process holds the file, so every write
+    /// passes through here.
+    written: tokio::sync::broadcast::Sender<Versioned>,
 }
+
+/// Writes a slow watcher may fall behind by before it re-reads the store.
+const WATCH_BACKLOG: usize = 1024;
 
 #[derive(Serialize, Deserialize)]
 struct LockRecord {
@@ -31,6 +37,23 @@ struct LockRecord {
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// A stream fed by a task: `run` sends into the channel; an error it returns ends the
+/// stream with that error.
+fn async_stream<F, Fut>(run: F) -> super::Watch
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<StoreResult<Versioned>>) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<()>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let fut = run(tx.clone());
+    tokio::spawn(async move {
+        if let Err(e) = fut.await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
 }
 
 fn now_ms() -> u64 {
@@ -81,7 +104,18 @@ impl EmbeddedStore {
         txn.open_table(LOCKS).map_err(unavailable)?;
         txn.open_table(META).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), written: tokio::sync::broadcast::channel(WATCH_BACKLOG).0 })
+    }
+
+    async fn put_maybe_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: Option<LockLease>) -> StoreResult<u64> {
+        let (key, written) = (key.to_owned(), self.written.clone());
+        self.blocking(move |db| {
+            let revision = write(db, &key, &value, when, lease.as_ref())?;
+            // Told inside the blocking call, so watchers see writes in commit order.
+            let _ = written.send(Versioned { key, value, revision });
+            Ok(revision)
+        })
+        .await
     }
 
     async fn blocking<T: Send + 'static>(
@@ -101,6 +135,33 @@ fn next_revision(txn: &redb::WriteTransaction) -> StoreResult<u64> {
     Ok(next)
 }
 
+/// One write transaction: `when` checked on the key and, for a fenced write, the lock
+/// checked to be `lease`'s and unexpired.
+fn write(db: &Database, key: &str, value: &[u8], when: Precondition, lease: Option<&LockLease>) -> StoreResult<u64> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    if let Some(lease) = lease {
+        let locks = txn.open_table(LOCKS).map_err(unavailable)?;
+        let current: Option<LockRecord> =
+            locks.get(lease.key.as_str()).map_err(unavailable)?.and_then(|raw| serde_json::from_slice(raw.value()).ok());
+        if !current.is_some_and(|c| c.token == lease.token && c.expires_unix_ms > now_ms()) {
+            return Err(StoreError::LockLost { key: lease.key.clone() });
+        }
+    }
+    let revision = {
+        let mut table = txn.open_table(KV).map_err(unavailable)?;
+        let found = table.get(key).map_err(unavailable)?.map(|raw| split(key, raw.value()).map(|v| v.revision)).transpose()?;
+        check(key, when, found)?;
+        let revision = next_revision(&txn)?;
+        let mut record = Vec::with_capacity(8 + value.len());
+        record.extend_from_slice(&revision.to_le_bytes());
+        record.extend_from_slice(value);
+        table.insert(key, record.as_slice()).map_err(unavailable)?;
+        revision
+    };
+    txn.commit().map_err(unavailable)?;
+    Ok(revision)
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn get(&self, key: &str) -> StoreResult<Option<Versioned>> {
@@ -115,28 +176,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, when: Precondition) -> StoreResult<u64> {
-        let key = key.to_owned();
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            let revision = {
-                let mut table = txn.open_table(KV).map_err(unavailable)?;
-                let found = table
-                    .get(key.as_str())
-                    .map_err(unavailable)?
-                    .map(|raw| split(&key, raw.value()).map(|v| v.revision))
-                    .transpose()?;
-                check(&key, when, found)?;
-                let revision = next_revision(&txn)?;
-                let mut record = Vec::with_capacity(8 + value.len());
-                record.extend_from_slice(&revision.to_le_bytes());
-                record.extend_from_slice(&value);
-                table.insert(key.as_str(), record.as_slice()).map_err(unavailable)?;
-                revision
-            };
-            txn.commit().map_err(unavailable)?;
-            Ok(revision)
-        })
-        .await
+        self.put_maybe_held(key, value, when, None).await
+    }
+
+    async fn put_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: &LockLease) -> StoreResult<u64> {
+        self.put_maybe_held(key, value, when, Some(lease.clone())).await
     }
 
     async fn delete(&self, key: &str, when: Precondition) -> StoreResult<bool> {
@@ -262,5 +306,38 @@ impl Store for EmbeddedStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.blocking(|db| db.begin_read().map(drop).map_err(unavailable)).await
+    }
+
+    async fn watch(&self, prefix: &str, after: u64) -> StoreResult<super::Watch> {
+        // Subscribe before reading, so nothing written in between is missed; what is
+        // read and also told is told once, by revision.
+        let (mut told, prefix) = (self.written.subscribe(), prefix.to_owned());
+        let store = self.clone();
+        let stream = async_stream(move |tx| async move {
+            let mut seen = after;
+            let mut backlog = store.list(&prefix).await?;
+            loop {
+                backlog.sort_by_key(|v| v.revision);
+                let fresh: Vec<Versioned> = backlog.drain(..).filter(|v| v.revision > seen).collect();
+                for v in fresh {
+                    seen = v.revision;
+                    if tx.send(Ok(v)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                let next = tokio::select! {
+                    next = told.recv() => next,
+                    () = tx.closed() => return Ok(()),
+                };
+                match next {
+                    Ok(v) if v.key.starts_with(&prefix) => backlog.push(v),
+                    Ok(_) => {}
+                    // Fell behind: read the prefix again.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => backlog = store.list(&prefix).await?,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                }
+            }
+        });
+        Ok(stream)
     }
 }

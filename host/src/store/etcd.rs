@@ -7,8 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn,
-    TxnOp, TxnOpResponse,
+    TxnOp, TxnOpResponse, WatchOptions,
 };
+use futures_util::StreamExt;
 
 use super::{LockLease, Precondition, Store, StoreError, StoreResult, Versioned};
 
@@ -89,6 +90,29 @@ impl Store for EtcdStore {
         Ok(response.header().map(|h| h.revision() as u64).unwrap_or_default())
     }
 
+    async fn put_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: &LockLease) -> StoreResult<u64> {
+        let (full, lock) = (self.full(key), self.full(&format!("locks/{}", lease.key)));
+        let mut compares = vec![Compare::lease(lock.as_str(), CompareOp::Equal, lease.token as i64)];
+        compares.extend(self.compare(&full, when));
+        let txn = Txn::new()
+            .when(compares)
+            .and_then(vec![TxnOp::put(full.as_str(), value, None)])
+            .or_else(vec![TxnOp::get(lock.as_str(), None), TxnOp::get(full.as_str(), None)]);
+        let response = self.client.clone().txn(txn).await.map_err(unavailable)?;
+        if response.succeeded() {
+            return Ok(response.header().map(|h| h.revision() as u64).unwrap_or_default());
+        }
+        let mut gets = response.op_responses().into_iter().filter_map(|op| match op {
+            TxnOpResponse::Get(get) => Some(get.kvs().first().map(|kv| (kv.lease(), kv.mod_revision() as u64))),
+            _ => None,
+        });
+        let (held, found) = (gets.next().flatten(), gets.next().flatten());
+        if held.is_none_or(|(owner, _)| owner != lease.token as i64) {
+            return Err(StoreError::LockLost { key: lease.key.clone() });
+        }
+        Err(StoreError::Conflict { key: key.into(), expected: when, found: found.map(|(_, revision)| revision) })
+    }
+
     async fn delete(&self, key: &str, when: Precondition) -> StoreResult<bool> {
         let full = self.full(key);
         if when == Precondition::Any {
@@ -162,6 +186,48 @@ impl Store for EtcdStore {
     async fn ping(&self) -> StoreResult<()> {
         self.client.clone().get(self.full("ping"), Some(GetOptions::new().with_count_only())).await.map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn watch(&self, prefix: &str, after: u64) -> StoreResult<super::Watch> {
+        // What is there now, then every write after the revision that read saw.
+        let full = self.full(prefix);
+        let mut client = self.client.clone();
+        let now = client.get(full.as_str(), Some(GetOptions::new().with_prefix())).await.map_err(unavailable)?;
+        let read_at = now.header().map(|h| h.revision()).unwrap_or_default();
+        let mut present: Vec<Versioned> =
+            now.kvs().iter().map(|kv| self.versioned(kv)).collect::<StoreResult<Vec<_>>>()?.into_iter().filter(|v| v.revision > after).collect();
+        present.sort_by_key(|v| v.revision);
+        let options = WatchOptions::new().with_prefix().with_start_revision(read_at + 1);
+        let (watcher, stream) = client.watch(full.as_str(), Some(options)).await.map_err(unavailable)?;
+        let this = self.clone();
+        let live = futures_util::stream::unfold((stream, watcher), move |(mut stream, watcher)| {
+            let this = this.clone();
+            async move {
+                loop {
+                    match stream.message().await {
+                        Ok(Some(response)) => {
+                            let puts: Vec<StoreResult<Versioned>> = response
+                                .events()
+                                .iter()
+                                .filter(|e| e.event_type() == etcd_client::EventType::Put)
+                                .filter_map(|e| e.kv().map(|kv| this.versioned(kv)))
+                                .collect();
+                            if response.canceled() {
+                                let why = format!("etcd cancelled the watch: {}", response.cancel_reason());
+                                return Some((futures_util::stream::iter(vec![Err(StoreError::Unavailable(why))]), (stream, watcher)));
+                            }
+                            if !puts.is_empty() {
+                                return Some((futures_util::stream::iter(puts), (stream, watcher)));
+                            }
+                        }
+                        Ok(None) => return None,
+                        Err(e) => return Some((futures_util::stream::iter(vec![Err(unavailable(e))]), (stream, watcher))),
+                    }
+                }
+            }
+        })
+        .flatten();
+        Ok(Box::pin(futures_util::stream::iter(present.into_iter().map(Ok)).chain(live)))
     }
 }
 

@@ -25,6 +25,9 @@ impl<S: Store> Store for Metered<S> {
     async fn put(&self, key: &str, value: Vec<u8>, when: Precondition) -> StoreResult<u64> {
         timed("put", self.0.put(key, value, when)).await
     }
+    async fn put_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: &LockLease) -> StoreResult<u64> {
+        timed("put_held", self.0.put_held(key, value, when, lease)).await
+    }
     async fn delete(&self, key: &str, when: Precondition) -> StoreResult<bool> {
         timed("delete", self.0.delete(key, when)).await
     }
@@ -42,5 +45,8 @@ impl<S: Store> Store for Metered<S> {
     }
     async fn ping(&self) -> StoreResult<()> {
         timed("ping", self.0.ping()).await
+    }
+    async fn watch(&self, prefix: &str, after: u64) -> StoreResult<super::Watch> {
+        timed("watch", self.0.watch(prefix, after)).await
     }
 }

@@ -1,7 +1,7 @@
 //! The store: a small ordered key-value map with revisions, compare-and-swap and
 //! leased locks. `embedded` (redb, one file) is the default; `etcd` lets several
 //! hosts share records and locks. Both pass the same conformance suite
-//! (`tests/store_conformance.rs`).
+//! (`tests/suite/store_conformance.rs`).
 
 mod embedded;
 mod etcd;
@@ -65,6 +65,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, key: &str) -> StoreResult<Option<Versioned>>;
     /// Writes `value` if `when` holds; returns the new revision.
     async fn put(&self, key: &str, value: Vec<u8>, when: Precondition) -> StoreResult<u64>;
+    /// Writes `value` if `when` holds and `lease` still holds its lock, in one
+    /// transaction: a job's fenced write. `LockLost` when the lock is not this lease's.
+    async fn put_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: &LockLease) -> StoreResult<u64>;
     /// Deletes the key if `when` holds; `Ok(false)` when it did not exist.
     async fn delete(&self, key: &str, when: Precondition) -> StoreResult<bool>;
     /// Every key starting with `prefix`, in key order.
@@ -77,7 +80,14 @@ pub trait Store: Send + Sync + 'static {
     async fn release_lock(&self, lease: &LockLease) -> StoreResult<()>;
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
+    /// Every value written under `prefix` with a revision above `after`: those there
+    /// now, in key order, then each new write as it commits (deletes are not told).
+    /// Ends with an error when the store connection does.
+    async fn watch(&self, prefix: &str, after: u64) -> StoreResult<Watch>;
 }
+
+/// The writes [`Store::watch`] tells.
+pub type Watch = futures_util::stream::BoxStream<'static, StoreResult<Versioned>>;
 
 pub type DynStore = Arc<dyn Store>;
 
@@ -111,6 +121,18 @@ pub async fn list_json<T: serde::de::DeserializeOwned>(
 ) -> StoreResult<Vec<(T, u64)>> {
     let entries = store.list(prefix).await?;
     entries.iter().map(|v| decode(v).map(|t| (t, v.revision))).collect()
+}
+
+/// [`Store::put_held`] of a record as JSON.
+pub async fn put_json_held<T: serde::Serialize>(
+    store: &dyn Store,
+    key: &str,
+    value: &T,
+    when: Precondition,
+    lease: &LockLease,
+) -> StoreResult<u64> {
+    let bytes = serde_json::to_vec(value).expect("records serialize");
+    store.put_held(key, bytes, when, lease).await
 }
 
 pub async fn put_json<T: serde::Serialize>(

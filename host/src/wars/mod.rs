@@ -20,7 +20,7 @@ pub use inspect::{EvidenceSource, InspectError, ServletApi};
 use crate::config::UploadConfig;
 use crate::store::{self, DynStore, Precondition, StoreError};
 use crate::users::UserName;
-use crate::validation::{dns_label_problem, Violation};
+use crate::domain::{dns_label_problem, Violation};
 
 /// What warship knows about an uploaded WAR.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

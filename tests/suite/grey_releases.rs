@@ -6,7 +6,7 @@
 //! and a host killed mid-build and mid-canary. What warship did is checked in the API
 //! server itself.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! One shape for "this field is wrong, and why", shared by every check so an API
-//! caller always gets the full list at once.
+//! caller always gets the full list at once; and the name rule every name obeys.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! The Docker Engine builder (bollard) against podman's Docker-compatible API service,
 //! pushing to a real docker-registry: the Dockerfiles the oci builder refuses.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use support::*;
 use warship_host::config::RegistryConfig;
-use warship_host::image::{BuildEvent, BuildJob, Builder, ContextFile, DockerBuilder, OciBuilder, Platform};
+use warship_host::domain::Platform;
+use warship_host::image::{BuildEvent, BuildJob, Builder, ContextFile, DockerBuilder, OciBuilder};
 use warship_host::registry::RegistryClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod host;
+pub mod proxy;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -15,7 +16,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use warship_host::config::Config;
-use warship_host::envs::Envs;
+use warship_host::envs::{EnvOps, Envs};
 use warship_host::images::Images;
 use warship_host::deploys::Deploys;
 use warship_host::http::{self, AppState, Services};
@@ -161,9 +162,11 @@ impl TestApp {
         let images = Arc::new(Images::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), wars.clone(), builder, client));
         // In-process apps have no cluster; deploys against a real one run `warship serve`.
         let deploys = Deploys::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), images.clone(), None);
+        let env_ops = EnvOps::new(store.clone(), config.clone(), envs.clone(), None);
         let state = Arc::new(Services {
             users: Users::new(store.clone(), &config.users.static_users).unwrap(),
             envs,
+            env_ops,
             plugins,
             wars,
             images,
@@ -647,6 +650,25 @@ impl KubeCluster {
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
         kube::Client::try_from(config).unwrap()
+    }
+
+    /// A kubeconfig of another admin (`host-a`, `host-b`): its writes are told apart
+    /// in the audit log.
+    pub fn kubeconfig_of(&self, who: &str) -> PathBuf {
+        self.dir.path().join(format!("kubeconfig-{who}"))
+    }
+
+    /// Every write to Deployments and Services so far: (user, verb, when, what).
+    pub fn audited_writes(&self) -> Vec<(String, String, time::OffsetDateTime, String)> {
+        let text = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|e| e["stage"] == "ResponseComplete")
+            .map(|e| {
+                let at = time::OffsetDateTime::parse(e["requestReceivedTimestamp"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+                (e["user"]["username"].as_str().unwrap_or_default().to_owned(), e["verb"].as_str().unwrap_or_default().to_owned(), at, e["requestURI"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect()
     }
 
     /// The named component's log, for failure messages.

@@ -2,7 +2,7 @@
 //! bases (Maven Central's Tomcat on this machine's JDK) pushed into it, real WARs, and
 //! podman running what was built.
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! service), a registry answering 500 for a while, one killed or frozen mid-push,
 //! one out of space; and a multi-platform base.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,8 @@ use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::*;
 use warship_host::config::RegistryConfig;
-use warship_host::image::{BuildError, BuildEvent, BuildJob, Builder, ContextFile, OciBuilder, Platform, Progress};
+use warship_host::domain::Platform;
+use warship_host::image::{BuildError, BuildEvent, BuildJob, Builder, ContextFile, OciBuilder, Progress};
 use warship_host::registry::{RegistryClient, RegistryError};
 
 const DOCKERFILE: &str = "FROM warship/tomcat:10.1-jdk17\nLABEL test=yes\nCOPY app.war /usr/local/tomcat/webapps/ROOT.war\n";

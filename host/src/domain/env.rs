@@ -1,6 +1,4 @@
-//! Environments: where a user's WAR runs (Tomcat × JDK, replicas, JVM options,
-//! resources). Records live under the user's prefix; every change re-validates the
-//! whole spec so callers see every bad field at once.
+//! An env as a user describes it, and the release a deploy leaves serving.
 
 use std::collections::BTreeMap;
 
@@ -8,11 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::config::Config;
-use crate::plugins::{PluginError, Plugins};
-use crate::store::{self, DynStore, Precondition, StoreError};
-use crate::users::UserName;
-use crate::validation::{dns_label_problem, Violation};
+use super::violation::{dns_label_problem, Violation};
 
 /// Longest env name: leaves room for suffixes like `-canary-` in Kubernetes names.
 pub const ENV_NAME_MAX: usize = 40;
@@ -125,6 +119,18 @@ pub struct Release {
     pub at: OffsetDateTime,
 }
 
+/// What one release runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseSpec {
+    pub revision: u32,
+    /// Pinned by digest: `<pull registry>/<user>/<env>@sha256:…`.
+    pub image: String,
+    pub version: String,
+    pub war_sha256: String,
+    /// The deploy that makes it.
+    pub deploy_id: String,
+}
+
 /// An env as stored and returned.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Env {
@@ -146,30 +152,6 @@ pub struct Env {
     pub revision: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EnvError {
-    #[error("the env is invalid")]
-    Invalid(Vec<Violation>),
-    #[error("env {0} not found")]
-    NotFound(String),
-    #[error("env {0} already exists")]
-    Exists(String),
-    #[error("env {0} was changed by someone else meanwhile")]
-    Conflict(String),
-    #[error("you already have {0} envs, the most allowed")]
-    TooMany(usize),
-    #[error(transparent)]
-    Plugin(#[from] PluginError),
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-impl From<StoreError> for EnvError {
-    fn from(e: StoreError) -> Self {
-        EnvError::Store(e)
-    }
-}
-
 impl EnvPatch {
     pub fn apply(self, spec: &mut EnvSpec) {
         let EnvPatch { tomcat, jdk, replicas, jvm_options, env, resources, context_path, rollout_deadline_secs } = self;
@@ -181,122 +163,6 @@ impl EnvPatch {
         if let Some(v) = resources { spec.resources = v }
         if let Some(v) = context_path { spec.context_path = v }
         if let Some(v) = rollout_deadline_secs { spec.rollout_deadline_secs = Some(v) }
-    }
-}
-
-fn key(user: &UserName, env: &str) -> String {
-    format!("u/{user}/envs/{env}")
-}
-
-fn prefix(user: &UserName) -> String {
-    format!("u/{user}/envs/")
-}
-
-/// The env operations, each scoped to one user.
-#[derive(Clone)]
-pub struct Envs {
-    store: DynStore,
-    config: std::sync::Arc<Config>,
-    plugins: std::sync::Arc<Plugins>,
-}
-
-/// How a spec arrived: the original API sends the replica count as a string.
-#[derive(Debug, Clone, Default)]
-pub struct Origin {
-    pub node_num: Option<String>,
-}
-
-impl Envs {
-    pub fn new(store: DynStore, config: std::sync::Arc<Config>, plugins: std::sync::Arc<Plugins>) -> Self {
-        Self { store, config, plugins }
-    }
-
-    /// Every configured validator's violations, together. The name rule is also the
-    /// host's own: names become store keys and Kubernetes names, whatever plugins say.
-    pub async fn validate(&self, spec: &EnvSpec, origin: Origin) -> Result<Vec<Violation>, EnvError> {
-        let mut violations = self.plugins.validate_env(&self.config, spec, origin.node_num).await?;
-        if let Err(v) = EnvName::parse(&spec.name) {
-            if !violations.iter().any(|found| found.field == v.field) {
-                violations.insert(0, v);
-            }
-        }
-        Ok(violations)
-    }
-
-    pub async fn create(&self, user: &UserName, spec: EnvSpec, origin: Origin) -> Result<Env, EnvError> {
-        let violations = self.validate(&spec, origin).await?;
-        if !violations.is_empty() {
-            return Err(EnvError::Invalid(violations));
-        }
-        let existing = self.store.list(&prefix(user)).await?.len();
-        if existing >= self.config.envs.max_envs_per_user {
-            return Err(EnvError::TooMany(existing));
-        }
-        let now = OffsetDateTime::now_utc();
-        let mut env = Env { spec, used: 0, current: None, created_at: now, updated_at: now, revision: 0 };
-        let name = env.spec.name.clone();
-        env.revision = store::put_json(&*self.store, &key(user, &name), &env, Precondition::Absent)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => EnvError::Exists(name.clone()),
-                other => other.into(),
-            })?;
-        Ok(env)
-    }
-
-    pub async fn list(&self, user: &UserName) -> Result<Vec<Env>, EnvError> {
-        let records: Vec<(Env, u64)> = store::list_json(&*self.store, &prefix(user)).await?;
-        Ok(records.into_iter().map(|(env, rev)| Env { revision: rev, ..env }).collect())
-    }
-
-    pub async fn get(&self, user: &UserName, name: &EnvName) -> Result<Env, EnvError> {
-        let found: Option<(Env, u64)> = store::get_json(&*self.store, &key(user, name.as_str())).await?;
-        found
-            .map(|(env, rev)| Env { revision: rev, ..env })
-            .ok_or_else(|| EnvError::NotFound(name.to_string()))
-    }
-
-    /// Applies `patch` to the current record with compare-and-swap, so two concurrent
-    /// updates cannot silently overwrite each other.
-    pub async fn update(&self, user: &UserName, name: &EnvName, patch: EnvPatch) -> Result<Env, EnvError> {
-        let mut env = self.get(user, name).await?;
-        patch.apply(&mut env.spec);
-        let violations = self.validate(&env.spec, Origin::default()).await?;
-        if !violations.is_empty() {
-            return Err(EnvError::Invalid(violations));
-        }
-        env.updated_at = OffsetDateTime::now_utc();
-        env.revision = store::put_json(&*self.store, &key(user, name.as_str()), &env, Precondition::Revision(env.revision))
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => EnvError::Conflict(name.to_string()),
-                other => other.into(),
-            })?;
-        Ok(env)
-    }
-
-    /// A deploy succeeded: `release` serves now and `used` counts one more. Retries on
-    /// concurrent writes (a PATCH meanwhile) rather than losing either.
-    pub async fn record_release(&self, user: &UserName, name: &EnvName, release: &Release) -> Result<Env, EnvError> {
-        loop {
-            let mut env = self.get(user, name).await?;
-            env.used += 1;
-            env.current = Some(release.clone());
-            env.updated_at = OffsetDateTime::now_utc();
-            match store::put_json(&*self.store, &key(user, name.as_str()), &env, Precondition::Revision(env.revision)).await {
-                Ok(revision) => return Ok(Env { revision, ..env }),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    pub async fn delete(&self, user: &UserName, name: &EnvName) -> Result<(), EnvError> {
-        if self.store.delete(&key(user, name.as_str()), Precondition::Any).await? {
-            Ok(())
-        } else {
-            Err(EnvError::NotFound(name.to_string()))
-        }
     }
 }
 

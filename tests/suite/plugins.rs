@@ -2,14 +2,14 @@
 //! validator on real WARs, the Tomcat template, what `GET /api/v1/plugins` shows,
 //! and what a bad plugin configuration does to startup.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use support::{builtin_plugins, fixture, TestApp};
-use warship_host::envs::EnvSpec;
+use warship_host::domain::EnvSpec;
 use warship_host::plugins::types;
 
 fn spec(tomcat: &str, jdk: &str) -> EnvSpec {

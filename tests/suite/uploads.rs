@@ -1,7 +1,7 @@
 //! WAR uploads through the real router: real WARs from Debian packages, and every
 //! kind of bad input, each leaving nothing behind.
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

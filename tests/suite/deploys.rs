@@ -3,7 +3,7 @@
 //! Kubernetes control plane (kube-apiserver, controller-manager, scheduler, kwok nodes)
 //! from scripts/dev-cluster. What warship did is checked in the API server itself.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

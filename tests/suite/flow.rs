@@ -1,7 +1,7 @@
 //! The real `warship` binary over real sockets: commands, a full walkthrough,
 //! dropped connections, graceful shutdown, TLS, and two hosts sharing one etcd.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! not on a terminal, its exit codes and error words, and, in a real terminal (tmux),
 //! the upload's progress bar, the live rollout and the coloured status tree.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

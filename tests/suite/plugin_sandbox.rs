@@ -3,7 +3,7 @@
 //! fails that one call with an error naming it and what happened, and every other
 //! call carries on.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -10,14 +10,14 @@
 //! the stable release), the strategy is never asked. What a strategy owes them is a
 //! state at every step from which that restore is cheap; scenario 4 checks it.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use warship_host::config::{Config, PluginConfig, PluginKind, PluginRuntimeConfig};
-use warship_host::plugins::types::{Action, RolloutState, Step, Traffic, Workload};
-use warship_host::plugins::{action_name, Plugin, Plugins, Runtime};
+use warship_host::domain::{Action, RolloutState, Step, Traffic, Workload};
+use warship_host::plugins::{Plugin, Plugins, Runtime};
 
 /// One simulated second: each workload starts or stops one pod per tick.
 const TICK_MS: u64 = 1_000;
@@ -207,7 +207,7 @@ impl Sim {
     }
 
     fn kinds(&self) -> Vec<&'static str> {
-        self.steps.iter().map(|s| action_name(&s.action)).collect()
+        self.steps.iter().map(|s| s.action.name()).collect()
     }
 
     /// The (stable, candidate) counts of every `scale` answered.

@@ -1,7 +1,7 @@
 //! The router the binary serves, driven in-process over a real embedded store:
 //! auth, envs, the original API, error shapes, operations endpoints.
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -241,6 +241,15 @@ async fn deploys_without_a_cluster_say_how_to_configure_one() {
     let app = TestApp::embedded().await;
     let token = app.user("alice").await;
     let body = json!({"EnvName": "shop", "WarName": "shop.war", "AppVersion": "1", "IsGreyUpdating": "0"});
+    // A bad request gets its 4xx first, cluster or not: there is no env shop yet.
+    let reply = app.call(Method::POST, "/deploy", Some(&token), Some(body.clone())).await;
+    assert_eq!((reply.status, reply.problem_code()), (StatusCode::NOT_FOUND, "env.not_found"), "{}", reply.text);
+    let reply = app.call(Method::POST, "/api/v1/envs/shop/deploys", Some(&token), Some(json!({"war": "shop.war", "version": "1"}))).await;
+    assert_eq!(reply.problem_code(), "env.not_found");
+    // A request that would deploy says how to configure a cluster.
+    app.call(Method::POST, "/api/v1/envs", Some(&token), Some(json!({"name": "shop", "tomcat": "10.1", "jdk": "17"}))).await;
+    let war = std::fs::read(support::fixture("sample.war")).unwrap();
+    assert_eq!(app.upload(&token, "shop", "shop.war", war).await.status, StatusCode::CREATED);
     let reply = app.call(Method::POST, "/deploy", Some(&token), Some(body)).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.problem_code(), "kubernetes.not_configured");
@@ -257,7 +266,6 @@ async fn deploys_without_a_cluster_say_how_to_configure_one() {
     assert_eq!(unknown.error_fields(), ["replicas"]);
 
     // The env's status without a cluster: the record, no service tree.
-    app.call(Method::POST, "/api/v1/envs", Some(&token), Some(json!({"name": "shop", "tomcat": "10.1", "jdk": "17"}))).await;
     let status = app.call(Method::GET, "/api/v1/envs/shop", Some(&token), None).await;
     assert_eq!(status.status, StatusCode::OK);
     assert_eq!((status.body["service"].clone(), status.body["current"].clone()), (Value::Null, Value::Null));
@@ -268,8 +276,10 @@ async fn deploys_without_a_cluster_say_how_to_configure_one() {
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{action}");
         assert_eq!(reply.problem_code(), "deploy.not_found", "{action}");
     }
+    // A rollback is checked before the cluster too: this env has no release to go back to.
     let rollback = app.call(Method::POST, "/api/v1/envs/shop/rollback", Some(&token), None).await;
-    assert_eq!(rollback.problem_code(), "kubernetes.not_configured");
+    assert_eq!((rollback.status, rollback.problem_code()), (StatusCode::UNPROCESSABLE_ENTITY, "deploy.invalid"));
+    assert_eq!(rollback.body["errors"][0]["code"], "rollback.no_release");
     let logs = app.call(Method::GET, "/api/v1/envs/shop/logs", Some(&token), None).await;
     assert_eq!(logs.problem_code(), "kubernetes.not_configured");
     let malformed = app.call(Method::POST, "/api/v1/envs/shop/rollback", Some(&token), Some(json!({"revision": "two"}))).await;

@@ -1,6 +1,6 @@
 //! One suite, both stores: the embedded one and etcd, a real server on loopback.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,55 @@ async fn suite(store: DynStore) {
     concurrent_compare_and_swap_loses_no_update(store.clone()).await;
     locks_exclude_and_release(&*store).await;
     lock_lapses_when_its_holder_stops_renewing(&*store).await;
+    writes_held_under_a_lock_are_fenced_by_it(&*store).await;
+    watches_tell_what_is_there_then_each_write(&*store).await;
+}
+
+async fn writes_held_under_a_lock_are_fenced_by_it(store: &dyn Store) {
+    let ttl = Duration::from_secs(2);
+    let holder = store.try_lock("job/fence", "host-a", ttl).await.unwrap();
+    let r1 = store.put_held("job/record", b"a1".to_vec(), Precondition::Absent, &holder).await.unwrap();
+    let r2 = store.put_held("job/record", b"a2".to_vec(), Precondition::Revision(r1), &holder).await.unwrap();
+    match store.put_held("job/record", b"stale".to_vec(), Precondition::Revision(r1), &holder).await {
+        Err(StoreError::Conflict { found, .. }) => assert_eq!(found, Some(r2)),
+        other => panic!("a held write with a stale revision: {other:?}"),
+    }
+    // The holder stops renewing; another takes the lock over: the old lease writes nothing more.
+    let taken = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        match store.try_lock("job/fence", "host-b", ttl).await {
+            Ok(lease) => break lease,
+            Err(StoreError::Locked { .. }) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(matches!(
+        store.put_held("job/record", b"late".to_vec(), Precondition::Revision(r2), &holder).await,
+        Err(StoreError::LockLost { .. })
+    ));
+    store.put_held("job/record", b"b1".to_vec(), Precondition::Revision(r2), &taken).await.unwrap();
+    assert_eq!(store.get("job/record").await.unwrap().unwrap().value, b"b1");
+    store.release_lock(&taken).await.unwrap();
+    assert!(matches!(store.put_held("job/record", b"after".to_vec(), Precondition::Any, &taken).await, Err(StoreError::LockLost { .. })));
+}
+
+async fn next(watch: &mut warship_host::store::Watch) -> warship_host::store::Versioned {
+    use futures_util::StreamExt;
+    tokio::time::timeout(Duration::from_secs(5), watch.next()).await.expect("a write is told").unwrap().unwrap()
+}
+
+async fn watches_tell_what_is_there_then_each_write(store: &dyn Store) {
+    let before = store.put("w/1", b"one".to_vec(), Precondition::Any).await.unwrap();
+    store.put("w/2", b"two".to_vec(), Precondition::Any).await.unwrap();
+    store.put("elsewhere", b"x".to_vec(), Precondition::Any).await.unwrap();
+    let mut watch = store.watch("w/", before).await.unwrap();
+    assert_eq!(next(&mut watch).await.value, b"two", "only what came after `after`");
+    store.put("elsewhere", b"y".to_vec(), Precondition::Any).await.unwrap();
+    let three = store.put("w/3", b"three".to_vec(), Precondition::Absent).await.unwrap();
+    let told = next(&mut watch).await;
+    assert_eq!((told.key.as_str(), told.value.as_slice(), told.revision), ("w/3", &b"three"[..], three));
+    store.put("w/1", b"uno".to_vec(), Precondition::Any).await.unwrap();
+    assert_eq!(next(&mut watch).await.value, b"uno");
 }
 
 async fn get_put_and_compare_and_swap(store: &dyn Store) {

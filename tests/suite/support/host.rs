@@ -163,9 +163,14 @@ impl Drop for Host {
 }
 
 pub fn config_for(registry: &Registry, cluster: &KubeCluster, store: &str) -> String {
+    config_with(registry, &cluster.kubeconfig, store)
+}
+
+/// A host's config on `registry`, reaching Kubernetes through `kubeconfig`.
+pub fn config_with(registry: &Registry, kubeconfig: &Path, store: &str) -> String {
     format!(
         "{store}\n[registry]\npush = \"{addr}\"\npull = \"{addr}\"\ninsecure = true\n[kubernetes]\nkubeconfig = \"{}\"\n",
-        cluster.kubeconfig.display(),
+        kubeconfig.display(),
         addr = registry.addr
     )
 }

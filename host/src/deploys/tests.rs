@@ -1,0 +1,248 @@
+//! The deploy engine end to end without external parts: the embedded store, the real
+//! built-in strategy plugins, and the in-memory cluster as the target.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::target::memory::{MemoryCluster, PodFault};
+use super::*;
+use crate::config::Config;
+use crate::domain::{EnvSpec, Traffic};
+use crate::envs::Origin;
+use crate::store::EmbeddedStore;
+use crate::wars::Wars;
+
+struct Bed {
+    deploys: Arc<Deploys>,
+    envs: Envs,
+    store: DynStore,
+    cluster: MemoryCluster,
+    user: UserName,
+    env: EnvName,
+    _dir: tempfile::TempDir,
+}
+
+fn plugins() -> Arc<Plugins> {
+    static PLUGINS: OnceLock<Arc<Plugins>> = OnceLock::new();
+    PLUGINS.get_or_init(|| Arc::new(Plugins::load(&crate::plugins::Runtime::new(None).unwrap(), &config(std::path::Path::new("/nowhere"), "")).unwrap())).clone()
+}
+
+fn config(dir: &std::path::Path, extra: &str) -> Config {
+    let text = format!(
+        "[store]\ndata_dir = \"{}\"\n[deploys]\nrollout_deadline_secs = 5\n{extra}\n[[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"warship/tomcat:10.1-jdk17\"\n",
+        dir.display()
+    );
+    Config::from_toml(&text, std::path::Path::new("platform.toml"), []).unwrap()
+}
+
+/// Tests commit often: a store on tmpfs when there is one keeps fsync out of the way.
+fn scratch() -> tempfile::TempDir {
+    match std::path::Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").unwrap(),
+        false => tempfile::tempdir().unwrap(),
+    }
+}
+
+/// An env `shop` of `replicas` with releases 1 and 2 recorded, release 2 serving.
+async fn bed(replicas: u32, extra: &str) -> Bed {
+    let dir = scratch();
+    let config = Arc::new(config(dir.path(), extra));
+    let store: DynStore = Arc::new(EmbeddedStore::open(&dir.path().join("warship.redb")).unwrap());
+    let plugins = plugins();
+    let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
+    let wars = Arc::new(Wars::new(store.clone(), dir.path().join("wars"), config.uploads.clone()).unwrap());
+    let client = crate::registry::RegistryClient::from_config(&config.registry).unwrap();
+    let platform = crate::domain::Platform::parse(&config.build.platform).unwrap();
+    let builder: Arc<dyn crate::image::Builder> = Arc::new(crate::image::OciBuilder::new(client.clone(), platform));
+    let images = Arc::new(Images::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), wars, builder, client));
+    let cluster = MemoryCluster::new();
+    cluster.set_ready_after(Duration::from_millis(5));
+    let targets: Arc<dyn Targets> = Arc::new(cluster.clone());
+    let deploys = Deploys::new(store.clone(), config, plugins, envs.clone(), images, Some(targets));
+    let user = UserName::parse("alice").unwrap();
+    let spec: EnvSpec = serde_json::from_value(serde_json::json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": replicas})).unwrap();
+    envs.create(&user, spec.clone(), Origin::default()).await.unwrap();
+    let env = EnvName::parse("shop").unwrap();
+    for revision in [1, 2] {
+        let release = Release {
+            revision,
+            image: format!("registry/alice/shop@sha256:{revision:064}"),
+            digest: format!("sha256:{revision:064}"),
+            war: "shop/shop.war".into(),
+            war_sha256: "f00".into(),
+            version: format!("{revision}.0"),
+            strategy: "recreate".into(),
+            deploy: format!("seed-{revision}"),
+            by: "alice".into(),
+            at: time::OffsetDateTime::now_utc(),
+        };
+        envs.record_release(&user, &env, &release).await.unwrap();
+    }
+    let serving = crate::domain::ReleaseSpec { revision: 2, image: "i".into(), version: "2.0".into(), war_sha256: "f00".into(), deploy_id: "seed-2".into() };
+    let target = cluster.target(&user, &spec, serving);
+    target.apply(Change::Candidate { replicas }).await.unwrap();
+    target.apply(Change::Route { traffic: Traffic::Candidate, stable: None, candidate: 2 }).await.unwrap();
+    Bed { deploys, envs, store, cluster, user, env, _dir: dir }
+}
+
+impl Bed {
+    async fn rollback(&self, revision: u32, strategy: &str) -> Result<DeployRecord, DeployError> {
+        let request = RollbackRequest { revision: Some(revision), strategy: Some(strategy.into()) };
+        self.deploys.rollback(&self.user, &self.env, request).await
+    }
+
+    /// Release 1's image again, by a strategy with these settings.
+    async fn release_1_by(&self, strategy: &str, settings: &str) -> DeployRecord {
+        let plugin = self.deploys.plugins.strategy(strategy).cloned().unwrap();
+        let settings = plugin.settings_with(&serde_json::from_str(settings).unwrap()).unwrap().unwrap();
+        let strategy = Strategy { name: strategy.into(), plugin, settings };
+        let releases = self.envs.releases(&self.user, &self.env).await.unwrap();
+        self.deploys
+            .launch(&self.user, &self.env, strategy, Begin::Release, |record, env| {
+                let target = rollback_target(env, &releases, Some(1))?;
+                record.image = Some(target.image);
+                record.digest = Some(target.digest);
+                record.version = target.version;
+                Ok(())
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn ended(&self, id: &str) -> DeployRecord {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let record = self.deploys.get(&self.user, id).await.unwrap();
+            if record.status.is_final() && self.running().await.is_none() {
+                return record;
+            }
+            assert!(std::time::Instant::now() < deadline, "deploy {id} did not end: {record:#?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn running(&self) -> Option<String> {
+        let active = self.store.list(&env_keys::active_of_env(&self.user, "shop")).await.unwrap();
+        active.first().map(|e| e.key.clone())
+    }
+
+    async fn at_step(&self, id: &str, action: &str) -> DeployRecord {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let record = self.deploys.get(&self.user, id).await.unwrap();
+            if record.step.as_ref().is_some_and(|s| s.action == action) {
+                return record;
+            }
+            assert!(!record.status.is_final() && std::time::Instant::now() < deadline, "deploy {id} never reached {action}: {record:#?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_runs_the_strategy_on_the_target_and_records_a_new_release() {
+    let bed = bed(3, "").await;
+    let started = bed.rollback(1, "recreate").await.unwrap();
+    assert_eq!((started.revision, started.stable, started.rollback_of), (3, Some(2), Some(1)));
+    let ended = bed.ended(&started.id).await;
+    assert_eq!(ended.status, DeployStatus::Succeeded, "{ended:#?}");
+    let view = bed.cluster.env("alice", "shop");
+    assert_eq!(view.releases.keys().copied().collect::<Vec<_>>(), vec![3], "release 2 is gone, 3 runs");
+    assert_eq!(view.releases[&3], (3, 3));
+    assert_eq!(view.traffic.map(|t| t.0), Some(Traffic::Candidate));
+    let env = bed.envs.get(&bed.user, &bed.env).await.unwrap();
+    assert_eq!(env.current.as_ref().map(|r| (r.revision, r.digest.clone())), Some((3, format!("sha256:{:064}", 1))));
+    let statuses: Vec<DeployStatus> = ended.history.iter().map(|m| m.status).collect();
+    assert_eq!(statuses.first(), Some(&DeployStatus::Queued));
+    assert_eq!(statuses.last(), Some(&DeployStatus::Succeeded));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_finishing_as_the_next_request_arrives_never_reuses_a_revision() {
+    let bed = bed(1, "").await;
+    let mut revisions = Vec::new();
+    let mut last = bed.rollback(1, "recreate").await.unwrap();
+    revisions.push(last.revision);
+    for round in 0..40 {
+        // Ask again at once, while the previous deploy may be finishing: either it
+        // waits for the lock to be let go, or it is told which deploy runs.
+        let next = loop {
+            match bed.rollback(if round % 2 == 0 { 2 } else { 1 }, "recreate").await {
+                Ok(record) => break record,
+                Err(DeployError::Running { running, .. }) => assert_eq!(running, last.id),
+                Err(DeployError::Invalid(v)) if v[0].code == "rollback.revision.current" => {}
+                Err(other) => panic!("round {round}: {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        assert_eq!(bed.ended(&last.id).await.status, DeployStatus::Succeeded);
+        revisions.push(next.revision);
+        last = next;
+    }
+    bed.ended(&last.id).await;
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "revisions only grow: {revisions:?}");
+    let releases = bed.envs.releases(&bed.user, &bed.env).await.unwrap();
+    let mut deploys: Vec<&str> = releases.iter().map(|r| r.deploy.as_str()).collect();
+    deploys.sort();
+    deploys.dedup();
+    assert_eq!(deploys.len(), releases.len(), "each release was recorded by one deploy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_whose_strategy_is_gone_is_failed_when_taken_over() {
+    let bed = bed(2, "").await;
+    let id = "0123456789abcdef0123456789abcdef";
+    let mut record = DeployRecord::queued(id.into(), "shop".into(), 3, Some(2), ("vanished".into(), serde_json::json!({})), "alice".into());
+    record.status = DeployStatus::RollingOut;
+    record.image = Some("registry/alice/shop@sha256:1".into());
+    store::put_json(&*bed.store, &keys::record(&bed.user, id), &record, Precondition::Absent).await.unwrap();
+    let active = env_keys::ActiveDeploy { user: bed.user.clone(), env: "shop".into(), id: id.into() };
+    store::put_json(&*bed.store, &env_keys::active(&bed.user, "shop", id), &active, Precondition::Absent).await.unwrap();
+    bed.deploys.resume_once().await.unwrap();
+    let ended = bed.ended(id).await;
+    assert_eq!(ended.status, DeployStatus::Failed);
+    let error = ended.error.unwrap();
+    assert_eq!(error.code, "deploy.strategy_gone");
+    assert!(error.message.contains("\"vanished\"") && error.message.contains("put back"), "{}", error.message);
+    assert_eq!(bed.cluster.env("alice", "shop").releases[&2], (2, 2), "release 2 serves");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategy_asking_past_the_platforms_maximum_fails_naming_it() {
+    let bed = bed(3, "max_replicas = 2").await;
+    let started = bed.rollback(1, "recreate").await.unwrap();
+    let ended = bed.ended(&started.id).await;
+    assert_eq!(ended.status, DeployStatus::Failed);
+    let error = ended.error.unwrap();
+    assert_eq!(error.code, "plugin.failed");
+    assert!(error.message.contains("strategy recreate") && error.message.contains("maximum of 2"), "{}", error.message);
+    assert_eq!(bed.cluster.env("alice", "shop").releases.keys().copied().collect::<Vec<_>>(), vec![2], "release 2 serves alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_waits_for_promotion_and_an_abort_puts_the_stable_release_back() {
+    let bed = bed(4, "").await;
+    let started = bed.release_1_by("canary", r#"{"steps": [{"weight": 25}, {"await-promotion": true}]}"#).await;
+    bed.at_step(&started.id, "await-promotion").await;
+    let view = bed.cluster.env("alice", "shop");
+    assert!(view.releases.contains_key(&2) && view.releases.contains_key(&3), "both run: {view:?}");
+    bed.deploys.abort(&bed.user, &started.id).await.unwrap();
+    let ended = bed.ended(&started.id).await;
+    assert_eq!(ended.status, DeployStatus::Aborted);
+    let view = bed.cluster.env("alice", "shop");
+    assert_eq!(view.releases.keys().copied().collect::<Vec<_>>(), vec![2]);
+    assert_eq!(view.releases[&2].0, 4, "scaled back to the env's replicas");
+    assert_eq!(view.traffic.map(|t| t.0), Some(Traffic::Stable));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_that_never_get_ready_fail_the_rollout_at_its_deadline_with_the_cause() {
+    let bed = bed(2, "").await;
+    bed.cluster.set_fault("1.0", PodFault::NeverReady);
+    let started = bed.rollback(1, "rolling").await.unwrap();
+    let ended = bed.ended(&started.id).await;
+    assert_eq!(ended.status, DeployStatus::Failed);
+    let error = ended.error.unwrap();
+    assert_eq!((error.code.as_str(), error.cause), ("rollout.deadline", Some(crate::cluster::diagnosis::Cause::Readiness)));
+    assert_eq!(bed.cluster.env("alice", "shop").releases.keys().copied().collect::<Vec<_>>(), vec![2]);
+}

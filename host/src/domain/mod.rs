@@ -1,0 +1,14 @@
+//! The domain: what warship is about (envs, releases, rollouts, image platforms, the
+//! shape of a refusal), in plain types. This module imports nothing else of the crate;
+//! every other module may import it, and adapters (`plugins/` for WIT, `cluster/` for
+//! Kubernetes, `http/` for JSON) map these types at their own edge.
+
+mod env;
+mod platform;
+mod rollout;
+mod violation;
+
+pub use env::{Env, EnvName, EnvPatch, EnvSpec, Release, ReleaseSpec, ResourceAmounts, Resources, ENV_NAME_MAX};
+pub use platform::Platform;
+pub use rollout::{Action, RolloutState, ScaleTo, Step, Traffic, Workload};
+pub use violation::{dns_label_problem, Violation};

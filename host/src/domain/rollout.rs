@@ -1,0 +1,100 @@
+//! A rollout as the host and a strategy see it: what is observed, and what the strategy
+//! answers. `plugins/` maps these to and from the WIT records at its edge; the rollout
+//! loop and its targets (Kubernetes, the in-memory one) speak only these.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Which release the env's traffic goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Traffic {
+    Stable,
+    Candidate,
+    Both,
+}
+
+/// One release's workload as observed: replicas asked for, pods ready, restarts, and
+/// how long the longest-unready pod has been unready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Workload {
+    pub replicas: u32,
+    pub ready: u32,
+    pub restarts: u32,
+    pub unready_ms: u64,
+}
+
+impl Workload {
+    pub fn all_ready(&self) -> bool {
+        self.ready == self.replicas
+    }
+}
+
+/// What a strategy is told at each call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutState {
+    pub desired_replicas: u32,
+    pub stable: Option<Workload>,
+    pub candidate: Workload,
+    pub traffic: Traffic,
+    pub step_index: u32,
+    pub time_in_step_ms: u64,
+    pub promoted: bool,
+    pub memory: String,
+}
+
+impl RolloutState {
+    /// Every workload has as many ready pods as replicas.
+    pub fn all_ready(&self) -> bool {
+        self.candidate.all_ready() && self.stable.as_ref().is_none_or(Workload::all_ready)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScaleTo {
+    pub stable: u32,
+    pub candidate: u32,
+}
+
+/// The next thing a strategy asks of the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Scale(ScaleTo),
+    SwitchTraffic(Traffic),
+    WaitReady,
+    /// Ask again after this many milliseconds at most.
+    Pause(u64),
+    AwaitPromotion,
+    Done,
+    Abort(String),
+}
+
+impl Action {
+    /// The action's name, as the WIT spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Scale(_) => "scale",
+            Action::SwitchTraffic(_) => "switch-traffic",
+            Action::WaitReady => "wait-ready",
+            Action::Pause(_) => "pause",
+            Action::AwaitPromotion => "await-promotion",
+            Action::Done => "done",
+            Action::Abort(_) => "abort",
+        }
+    }
+
+    /// Actions the host carries out at once and then asks again: a strategy answering
+    /// only these would make the host spin, so they are rate-limited.
+    pub fn acts_at_once(&self) -> bool {
+        matches!(self, Action::Scale(_) | Action::SwitchTraffic(_))
+    }
+}
+
+/// A strategy's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub action: Action,
+    pub step_index: u32,
+    pub description: String,
+    pub memory: String,
+}

@@ -1,0 +1,19 @@
+//! Every end-to-end suite in one test binary: one link, shared helpers compiled once.
+//! Each module is a flow against real parts; `cargo test --test suite deploys::` runs one.
+
+mod support;
+
+mod api;
+mod cli;
+mod deploys;
+mod docker_builder;
+mod flow;
+mod grey_releases;
+mod images;
+mod partition;
+mod plugin_sandbox;
+mod plugins;
+mod registry;
+mod store_conformance;
+mod strategy_simulator;
+mod uploads;
