@@ -142,16 +142,11 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::EmbeddedStore;
 
-    fn store() -> (DynStore, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        (Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap()), dir)
-    }
 
     #[tokio::test]
     async fn a_lease_unrenewed_past_its_ttl_less_the_margin_fences_its_writes() {
-        let (store, _dir) = store();
+        let (store, _dir) = crate::store::scratch();
         let lease = Lease::take(&store, "job", "me", Duration::from_millis(600)).await.unwrap();
         lease.put_json("record", &1, Precondition::Absent).await.unwrap();
         // Nobody renews it: a third of the TTL before it lapses, the job stops acting.
@@ -164,7 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_under_a_lock_taken_over_is_refused_by_the_store() {
-        let (store, _dir) = store();
+        let (store, _dir) = crate::store::scratch();
         let old = Lease::take(&store, "job", "old", Duration::from_millis(300)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(350)).await;
         let new = Lease::take(&store, "job", "new", Duration::from_secs(15)).await.unwrap();
@@ -176,7 +171,7 @@ mod tests {
 
     #[tokio::test]
     async fn holding_renews_and_keeps_the_fence_open() {
-        let (store, _dir) = store();
+        let (store, _dir) = crate::store::scratch();
         let lease = Lease::take(&store, "job", "me", Duration::from_millis(600)).await.unwrap();
         let held = tokio::time::timeout(Duration::from_millis(1500), lease.hold()).await;
         assert!(held.is_err(), "hold returns only once the lease is lost");

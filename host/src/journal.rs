@@ -135,16 +135,11 @@ pub async fn remove(store: &DynStore, prefix: &str) -> StoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::EmbeddedStore;
 
-    fn store() -> (DynStore, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        (Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap()), dir)
-    }
 
     #[tokio::test]
     async fn a_follower_gets_the_past_then_live_events_and_stops_at_the_end() {
-        let (store, _dir) = store();
+        let (store, _dir) = crate::store::scratch();
         let journal = Journal::<i32>::open(&store, prefix("alice", "deploy", "d1"), None).await.unwrap();
         journal.append(&1).await.unwrap();
         journal.append(&2).await.unwrap();
@@ -169,7 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_journal_reopened_by_another_host_goes_on_numbering_and_keeps_the_last_ones() {
-        let (store, _dir) = store();
+        let (store, _dir) = crate::store::scratch();
         let p = prefix("alice", "deploy", "d2");
         let first = Journal::<u64>::open(&store, p.clone(), None).await.unwrap();
         for n in 0..(KEPT + 5) {

@@ -9,7 +9,6 @@ use super::*;
 use crate::config::Config;
 use crate::domain::{EnvSpec, Traffic};
 use crate::envs::Origin;
-use crate::store::EmbeddedStore;
 use crate::wars::Wars;
 
 struct Bed {
@@ -35,19 +34,10 @@ fn config(dir: &std::path::Path, extra: &str) -> Config {
     Config::from_toml(&text, std::path::Path::new("platform.toml"), []).unwrap()
 }
 
-/// Tests commit often: a store on tmpfs when there is one keeps fsync out of the way.
-fn scratch() -> tempfile::TempDir {
-    match std::path::Path::new("/dev/shm").is_dir() {
-        true => tempfile::tempdir_in("/dev/shm").unwrap(),
-        false => tempfile::tempdir().unwrap(),
-    }
-}
-
 /// An env `shop` of `replicas` with releases 1 and 2 recorded, release 2 serving.
 async fn bed(replicas: u32, extra: &str) -> Bed {
-    let dir = scratch();
+    let (store, dir) = store::scratch();
     let config = Arc::new(config(dir.path(), extra));
-    let store: DynStore = Arc::new(EmbeddedStore::open(&dir.path().join("warship.redb")).unwrap());
     let plugins = plugins();
     let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
     let wars = Arc::new(Wars::new(store.clone(), dir.path().join("wars"), config.uploads.clone()).unwrap());

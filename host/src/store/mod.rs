@@ -145,6 +145,18 @@ pub async fn put_json<T: serde::Serialize>(
     store.put(key, bytes, when).await
 }
 
+/// An embedded store in a folder of its own, for unit tests: on tmpfs when there is
+/// one, since tests commit often and fsync would dominate.
+#[cfg(test)]
+pub fn scratch() -> (DynStore, tempfile::TempDir) {
+    let dir = match std::path::Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").unwrap(),
+        false => tempfile::tempdir().unwrap(),
+    };
+    let store: DynStore = Arc::new(EmbeddedStore::open(&dir.path().join("warship.redb")).unwrap());
+    (store, dir)
+}
+
 fn decode<T: serde::de::DeserializeOwned>(v: &Versioned) -> StoreResult<T> {
     serde_json::from_slice(&v.value)
         .map_err(|e| StoreError::Corrupt { key: v.key.clone(), message: e.to_string() })
