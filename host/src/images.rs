@@ -4,8 +4,8 @@
 //! says `built` only once the manifest is in the registry; a failed or interrupted
 //! build is recorded as `failed` with its cause. The deploy pipeline calls [`Images::build`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,8 @@ use utoipa::ToSchema;
 use crate::config::Config;
 use crate::domain::EnvName;
 use crate::envs::{EnvError, Envs};
-use crate::events::EventLog;
-use crate::image::{BuildError, BuildEvent, BuildJob, Builder, ContextFile, Progress};
+use crate::journal::{self, Journal};
+use crate::image::{BuildError, BuildEvent, BuildJob, Builder, ContextFile, Progress, ProgressThrottle};
 use crate::plugins::{PluginError, Plugins};
 use crate::registry::{tag_problem, RegistryClient};
 use crate::jobs::{self, Lease, LEASE_TTL};
@@ -109,11 +109,17 @@ pub struct PreparedBuild {
 }
 
 /// What watchers of a build see: progress, then the final record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ImageEvent {
     Progress(BuildEvent),
     Finished(ImageRecord),
+}
+
+impl ImageEvent {
+    pub fn is_end(&self) -> bool {
+        matches!(self, ImageEvent::Finished(_))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,8 +141,6 @@ pub enum ImageError {
     Failed(ImageFailure),
 }
 
-/// Finished builds whose event logs stay in memory for late watchers.
-const KEPT_LOGS: usize = 256;
 
 pub struct Images {
     store: DynStore,
@@ -147,14 +151,8 @@ pub struct Images {
     builder: Arc<dyn Builder>,
     client: RegistryClient,
     host_id: String,
-    logs: Mutex<Logs>,
 }
 
-#[derive(Default)]
-struct Logs {
-    by_id: HashMap<String, Arc<EventLog<ImageEvent>>>,
-    finished: VecDeque<String>,
-}
 
 fn key(user: &UserName, id: &str) -> String {
     format!("u/{user}/images/{id}")
@@ -175,7 +173,7 @@ impl Images {
         client: RegistryClient,
     ) -> Self {
         let host_id = format!("host-{}", uuid::Uuid::new_v4().simple());
-        Self { store, config, plugins, envs, wars, builder, client, host_id, logs: Mutex::new(Logs::default()) }
+        Self { store, config, plugins, envs, wars, builder, client, host_id }
     }
 
     /// Finds the WAR a request names: `app/file`, or a file name only one app has.
@@ -254,23 +252,43 @@ impl Images {
             }
         };
         let record = started.record.clone();
-        let log = EventLog::new();
-        self.logs.lock().expect("logs lock").by_id.insert(id.clone(), log.clone());
+        let journal = match Journal::open(&self.store, journal::prefix(user.as_str(), "image", &id), Some(lease.clone())).await {
+            Ok(journal) => journal,
+            Err(e) => {
+                lease.release().await;
+                return Err(e.into());
+            }
+        };
         let (this, user, told) = (self.clone(), user.clone(), record.clone());
         tokio::spawn(async move {
-            let progress: Progress = {
-                let log = log.clone();
-                Arc::new(move |event| log.push(ImageEvent::Progress(event)))
-            };
-            let record = tokio::select! {
-                built = this.run(&user, started, progress, &lease) => built,
-                lost = lease.hold() => {
-                    tracing::warn!(%id, error = %lost, "lost the build's lease; the next read settles it");
-                    this.get(&user, &id).await.unwrap_or(told)
+            let (progress, mut progressed) = tokio::sync::mpsc::unbounded_channel::<BuildEvent>();
+            let progress: Progress = Arc::new(move |event| {
+                let _ = progress.send(event);
+            });
+            let mut throttle = ProgressThrottle::default();
+            let building = this.run(&user, started, progress, &lease);
+            tokio::pin!(building);
+            let record = loop {
+                tokio::select! {
+                    built = &mut building => break built,
+                    Some(event) = progressed.recv() => {
+                        if throttle.lets_through(&event) {
+                            journal.append(&ImageEvent::Progress(event)).await;
+                        }
+                    }
+                    lost = lease.hold() => {
+                        tracing::warn!(%id, error = %lost, "lost the build's lease; the next read settles it");
+                        break this.get(&user, &id).await.unwrap_or(told);
+                    }
                 }
             };
+            while let Ok(event) = progressed.try_recv() {
+                if throttle.lets_through(&event) {
+                    journal.append(&ImageEvent::Progress(event)).await;
+                }
+            }
             lease.release().await;
-            this.finished(&user, record, log).await;
+            journal.append_unfenced(&ImageEvent::Finished(record)).await;
         });
         Ok(record)
     }
@@ -358,33 +376,17 @@ impl Images {
         record
     }
 
-    /// Tells watchers of a build job its end, and keeps its log among the last few.
-    async fn finished(&self, _user: &UserName, record: ImageRecord, log: Arc<EventLog<ImageEvent>>) {
-        log.push(ImageEvent::Finished(record.clone()));
-        log.close();
-        let mut logs = self.logs.lock().expect("logs lock");
-        logs.finished.push_back(record.id.clone());
-        while logs.finished.len() > KEPT_LOGS {
-            if let Some(old) = logs.finished.pop_front() {
-                logs.by_id.remove(&old);
-            }
-        }
-    }
-
     /// Starts a build and waits for its end: the built record, or why it failed.
     pub async fn build_and_wait(self: &Arc<Self>, user: &UserName, request: ImageRequest) -> Result<ImageRecord, ImageError> {
+        use futures_util::StreamExt;
         let started = self.build(user, request).await?;
-        let log = self.logs.lock().expect("logs lock").by_id.get(&started.id).cloned();
-        if let Some(log) = log {
-            use futures_util::StreamExt;
-            let mut events = std::pin::pin!(log.follow());
-            while let Some(event) = events.next().await {
-                if let ImageEvent::Finished(record) = event {
-                    return match record.error {
-                        Some(failure) => Err(ImageError::Failed(failure)),
-                        None => Ok(record),
-                    };
-                }
+        let mut events = std::pin::pin!(self.events(user, &started.id, 0).await?);
+        while let Some(event) = events.next().await {
+            if let (_, ImageEvent::Finished(record)) = event? {
+                return match record.error {
+                    Some(failure) => Err(ImageError::Failed(failure)),
+                    None => Ok(record),
+                };
             }
         }
         self.get(user, &started.id).await
@@ -435,6 +437,7 @@ impl Images {
             store::list_json(&*self.store, &format!("u/{user}/images/")).await?.into_iter().map(|(r, _)| r).filter(|r: &ImageRecord| r.env == env).collect();
         records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         for old in records.iter().skip(self.config.deploys.keep_per_env).filter(|r| r.status != ImageStatus::Building) {
+            journal::remove(&self.store, &journal::prefix(user.as_str(), "image", &old.id)).await?;
             self.store.delete(&key(user, &old.id), Precondition::Any).await?;
         }
         Ok(())
@@ -450,35 +453,35 @@ impl Images {
         Ok(out)
     }
 
-    /// The build's events: everything so far and then live ones while this host runs
-    /// it; for a build that ended (or runs on another host), its final record once it
-    /// is final.
-    pub async fn events(self: &Arc<Self>, user: &UserName, id: &str) -> Result<Arc<EventLog<ImageEvent>>, ImageError> {
+    /// The build's events after `after` (0: from its start), each with its sequence
+    /// number, then live ones from whichever host runs it, through its final record.
+    /// A build whose host died before it told its end ends with its settled record.
+    pub async fn events(
+        self: &Arc<Self>,
+        user: &UserName,
+        id: &str,
+        after: u64,
+    ) -> Result<impl futures_util::Stream<Item = Result<(u64, ImageEvent), StoreError>> + Send + 'static, ImageError> {
+        use futures_util::StreamExt;
         let record = self.get(user, id).await?;
-        if let Some(live) = self.logs.lock().expect("logs lock").by_id.get(id).cloned() {
-            return Ok(live);
-        }
-        let log = EventLog::new();
-        if record.status != ImageStatus::Building {
-            log.push(ImageEvent::Finished(record));
-            log.close();
-            return Ok(log);
-        }
-        let (this, user, id, watched) = (self.clone(), user.clone(), id.to_owned(), log.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                match this.get(&user, &id).await {
-                    Ok(record) if record.status == ImageStatus::Building => continue,
-                    Ok(record) => watched.push(ImageEvent::Finished(record)),
-                    Err(e) => tracing::warn!(id, error = %e, "cannot follow a build"),
-                }
-                watched.close();
-                return;
-            }
-        });
-        Ok(log)
+        let prefix = journal::prefix(user.as_str(), "image", id);
+        let told = journal::follow(&self.store, prefix.clone(), after, ImageEvent::is_end).await?;
+        // Settled as interrupted on read: no host will tell its end, so it is told here.
+        let (last, told_end) = journal_end(&self.store, &prefix).await?;
+        let settled = (record.status != ImageStatus::Building && !told_end).then(|| Ok((last + 1, ImageEvent::Finished(record))));
+        Ok(match settled {
+            Some(end) => futures_util::stream::iter([end]).left_stream(),
+            None => told.right_stream(),
+        })
     }
+}
+
+/// A build journal's last sequence number, and whether that event is its end.
+async fn journal_end(store: &DynStore, prefix: &str) -> Result<(u64, bool), StoreError> {
+    let events = store.list(prefix).await?;
+    let last = events.last();
+    let seq = last.and_then(|v| v.key.strip_prefix(prefix)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((seq, last.is_some_and(|v| serde_json::from_slice::<ImageEvent>(&v.value).is_ok_and(|e| e.is_end()))))
 }
 
 /// Aborts the task when dropped, so nothing outlives the build it belongs to.

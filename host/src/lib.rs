@@ -8,7 +8,6 @@ pub mod config;
 pub mod deploys;
 pub mod domain;
 pub mod envs;
-pub mod events;
 pub mod http;
 pub mod image;
 pub mod images;

@@ -17,7 +17,7 @@ use super::{keys, Deploys};
 use crate::domain::{EnvName, Release, ReleaseSpec};
 use crate::envs::keys as env_keys;
 use crate::journal::{self, Journal};
-use crate::image::{BuildEvent, Progress};
+use crate::image::{BuildEvent, Progress, ProgressThrottle};
 use crate::images::{ImageError, ImageStatus, PreparedBuild};
 use crate::jobs::{self, Lease, LEASE_TTL};
 use crate::plugins::Plugin;
@@ -242,7 +242,7 @@ impl Deploys {
         let (user, lease) = (run.user.clone(), run.lease.clone());
         let building = self.images.run(&user, started, tell, &lease);
         tokio::pin!(building);
-        let mut throttle = Throttle::default();
+        let mut throttle = ProgressThrottle::default();
         let built = loop {
             tokio::select! {
                 built = &mut building => break built,
@@ -266,7 +266,7 @@ impl Deploys {
     }
 
     /// One build event: `pushing` once bytes go to the registry; bytes a few times a second.
-    async fn tell_build(&self, run: &mut Run, event: BuildEvent, throttle: &mut Throttle) -> Result<(), Ending> {
+    async fn tell_build(&self, run: &mut Run, event: BuildEvent, throttle: &mut ProgressThrottle) -> Result<(), Ending> {
         let pushing = matches!(&event, BuildEvent::Bytes { .. })
             || matches!(&event, BuildEvent::Step { step, .. } if ["layer", "config", "manifest", "push"].contains(&step.as_str()));
         if pushing && run.record.status == DeployStatus::Building {
@@ -452,27 +452,6 @@ impl Deploys {
             });
         }
         Ok(())
-    }
-}
-
-/// Build bytes as watchers are told them: a few times a second per blob, and its end.
-#[derive(Default)]
-struct Throttle {
-    last: std::collections::HashMap<String, std::time::Instant>,
-}
-
-impl Throttle {
-    const EVERY: Duration = Duration::from_millis(250);
-
-    fn lets_through(&mut self, event: &BuildEvent) -> bool {
-        let BuildEvent::Bytes { what, done, total } = event else { return true };
-        let now = std::time::Instant::now();
-        let due = self.last.get(what).is_none_or(|at| now - *at >= Self::EVERY);
-        if due || done >= total {
-            self.last.insert(what.clone(), now);
-            return true;
-        }
-        false
     }
 }
 

@@ -100,7 +100,7 @@ impl Bed {
     }
 
     async fn ended(&self, id: &str) -> DeployRecord {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let record = self.deploys.get(&self.user, id).await.unwrap();
             if record.status.is_final() && self.running().await.is_none() {
@@ -117,7 +117,7 @@ impl Bed {
     }
 
     async fn at_step(&self, id: &str, action: &str) -> DeployRecord {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let record = self.deploys.get(&self.user, id).await.unwrap();
             if record.step.as_ref().is_some_and(|s| s.action == action) {

@@ -69,12 +69,7 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    use futures_util::StreamExt;
-    let after = super::last_event_id(&headers);
-    let log = state.images.events(&user, &id).await?;
-    let events = log.follow().enumerate().map(|(i, event)| Ok((i as u64 + 1, event))).filter(move |item| {
-        futures_util::future::ready(matches!(item, Ok((seq, _)) if *seq > after))
-    });
+    let events = state.images.events(&user, &id, super::last_event_id(&headers)).await?;
     Ok(super::event_stream(events, |event| match event {
         ImageEvent::Progress(progress) => match progress {
             crate::image::BuildEvent::Step { .. } => "step",

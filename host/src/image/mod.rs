@@ -39,6 +39,28 @@ pub enum BuildEvent {
 
 pub type Progress = Arc<dyn Fn(BuildEvent) + Send + Sync>;
 
+/// Build bytes as watchers are told them: a few times a second per blob, and its end.
+#[derive(Default)]
+pub struct ProgressThrottle {
+    last: std::collections::HashMap<String, std::time::Instant>,
+}
+
+impl ProgressThrottle {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+    pub fn lets_through(&mut self, event: &BuildEvent) -> bool {
+        let BuildEvent::Bytes { what, done, total } = event else { return true };
+        let now = std::time::Instant::now();
+        let due = self.last.get(what).is_none_or(|at| now - *at >= Self::EVERY);
+        if due || done >= total {
+            self.last.insert(what.clone(), now);
+            return true;
+        }
+        false
+    }
+}
+
+
 /// A file the Dockerfile may COPY, by its name in the build context.
 #[derive(Debug, Clone)]
 pub struct ContextFile {
