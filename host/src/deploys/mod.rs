@@ -163,11 +163,11 @@ impl Deploys {
         let lease = self.take_env_lock(user, env_name, &id).await?;
         let started = async {
             let env = self.envs.get(user, env_name).await?;
+            // Read under the lock: the release serving once the previous deploy is over.
+            // Releases are recorded only on success, so a failed deploy's revision is
+            // used again by the next; a recorded release is never written twice.
             let stable = env.current.as_ref().map(|r| r.revision);
-            // Past every revision handed out so far, failed deploys' too: a revision
-            // names one Deployment and one release record, never reused.
-            let last = self.list(user, env_name.as_str()).await?.iter().map(|r| r.revision).max();
-            let revision = last.max(stable).unwrap_or(0) + 1;
+            let revision = stable.unwrap_or(0) + 1;
             let settings: serde_json::Value = serde_json::from_str(&strategy.settings).expect("settings are JSON");
             let mut record = DeployRecord::queued(id.clone(), env_name.to_string(), revision, stable, (strategy.name.clone(), settings), user.to_string());
             fill(&mut record, &env)?;

@@ -153,13 +153,22 @@ async fn a_deploy_finishing_as_the_next_request_arrives_never_reuses_a_revision(
     let mut revisions = Vec::new();
     let mut last = bed.rollback(1, "recreate").await.unwrap();
     revisions.push(last.revision);
-    for round in 0..40 {
+    // bench/revision-race runs 1,000.
+    let rounds: u32 = std::env::var("WARSHIP_RACE_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(40);
+    let (mut waited, mut refused) = (0u32, 0u32);
+    for round in 0..rounds {
         // Ask again at once, while the previous deploy may be finishing: either it
         // waits for the lock to be let go, or it is told which deploy runs.
         let next = loop {
             match bed.rollback(if round % 2 == 0 { 2 } else { 1 }, "recreate").await {
-                Ok(record) => break record,
-                Err(DeployError::Running { running, .. }) => assert_eq!(running, last.id),
+                Ok(record) => {
+                    waited += u32::from(record.created_at > last.created_at);
+                    break record;
+                }
+                Err(DeployError::Running { running, .. }) => {
+                    assert_eq!(running, last.id);
+                    refused += 1;
+                }
                 Err(DeployError::Invalid(v)) if v[0].code == "rollback.revision.current" => {}
                 Err(other) => panic!("round {round}: {other:?}"),
             }
@@ -176,6 +185,8 @@ async fn a_deploy_finishing_as_the_next_request_arrives_never_reuses_a_revision(
     deploys.sort();
     deploys.dedup();
     assert_eq!(deploys.len(), releases.len(), "each release was recorded by one deploy");
+    let reused = revisions.len() - { let mut r = revisions.clone(); r.dedup(); r.len() };
+    eprintln!("revision race: {rounds} rounds, {} deploys, {reused} revisions reused, {} release records, {refused} requests told a deploy runs", revisions.len(), releases.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
