@@ -34,9 +34,58 @@ fn config(dir: &std::path::Path, extra: &str) -> Config {
     Config::from_toml(&text, std::path::Path::new("platform.toml"), []).unwrap()
 }
 
+/// A store whose fenced writes fail while `down` is set, as a store outage would.
+struct Flaky {
+    inner: DynStore,
+    down: std::sync::atomic::AtomicBool,
+    refused: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl store::Store for Flaky {
+    async fn get(&self, key: &str) -> store::StoreResult<Option<store::Versioned>> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, value: Vec<u8>, when: Precondition) -> store::StoreResult<u64> {
+        self.inner.put(key, value, when).await
+    }
+    async fn put_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: &store::LockLease) -> store::StoreResult<u64> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            self.refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(StoreError::Unavailable("etcd: connection refused (scripted)".into()));
+        }
+        self.inner.put_held(key, value, when, lease).await
+    }
+    async fn delete(&self, key: &str, when: Precondition) -> store::StoreResult<bool> {
+        self.inner.delete(key, when).await
+    }
+    async fn list(&self, prefix: &str) -> store::StoreResult<Vec<store::Versioned>> {
+        self.inner.list(prefix).await
+    }
+    async fn try_lock(&self, key: &str, holder: &str, ttl: Duration) -> store::StoreResult<store::LockLease> {
+        self.inner.try_lock(key, holder, ttl).await
+    }
+    async fn renew_lock(&self, lease: &store::LockLease) -> store::StoreResult<()> {
+        self.inner.renew_lock(lease).await
+    }
+    async fn release_lock(&self, lease: &store::LockLease) -> store::StoreResult<()> {
+        self.inner.release_lock(lease).await
+    }
+    async fn ping(&self) -> store::StoreResult<()> {
+        self.inner.ping().await
+    }
+    async fn watch(&self, prefix: &str, after: u64) -> store::StoreResult<store::Watch> {
+        self.inner.watch(prefix, after).await
+    }
+}
+
 /// An env `shop` of `replicas` with releases 1 and 2 recorded, release 2 serving.
 async fn bed(replicas: u32, extra: &str) -> Bed {
     let (store, dir) = store::scratch();
+    bed_on(store, dir, replicas, extra).await
+}
+
+async fn bed_on(store: DynStore, dir: tempfile::TempDir, replicas: u32, extra: &str) -> Bed {
     let config = Arc::new(config(dir.path(), extra));
     let plugins = plugins();
     let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
@@ -246,4 +295,21 @@ async fn pods_that_never_get_ready_fail_the_rollout_at_its_deadline_with_the_cau
     let error = ended.error.unwrap();
     assert_eq!((error.code.as_str(), error.cause), ("rollout.deadline", Some(crate::cluster::diagnosis::Cause::Readiness)));
     assert_eq!(bed.cluster.env("alice", "shop").releases.keys().copied().collect::<Vec<_>>(), vec![2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fails_for_a_moment_mid_rollout_does_not_fail_the_deploy() {
+    let (inner, dir) = store::scratch();
+    let flaky = Arc::new(Flaky { inner, down: Default::default(), refused: Default::default() });
+    let bed = bed_on(flaky.clone(), dir, 2, "").await;
+    bed.cluster.set_ready_after(Duration::from_millis(400));
+    let started = bed.rollback(1, "rolling").await.unwrap();
+    bed.at_step(&started.id, "wait-ready").await;
+    flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    flaky.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let ended = bed.ended(&started.id).await;
+    assert_eq!(ended.status, DeployStatus::Succeeded, "{ended:#?}");
+    assert!(flaky.refused.load(std::sync::atomic::Ordering::SeqCst) > 0, "the outage hit the deploy's writes");
+    assert_eq!(bed.cluster.env("alice", "shop").releases.keys().copied().collect::<Vec<_>>(), vec![3]);
 }
