@@ -291,3 +291,67 @@ async fn from_login_to_a_promoted_canary_and_a_rollback_for_people_and_for_scrip
     assert!(cli.ok(&["env", "delete", "shop"]).contains("deleted env shop"));
     assert_eq!(cli.json(&["env", "list"]), serde_json::json!([]));
 }
+
+/// `warship follow` through one address while the host behind it is killed and another
+/// takes its place (a load balancer's view of a restart): it reconnects, resumes after
+/// the last event it saw, and its exit code comes from the deploy's final record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_survives_the_host_behind_its_address_being_killed_and_replaced() {
+    let mut shop = support::host::Shop::serving(2, "recreate").await;
+    let proxy = support::proxy::Proxy::start(shop.host.base.trim_start_matches("http://")).await;
+    let url = format!("http://{}", proxy.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli { home: dir.path().join("home") };
+    cli.ok(&["login", &url, "--token", &shop.alice]);
+    let steps = serde_json::json!([{"weight": 50}, {"await-promotion": true}]);
+    let body = serde_json::json!({"war": "sample.war", "version": "2.0", "strategy": "canary", "settings": {"steps": steps}});
+    let id = support::host::deploy(&shop.host, &shop.alice, body).await;
+
+    let mut follower = cli.command(&["follow", &id]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str, within: Duration| {
+        let started = Instant::now();
+        while !seen.iter().any(|l: &String| l.contains(needle)) {
+            let left = within.checked_sub(started.elapsed()).unwrap_or_else(|| panic!("no {needle:?} in:\n{}", seen.join("\n")));
+            if let Ok(line) = lines.recv_timeout(left.min(Duration::from_millis(500))) {
+                seen.push(line);
+            }
+        }
+    };
+    wait_for("waiting for promotion", Duration::from_secs(120));
+
+    // The host dies; another serves behind the same address and takes the canary over.
+    shop.kill_and_restart();
+    proxy.retarget(shop.host.base.trim_start_matches("http://"));
+    wait_for("reconnecting", Duration::from_secs(30));
+    shop.host.wait_step(&shop.alice, &id, "await-promotion").await;
+    let resumed_at = Instant::now();
+    loop {
+        let (status, answer) = shop.host.post(&format!("/api/v1/deploys/{id}/promote"), &shop.alice, serde_json::json!({})).await;
+        if status == 202 {
+            break;
+        }
+        // Until the new host has resumed it, the promotion may still be early.
+        assert!(resumed_at.elapsed() < Duration::from_secs(60), "{status} {answer}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = follower.wait().unwrap();
+    let mut rest = String::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    let all = format!("{}\n{rest}", seen.join("\n"));
+    assert_eq!(status.code(), Some(0), "{all}");
+    assert!(all.contains("succeeded: release 2 of shop serves 2.0"), "{all}");
+    // Resumed after the last event seen: no step is told twice.
+    let waits = all.lines().filter(|l| l.contains("waiting for promotion: run")).count();
+    assert_eq!(waits, 1, "{all}");
+}

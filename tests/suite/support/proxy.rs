@@ -11,6 +11,8 @@ use tokio::sync::watch;
 pub struct Proxy {
     pub addr: String,
     cut: Arc<watch::Sender<bool>>,
+    /// Where new connections go: a load balancer's backend.
+    upstream: Arc<std::sync::Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -41,11 +43,12 @@ impl Proxy {
         let addr = listener.local_addr().unwrap().to_string();
         let (cut, _) = watch::channel(false);
         let cut = Arc::new(cut);
-        let (upstream, watching) = (upstream.to_owned(), cut.clone());
+        let upstream = Arc::new(std::sync::Mutex::new(upstream.to_owned()));
+        let (backend, watching) = (upstream.clone(), cut.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else { return };
-                let (upstream, mut cut) = (upstream.clone(), watching.subscribe());
+                let (upstream, mut cut) = (backend.lock().unwrap().clone(), watching.subscribe());
                 tokio::spawn(async move {
                     flowing(&mut cut).await;
                     let Ok(server) = TcpStream::connect(&upstream).await else { return };
@@ -56,11 +59,16 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, cut, task }
+        Proxy { addr, cut, upstream, task }
     }
 
     pub fn cut(&self) {
         self.cut.send_replace(true);
+    }
+
+    /// New connections go to `upstream` from now on.
+    pub fn retarget(&self, upstream: &str) {
+        *self.upstream.lock().unwrap() = upstream.to_owned();
     }
 
     pub fn mend(&self) {
