@@ -162,6 +162,19 @@ fn lock_key(id: &str) -> String {
     format!("images/{id}")
 }
 
+/// Builds not yet final, so the recovery loop finds those whose job died.
+const ACTIVE: &str = "images/active/";
+
+fn active_key(user: &UserName, id: &str) -> String {
+    format!("{ACTIVE}{user}/{id}")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ActiveBuild {
+    user: UserName,
+    id: String,
+}
+
 impl Images {
     pub fn new(
         store: DynStore,
@@ -316,6 +329,7 @@ impl Images {
             finished_at: None,
         };
         let revision = lease.put_json(&key(user, id), &record, Precondition::Absent).await?;
+        lease.put_json(&active_key(user, id), &ActiveBuild { user: user.clone(), id: id.to_owned() }, Precondition::Any).await?;
         let job = BuildJob {
             dockerfile,
             context: BTreeMap::from([(
@@ -369,6 +383,9 @@ impl Images {
                 Err(e) => tracing::error!(id = %record.id, error = %e, "could not read the build's record back"),
             },
             Err(e) => tracing::error!(id = %record.id, error = %e, "could not record the build's outcome"),
+        }
+        if record.status != ImageStatus::Building {
+            let _ = self.store.delete(&active_key(user, &record.id), Precondition::Any).await;
         }
         if let Err(e) = self.prune(user, &record.env).await {
             tracing::warn!(env = %record.env, error = %e, "could not prune old image records");
@@ -473,6 +490,30 @@ impl Images {
             Some(end) => futures_util::stream::iter([end]).left_stream(),
             None => told.right_stream(),
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl jobs::Recover for Images {
+    fn kind(&self) -> &'static str {
+        "image builds"
+    }
+
+    /// A build cannot be resumed: one whose job's lock is gone is failed as
+    /// interrupted (see [`Images::get`]), and leaves the index once final.
+    async fn recover_once(self: Arc<Self>) -> Result<(), StoreError> {
+        for entry in self.store.list(ACTIVE).await? {
+            let Ok(active) = serde_json::from_slice::<ActiveBuild>(&entry.value) else { continue };
+            match self.get(&active.user, &active.id).await {
+                Ok(record) if record.status == ImageStatus::Building => continue,
+                Ok(_) | Err(ImageError::NotFound(_)) => {
+                    self.store.delete(&entry.key, Precondition::Any).await?;
+                }
+                Err(ImageError::Store(e)) => return Err(e),
+                Err(e) => tracing::warn!(id = %active.id, error = %e, "could not settle an interrupted build"),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -119,6 +119,42 @@ impl Lease {
     }
 }
 
+/// Jobs of one kind, as the recovery loop sees them: each pass takes over those whose
+/// host died (their lock lapsed), resuming what can be resumed and failing the rest
+/// cleanly, so no record stays unfinished without a live lease.
+#[async_trait::async_trait]
+pub trait Recover: Send + Sync {
+    /// What the logs call these jobs.
+    fn kind(&self) -> &'static str;
+    async fn recover_once(self: Arc<Self>) -> StoreResult<()>;
+}
+
+/// How often a host looks for jobs whose host stopped.
+pub const RECOVER_EVERY: Duration = Duration::from_secs(10);
+
+/// One recovery loop for every kind of job, now and every `every`, for as long as the
+/// jobs' owners live (weak handles: the loop ends with the host's services).
+pub fn recover_every(kinds: Vec<Arc<dyn Recover>>, every: Duration) -> tokio::task::JoinHandle<()> {
+    let weak: Vec<std::sync::Weak<dyn Recover>> = kinds.iter().map(Arc::downgrade).collect();
+    drop(kinds);
+    tokio::spawn(async move {
+        loop {
+            let mut alive = false;
+            for kind in weak.iter().filter_map(std::sync::Weak::upgrade) {
+                alive = true;
+                let name = kind.kind();
+                if let Err(e) = kind.recover_once().await {
+                    tracing::warn!(jobs = name, error = %e, "could not look for interrupted jobs");
+                }
+            }
+            if !alive {
+                return;
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
 /// Retries a store write with backoff while `lease` is held: a store that fails for a
 /// moment does not end a job. Conflicts and a lost lease are not retried.
 pub async fn retrying<T, F, Fut>(lease: &Lease, what: &str, mut write: F) -> StoreResult<T>

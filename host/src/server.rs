@@ -12,6 +12,7 @@ use crate::config::{BuilderKind, Config, StoreBackend};
 use crate::deploys::target::kube::KubeTargets;
 use crate::deploys::{Deploys, Targets};
 use crate::envs::{EnvOps, Envs};
+use crate::jobs;
 use crate::http::{self, AppState, Services};
 use crate::domain::Platform;
 use crate::image::{Builder, DockerBuilder, OciBuilder};
@@ -109,7 +110,7 @@ impl Server {
         }
         let targets = cluster.clone().map(|cluster| Arc::new(KubeTargets(cluster)) as Arc<dyn Targets>);
         let deploys = Deploys::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), images.clone(), targets);
-        deploys.resume_orphans();
+        jobs::recover_every(vec![deploys.clone(), images.clone()], jobs::RECOVER_EVERY);
         let env_ops = EnvOps::new(store.clone(), config.clone(), envs.clone(), cluster);
         let state = Arc::new(Services {
             config: config.clone(),

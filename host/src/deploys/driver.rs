@@ -24,8 +24,6 @@ use crate::plugins::Plugin;
 use crate::store::{self, DynStore, Precondition, StoreError};
 use crate::users::UserName;
 
-/// How often a host looks for deploys whose host stopped.
-const RESUME_EVERY: Duration = Duration::from_secs(10);
 
 /// One running deploy: its record, where it is stored, what it needs.
 pub struct Run {
@@ -364,26 +362,21 @@ impl Deploys {
         }
     }
 
-    /// Looks for deploys whose host stopped (their lock lapsed) and carries them on,
-    /// now and every few seconds, for as long as the host runs.
-    pub fn resume_orphans(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        // Weak, so the loop ends with the host's services.
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            while let Some(this) = weak.upgrade() {
-                if let Err(e) = this.resume_once().await {
-                    tracing::warn!(error = %e, "could not look for interrupted deploys");
-                }
-                drop(this);
-                tokio::time::sleep(RESUME_EVERY).await;
-            }
-        })
-    }
-
     /// One pass over the active index: each deploy whose lock is free is resumed when
     /// it can be (a rollout with its image built and its strategy loaded), and failed
     /// cleanly when it cannot. None is left active without a live lease.
     pub async fn resume_once(self: &Arc<Self>) -> Result<(), StoreError> {
+        jobs::Recover::recover_once(self.clone()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl jobs::Recover for Deploys {
+    fn kind(&self) -> &'static str {
+        "deploys"
+    }
+
+    async fn recover_once(self: Arc<Self>) -> Result<(), StoreError> {
         for entry in self.store.list(env_keys::ACTIVE).await? {
             let Ok(active) = serde_json::from_slice::<env_keys::ActiveDeploy>(&entry.value) else { continue };
             let id = active.id.clone();
