@@ -235,7 +235,7 @@ impl Images {
         };
         let env = self.envs.get(user, &env_name).await?;
         let war = self.find_war(user, &request.war).await?;
-        let entry = self.config.catalog_entry(&env.spec.tomcat, &env.spec.jdk).cloned();
+        let entry = self.config.catalog_entry(env.spec.tomcat.as_str(), env.spec.jdk.as_str()).cloned();
         if entry.is_none() {
             violations.push(Violation::new(
                 "env",

@@ -302,6 +302,24 @@ async fn operations_endpoints() {
     }
     assert!(doc.body["components"]["schemas"]["EnvSpec"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+    // Every schema a document refers to is in it (typed values such as TomcatVersion too).
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => map.iter().for_each(|(k, v)| match (k.as_str(), v) {
+                ("$ref", Value::String(r)) => out.push(r.clone()),
+                _ => refs(v, out),
+            }),
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(&doc.body, &mut found);
+    for r in &found {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected $ref {r}"));
+        assert!(doc.body["components"]["schemas"][name].is_object(), "openapi refers to {r}, which it lacks");
+    }
+    assert_eq!(doc.body["components"]["schemas"]["EnvSpec"]["properties"]["tomcat"]["$ref"], "#/components/schemas/TomcatVersion");
 
     app.call(Method::GET, "/api/v1/envs", Some(&token), None).await;
     let metrics = app.call(Method::GET, "/metrics", None, None).await;

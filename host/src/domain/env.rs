@@ -53,13 +53,55 @@ pub struct Resources {
     pub limits: ResourceAmounts,
 }
 
+/// A Tomcat version as the catalog names it (`10.1`). Which ones exist is the
+/// catalog's and the validator's to say; the type keeps it apart from a JDK version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct TomcatVersion(String);
+
+/// A JDK version as the catalog names it (`17`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct JdkVersion(String);
+
+macro_rules! version_text {
+    ($($name:ident),*) => {$(
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                Self(text.to_owned())
+            }
+        }
+        impl From<String> for $name {
+            fn from(text: String) -> Self {
+                Self(text)
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+    )*};
+}
+version_text!(TomcatVersion, JdkVersion);
+
 /// What a user asks for when creating an env.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvSpec {
     pub name: String,
-    pub tomcat: String,
-    pub jdk: String,
+    pub tomcat: TomcatVersion,
+    pub jdk: JdkVersion,
     #[serde(default = "one")]
     pub replicas: u32,
     /// Passed to the JVM as `JAVA_OPTS`.
@@ -90,8 +132,8 @@ fn root_path() -> String {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvPatch {
-    pub tomcat: Option<String>,
-    pub jdk: Option<String>,
+    pub tomcat: Option<TomcatVersion>,
+    pub jdk: Option<JdkVersion>,
     pub replicas: Option<u32>,
     pub jvm_options: Option<String>,
     pub env: Option<BTreeMap<String, String>>,

@@ -80,8 +80,8 @@ pub async fn createenv(
     let replicas = body.NodeNum.trim().parse::<u32>().unwrap_or(0);
     let spec = EnvSpec {
         name: body.Name,
-        tomcat: body.TomcatV,
-        jdk: body.JdkV,
+        tomcat: body.TomcatV.into(),
+        jdk: body.JdkV.into(),
         replicas,
         jvm_options: String::new(),
         env: BTreeMap::new(),

@@ -30,8 +30,8 @@ fn amounts(a: &domain::ResourceAmounts) -> types::ResourceAmounts {
 pub fn env_spec(env: &domain::EnvSpec, node_num: Option<String>) -> types::EnvSpec {
     types::EnvSpec {
         name: env.name.clone(),
-        tomcat: env.tomcat.clone(),
-        jdk: env.jdk.clone(),
+        tomcat: env.tomcat.to_string(),
+        jdk: env.jdk.to_string(),
         replicas: env.replicas,
         node_num,
         jvm_options: env.jvm_options.clone(),
