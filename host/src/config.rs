@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// Deadline for every request except WAR uploads, which are bounded by size instead.
     pub request_timeout_secs: u64,
+    /// How long a client may take to send a request's head; slower connections are closed.
+    pub header_read_timeout_secs: u64,
     /// How long in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
     /// `json` for machines, `text` for people.
@@ -61,6 +63,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
             shutdown_grace_secs: 20,
             log_format: LogFormat::Text,
         }
@@ -412,6 +415,9 @@ impl Config {
                 "kubernetes.namespace_prefix {:?} must be lower-case letters, digits and '-', start with a letter, at most 32 characters",
                 self.kubernetes.namespace_prefix
             ));
+        }
+        if self.server.header_read_timeout_secs == 0 {
+            return Err("server.header_read_timeout_secs must be above 0".into());
         }
         if self.deploys.max_replicas == 0 {
             return Err("deploys.max_replicas must be above 0".into());

@@ -149,42 +149,45 @@ impl Server {
         let addr = listener.local_addr()?;
         let app = http::app(self.state.clone()).into_make_service();
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
+        // Graceful shutdown waits for requests in flight, `grace` at most.
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stopper.graceful_shutdown(Some(grace));
+        });
+        let listener = listener.into_std()?;
+        let header_timeout = Duration::from_secs(self.config.server.header_read_timeout_secs);
         match (&self.config.server.tls_cert, &self.config.server.tls_key) {
             (Some(cert), Some(key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                     .await
                     .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    stopper.graceful_shutdown(Some(grace));
-                });
+                let mut server = axum_server::from_tcp_rustls(listener, tls);
+                http1_only_with_header_timeout(server.http_builder(), header_timeout);
                 tracing::info!(%addr, "warship serving HTTPS");
-                axum_server::from_tcp_rustls(listener.into_std()?, tls).handle(handle).serve(app).await?;
+                server.handle(handle).serve(app).await?;
             }
             _ => {
+                let mut server = axum_server::from_tcp(listener);
+                http1_only_with_header_timeout(server.http_builder(), header_timeout);
                 tracing::info!(%addr, "warship serving HTTP");
-                // Graceful shutdown waits for every open connection; cap that wait.
-                let (fired, mut fired_rx) = tokio::sync::watch::channel(false);
-                let signal = async move {
-                    shutdown.await;
-                    let _ = fired.send(true);
-                };
-                let grace_over = async move {
-                    let _ = fired_rx.wait_for(|fired| *fired).await;
-                    tokio::time::sleep(grace).await;
-                };
-                tokio::select! {
-                    result = axum::serve(listener, app).with_graceful_shutdown(signal) => result?,
-                    _ = grace_over => tracing::warn!("grace period over; dropping connections still open"),
-                }
+                server.handle(handle).serve(app).await?;
             }
         }
         tracing::info!("warship stopped");
         Ok(())
     }
+}
+
+/// HTTP/1.1 only (no protocol sniffing a client could stall), and a connection that
+/// has not sent a whole request head within `timeout` is closed: a client sending its
+/// headers a byte at a time cannot hold a connection for long.
+fn http1_only_with_header_timeout(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>, timeout: Duration) {
+    let taken = std::mem::replace(builder, hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new()));
+    *builder = taken.http1_only();
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout);
 }
 
 async fn shutdown_signal() {

@@ -357,3 +357,63 @@ async fn warship_build_pushes_a_dockerfile_from_a_folder_and_prints_the_digest()
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found in registry"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// 1,000 connections sending a request head a byte at a time are dropped once the
+/// header-read timeout passes, while normal requests keep being answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_send_their_headers_a_byte_at_a_time_are_dropped_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SLOW: usize = 1000;
+    // Room for the slow connections on both sides, in this process and the server it starts.
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    limit.rlim_cur = limit.rlim_max.min(8192);
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    assert!(limit.rlim_cur >= 2 * SLOW as u64 + 200, "the descriptor limit {} is too low for this test", limit.rlim_cur);
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "header_read_timeout_secs = 3");
+    let host = Host::start(&config, port, &[]);
+    let started = Instant::now();
+    let mut slow = Vec::with_capacity(SLOW);
+    for _ in 0..SLOW {
+        slow.push(tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let head = b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+            let opened = Instant::now();
+            for byte in head.iter().chain(std::iter::repeat(&b'a')) {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    return opened.elapsed();
+                }
+                // A closed connection reads as the end (or an error) at once.
+                let mut buffer = [0u8; 64];
+                match tokio::time::timeout(Duration::from_millis(250), stream.read(&mut buffer)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return opened.elapsed(),
+                    Ok(Ok(_)) => panic!("a slow request head was answered"),
+                    Err(_) => {}
+                }
+                assert!(opened.elapsed() < Duration::from_secs(30), "a slow connection was never dropped");
+            }
+            unreachable!()
+        }));
+    }
+    // Meanwhile, ordinary requests are answered promptly.
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(4) {
+        let asked = Instant::now();
+        let response = client().get(format!("{}/readyz", host.base)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        slowest = slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(slowest < Duration::from_secs(1), "readyz took {slowest:?} beside the slow connections");
+    let mut held = Vec::new();
+    for connection in slow {
+        held.push(connection.await.unwrap());
+    }
+    held.sort();
+    let longest = *held.last().unwrap();
+    eprintln!("slow headers: {SLOW} connections dropped after {:?} (median) to {longest:?}; readyz at most {slowest:?}", held[SLOW / 2]);
+    assert!(longest < Duration::from_secs(10), "the slowest was dropped only after {longest:?}");
+}
