@@ -37,7 +37,7 @@ fn add_user(config: &Path, name: &str, envs: &[(&str, &str)]) -> String {
 }
 
 struct Host {
-    child: Child,
+    pub child: Child,
     base: String,
 }
 
@@ -416,4 +416,67 @@ async fn connections_that_send_their_headers_a_byte_at_a_time_are_dropped_and_ot
     let longest = *held.last().unwrap();
     eprintln!("slow headers: {SLOW} connections dropped after {:?} (median) to {longest:?}; readyz at most {slowest:?}", held[SLOW / 2]);
     assert!(longest < Duration::from_secs(10), "the slowest was dropped only after {longest:?}");
+}
+
+/// The original `/upload` with a `name` part that never ends (chunked, no length): the
+/// host answers 413 as soon as the part passes its cap, keeps nothing, and its memory
+/// does not grow with what the client sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_text_field_in_the_original_upload_is_refused_without_growing_the_host() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let token = add_user(&config, "alice", &[]);
+    let host = Host::start(&config, port, &[]);
+    let rss = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap() * 1024
+    };
+    let before = rss(host.child.id());
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = |data: &[u8]| [format!("{:x}\r\n", data.len()).into_bytes(), data.to_vec(), b"\r\n".to_vec()].concat();
+    stream.write_all(&chunk(b"--B\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n")).await.unwrap();
+    let block = chunk(&vec![b'a'; 64 << 10]);
+    let (mut read, mut write) = stream.into_split();
+    let sending = tokio::spawn(async move {
+        let mut sent = 0u64;
+        // Up to 4 GiB, or until the host stops reading.
+        while sent < 4 << 30 {
+            if write.write_all(&block).await.is_err() {
+                break;
+            }
+            sent += 64 << 10;
+        }
+        sent
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buffer = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("field_too_large") {
+            match read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let during = rss(host.child.id());
+    drop(read);
+    let sent = tokio::time::timeout(Duration::from_secs(60), sending).await.expect("the host stopped reading").unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("request.field_too_large") && answer.contains("`name`") && answer.contains("4096 bytes"), "{answer}");
+    let grew = during.saturating_sub(before);
+    eprintln!("endless field: refused after the client sent {} MiB; host RSS grew {} KiB", sent >> 20, grew >> 10);
+    assert!(grew < 64 << 20, "the host grew {} MiB", grew >> 20);
+    fn files(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| d.flatten().map(|e| if e.path().is_dir() { files(&e.path()) } else { 1 }).sum())
+    }
+    assert_eq!(files(&dir.path().join("data/wars")), 0, "nothing kept");
 }

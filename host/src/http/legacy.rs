@@ -143,6 +143,32 @@ pub async fn getuploadwars(State(state): State<AppState>, CurrentUser(user): Cur
     Ok(Json(root))
 }
 
+/// The most a text part of the upload form may hold.
+pub const TEXT_FIELD_MAX: usize = 4 << 10;
+
+/// A text part, read a chunk at a time and refused (413, nothing kept) as soon as it
+/// passes [`TEXT_FIELD_MAX`], whatever length the request claimed.
+async fn capped_text(mut field: axum::extract::multipart::Field<'_>) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or_default().to_owned();
+    let mut text = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request("request.multipart", format!("the multipart body could not be read: {}", e.body_text())))?
+    {
+        if text.len() + chunk.len() > TEXT_FIELD_MAX {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request.field_too_large",
+                "Form field too large",
+                format!("the form field `{name}` is longer than the {TEXT_FIELD_MAX} bytes allowed; send a shorter value"),
+            ));
+        }
+        text.extend_from_slice(&chunk);
+    }
+    String::from_utf8(text).map_err(|_| ApiError::bad_request("request.multipart", format!("the form field `{name}` is not UTF-8 text")))
+}
+
 /// Upload a WAR as multipart form data (original API): the file in `file` (or
 /// `uploadfile`), the app in `name` (or `appName`), optionally `version`.
 #[utoipa::path(post, path = "/upload", tag = "original",
@@ -166,8 +192,11 @@ pub async fn upload(
                 file_name = field.file_name().map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).to_owned());
                 received = Some(state.wars.receive(field).await?);
             }
-            "name" | "appName" | "app" => app = Some(field.text().await.map_err(multipart_error)?),
-            "version" => version = Some(field.text().await.map_err(multipart_error)?),
+            "file" | "uploadfile" if received.is_some() => {
+                return Err(ApiError::bad_request("request.duplicate_field", "the form has two `file` parts; send one WAR per upload"))
+            }
+            "name" | "appName" | "app" => app = Some(capped_text(field).await?),
+            "version" => version = Some(capped_text(field).await?),
             other => {
                 return Err(ApiError::bad_request(
                     "request.unknown_field",
