@@ -410,6 +410,19 @@ impl Config {
         if self.kubernetes.kubeconfig.is_some() && self.kubernetes.in_cluster {
             return Err("set kubernetes.kubeconfig or kubernetes.in_cluster, not both".into());
         }
+        if self.kubernetes.namespace_prefix.is_empty() {
+            return Err("kubernetes.namespace_prefix must not be empty: users' namespaces would be named like anyone else's (e.g. a user `kube-system`); keep \"warship-\"".into());
+        }
+        for entry in &self.catalog {
+            if let Some(owner) = self.platform_repository_owner(&entry.base_image) {
+                if !crate::users::UserName::RESERVED.contains(&owner) {
+                    return Err(format!(
+                        "catalog base image {:?} lives in the push registry under {owner:?}, where a user {owner:?} could push images over it; keep base images under \"warship/\"",
+                        entry.base_image
+                    ));
+                }
+            }
+        }
         if crate::domain::dns_label_problem(&format!("{}a", self.kubernetes.namespace_prefix), 33).is_some() {
             return Err(format!(
                 "kubernetes.namespace_prefix {:?} must be lower-case letters, digits and '-', start with a letter, at most 32 characters",
@@ -455,6 +468,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// For an image in the push registry at `<owner>/<name>…`: the owner, a segment
+    /// user images (`<user>/<env>`) could also have.
+    fn platform_repository_owner<'a>(&self, image: &'a str) -> Option<&'a str> {
+        let mut parts: Vec<&str> = image.split('/').collect();
+        // A first part with a dot, a colon or `localhost` is a registry host.
+        let host = parts.first().filter(|p| p.contains('.') || p.contains(':') || **p == "localhost").copied();
+        if let Some(host) = host {
+            if host != self.registry.push {
+                return None;
+            }
+            parts.remove(0);
+        }
+        (parts.len() >= 2).then(|| parts[0])
     }
 
     pub fn catalog_entry(&self, tomcat: &str, jdk: &str) -> Option<&CatalogEntry> {
@@ -570,6 +598,20 @@ mod tests {
     fn tls_needs_both_halves() {
         let err = load("[server]\ntls_cert = \"a.pem\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("tls_key"), "{err}");
+    }
+
+    #[test]
+    fn platform_names_stay_the_platforms() {
+        let with = |extra: &str| Config::from_toml(extra, Path::new("p.toml"), []);
+        let empty = with("[kubernetes]\nnamespace_prefix = \"\"\n").unwrap_err().to_string();
+        assert!(empty.contains("namespace_prefix must not be empty"), "{empty}");
+        let base = |image: &str| format!("[registry]\npush = \"127.0.0.1:5000\"\n[[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"{image}\"\n");
+        let shared = with(&base("alice/tomcat:10")).unwrap_err().to_string();
+        assert!(shared.contains("where a user \"alice\" could push"), "{shared}");
+        assert!(with(&base("127.0.0.1:5000/bob/tomcat:10")).is_err(), "the push registry named by its address");
+        assert!(with(&base("warship/tomcat:10.1-jdk17")).is_ok());
+        assert!(with(&base("127.0.0.1:5000/warship/tomcat:10")).is_ok());
+        assert!(with(&base("registry.example/alice/tomcat:10")).is_ok(), "another registry is not users' space");
     }
 
     #[test]

@@ -19,7 +19,16 @@ pub struct UserName(String);
 impl UserName {
     pub const MAX_LEN: usize = 30;
 
+    /// Names no user may have: user images live at `<registry>/<user>/<env>`, the
+    /// same space as the platform's own images (`warship/tomcat:…`).
+    pub const RESERVED: [&'static str; 1] = ["warship"];
+
     pub fn parse(name: &str) -> Result<Self, UserError> {
+        if Self::RESERVED.contains(&name) {
+            return Err(UserError::InvalidName(format!(
+                "user name {name:?} is reserved: the platform's own images live under it; pick another name"
+            )));
+        }
         match dns_label_problem(name, Self::MAX_LEN) {
             None => Ok(Self(name.to_owned())),
             Some(problem) => Err(UserError::InvalidName(format!("user name {name:?} {problem}"))),
@@ -129,5 +138,18 @@ impl Users {
             known.insert(digest, (user.clone(), Instant::now()));
         }
         Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_platforms_own_name_is_no_users() {
+        let refused = UserName::parse("warship").unwrap_err().to_string();
+        assert!(refused.contains("reserved"), "{refused}");
+        assert!(UserName::parse("warship-fan").is_ok());
+        assert!(UserName::parse("Alice").is_err());
     }
 }
