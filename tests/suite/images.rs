@@ -189,3 +189,28 @@ async fn bad_requests_name_the_field_and_other_users_see_nothing() {
     let unknown = app.call(Method::GET, "/api/v1/images/0123456789abcdef", Some(&token), None).await;
     assert_eq!(unknown.problem_code(), "image.not_found");
 }
+
+/// A stored WAR cut short (a machine crash without fsync): the build says the stored
+/// file is damaged and how to repair it; uploading the same bytes again repairs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_blob_fails_the_build_clearly_and_a_reupload_of_the_same_bytes_repairs_it() {
+    let registry = Registry::start().await;
+    registry.push_base_images();
+    let app = TestApp::embedded_with(|c| use_registry(c, &registry)).await;
+    let (token, war) = user_with_env_and_war(&app, "alice", "10.1", "sample.war").await;
+    let sha = war["sha256"].as_str().unwrap();
+    let blob = app.state.config.store.data_dir.join("wars").join("sha256").join(&sha[..2]).join(sha);
+    let whole = std::fs::read(&blob).unwrap();
+    std::fs::write(&blob, &whole[..whole.len() / 2]).unwrap();
+
+    let failed = build(&app, &token, "shop/sample.war", "1.0").await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.text);
+    let detail = failed.body["detail"].as_str().unwrap();
+    assert!(detail.contains("is shorter than") && detail.contains("upload the WAR again"), "{}", failed.text);
+
+    let again = app.upload(&token, "shop", "sample.war", std::fs::read(fixture("sample.war")).unwrap()).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(std::fs::read(&blob).unwrap(), whole, "the blob holds the uploaded bytes again");
+    let built = build(&app, &token, "shop/sample.war", "1.0").await;
+    assert_eq!(built.status, StatusCode::CREATED, "{}", built.text);
+}

@@ -188,12 +188,12 @@ pub async fn upload(
     let (mut received, mut file_name, mut app, mut version) = (None, None, None, None);
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
+            "file" | "uploadfile" if received.is_some() => {
+                return Err(ApiError::bad_request("request.duplicate_field", "the form has two `file` parts; send one WAR per upload"))
+            }
             "file" | "uploadfile" => {
                 file_name = field.file_name().map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).to_owned());
                 received = Some(state.wars.receive(field).await?);
-            }
-            "file" | "uploadfile" if received.is_some() => {
-                return Err(ApiError::bad_request("request.duplicate_field", "the form has two `file` parts; send one WAR per upload"))
             }
             "name" | "appName" | "app" => app = Some(capped_text(field).await?),
             "version" => version = Some(capped_text(field).await?),

@@ -130,7 +130,14 @@ fn write_tar(files: &[LayerFile], sender: &tokio::sync::mpsc::Sender<Result<Byte
         let mut left = file.size;
         while left > 0 {
             let mut chunk = vec![0u8; CHUNK.min(left as usize)];
-            source.read_exact(&mut chunk).map_err(|e| format!("reading {}: {e} (did it change size?)", file.source.display()))?;
+            source.read_exact(&mut chunk).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => format!(
+                    "{} is shorter than the {} bytes that were uploaded: the stored file is damaged; upload the WAR again (the same bytes repair it)",
+                    file.source.display(),
+                    file.size
+                ),
+                _ => format!("reading {}: {e}", file.source.display()),
+            })?;
             left -= chunk.len() as u64;
             let chunk = Bytes::from(chunk);
             if let Some(v) = &verifier {
@@ -142,7 +149,7 @@ fn write_tar(files: &[LayerFile], sender: &tokio::sync::mpsc::Sender<Result<Byte
             let got = v.finish();
             if &got != want {
                 return Err(TarError::Failed(format!(
-                    "{} does not hold the bytes that were uploaded (sha256 {got}, expected {want}); upload the WAR again",
+                    "{} does not hold the bytes that were uploaded (sha256 {got}, expected {want}): the stored file is damaged; upload the WAR again (the same bytes repair it)",
                     file.source.display()
                 )));
             }
@@ -269,7 +276,7 @@ mod tests {
         assert!(outcome.unwrap_err().contains("does not hold the bytes"));
         f.size = 100;
         let (_, outcome) = collect(&Layer::new(vec![f])).await;
-        assert!(outcome.unwrap_err().contains("change size"));
+        assert!(outcome.unwrap_err().contains("is shorter than the 100 bytes that were uploaded"));
     }
 
     #[test]

@@ -52,7 +52,9 @@ impl LocalBlobs {
         }
     }
 
-    pub fn exists(&self, sha256: &str) -> bool {
-        self.path(sha256).is_file()
+    /// Whether the blob is there whole: a file of `size` bytes. (A machine crash with
+    /// `uploads.fsync = false` can leave one truncated; a new upload then replaces it.)
+    pub fn holds(&self, sha256: &str, size: u64) -> bool {
+        std::fs::metadata(self.path(sha256)).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 }

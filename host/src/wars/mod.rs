@@ -234,7 +234,8 @@ impl Wars {
         let _guard = self.blob_refs.lock().await;
         self.add_ref(&record.sha256).await?;
         let sha = record.sha256.clone();
-        let kept = if self.blobs.exists(&sha) {
+        // Kept already, whole: nothing to write. A damaged blob is replaced by these bytes.
+        let kept = if self.blobs.holds(&sha, record.size) {
             Ok(())
         } else {
             let (blobs, file, durable) = (self.blobs.clone(), received.file, self.limits.fsync);
