@@ -196,3 +196,28 @@ async fn a_rollout_past_its_deadline_fails_with_the_cause_the_previous_release_s
     assert_eq!((status["used"].as_u64(), status["current"]["version"].as_str()), (Some(2), Some("3.0")));
     assert_eq!(status["deploying"], Value::Null);
 }
+
+/// An object of the env's name that warship did not create is not taken over: the
+/// deploy fails saying so, and the object stays as its owner left it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_warship_did_not_create_is_not_taken_over() {
+    let shop = Shop::serving(1, "recreate").await;
+    let (host, kube, alice) = (&shop.host, &shop.kube, shop.alice.as_str());
+    let services: Api<Service> = Api::namespaced(kube.clone(), "warship-alice");
+    let foreign: Service = serde_json::from_value(json!({
+        "metadata": {"name": "other", "labels": {"team": "payments"}},
+        "spec": {"selector": {"app": "payments"}, "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    services.create(&Default::default(), &foreign).await.unwrap();
+    let (status, env) = host.post("/api/v1/envs", alice, json!({"name": "other", "tomcat": "10.1", "jdk": "17", "replicas": 1})).await;
+    assert_eq!(status, 201, "{env}");
+    let id = support::host::deploy_to(host, alice, "other", json!({"war": "sample.war", "version": "1.0", "strategy": "recreate"})).await;
+    let failed = host.wait_deploy(alice, &id).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let message = failed["error"]["message"].as_str().unwrap();
+    assert!(message.contains("service other exists and was not created by warship"), "{failed}");
+    let still = services.get("other").await.unwrap();
+    assert_eq!(still.metadata.labels.unwrap(), [("team".to_owned(), "payments".to_owned())].into(), "its labels are its owner's");
+    assert_eq!(still.spec.unwrap().selector.unwrap(), [("app".to_owned(), "payments".to_owned())].into(), "its selector too");
+}

@@ -157,12 +157,34 @@ impl Cluster {
         }))
     }
 
+    /// Refuses to write over an object of that name that warship did not create:
+    /// server-side apply with force would otherwise take it over.
+    async fn ensure_ours<K>(&self, api: &Api<K>, name: &str, what: &str) -> Result<(), ClusterError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        match api.get_opt(name).await {
+            Ok(None) => Ok(()),
+            Ok(Some(found)) if found.meta().labels.as_ref().and_then(|l| l.get(objects::MANAGED_BY)).is_some_and(|m| m == objects::MANAGER) => Ok(()),
+            Ok(Some(_)) => Err(ClusterError::Refused {
+                what: format!("apply {what} {name}"),
+                message: format!(
+                    "{what} {name} exists and was not created by warship (it lacks the label {}={}); warship does not take over others' objects. Remove it, or use another env name",
+                    objects::MANAGED_BY,
+                    objects::MANAGER
+                ),
+            }),
+            Err(e) => Err(ClusterError::api(format!("read {what} {name}"), e)),
+        }
+    }
+
     /// Creates the user's namespace unless this host already did.
     pub async fn ensure_namespace(&self, user: &UserName) -> Result<String, ClusterError> {
         let name = self.namespace(user);
         if self.namespaces.lock().expect("namespaces lock").contains(&name) {
             return Ok(name);
         }
+        self.ensure_ours(&Api::<Namespace>::all(self.client.clone()), &name, "namespace").await?;
         Api::<Namespace>::all(self.client.clone())
             .patch(&name, &self.apply, &Patch::Apply(objects::namespace(&name)))
             .await
@@ -176,8 +198,12 @@ impl Cluster {
         let namespace = self.ensure_namespace(user).await?;
         let deployment = objects::deployment(user.as_str(), env, release, replicas);
         let name = objects::deployment_name(&env.name, release.revision);
-        Api::<Deployment>::namespaced(self.client.clone(), &namespace)
-            .patch(&name, &self.apply, &Patch::Apply(deployment))
+        let api = Api::<Deployment>::namespaced(self.client.clone(), &namespace);
+        // Ours when the caches (which hold only warship's objects) have it.
+        if self.caches.env(&namespace, &env.name).deployment_of(release.revision).is_none() {
+            self.ensure_ours(&api, &name, "deployment").await?;
+        }
+        api.patch(&name, &self.apply, &Patch::Apply(deployment))
             .await
             .map_err(|e| ClusterError::api(format!("apply deployment {namespace}/{name}"), e))?;
         Ok(())
@@ -187,8 +213,11 @@ impl Cluster {
     pub async fn apply_service(&self, user: &UserName, env: &str, traffic: Traffic, stable: Option<u32>, candidate: u32) -> Result<(), ClusterError> {
         let namespace = self.ensure_namespace(user).await?;
         let service = objects::service(user.as_str(), env, traffic, stable, candidate);
-        Api::<Service>::namespaced(self.client.clone(), &namespace)
-            .patch(env, &self.apply, &Patch::Apply(service))
+        let api = Api::<Service>::namespaced(self.client.clone(), &namespace);
+        if self.caches.env(&namespace, env).service.is_none() {
+            self.ensure_ours(&api, env, "service").await?;
+        }
+        api.patch(env, &self.apply, &Patch::Apply(service))
             .await
             .map_err(|e| ClusterError::api(format!("apply service {namespace}/{env}"), e))?;
         Ok(())
@@ -198,6 +227,9 @@ impl Cluster {
     /// template as it was applied.
     pub async fn scale_release(&self, user: &UserName, env: &str, revision: u32, replicas: u32) -> Result<(), ClusterError> {
         let (namespace, name) = (self.namespace(user), objects::deployment_name(env, revision));
+        if self.caches.env(&namespace, env).deployment_of(revision).is_none() {
+            self.ensure_ours(&Api::<Deployment>::namespaced(self.client.clone(), &namespace), &name, "deployment").await?;
+        }
         let patch = serde_json::json!({"spec": {"replicas": replicas}});
         match Api::<Deployment>::namespaced(self.client.clone(), &namespace)
             .patch_scale(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -213,6 +245,13 @@ impl Cluster {
     /// Deletes a release's Deployment (and, through it, its pods); gone already is fine.
     pub async fn delete_release(&self, user: &UserName, env: &str, revision: u32) -> Result<(), ClusterError> {
         let (namespace, name) = (self.namespace(user), objects::deployment_name(env, revision));
+        if self.caches.env(&namespace, env).deployment_of(revision).is_none() {
+            // Someone else's object of that name is not warship's to delete.
+            if let Err(e) = self.ensure_ours(&Api::<Deployment>::namespaced(self.client.clone(), &namespace), &name, "deployment").await {
+                tracing::warn!(%namespace, %name, error = %e, "not deleting a deployment warship did not create");
+                return Ok(());
+            }
+        }
         self.delete::<Deployment>(&namespace, &name).await
     }
 

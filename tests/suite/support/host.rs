@@ -260,7 +260,12 @@ impl Shop {
 
 /// Starts a deploy on env `shop`; its id.
 pub async fn deploy(host: &Host, token: &str, body: Value) -> String {
-    let (status, started) = host.post("/api/v1/envs/shop/deploys", token, body).await;
+    deploy_to(host, token, "shop", body).await
+}
+
+/// Starts a deploy on `env`; its id.
+pub async fn deploy_to(host: &Host, token: &str, env: &str, body: Value) -> String {
+    let (status, started) = host.post(&format!("/api/v1/envs/{env}/deploys"), token, body).await;
     assert_eq!(status, 202, "{started}");
     started["id"].as_str().unwrap().to_owned()
 }
