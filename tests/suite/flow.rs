@@ -480,3 +480,39 @@ async fn an_endless_text_field_in_the_original_upload_is_refused_without_growing
     }
     assert_eq!(files(&dir.path().join("data/wars")), 0, "nothing kept");
 }
+
+/// A token need not be on the command line: `--token -` reads it from stdin.
+#[tokio::test]
+async fn the_cli_logs_in_with_a_token_read_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let token = add_user(&config, "alice", &[]);
+    let _host = Host::start(&config, port, &[]);
+    let home = dir.path().join("home");
+    let cli = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env_remove("WARSHIP_URL")
+            .env_remove("WARSHIP_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let empty = cli(&["login", &url, "--token", "-"], "\n");
+    assert_eq!(empty.status.code(), Some(2), "{}", String::from_utf8_lossy(&empty.stderr));
+    let login = cli(&["login", &url, "--token", "-"], &format!("{token}\n"));
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    let saved = std::fs::read_to_string(home.join("config/warship/login.toml")).unwrap();
+    assert!(saved.contains(&token), "the login keeps the token read from stdin");
+    let listed = cli(&["--output", "json", "env", "list"], "");
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "[]");
+}

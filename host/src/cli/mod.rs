@@ -45,14 +45,16 @@ pub struct Global {
     /// The warship server, over the login's.
     #[arg(long, global = true, env = "WARSHIP_URL", hide_env_values = true)]
     pub url: Option<String>,
-    /// The API token, over the login's.
+    /// The API token, over the login's; `-` reads it from standard input, so it need
+    /// not appear in the command line (nor in the shell's history or `ps`).
     #[arg(long, global = true, env = "WARSHIP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Check a server and token (`--token`), and remember them for the other commands.
+    /// Check a server and token (`--token`, `--token -` from stdin, or WARSHIP_TOKEN),
+    /// and remember them for the other commands.
     Login {
         /// e.g. http://127.0.0.1:8080
         url: String,
@@ -225,7 +227,11 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
         View::Lines
     };
     if let ClientCommand::Login { url } = &command {
-        let token = global.token.clone().ok_or_else(|| CliError::Usage("give the token: warship login URL --token TOKEN".into()))?;
+        let token = match global.token.as_deref() {
+            Some("-") => read_token_from_stdin()?,
+            Some(token) => token.to_owned(),
+            None => return Err(CliError::Usage("give the token: warship login URL --token - (and the token on stdin), or set WARSHIP_TOKEN".into())),
+        };
         let client = Client::new(url, &token);
         let envs = client.get("/api/v1/envs").await?;
         let path = Login { url: client.url.clone(), token }.save()?;
@@ -236,7 +242,11 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
         }
         return Ok(());
     }
-    let client = Client::configured(global.url.clone(), global.token.clone())?;
+    let token = match global.token.as_deref() {
+        Some("-") => Some(read_token_from_stdin()?),
+        other => other.map(str::to_owned),
+    };
+    let client = Client::configured(global.url.clone(), token)?;
     let print = |value: &Value, text: &dyn Fn(&Value) -> String| {
         if json_out {
             print_json(value);
@@ -486,4 +496,15 @@ async fn logs(client: &Client, env: &str, pod: Option<String>, follow: bool, tai
         let _ = stdout.write_all(&chunk);
         let _ = stdout.flush();
     }
+}
+
+/// The first line of standard input, trimmed: a token piped in (`pass warship | warship login URL --token -`).
+fn read_token_from_stdin() -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|e| CliError::Usage(format!("could not read the token from stdin: {e}")))?;
+    let token = line.trim().to_owned();
+    if token.is_empty() {
+        return Err(CliError::Usage("--token - reads the token from stdin, which gave none".into()));
+    }
+    Ok(token)
 }
