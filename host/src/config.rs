@@ -415,7 +415,7 @@ impl Config {
         }
         for entry in &self.catalog {
             if let Some(owner) = self.platform_repository_owner(&entry.base_image) {
-                if !crate::users::UserName::RESERVED.contains(&owner) {
+                if !crate::domain::RESERVED_NAMES.contains(&owner) {
                     return Err(format!(
                         "catalog base image {:?} lives in the push registry under {owner:?}, where a user {owner:?} could push images over it; keep base images under \"warship/\"",
                         entry.base_image

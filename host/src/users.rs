@@ -19,12 +19,8 @@ pub struct UserName(String);
 impl UserName {
     pub const MAX_LEN: usize = 30;
 
-    /// Names no user may have: user images live at `<registry>/<user>/<env>`, the
-    /// same space as the platform's own images (`warship/tomcat:…`).
-    pub const RESERVED: [&'static str; 1] = ["warship"];
-
     pub fn parse(name: &str) -> Result<Self, UserError> {
-        if Self::RESERVED.contains(&name) {
+        if crate::domain::RESERVED_NAMES.contains(&name) {
             return Err(UserError::InvalidName(format!(
                 "user name {name:?} is reserved: the platform's own images live under it; pick another name"
             )));

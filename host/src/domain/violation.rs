@@ -19,6 +19,10 @@ impl Violation {
     }
 }
 
+/// Names no user may have: user images live at `<registry>/<user>/<env>`, the same
+/// space as the platform's own images (`warship/tomcat:…`).
+pub const RESERVED_NAMES: [&str; 1] = ["warship"];
+
 /// DNS-1123 label that also starts with a letter (Service names need that),
 /// capped at `max` so suffixes like `-canary` still fit Kubernetes' 63.
 pub fn dns_label_problem(value: &str, max: usize) -> Option<String> {
