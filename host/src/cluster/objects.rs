@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, Namespace, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Service, ServicePort, ServiceSpec,
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Namespace, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -126,6 +126,13 @@ pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u3
             failure_threshold: Some(3),
             ..Default::default()
         }),
+        // Tomcat on 8080 needs no privilege: none is given.
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     Deployment {
@@ -149,7 +156,8 @@ pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u3
             revision_history_limit: Some(2),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels), annotations: Some(annotations), ..Default::default() }),
-                spec: Some(PodSpec { containers: vec![container], ..Default::default() }),
+                // The app has no business with the Kubernetes API.
+                spec: Some(PodSpec { containers: vec![container], automount_service_account_token: Some(false), ..Default::default() }),
             },
             ..Default::default()
         },
@@ -230,7 +238,12 @@ mod tests {
         assert_eq!(spec.replicas, Some(2));
         assert_eq!(spec.selector.match_labels.unwrap().len(), 2, "the selector is immutable: env and release only");
         let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.automount_service_account_token, Some(false), "no API token in the app's pods");
         let c = &pod.containers[0];
+        let security = c.security_context.as_ref().unwrap();
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(security.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
+        assert_eq!(security.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
         assert_eq!(c.image.as_deref(), Some("registry:5000/alice/shop@sha256:abc"));
         let vars: Vec<(String, String)> = c.env.clone().unwrap().into_iter().map(|v| (v.name, v.value.unwrap())).collect();
         assert_eq!(vars, [("JAVA_OPTS".into(), "-Xmx512m".into()), ("MODE".into(), "prod".into())]);
