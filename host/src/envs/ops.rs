@@ -8,11 +8,9 @@ use super::{keys, EnvError, Envs};
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::Config;
 use crate::domain::EnvName;
-use crate::store::{self, DynStore, Precondition, StoreError};
+use crate::jobs::{Lease, LEASE_TTL};
+use crate::store::{DynStore, Precondition, StoreError};
 use crate::users::UserName;
-
-/// How long a deletion's lock lives without renewal.
-const LOCK_TTL: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvOpsError {
@@ -52,7 +50,7 @@ impl EnvOps {
     pub async fn delete(&self, user: &UserName, env: &EnvName) -> Result<(), EnvOpsError> {
         self.envs.get(user, env).await?;
         let holder = format!("{}{}", keys::DELETING, uuid::Uuid::new_v4().simple());
-        let lease = self.store.try_lock(&keys::lock(user, env.as_str()), &holder, LOCK_TTL).await.map_err(|e| match e {
+        let lease = Lease::take(&self.store, &keys::lock(user, env.as_str()), &holder, LEASE_TTL).await.map_err(|e| match e {
             StoreError::Locked { holder, .. } => EnvOpsError::Running { env: env.to_string(), running: holder },
             other => other.into(),
         })?;
@@ -61,7 +59,7 @@ impl EnvOps {
                 let timeout = Duration::from_secs(self.config.deploys.delete_timeout_secs);
                 tokio::select! {
                     deleted = cluster.delete_env(user, env.as_str(), timeout) => deleted?,
-                    lost = store::hold_lock(&*self.store, &lease) => return Err(lost.into()),
+                    lost = lease.hold() => return Err(lost.into()),
                 }
             }
             for release in self.store.list(&keys::releases(user, env.as_str())).await? {
@@ -71,7 +69,7 @@ impl EnvOps {
             Ok(())
         }
         .await;
-        let _ = self.store.release_lock(&lease).await;
+        lease.release().await;
         result
     }
 

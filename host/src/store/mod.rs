@@ -91,19 +91,6 @@ pub type Watch = futures_util::stream::BoxStream<'static, StoreResult<Versioned>
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Keeps renewing `lease` (three times per ttl) for as long as it is awaited; returns
-/// once the lease is lost, which means another holder may have the lock now.
-pub async fn hold_lock(store: &dyn Store, lease: &LockLease) -> StoreError {
-    loop {
-        tokio::time::sleep(lease.ttl / 3).await;
-        match store.renew_lock(lease).await {
-            Err(e @ StoreError::LockLost { .. }) => return e,
-            Err(e) => tracing::warn!(key = %lease.key, error = %e, "could not renew a lock; trying again"),
-            Ok(()) => {}
-        }
-    }
-}
-
 /// JSON helpers shared by every caller, so records look the same in both backends.
 pub async fn get_json<T: serde::de::DeserializeOwned>(
     store: &dyn Store,
