@@ -280,7 +280,10 @@ impl Images {
             });
             let mut throttle = ProgressThrottle::default();
             let building = this.run(&user, started, progress, &lease);
-            tokio::pin!(building);
+            // One renewal loop for the whole build: made anew for each event, it would
+            // restart its wait each time and never renew.
+            let holding = lease.hold();
+            tokio::pin!(building, holding);
             let record = loop {
                 tokio::select! {
                     built = &mut building => break built,
@@ -289,7 +292,7 @@ impl Images {
                             journal.append(&ImageEvent::Progress(event)).await;
                         }
                     }
-                    lost = lease.hold() => {
+                    lost = &mut holding => {
                         tracing::warn!(%id, error = %lost, "lost the build's lease; the next read settles it");
                         break this.get(&user, &id).await.unwrap_or(told);
                     }

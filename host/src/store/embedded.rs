@@ -127,6 +127,15 @@ impl EmbeddedStore {
     }
 }
 
+/// A write of the lock table alone. Nothing can hold a lock of this store across a
+/// restart (the file is this process's alone), so lock writes skip the disk flush: a
+/// renewal never waits behind a busy disk long enough for its lease to lapse.
+fn lock_transaction(db: &Database) -> StoreResult<redb::WriteTransaction> {
+    let mut txn = db.begin_write().map_err(unavailable)?;
+    txn.set_durability(redb::Durability::None);
+    Ok(txn)
+}
+
 /// Bumps and returns the store-wide revision inside the caller's transaction.
 fn next_revision(txn: &redb::WriteTransaction) -> StoreResult<u64> {
     let mut meta = txn.open_table(META).map_err(unavailable)?;
@@ -230,7 +239,7 @@ impl Store for EmbeddedStore {
     async fn try_lock(&self, key: &str, holder: &str, ttl: Duration) -> StoreResult<LockLease> {
         let (key, holder) = (key.to_owned(), holder.to_owned());
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+            let txn = lock_transaction(db)?;
             let token = rand::random::<u64>();
             {
                 let mut locks = txn.open_table(LOCKS).map_err(unavailable)?;
@@ -258,7 +267,7 @@ impl Store for EmbeddedStore {
     async fn renew_lock(&self, lease: &LockLease) -> StoreResult<()> {
         let lease = lease.clone();
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+            let txn = lock_transaction(db)?;
             {
                 let mut locks = txn.open_table(LOCKS).map_err(unavailable)?;
                 let current: Option<LockRecord> = locks
@@ -286,7 +295,7 @@ impl Store for EmbeddedStore {
     async fn release_lock(&self, lease: &LockLease) -> StoreResult<()> {
         let lease = lease.clone();
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+            let txn = lock_transaction(db)?;
             {
                 let mut locks = txn.open_table(LOCKS).map_err(unavailable)?;
                 let ours = locks
