@@ -315,11 +315,25 @@ pub struct KubernetesConfig {
     pub namespace_prefix: String,
     /// The field manager of warship's server-side applies.
     pub field_manager: String,
+    /// Where envs get their URL; without it, envs are reached only inside the cluster.
+    pub gateway: Option<GatewayConfig>,
+}
+
+/// `[kubernetes.gateway]`: the Gateway API Gateway every env's HTTPRoute attaches to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub name: String,
+    pub namespace: String,
+    /// Where users reach that Gateway, e.g. `http://apps.example.com` or
+    /// `http://localhost:8000`; env hostnames go under its host (`<env>.<user>.<host>`), so
+    /// it must be a DNS name, not an IP address.
+    pub base_url: url::Url,
 }
 
 impl Default for KubernetesConfig {
     fn default() -> Self {
-        Self { kubeconfig: None, in_cluster: false, namespace_prefix: "warship-".into(), field_manager: "warship".into() }
+        Self { kubeconfig: None, in_cluster: false, namespace_prefix: "warship-".into(), field_manager: "warship".into(), gateway: None }
     }
 }
 
@@ -428,6 +442,14 @@ impl Config {
                 "kubernetes.namespace_prefix {:?} must be lower-case letters, digits and '-', start with a letter, at most 32 characters",
                 self.kubernetes.namespace_prefix
             ));
+        }
+        if let Some(gateway) = &self.kubernetes.gateway {
+            if !matches!(gateway.base_url.scheme(), "http" | "https") || !matches!(gateway.base_url.host(), Some(url::Host::Domain(_))) {
+                return Err(format!(
+                    "kubernetes.gateway.base_url {:?} must be an http(s) URL with a DNS name (envs answer at <env>.<user>.<that name>), e.g. \"http://localhost:8000\"",
+                    gateway.base_url.as_str()
+                ));
+            }
         }
         if self.server.header_read_timeout_secs == 0 {
             return Err("server.header_read_timeout_secs must be above 0".into());

@@ -13,6 +13,7 @@ mod images;
 mod partition;
 mod plugin_sandbox;
 mod plugins;
+mod real_pods;
 mod registry;
 mod store_conformance;
 mod strategy_simulator;

@@ -278,7 +278,7 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
         ClientCommand::Deploys { env } => print(&client.get_all(&format!("/api/v1/envs/{}/deploys", segment(&env))).await?, &show::deploys),
         ClientCommand::Follow { id } => {
             let record = follow::follow(&client, &id, view).await?;
-            ended(&record, json_out)?;
+            ended(&client, &record, json_out).await?;
         }
         ClientCommand::Promote { id, follow } => {
             let record = client.post(&format!("/api/v1/deploys/{}/promote", segment(&id)), &json!({})).await?;
@@ -331,7 +331,7 @@ async fn started(client: &Client, record: Value, follow: bool, view: View, json_
         println!("deploy {id}: {what} to {} (Ctrl-C stops watching, not the deploy)", show::text(&record["env"]));
     }
     let record = follow::follow(client, &id, view).await?;
-    ended(&record, json_out)
+    ended(client, &record, json_out).await
 }
 
 async fn after_signal(client: &Client, record: Value, follow: bool, view: View, json_out: bool) -> Result<(), CliError> {
@@ -342,11 +342,12 @@ async fn after_signal(client: &Client, record: Value, follow: bool, view: View, 
         return Ok(());
     }
     let record = follow::follow(client, &show::text(&record["id"]), view).await?;
-    ended(&record, json_out)
+    ended(client, &record, json_out).await
 }
 
-/// The result of a deploy that ended: exit 0 only when it succeeded.
-fn ended(record: &Value, json_out: bool) -> Result<(), CliError> {
+/// The result of a deploy that ended: exit 0 only when it succeeded; the last line of a
+/// success is where the app answers, when the env has a URL.
+async fn ended(client: &Client, record: &Value, json_out: bool) -> Result<(), CliError> {
     if json_out {
         print_json(record);
     }
@@ -361,6 +362,12 @@ fn ended(record: &Value, json_out: bool) -> Result<(), CliError> {
                     show::text(&record["version"]),
                     show::text(&record["digest"])
                 );
+                // The deploy succeeded either way: a status that cannot be read only costs the line.
+                if let Ok(status) = client.get(&format!("/api/v1/envs/{}", segment(&show::text(&record["env"])))).await {
+                    if let Some(url) = status["url"].as_str() {
+                        println!("open {url}");
+                    }
+                }
             }
             Ok(())
         }

@@ -136,6 +136,9 @@ pub fn status(s: &Value) -> String {
         text(&s["jdk"]),
         text(&s["replicas"])
     ));
+    if let Some(url) = s["url"].as_str() {
+        out.push(format!("  {} {}  (or {})", style("url").dim(), style(url).cyan(), text(&s["path_url"])));
+    }
     if let Some(id) = s["deploying"].as_str() {
         out.push(format!("  {} deploy {id} in progress (warship follow {id})", style("⟳").yellow()));
     }
@@ -213,6 +216,7 @@ mod tests {
         console::set_colors_enabled(false);
         let status = json!({
             "name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 2, "deploying": null,
+            "url": "http://shop.alice.localhost:8000/", "path_url": "http://localhost:8000/alice/shop/",
             "current": {"revision": 2, "version": "2.0", "digest": "sha256:0123456789abcdef0123"},
             "service": {"name": "shop", "namespace": "warship-alice", "selector": {"env": "shop", "warship.io/release": "2"},
                 "workloads": [{"name": "shop-r2", "release": 2, "version": "2.0", "digest": "sha256:0123456789abcdef0123",
@@ -222,7 +226,8 @@ mod tests {
         });
         assert_eq!(
             super::status(&status),
-            "env shop  tomcat 10.1 · jdk 17 · 2 replicas · release 2 (2.0, sha256:0123456789ab)\n\
+            "env shop  tomcat 10.1 · jdk 17 · 2 replicas · release 2 (2.0, sha256:0123456789ab)\n  \
+             url http://shop.alice.localhost:8000/  (or http://localhost:8000/alice/shop/)\n\
              └─ service warship-alice/shop  selector env=shop,warship.io/release=2\n   \
              └─ workload shop-r2  release 2 · 2.0 · sha256:0123456789ab · 1/2 ready serving\n         \
              ├─ pod shop-r2-a  Running · ready · restarts 0 · node fake-1\n         \

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod diagnosis;
 pub mod objects;
+pub mod routes;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,7 @@ use kube::{Api, Client};
 
 pub use cache::{Caches, DeploymentView, EnvObjects, PodView, ServiceView};
 
-use crate::config::KubernetesConfig;
+use crate::config::{GatewayConfig, KubernetesConfig};
 use crate::domain::{EnvSpec, ReleaseSpec, Traffic};
 use crate::users::UserName;
 
@@ -65,6 +66,9 @@ pub struct Cluster {
     apply: PatchParams,
     /// Namespaces known to exist, so each is applied once per host.
     namespaces: Mutex<HashSet<String>>,
+    gateway: Option<GatewayConfig>,
+    /// The cluster answered that it has no Gateway API: envs get no route.
+    no_gateway_api: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -92,7 +96,47 @@ impl Cluster {
             namespace_prefix: config.namespace_prefix.clone(),
             apply: PatchParams::apply(&config.field_manager).force(),
             namespaces: Mutex::new(HashSet::new()),
+            gateway: config.gateway.clone(),
+            no_gateway_api: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Where an env answers from outside the cluster, when a Gateway is configured and
+    /// the cluster has the Gateway API.
+    pub fn address(&self, user: &UserName, env: &str, context_path: &str) -> Option<routes::EnvAddress> {
+        if self.no_gateway_api.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        self.gateway.as_ref().map(|g| g.address(user.as_str(), env, context_path))
+    }
+
+    fn route_api(&self, namespace: &str) -> Api<kube::api::DynamicObject> {
+        let resource = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", routes::KIND));
+        Api::namespaced_with(self.client.clone(), namespace, &resource)
+    }
+
+    /// Applies the env's two HTTPRoutes (by hostname, by path) on the configured Gateway.
+    /// A cluster without the Gateway API is remembered and the env keeps its Service only.
+    pub async fn apply_routes(&self, user: &UserName, env: &str, context_path: &str) -> Result<(), ClusterError> {
+        let Some(gateway) = &self.gateway else { return Ok(()) };
+        if self.no_gateway_api.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let namespace = self.ensure_namespace(user).await?;
+        let api = self.route_api(&namespace);
+        for route in [gateway.route(user.as_str(), env, context_path), gateway.path_route(user.as_str(), env, context_path)] {
+            let name = route["metadata"]["name"].as_str().unwrap_or(env).to_owned();
+            match api.patch(&name, &self.apply, &Patch::Apply(&route)).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {
+                    tracing::warn!(%namespace, %name, "the cluster has no Gateway API (HTTPRoute): envs get no URL");
+                    self.no_gateway_api.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => return Err(ClusterError::api(format!("apply httproute {namespace}/{name}"), e)),
+            }
+        }
+        Ok(())
     }
 
     pub fn namespace(&self, user: &UserName) -> String {
@@ -277,6 +321,16 @@ impl Cluster {
         let objects = self.caches.env(&namespace, env);
         if objects.service.is_some() {
             self.delete::<Service>(&namespace, env).await?;
+        }
+        if self.gateway.is_some() && !self.no_gateway_api.load(std::sync::atomic::Ordering::Relaxed) {
+            let api = self.route_api(&namespace);
+            for name in [env.to_owned(), routes::path_route_name(env)] {
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(ClusterError::api(format!("delete httproute {namespace}/{name}"), e)),
+                }
+            }
         }
         for deployment in &objects.deployments {
             self.delete::<Deployment>(&namespace, &deployment.name).await?;

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Namespace, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler, Namespace, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    SleepAction,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -36,6 +37,11 @@ pub const DEPLOY: &str = "warship.io/deploy";
 pub const CONTAINER_PORT: i32 = 8080;
 /// The one container of a release's pods.
 pub const CONTAINER: &str = "app";
+/// A stopping pod keeps serving this long before Tomcat is told to stop, so the gateway
+/// and kube-proxy have taken it out of their endpoints first: no request meets a closed port.
+pub const DRAIN_SECONDS: i64 = 5;
+/// Then Tomcat gets this long to finish its requests and stop, before it is killed.
+pub const STOP_SECONDS: i64 = 25;
 
 pub fn deployment_name(env: &str, revision: u32) -> String {
     format!("{env}-r{revision}")
@@ -121,9 +127,15 @@ pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u3
                 port: IntOrString::String("http".into()),
                 ..Default::default()
             }),
-            initial_delay_seconds: Some(5),
-            period_seconds: Some(5),
+            // Asked every second from the start: a Tomcat that is up joins the endpoints
+            // within a second, and one that stops answering leaves them after three.
+            initial_delay_seconds: Some(2),
+            period_seconds: Some(1),
             failure_threshold: Some(3),
+            ..Default::default()
+        }),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler { sleep: Some(SleepAction { seconds: DRAIN_SECONDS }), ..Default::default() }),
             ..Default::default()
         }),
         // Tomcat on 8080 needs no privilege: none is given.
@@ -157,7 +169,12 @@ pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u3
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels), annotations: Some(annotations), ..Default::default() }),
                 // The app has no business with the Kubernetes API.
-                spec: Some(PodSpec { containers: vec![container], automount_service_account_token: Some(false), ..Default::default() }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    automount_service_account_token: Some(false),
+                    termination_grace_period_seconds: Some(DRAIN_SECONDS + STOP_SECONDS),
+                    ..Default::default()
+                }),
             },
             ..Default::default()
         },
@@ -239,6 +256,9 @@ mod tests {
         assert_eq!(spec.selector.match_labels.unwrap().len(), 2, "the selector is immutable: env and release only");
         let pod = spec.template.spec.unwrap();
         assert_eq!(pod.automount_service_account_token, Some(false), "no API token in the app's pods");
+        assert_eq!(pod.termination_grace_period_seconds, Some(DRAIN_SECONDS + STOP_SECONDS));
+        let drain = pod.containers[0].lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap().sleep.as_ref().unwrap();
+        assert_eq!(drain.seconds, DRAIN_SECONDS, "endpoints drain before Tomcat stops");
         let c = &pod.containers[0];
         let security = c.security_context.as_ref().unwrap();
         assert_eq!(security.allow_privilege_escalation, Some(false));

@@ -17,6 +17,11 @@ pub struct EnvStatus {
     pub env: Env,
     /// The id of the deploy running on it, if any.
     pub deploying: Option<String>,
+    /// Where the app answers from outside the cluster (its hostname on the Gateway);
+    /// absent without a Gateway or before the first deploy.
+    pub url: Option<String>,
+    /// The same app under the Gateway's own address, for setups without wildcard DNS.
+    pub path_url: Option<String>,
     /// What runs in Kubernetes; absent when no cluster is configured.
     pub service: Option<ServiceStatus>,
 }
@@ -85,6 +90,8 @@ impl EnvOps {
                 .collect();
             ServiceStatus { name: name.to_string(), namespace: cluster.namespace(user), selector, workloads }
         });
-        Ok(EnvStatus { env, deploying, service })
+        let address = self.cluster.as_ref().filter(|_| env.current.is_some()).and_then(|c| c.address(user, name.as_str(), &env.spec.context_path));
+        let (url, path_url) = address.map(|a| (Some(a.url), Some(a.path_url))).unwrap_or_default();
+        Ok(EnvStatus { env, deploying, url, path_url, service })
     }
 }

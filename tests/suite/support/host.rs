@@ -70,6 +70,12 @@ impl Host {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A GET whose answer is text (logs), not JSON.
+    pub async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
+        let response = reqwest::Client::new().get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, token, Some(body)).await
     }

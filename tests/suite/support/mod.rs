@@ -624,24 +624,71 @@ impl Drop for PodmanService {
 
 /// A real Kubernetes control plane on loopback (scripts/dev-cluster in a temp dir):
 /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with three
-/// fake nodes. Stopped, every process of it, when dropped.
+/// fake nodes, and with [`KubeCluster::start_with_real_node`] a real node where pods run.
+/// Stopped, every process of it, when dropped.
 pub struct KubeCluster {
     pub kubeconfig: PathBuf,
     dir: tempfile::TempDir,
+    /// A real node changes host-wide state: one at a time in this process (the script
+    /// also waits for one in another process).
+    _real_node: Option<std::sync::MutexGuard<'static, ()>>,
 }
 
+static REAL_NODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl KubeCluster {
+    /// kwok's fake nodes only: fast, and touches nothing host-wide.
     pub fn start() -> KubeCluster {
+        Self::start_with(false)
+    }
+
+    /// Besides the fake nodes (tainted so no app pod lands there), one real node.
+    pub fn start_with_real_node() -> KubeCluster {
+        Self::start_with(true)
+    }
+
+    fn start_with(real_node: bool) -> KubeCluster {
+        let guard = real_node.then(|| REAL_NODE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let dir = tempfile::tempdir().unwrap();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/dev-cluster");
-        let output = Command::new(&script).args(["up", dir.path().to_str().unwrap()]).output().unwrap();
+        let output = Command::new(&script)
+            .args(["up", dir.path().to_str().unwrap()])
+            .env("DEV_CLUSTER_REAL_NODES", if real_node { "1" } else { "0" })
+            .output()
+            .unwrap();
         assert!(
             output.status.success(),
             "scripts/dev-cluster up failed (scripts/test builds the binaries first): {}",
             String::from_utf8_lossy(&output.stderr)
         );
         let kubeconfig = PathBuf::from(String::from_utf8(output.stdout).unwrap().lines().last().unwrap().trim());
-        KubeCluster { kubeconfig, dir }
+        KubeCluster { kubeconfig, dir, _real_node: guard }
+    }
+
+    /// Lets the real node's containerd pull from a plain-HTTP registry (read at each pull:
+    /// no restart).
+    pub fn trust_registry(&self, addr: &str) {
+        let dir = self.dir.path().join("node/containerd/certs.d").join(addr);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("hosts.toml"),
+            format!("server = \"http://{addr}\"\n[host.\"http://{addr}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"),
+        )
+        .unwrap();
+    }
+
+    /// The port of the local Gateway (Traefik) that a real-node cluster runs.
+    pub fn gateway_port(&self) -> u16 {
+        let env = std::fs::read_to_string(self.dir.path().join("gateway.env")).expect("a cluster with a real node has a gateway");
+        env.lines().find_map(|l| l.strip_prefix("GATEWAY_PORT=")).unwrap().trim().parse().unwrap()
+    }
+
+    /// platform.toml's `[kubernetes.gateway]` for that gateway, envs under `localhost`.
+    pub fn gateway_config(&self) -> String {
+        format!(
+            "[kubernetes.gateway]\nname = \"warship\"\nnamespace = \"warship-gateway\"\nbase_url = \"http://localhost:{}\"\n",
+            self.gateway_port()
+        )
     }
 
     /// A client of its API server, for checking what warship did.
@@ -673,7 +720,9 @@ impl KubeCluster {
 
     /// The named component's log, for failure messages.
     pub fn log(&self, component: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{component}.log"))).unwrap_or_default()
+        let top = self.dir.path().join(format!("{component}.log"));
+        let node = self.dir.path().join("node").join(format!("{component}.log"));
+        std::fs::read_to_string(top).or_else(|_| std::fs::read_to_string(node)).unwrap_or_default()
     }
 }
 

@@ -72,7 +72,10 @@ impl Target for KubeTarget {
         match change {
             Change::Candidate { replicas } => self.cluster.apply_release(user, &self.env, &self.release, replicas).await,
             Change::Scale { revision, replicas } => self.cluster.scale_release(user, env, revision, replicas).await,
-            Change::Route { traffic, stable, candidate } => self.cluster.apply_service(user, env, traffic, stable, candidate).await,
+            Change::Route { traffic, stable, candidate } => {
+                self.cluster.apply_service(user, env, traffic, stable, candidate).await?;
+                self.cluster.apply_routes(user, env, &self.env.context_path).await
+            }
             Change::Remove { revision } => self.cluster.delete_release(user, env, revision).await,
         }
     }

@@ -1,0 +1,99 @@
+//! Apps that really run: the dev cluster's real node (containerd, kubelet, kube-proxy)
+//! pulls the image warship built, Tomcat starts, and the env answers at its URL through
+//! the local Gateway (Traefik, Gateway API). One real node per machine: these tests take
+//! turns (KubeCluster::start_with_real_node).
+
+use crate::support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::host::{config_for, deploy, Host};
+use support::{fixture, KubeCluster, Registry};
+
+/// GETs `url` through the gateway on 127.0.0.1:`port`, whatever host the URL names (how
+/// `*.localhost` resolves for curl and browsers), until it answers `want` or `within` passes.
+async fn get_until(url: &str, port: u16, want: u16, within: Duration) -> (u16, String) {
+    let host = url::Url::parse(url).unwrap().host_str().unwrap().to_owned();
+    let client = reqwest::Client::builder()
+        .resolve(&host, SocketAddr::from(([127, 0, 0, 1], port)))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut last = (0, String::new());
+    while started.elapsed() < within {
+        match client.get(url).send().await {
+            Ok(answer) => {
+                let status = answer.status().as_u16();
+                last = (status, answer.text().await.unwrap_or_default());
+                if status == want {
+                    return last;
+                }
+            }
+            Err(e) => last = (0, e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployed_war_answers_at_its_url_and_its_tomcat_log_is_the_envs_log() {
+    let registry = Registry::start().await;
+    registry.push_base_images();
+    let cluster = KubeCluster::start_with_real_node();
+    cluster.trust_registry(&registry.addr);
+    let port = cluster.gateway_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("{}{}", config_for(&registry, &cluster, ""), cluster.gateway_config());
+    let (host, tokens) = Host::start(dir.path(), "host", &config, &["alice"]);
+    let alice = &tokens[0];
+
+    let (status, env) = host.post("/api/v1/envs", alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 1})).await;
+    assert_eq!(status, 201, "{env}");
+    let (_, before) = host.get("/api/v1/envs/shop", alice).await;
+    assert!(before["url"].is_null(), "no URL before anything runs: {before}");
+    host.upload(alice, "sample", "sample.war", &fixture("sample.war")).await;
+    let id = deploy(&host, alice, json!({"war": "sample.war", "version": "1.0", "strategy": "rolling"})).await;
+    let done = host.wait_deploy(alice, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}\nkubelet: {}", tail(&cluster.log("kubelet")));
+
+    let (_, status) = host.get("/api/v1/envs/shop", alice).await;
+    let url = status["url"].as_str().unwrap_or_else(|| panic!("a deployed env has a URL: {status}"));
+    assert_eq!(url, format!("http://shop.alice.localhost:{port}/"));
+    let pods: Vec<&Value> = status["service"]["workloads"][0]["pods"].as_array().unwrap().iter().collect();
+    assert_eq!(pods.len(), 1, "{status}");
+    let node = pods[0]["node"].as_str().unwrap_or_default();
+    assert!(!node.is_empty() && !node.starts_with("fake-"), "the app runs on the real node, not a fake one: {status}");
+
+    let (code, page) = get_until(url, port, 200, Duration::from_secs(30)).await;
+    assert_eq!(code, 200, "{url} answered {code}: {page}\ntraefik: {}", tail(&cluster.log("traefik")));
+    assert!(page.contains("Sample \"Hello, World\" Application"), "the app's own page: {page}");
+    let path_url = status["path_url"].as_str().unwrap();
+    assert_eq!(path_url, format!("http://localhost:{port}/alice/shop/"));
+    let (code, page) = get_until(path_url, port, 200, Duration::from_secs(30)).await;
+    assert_eq!(code, 200, "{path_url}: {page}");
+    assert!(page.contains("Hello, World"), "{page}");
+    // The servlet too: a class from the WAR, run by a real JVM.
+    let (code, page) = get_until(&format!("{url}hello"), port, 200, Duration::from_secs(10)).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Hello, World"), "{page}");
+
+    // The env's log is Tomcat's own, through the API server and the kubelet.
+    let (code, log) = host.get_text("/api/v1/envs/shop/logs", alice).await;
+    assert_eq!(code, 200, "{log}");
+    assert!(log.contains("org.apache.catalina"), "Tomcat's log: {log}");
+
+    // Deleting the env takes its route away: the URL stops answering with the app.
+    let (code, deleted) = host.call(reqwest::Method::DELETE, "/api/v1/envs/shop", alice, None).await;
+    assert!(code == 204 || code == 200, "{code} {deleted}");
+    let (code, _) = get_until(url, port, 404, Duration::from_secs(30)).await;
+    assert_eq!(code, 404, "a deleted env's hostname has no route");
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
