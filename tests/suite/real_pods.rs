@@ -97,3 +97,43 @@ fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
+
+/// Failures of real JVMs on the real node, each diagnosed from what the pod and its log say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jvm_that_cannot_start_and_one_killed_for_memory_are_diagnosed_from_real_pods() {
+    let registry = Registry::start().await;
+    registry.push_base_images();
+    let cluster = KubeCluster::start_with_real_node();
+    cluster.trust_registry(&registry.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let (host, tokens) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &["alice"]);
+    let alice = &tokens[0];
+    host.upload(alice, "sample", "sample.war", &fixture("sample.war")).await;
+    // One env at a time: each failing JVM is a real process on this machine.
+    let cases = [
+        (json!({"name": "badopt", "tomcat": "10.1", "jdk": "17", "replicas": 1, "jvm_options": "-XX:+NoSuchWarshipOption"}), "crash-loop"),
+        (json!({"name": "tiny", "tomcat": "10.1", "jdk": "17", "replicas": 1, "jvm_options": "-Xmx256m", "resources": {"limits": {"memory": "40Mi"}}}), "oom-killed"),
+    ];
+    for (env, cause) in cases {
+        let name = env["name"].as_str().unwrap().to_owned();
+        let (status, created) = host.post("/api/v1/envs", alice, env).await;
+        assert_eq!(status, 201, "{created}");
+        let id = support::host::deploy_to(&host, alice, &name, json!({"war": "sample.war", "version": "1.0", "strategy": "rolling", "settings": {"max-restarts": 0}})).await;
+        let failed = host.wait_deploy(alice, &id).await;
+        assert!(failed["status"] == "failed" || failed["status"] == "aborted", "{failed}");
+        assert_eq!(failed["error"]["cause"], cause, "{name}: {failed}");
+        let message = failed["error"]["message"].as_str().unwrap();
+        match cause {
+            "crash-loop" => {
+                assert!(message.contains("last exit code 1"), "the JVM's exit code: {message}");
+                assert!(message.contains("Unrecognized VM option 'NoSuchWarshipOption'"), "the JVM's own reason: {message}");
+            }
+            _ => {
+                assert!(message.contains("OOMKilled") && message.contains("-Xmx256m") && message.contains("40Mi"), "the heap/limit arithmetic: {message}");
+                assert!(message.contains("raise resources.limits.memory to at least 384Mi"), "what to change: {message}");
+            }
+        }
+        let (code, deleted) = host.call(reqwest::Method::DELETE, &format!("/api/v1/envs/{name}"), alice, None).await;
+        assert!(code == 204 || code == 200, "{code} {deleted}");
+    }
+}

@@ -44,6 +44,9 @@ pub struct PodView {
     /// The exit code of the container's last run, when it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_exit_code: Option<i32>,
+    /// Why the container's last run ended (`OOMKilled`, `Error`), when it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit_reason: Option<String>,
     /// Every container is running (started, whether or not its probe passes).
     pub running: bool,
     /// Why the pod as a whole stopped (`Evicted`), and the kubelet's words for it.
@@ -174,6 +177,7 @@ impl Project for Pod {
             last_exit_code: containers
                 .iter()
                 .find_map(|c| Some(c.last_state.as_ref()?.terminated.as_ref()?.exit_code)),
+            last_exit_reason: containers.iter().find_map(|c| c.last_state.as_ref()?.terminated.as_ref()?.reason.clone()),
             running: !containers.is_empty() && containers.iter().all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())),
             reason: status.and_then(|s| s.reason.clone()),
             message: status.and_then(|s| s.message.clone()),

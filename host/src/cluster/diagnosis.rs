@@ -15,6 +15,8 @@ pub enum Cause {
     ImagePull,
     /// The container starts and exits, again and again.
     CrashLoop,
+    /// The container was killed for using more memory than its limit.
+    OomKilled,
     /// The container runs but its readiness probe fails.
     Readiness,
     /// No node has the cpu or memory the pods request.
@@ -41,11 +43,21 @@ pub struct Context<'a> {
     /// The path the readiness probe asks.
     pub probe_path: &'a str,
     pub env: &'a str,
+    /// The env's memory limit (`512Mi`), if it sets one.
+    pub memory_limit: Option<&'a str>,
+    pub jvm_options: &'a str,
 }
 
-/// The cause that best explains why `pods` (one release's) are not ready, given the
-/// warnings recorded for some of them (pod name → newest first).
-pub fn diagnose(pods: &[&PodView], warnings: &dyn Fn(&str) -> Vec<String>, context: &Context) -> Diagnosis {
+/// What the pods said besides their status: the warnings Kubernetes recorded (pod name →
+/// newest first) and the last line a crashed container wrote (pod name → line).
+pub struct Evidence<'a> {
+    pub warnings: &'a dyn Fn(&str) -> Vec<String>,
+    pub last_words: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// The cause that best explains why `pods` (one release's) are not ready.
+pub fn diagnose(pods: &[&PodView], evidence: &Evidence, context: &Context) -> Diagnosis {
+    let warnings = evidence.warnings;
     let unready: Vec<&PodView> = pods.iter().copied().filter(|p| !p.ready && !p.terminating).collect();
     let first = |test: &dyn Fn(&PodView) -> bool| unready.iter().copied().find(|p| test(p));
     let newest_warning = |pod: &PodView, reason: &str| {
@@ -84,12 +96,19 @@ pub fn diagnose(pods: &[&PodView], warnings: &dyn Fn(&str) -> Vec<String>, conte
             ),
         };
     }
-    if let Some(pod) = first(&|p| p.waiting.as_deref() == Some("CrashLoopBackOff") || (p.restarts > 0 && !p.running)) {
+    if let Some(pod) = first(&|p| p.last_exit_reason.as_deref() == Some("OOMKilled")) {
+        return Diagnosis { cause: Cause::OomKilled, message: out_of_memory(pod, context) };
+    }
+    // A container that exited with an error counts as crashing even while its next run
+    // has just started.
+    let crashed = |p: &PodView| p.restarts > 0 && (!p.running || p.last_exit_code.is_some_and(|code| code != 0));
+    if let Some(pod) = first(&|p| p.waiting.as_deref() == Some("CrashLoopBackOff") || crashed(p)) {
         let exit = pod.last_exit_code.map_or_else(String::new, |code| format!(", last exit code {code}"));
+        let said = (evidence.last_words)(&pod.name).map(|line| format!("; it last said: {line}")).unwrap_or_default();
         return Diagnosis {
             cause: Cause::CrashLoop,
             message: format!(
-                "the app keeps crashing: pod {}'s container restarted {} times{exit}; read why with GET /api/v1/envs/{}/logs?pod={}",
+                "the app keeps crashing: pod {}'s container restarted {} times{exit}{said}; read the whole log with GET /api/v1/envs/{}/logs?pod={}",
                 pod.name, pod.restarts, context.env, pod.name
             ),
         };
@@ -130,6 +149,53 @@ pub fn diagnose(pods: &[&PodView], warnings: &dyn Fn(&str) -> Vec<String>, conte
     Diagnosis { cause: Cause::NotReady, message }
 }
 
+/// What the JVM asked of memory against the limit, and what to change.
+fn out_of_memory(pod: &PodView, context: &Context) -> String {
+    let limit = context.memory_limit.unwrap_or("the namespace's default");
+    let heap = context.jvm_options.split_whitespace().rev().find_map(|o| o.strip_prefix("-Xmx")).map(str::to_owned);
+    let arithmetic = match (&heap, context.memory_limit.and_then(mebibytes)) {
+        (Some(heap), Some(limit_mib)) => match mebibytes(heap) {
+            Some(heap_mib) => format!(
+                "its heap alone may take {heap} (-Xmx{heap}) of the {limit} limit, and the JVM needs about {JVM_OVERHEAD_MIB}Mi more for metaspace, threads, code and Tomcat: {} in all against {limit_mib}Mi",
+                format_args!("{}Mi", heap_mib + JVM_OVERHEAD_MIB)
+            ),
+            None => format!("its heap (-Xmx{heap}) plus about {JVM_OVERHEAD_MIB}Mi for metaspace, threads and Tomcat did not fit in {limit}"),
+        },
+        (None, _) => format!(
+            "with no -Xmx the JVM sizes its heap from the limit, and heap plus about {JVM_OVERHEAD_MIB}Mi for metaspace, threads and Tomcat did not fit in {limit}"
+        ),
+        (Some(heap), None) => format!("its heap (-Xmx{heap}) plus about {JVM_OVERHEAD_MIB}Mi for metaspace, threads and Tomcat did not fit in {limit}"),
+    };
+    let advice = match heap.as_deref().and_then(mebibytes) {
+        Some(heap_mib) => format!(
+            "raise resources.limits.memory to at least {}Mi, or lower -Xmx in jvm_options",
+            heap_mib + JVM_OVERHEAD_MIB
+        ),
+        None => format!("raise resources.limits.memory (Tomcat needs at least {}Mi), or set -Xmx in jvm_options well under the limit", 2 * JVM_OVERHEAD_MIB),
+    };
+    format!(
+        "pod {} was killed for using more memory than its limit (OOMKilled, restarted {} times): {arithmetic}; {advice}",
+        pod.name, pod.restarts
+    )
+}
+
+/// Memory a Tomcat JVM takes besides its heap, in MiB (metaspace, code cache, thread stacks,
+/// Tomcat's own buffers), as measured on a small app.
+const JVM_OVERHEAD_MIB: u64 = 128;
+
+/// A Kubernetes memory quantity or -Xmx value in MiB (`512Mi`, `1Gi`, `512m`, `1g`, `256M`).
+fn mebibytes(quantity: &str) -> Option<u64> {
+    let digits = quantity.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let n: u64 = digits.parse().ok()?;
+    match &quantity[digits.len()..] {
+        "Gi" | "g" | "G" => Some(n * 1024),
+        "Mi" | "m" | "M" => Some(n),
+        "Ki" | "k" | "K" => Some(n / 1024),
+        "" => Some(n / (1024 * 1024)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +212,7 @@ mod tests {
             waiting: None,
             waiting_message: None,
             last_exit_code: None,
+            last_exit_reason: None,
             running: false,
             reason: None,
             message: None,
@@ -154,12 +221,43 @@ mod tests {
         }
     }
 
-    const CONTEXT: Context = Context { image: "registry.local:5000/alice/shop@sha256:ab", probe_path: "/shop", env: "shop" };
+    const CONTEXT: Context = Context {
+        image: "registry.local:5000/alice/shop@sha256:ab",
+        probe_path: "/shop",
+        env: "shop",
+        memory_limit: Some("256Mi"),
+        jvm_options: "-Xms64m -Xmx512m",
+    };
 
     fn diagnosed(pods: &[PodView], warnings: &[(&str, &str)]) -> Diagnosis {
         let pods: Vec<&PodView> = pods.iter().collect();
         let warnings = |name: &str| warnings.iter().filter(|(p, _)| *p == name).map(|(_, w)| w.to_string()).collect();
-        diagnose(&pods, &warnings, &CONTEXT)
+        let last_words = |name: &str| (name == "shop-r2-a").then(|| "Error: Could not create the Java Virtual Machine.".to_owned());
+        diagnose(&pods, &Evidence { warnings: &warnings, last_words: &last_words }, &CONTEXT)
+    }
+
+    #[test]
+    fn an_oom_kill_does_the_heap_and_limit_arithmetic() {
+        let mut p = pod("shop-r2-b");
+        p.node = Some("vm".into());
+        p.waiting = Some("CrashLoopBackOff".into());
+        p.restarts = 2;
+        p.last_exit_code = Some(137);
+        p.last_exit_reason = Some("OOMKilled".into());
+        let d = diagnosed(&[p], &[]);
+        assert_eq!(d.cause, Cause::OomKilled);
+        assert_eq!(
+            d.message,
+            "pod shop-r2-b was killed for using more memory than its limit (OOMKilled, restarted 2 times): its heap alone may take 512m (-Xmx512m) of the 256Mi limit, and the JVM needs about 128Mi more for metaspace, threads, code and Tomcat: 640Mi in all against 256Mi; raise resources.limits.memory to at least 640Mi, or lower -Xmx in jvm_options"
+        );
+    }
+
+    #[test]
+    fn quantities_read_as_mebibytes() {
+        assert_eq!(mebibytes("1Gi"), Some(1024));
+        assert_eq!(mebibytes("512m"), Some(512));
+        assert_eq!(mebibytes("268435456"), Some(256));
+        assert_eq!(mebibytes("1.5Gi"), None);
     }
 
     #[test]
@@ -186,7 +284,7 @@ mod tests {
         assert_eq!(d.cause, Cause::CrashLoop);
         assert_eq!(
             d.message,
-            "the app keeps crashing: pod shop-r2-a's container restarted 5 times, last exit code 1; read why with GET /api/v1/envs/shop/logs?pod=shop-r2-a"
+            "the app keeps crashing: pod shop-r2-a's container restarted 5 times, last exit code 1; it last said: Error: Could not create the Java Virtual Machine.; read the whole log with GET /api/v1/envs/shop/logs?pod=shop-r2-a"
         );
     }
 

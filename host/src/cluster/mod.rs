@@ -55,6 +55,15 @@ impl ClusterError {
     }
 }
 
+/// The last three lines of a log that are not stack frames, joined: a JVM that cannot start
+/// says why in the line before its two generic `Error:` lines.
+fn last_words(log: &str) -> Option<String> {
+    let said: Vec<&str> =
+        log.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("at ") && !l.starts_with("... ")).collect();
+    let words = said[said.len().saturating_sub(3)..].join(" | ");
+    (!words.is_empty()).then(|| words.chars().take(600).collect())
+}
+
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(status) if status.code == 404)
 }
@@ -199,6 +208,19 @@ impl Cluster {
                 Err(e) => Some((Err(e), None)),
             }
         }))
+    }
+
+    /// What a pod's container last wrote before it ended (the JVM's dying words), or
+    /// `None` when it wrote nothing or has not ended yet.
+    pub async fn last_log_line(&self, user: &UserName, pod: &str) -> Result<Option<String>, ClusterError> {
+        let namespace = self.namespace(user);
+        let params = LogParams { container: Some(objects::CONTAINER.into()), previous: true, tail_lines: Some(20), limit_bytes: Some(16 * 1024), ..Default::default() };
+        match Api::<Pod>::namespaced(self.client.clone(), &namespace).logs(pod, &params).await {
+            Ok(text) => Ok(last_words(&text)),
+            // No previous run (yet): nothing said.
+            Err(kube::Error::Api(status)) if status.code == 400 || status.code == 404 => Ok(None),
+            Err(e) => Err(ClusterError::api(format!("get the last log of pod {namespace}/{pod}"), e)),
+        }
     }
 
     /// Refuses to write over an object of that name that warship did not create:
@@ -350,5 +372,20 @@ impl Cluster {
                 left.pods.len()
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn last_words_skip_stack_frames_and_keep_the_reason() {
+        let jvm = "Unrecognized VM option 'Nope'\nError: Could not create the Java Virtual Machine.\nError: A fatal exception has occurred. Program will exit.\n";
+        assert_eq!(
+            super::last_words(jvm).unwrap(),
+            "Unrecognized VM option 'Nope' | Error: Could not create the Java Virtual Machine. | Error: A fatal exception has occurred. Program will exit."
+        );
+        let trace = "SEVERE: boom\njava.lang.IllegalStateException: no db\n\tat a.B.c(B.java:1)\n\t... 12 more\n";
+        assert_eq!(super::last_words(trace).unwrap(), "SEVERE: boom | java.lang.IllegalStateException: no db");
+        assert_eq!(super::last_words("\n \n"), None);
     }
 }

@@ -98,7 +98,27 @@ impl Target for KubeTarget {
                 Err(e) => tracing::warn!(pod = %pod.name, error = %e, "could not read the pod's events"),
             }
         }
-        let context = diagnosis::Context { image: &self.release.image, probe_path: &self.env.context_path, env: &self.env.name };
-        diagnosis::diagnose(&pods, &|pod| warnings.get(pod).cloned().unwrap_or_default(), &context)
+        let mut last_words = HashMap::new();
+        for pod in pods.iter().filter(|p| !p.ready && !p.terminating && p.restarts > 0).take(PODS_ASKED_FOR_WARNINGS) {
+            match self.cluster.last_log_line(&self.user, &pod.name).await {
+                Ok(Some(line)) => {
+                    last_words.insert(pod.name.clone(), line);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(pod = %pod.name, error = %e, "could not read the crashed container's log"),
+            }
+        }
+        let context = diagnosis::Context {
+            image: &self.release.image,
+            probe_path: &self.env.context_path,
+            env: &self.env.name,
+            memory_limit: self.env.resources.limits.memory.as_deref(),
+            jvm_options: &self.env.jvm_options,
+        };
+        let evidence = diagnosis::Evidence {
+            warnings: &|pod| warnings.get(pod).cloned().unwrap_or_default(),
+            last_words: &|pod| last_words.get(pod).cloned(),
+        };
+        diagnosis::diagnose(&pods, &evidence, &context)
     }
 }
