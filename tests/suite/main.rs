@@ -18,3 +18,4 @@ mod registry;
 mod store_conformance;
 mod strategy_simulator;
 mod uploads;
+mod zero_downtime;

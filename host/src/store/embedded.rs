@@ -1,19 +1,18 @@
 //! The default store: one redb file under the data directory. redb is blocking, so
 //! every call runs on the blocking pool; each call is one transaction.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 
 use super::{LockLease, Precondition, Store, StoreError, StoreResult, Versioned};
 
 /// key → 8-byte little-endian revision followed by the value.
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
-const LOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("locks");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REVISION: &str = "revision";
 
@@ -23,12 +22,15 @@ pub struct EmbeddedStore {
     /// Each committed put, for watchers: one process holds the file, so every write
     /// passes through here.
     written: tokio::sync::broadcast::Sender<Versioned>,
+    /// Locks live in memory: the file is this process's alone, so no lock can outlive
+    /// it, and a renewal never queues behind the disk writes of others (under load,
+    /// fsync'd event appends once held renewals up until leases lapsed mid-deploy).
+    locks: Arc<Mutex<HashMap<String, LockRecord>>>,
 }
 
 /// Writes a slow watcher may fall behind by before it re-reads the store.
 const WATCH_BACKLOG: usize = 1024;
 
-#[derive(Serialize, Deserialize)]
 struct LockRecord {
     holder: String,
     token: u64,
@@ -101,16 +103,19 @@ impl EmbeddedStore {
         })?;
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(KV).map_err(unavailable)?;
-        txn.open_table(LOCKS).map_err(unavailable)?;
         txn.open_table(META).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db), written: tokio::sync::broadcast::channel(WATCH_BACKLOG).0 })
+        Ok(Self { db: Arc::new(db), written: tokio::sync::broadcast::channel(WATCH_BACKLOG).0, locks: Arc::default() })
     }
 
     async fn put_maybe_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: Option<LockLease>) -> StoreResult<u64> {
-        let (key, written) = (key.to_owned(), self.written.clone());
+        let (key, written, locks) = (key.to_owned(), self.written.clone(), self.locks.clone());
         self.blocking(move |db| {
-            let revision = write(db, &key, &value, when, lease.as_ref())?;
+            let held = |lease: &LockLease| {
+                let locks = locks.lock().expect("locks lock");
+                locks.get(&lease.key).is_some_and(|c| c.token == lease.token && c.expires_unix_ms > now_ms())
+            };
+            let revision = write(db, &key, &value, when, lease.as_ref().map(|l| (l, &held as &dyn Fn(&LockLease) -> bool)))?;
             // Told inside the blocking call, so watchers see writes in commit order.
             let _ = written.send(Versioned { key, value, revision });
             Ok(revision)
@@ -127,15 +132,6 @@ impl EmbeddedStore {
     }
 }
 
-/// A write of the lock table alone. Nothing can hold a lock of this store across a
-/// restart (the file is this process's alone), so lock writes skip the disk flush: a
-/// renewal never waits behind a busy disk long enough for its lease to lapse.
-fn lock_transaction(db: &Database) -> StoreResult<redb::WriteTransaction> {
-    let mut txn = db.begin_write().map_err(unavailable)?;
-    txn.set_durability(redb::Durability::None);
-    Ok(txn)
-}
-
 /// Bumps and returns the store-wide revision inside the caller's transaction.
 fn next_revision(txn: &redb::WriteTransaction) -> StoreResult<u64> {
     let mut meta = txn.open_table(META).map_err(unavailable)?;
@@ -145,14 +141,12 @@ fn next_revision(txn: &redb::WriteTransaction) -> StoreResult<u64> {
 }
 
 /// One write transaction: `when` checked on the key and, for a fenced write, the lock
-/// checked to be `lease`'s and unexpired.
-fn write(db: &Database, key: &str, value: &[u8], when: Precondition, lease: Option<&LockLease>) -> StoreResult<u64> {
+/// checked to be `lease`'s and unexpired once the transaction is open. (A lock expiring
+/// during the commit is covered by the holder's own fence, a third of the TTL early.)
+fn write(db: &Database, key: &str, value: &[u8], when: Precondition, lease: Option<(&LockLease, &dyn Fn(&LockLease) -> bool)>) -> StoreResult<u64> {
     let txn = db.begin_write().map_err(unavailable)?;
-    if let Some(lease) = lease {
-        let locks = txn.open_table(LOCKS).map_err(unavailable)?;
-        let current: Option<LockRecord> =
-            locks.get(lease.key.as_str()).map_err(unavailable)?.and_then(|raw| serde_json::from_slice(raw.value()).ok());
-        if !current.is_some_and(|c| c.token == lease.token && c.expires_unix_ms > now_ms()) {
+    if let Some((lease, held)) = lease {
+        if !held(lease) {
             return Err(StoreError::LockLost { key: lease.key.clone() });
         }
     }
@@ -237,80 +231,32 @@ impl Store for EmbeddedStore {
     }
 
     async fn try_lock(&self, key: &str, holder: &str, ttl: Duration) -> StoreResult<LockLease> {
-        let (key, holder) = (key.to_owned(), holder.to_owned());
-        self.blocking(move |db| {
-            let txn = lock_transaction(db)?;
-            let token = rand::random::<u64>();
-            {
-                let mut locks = txn.open_table(LOCKS).map_err(unavailable)?;
-                let current: Option<LockRecord> = locks
-                    .get(key.as_str())
-                    .map_err(unavailable)?
-                    .and_then(|raw| serde_json::from_slice(raw.value()).ok());
-                if let Some(current) = current.filter(|c| c.expires_unix_ms > now_ms()) {
-                    return Err(StoreError::Locked { key, holder: current.holder });
-                }
-                let record = LockRecord {
-                    holder: holder.clone(),
-                    token,
-                    expires_unix_ms: now_ms() + ttl.as_millis() as u64,
-                };
-                let raw = serde_json::to_vec(&record).expect("lock record serializes");
-                locks.insert(key.as_str(), raw.as_slice()).map_err(unavailable)?;
-            }
-            txn.commit().map_err(unavailable)?;
-            Ok(LockLease { key, holder, ttl, token })
-        })
-        .await
+        let mut locks = self.locks.lock().expect("locks lock");
+        if let Some(current) = locks.get(key).filter(|c| c.expires_unix_ms > now_ms()) {
+            return Err(StoreError::Locked { key: key.to_owned(), holder: current.holder.clone() });
+        }
+        let token = rand::random::<u64>();
+        locks.insert(key.to_owned(), LockRecord { holder: holder.to_owned(), token, expires_unix_ms: now_ms() + ttl.as_millis() as u64 });
+        Ok(LockLease { key: key.to_owned(), holder: holder.to_owned(), ttl, token })
     }
 
     async fn renew_lock(&self, lease: &LockLease) -> StoreResult<()> {
-        let lease = lease.clone();
-        self.blocking(move |db| {
-            let txn = lock_transaction(db)?;
-            {
-                let mut locks = txn.open_table(LOCKS).map_err(unavailable)?;
-                let current: Option<LockRecord> = locks
-                    .get(lease.key.as_str())
-                    .map_err(unavailable)?
-                    .and_then(|raw| serde_json::from_slice(raw.value()).ok());
-                match current {
-                    Some(c) if c.token == lease.token && c.expires_unix_ms > now_ms() => {
-                        let record = LockRecord {
-                            expires_unix_ms: now_ms() + lease.ttl.as_millis() as u64,
-                            ..c
-                        };
-                        let raw = serde_json::to_vec(&record).expect("lock record serializes");
-                        locks.insert(lease.key.as_str(), raw.as_slice()).map_err(unavailable)?;
-                    }
-                    _ => return Err(StoreError::LockLost { key: lease.key.clone() }),
-                }
+        let mut locks = self.locks.lock().expect("locks lock");
+        match locks.get_mut(&lease.key) {
+            Some(c) if c.token == lease.token && c.expires_unix_ms > now_ms() => {
+                c.expires_unix_ms = now_ms() + lease.ttl.as_millis() as u64;
+                Ok(())
             }
-            txn.commit().map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+            _ => Err(StoreError::LockLost { key: lease.key.clone() }),
+        }
     }
 
     async fn release_lock(&self, lease: &LockLease) -> StoreResult<()> {
-        let lease = lease.clone();
-        self.blocking(move |db| {
-            let txn = lock_transaction(db)?;
-            {
-                let mut locks = txn.open_table(LOCKS).map_err(unavailable)?;
-                let ours = locks
-                    .get(lease.key.as_str())
-                    .map_err(unavailable)?
-                    .and_then(|raw| serde_json::from_slice::<LockRecord>(raw.value()).ok())
-                    .is_some_and(|c| c.token == lease.token);
-                if ours {
-                    locks.remove(lease.key.as_str()).map_err(unavailable)?;
-                }
-            }
-            txn.commit().map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        let mut locks = self.locks.lock().expect("locks lock");
+        if locks.get(&lease.key).is_some_and(|c| c.token == lease.token) {
+            locks.remove(&lease.key);
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {

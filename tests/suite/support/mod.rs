@@ -5,7 +5,7 @@
 pub mod host;
 pub mod proxy;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -267,6 +267,37 @@ pub fn fixture(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(path.is_file(), "{} is missing: run scripts/fixtures (scripts/test does)", path.display());
     path
+}
+
+/// A Jakarta EE WAR compiled here with `javac` against Tomcat 10's Servlet API: `/version`
+/// (a servlet) answers `version <version>`, `/` a static page. Written to `dir`.
+pub fn versioned_war(dir: &Path, version: &str) -> PathBuf {
+    let work = dir.join(format!("src-{version}"));
+    std::fs::create_dir_all(work.join("classes")).unwrap();
+    std::fs::write(
+        work.join("Version.java"),
+        format!(
+            "import jakarta.servlet.annotation.WebServlet;\nimport jakarta.servlet.http.*;\n\
+             @WebServlet(\"/version\")\npublic class Version extends HttpServlet {{\n\
+             protected void doGet(HttpServletRequest q, HttpServletResponse r) throws java.io.IOException {{\n\
+             r.setContentType(\"text/plain\"); r.getWriter().print(\"version {version}\"); }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let javac = Command::new("javac")
+        .args(["--release", "17", "-cp"])
+        .arg(fixture("servlet-api.jar"))
+        .arg("-d")
+        .arg(work.join("classes"))
+        .arg(work.join("Version.java"))
+        .output()
+        .expect("javac (Java 17) is installed");
+    assert!(javac.status.success(), "javac: {}", String::from_utf8_lossy(&javac.stderr));
+    let class = std::fs::read(work.join("classes/Version.class")).unwrap();
+    let page = format!("<html><body>app {version}</body></html>");
+    let war = dir.join(format!("app-{version}.war"));
+    std::fs::write(&war, zip_of(&[("WEB-INF/classes/Version.class", &class), ("index.html", page.as_bytes())])).unwrap();
+    war
 }
 
 /// A zip built in memory, for inputs no real WAR has.
