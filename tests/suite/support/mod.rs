@@ -696,16 +696,11 @@ impl KubeCluster {
         KubeCluster { kubeconfig, dir, _real_node: guard }
     }
 
-    /// Lets the real node's containerd pull from a plain-HTTP registry (read at each pull:
-    /// no restart).
+    /// Lets the real node's containerd pull from a plain-HTTP registry.
     pub fn trust_registry(&self, addr: &str) {
-        let dir = self.dir.path().join("node/containerd/certs.d").join(addr);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("hosts.toml"),
-            format!("server = \"http://{addr}\"\n[host.\"http://{addr}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"),
-        )
-        .unwrap();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/dev-cluster");
+        let status = Command::new(script).args(["trust-registry", addr, self.dir.path().to_str().unwrap()]).status().unwrap();
+        assert!(status.success(), "dev-cluster trust-registry {addr}");
     }
 
     /// The port of the local Gateway (Traefik) that a real-node cluster runs.
