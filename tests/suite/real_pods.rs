@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::host::{config_for, deploy, Host};
-use support::{fixture, KubeCluster, Registry};
+use support::{failing_war, fixture, KubeCluster, Registry};
 
 /// GETs `url` through the gateway on 127.0.0.1:`port`, whatever host the URL names (how
 /// `*.localhost` resolves for curl and browsers), until it answers `want` or `within` passes.
@@ -98,9 +98,11 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-/// Failures of real JVMs on the real node, each diagnosed from what the pod and its log say.
+/// Failures on the real node, each diagnosed from what the pods, the kubelet and the
+/// scheduler say: a JVM that cannot start, one killed for memory, an app whose context
+/// fails in Tomcat, and pods no node can take.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_jvm_that_cannot_start_and_one_killed_for_memory_are_diagnosed_from_real_pods() {
+async fn real_failures_are_diagnosed_from_real_pods() {
     let registry = Registry::start().await;
     registry.push_base_images();
     let cluster = KubeCluster::start_with_real_node();
@@ -109,16 +111,20 @@ async fn a_jvm_that_cannot_start_and_one_killed_for_memory_are_diagnosed_from_re
     let (host, tokens) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &["alice"]);
     let alice = &tokens[0];
     host.upload(alice, "sample", "sample.war", &fixture("sample.war")).await;
+    host.upload(alice, "sample", "failing.war", &failing_war(dir.path())).await;
     // One env at a time: each failing JVM is a real process on this machine.
+    let limits = json!({"max-restarts": 0, "max-unready-seconds": 25});
     let cases = [
-        (json!({"name": "badopt", "tomcat": "10.1", "jdk": "17", "replicas": 1, "jvm_options": "-XX:+NoSuchWarshipOption"}), "crash-loop"),
-        (json!({"name": "tiny", "tomcat": "10.1", "jdk": "17", "replicas": 1, "jvm_options": "-Xmx256m", "resources": {"limits": {"memory": "40Mi"}}}), "oom-killed"),
+        (json!({"name": "badopt", "tomcat": "10.1", "jdk": "17", "replicas": 1, "jvm_options": "-XX:+NoSuchWarshipOption"}), "sample.war", "crash-loop"),
+        (json!({"name": "tiny", "tomcat": "10.1", "jdk": "17", "replicas": 1, "jvm_options": "-Xmx256m", "resources": {"limits": {"memory": "40Mi"}}}), "sample.war", "oom-killed"),
+        (json!({"name": "broken", "tomcat": "10.1", "jdk": "17", "replicas": 1}), "failing.war", "readiness"),
+        (json!({"name": "huge", "tomcat": "10.1", "jdk": "17", "replicas": 1, "resources": {"requests": {"cpu": "64"}}}), "sample.war", "unschedulable"),
     ];
-    for (env, cause) in cases {
+    for (env, war, cause) in cases {
         let name = env["name"].as_str().unwrap().to_owned();
         let (status, created) = host.post("/api/v1/envs", alice, env).await;
         assert_eq!(status, 201, "{created}");
-        let id = support::host::deploy_to(&host, alice, &name, json!({"war": "sample.war", "version": "1.0", "strategy": "rolling", "settings": {"max-restarts": 0}})).await;
+        let id = support::host::deploy_to(&host, alice, &name, json!({"war": war, "version": "1.0", "strategy": "rolling", "settings": limits})).await;
         let failed = host.wait_deploy(alice, &id).await;
         assert!(failed["status"] == "failed" || failed["status"] == "aborted", "{failed}");
         assert_eq!(failed["error"]["cause"], cause, "{name}: {failed}");
@@ -128,10 +134,12 @@ async fn a_jvm_that_cannot_start_and_one_killed_for_memory_are_diagnosed_from_re
                 assert!(message.contains("last exit code 1"), "the JVM's exit code: {message}");
                 assert!(message.contains("Unrecognized VM option 'NoSuchWarshipOption'"), "the JVM's own reason: {message}");
             }
-            _ => {
+            "oom-killed" => {
                 assert!(message.contains("OOMKilled") && message.contains("-Xmx256m") && message.contains("40Mi"), "the heap/limit arithmetic: {message}");
                 assert!(message.contains("raise resources.limits.memory to at least 384Mi"), "what to change: {message}");
             }
+            "readiness" => assert!(message.contains("statuscode: 404"), "the probe's answer, from the kubelet: {message}"),
+            _ => assert!(message.contains("Insufficient cpu"), "the scheduler's verdict: {message}"),
         }
         let (code, deleted) = host.call(reqwest::Method::DELETE, &format!("/api/v1/envs/{name}"), alice, None).await;
         assert!(code == 204 || code == 200, "{code} {deleted}");

@@ -272,31 +272,53 @@ pub fn fixture(name: &str) -> PathBuf {
 /// A Jakarta EE WAR compiled here with `javac` against Tomcat 10's Servlet API: `/version`
 /// (a servlet) answers `version <version>`, `/` a static page. Written to `dir`.
 pub fn versioned_war(dir: &Path, version: &str) -> PathBuf {
-    let work = dir.join(format!("src-{version}"));
+    let servlet = format!(
+        "import jakarta.servlet.annotation.WebServlet;\nimport jakarta.servlet.http.*;\n\
+         @WebServlet(\"/version\")\npublic class Version extends HttpServlet {{\n\
+         protected void doGet(HttpServletRequest q, HttpServletResponse r) throws java.io.IOException {{\n\
+         r.setContentType(\"text/plain\"); r.getWriter().print(\"version {version}\"); }}\n}}\n"
+    );
+    compiled_war(dir, &format!("app-{version}"), &[("Version", &servlet)], &format!("<html><body>app {version}</body></html>"))
+}
+
+/// A WAR whose context cannot start: its listener throws, so Tomcat answers 404 at `/`.
+pub fn failing_war(dir: &Path) -> PathBuf {
+    let listener = "import jakarta.servlet.*;\nimport jakarta.servlet.annotation.WebListener;\n\
+         @WebListener\npublic class Boom implements ServletContextListener {\n\
+         public void contextInitialized(ServletContextEvent e) { throw new IllegalStateException(\"no database configured\"); }\n}\n";
+    compiled_war(dir, "failing", &[("Boom", listener)], "<html><body>never served</body></html>")
+}
+
+/// `classes` (name, Java source) compiled with `javac --release 17` into `WEB-INF/classes`,
+/// beside an `index.html`, as `dir/<name>.war`.
+fn compiled_war(dir: &Path, name: &str, classes: &[(&str, &str)], index: &str) -> PathBuf {
+    let work = dir.join(format!("src-{name}"));
     std::fs::create_dir_all(work.join("classes")).unwrap();
-    std::fs::write(
-        work.join("Version.java"),
-        format!(
-            "import jakarta.servlet.annotation.WebServlet;\nimport jakarta.servlet.http.*;\n\
-             @WebServlet(\"/version\")\npublic class Version extends HttpServlet {{\n\
-             protected void doGet(HttpServletRequest q, HttpServletResponse r) throws java.io.IOException {{\n\
-             r.setContentType(\"text/plain\"); r.getWriter().print(\"version {version}\"); }}\n}}\n"
-        ),
-    )
-    .unwrap();
+    let sources: Vec<PathBuf> = classes
+        .iter()
+        .map(|(class, source)| {
+            let path = work.join(format!("{class}.java"));
+            std::fs::write(&path, source).unwrap();
+            path
+        })
+        .collect();
     let javac = Command::new("javac")
         .args(["--release", "17", "-cp"])
         .arg(fixture("servlet-api.jar"))
         .arg("-d")
         .arg(work.join("classes"))
-        .arg(work.join("Version.java"))
+        .args(&sources)
         .output()
         .expect("javac (Java 17) is installed");
     assert!(javac.status.success(), "javac: {}", String::from_utf8_lossy(&javac.stderr));
-    let class = std::fs::read(work.join("classes/Version.class")).unwrap();
-    let page = format!("<html><body>app {version}</body></html>");
-    let war = dir.join(format!("app-{version}.war"));
-    std::fs::write(&war, zip_of(&[("WEB-INF/classes/Version.class", &class), ("index.html", page.as_bytes())])).unwrap();
+    let compiled: Vec<(String, Vec<u8>)> = classes
+        .iter()
+        .map(|(class, _)| (format!("WEB-INF/classes/{class}.class"), std::fs::read(work.join(format!("classes/{class}.class"))).unwrap()))
+        .collect();
+    let mut entries: Vec<(&str, &[u8])> = compiled.iter().map(|(path, bytes)| (path.as_str(), bytes.as_slice())).collect();
+    entries.push(("index.html", index.as_bytes()));
+    let war = dir.join(format!("{name}.war"));
+    std::fs::write(&war, zip_of(&entries)).unwrap();
     war
 }
 
