@@ -141,7 +141,34 @@ async fn real_failures_are_diagnosed_from_real_pods() {
             "readiness" => assert!(message.contains("statuscode: 404"), "the probe's answer, from the kubelet: {message}"),
             _ => assert!(message.contains("Insufficient cpu"), "the scheduler's verdict: {message}"),
         }
-        let (code, deleted) = host.call(reqwest::Method::DELETE, &format!("/api/v1/envs/{name}"), alice, None).await;
-        assert!(code == 204 || code == 200, "{code} {deleted}");
+        // The record reads final a moment before the deploy lets go of the env's lock.
+        let mut tries = 0;
+        loop {
+            let (code, deleted) = host.call(reqwest::Method::DELETE, &format!("/api/v1/envs/{name}"), alice, None).await;
+            if code == 409 && deleted["code"] == "deploy.in_progress" && tries < 50 {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            assert!(code == 204 || code == 200, "{code} {deleted}");
+            break;
+        }
     }
+
+    // Nodes told to pull from a registry that lacks the digest (`registry.pull` names
+    // another, empty registry than the one pushed to): image-pull, naming that registry.
+    let empty = Registry::start().await;
+    cluster.trust_registry(&empty.addr);
+    let config = config_for(&registry, &cluster, "").replace(&format!("pull = \"{}\"", registry.addr), &format!("pull = \"{}\"", empty.addr));
+    let other = tempfile::tempdir().unwrap();
+    let (elsewhere, tokens) = Host::start(other.path(), "elsewhere", &config, &["bob"]);
+    let bob = &tokens[0];
+    let (status, created) = elsewhere.post("/api/v1/envs", bob, json!({"name": "lost", "tomcat": "10.1", "jdk": "17", "replicas": 1})).await;
+    assert_eq!(status, 201, "{created}");
+    elsewhere.upload(bob, "sample", "sample.war", &fixture("sample.war")).await;
+    let id = support::host::deploy_to(&elsewhere, bob, "lost", json!({"war": "sample.war", "version": "1.0", "settings": limits})).await;
+    let failed = elsewhere.wait_deploy(bob, &id).await;
+    assert_eq!(failed["error"]["cause"], "image-pull", "{failed}");
+    let message = failed["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("registry {} is up", empty.addr)), "names the registry the nodes pull from: {message}");
 }
