@@ -85,6 +85,18 @@ async fn a_deployed_war_answers_at_its_url_and_its_tomcat_log_is_the_envs_log() 
     let (code, log) = host.get_text("/api/v1/envs/shop/logs", alice).await;
     assert_eq!(code, 200, "{log}");
     assert!(log.contains("org.apache.catalina"), "Tomcat's log: {log}");
+    // Followed, it streams: the lines so far come at once and the stream stays open.
+    let mut follow = reqwest::Client::new()
+        .get(format!("{}/api/v1/envs/shop/logs?follow=true&tail=5", host.base))
+        .bearer_auth(alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(follow.status().as_u16(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(10), follow.chunk()).await.expect("the followed log answers at once").unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("org.apache"), "{first:?}");
+    assert!(tokio::time::timeout(Duration::from_millis(500), follow.chunk()).await.is_err(), "a followed log stays open for new lines");
+    drop(follow);
 
     // Deleting the env takes its route away: the URL stops answering with the app.
     let (code, deleted) = host.call(reqwest::Method::DELETE, "/api/v1/envs/shop", alice, None).await;
