@@ -239,7 +239,8 @@ pub struct RegistryConfig {
     pub push: String,
     /// How the cluster's nodes name the same registry in image references.
     pub pull: String,
-    /// Plain HTTP to this registry.
+    /// Plain HTTP to this registry. Off unless the config says so: TLS is the default, and
+    /// only a local development registry (platform.toml's) should be reached without it.
     pub insecure: bool,
     /// Other registries (of base images) reached over plain HTTP, as `host:port`.
     pub insecure_registries: Vec<String>,
@@ -264,7 +265,7 @@ impl Default for RegistryConfig {
         Self {
             push: "127.0.0.1:5000".into(),
             pull: "127.0.0.1:5000".into(),
-            insecure: true,
+            insecure: false,
             insecure_registries: Vec::new(),
             ca_cert: None,
             username: None,

@@ -93,3 +93,12 @@ fn shipped_platform_toml_loads() {
     assert_eq!(config.store.backend, StoreBackend::Embedded);
     assert!(!config.catalog.is_empty());
 }
+
+#[test]
+fn registries_are_reached_over_tls_unless_the_config_says_otherwise() {
+    let config = Config::from_toml("", std::path::Path::new("t.toml"), std::iter::empty()).unwrap();
+    assert!(!config.registry.insecure, "plain HTTP is opted into, not the default");
+    let local = Config::from_toml("[registry]\ninsecure = true\n", std::path::Path::new("t.toml"), std::iter::empty()).unwrap();
+    assert!(local.registry.insecure);
+}
+

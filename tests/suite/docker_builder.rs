@@ -18,7 +18,7 @@ async fn a_dockerfile_that_runs_things_builds_through_the_engine_and_lands_in_th
     let registry = Registry::start().await;
     registry.push_base_images();
     let engine = PodmanService::start(&[&registry.addr]).await;
-    let config = RegistryConfig { push: registry.addr.clone(), pull: registry.addr.clone(), ..RegistryConfig::default() };
+    let config = RegistryConfig { push: registry.addr.clone(), pull: registry.addr.clone(), insecure: true, ..RegistryConfig::default() };
     let client = RegistryClient::from_config(&config).unwrap();
     let dockerfile = format!(
         "FROM {}/warship/tomcat:10.1-jdk17\nUSER root\nRUN echo \"made by RUN\" > /usr/local/tomcat/marker.txt\nUSER tomcat\n\

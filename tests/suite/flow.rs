@@ -292,7 +292,7 @@ async fn a_build_whose_host_was_killed_reads_as_interrupted_and_nothing_as_built
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write_config(dir.path(), port, "");
-    let envs = [("WARSHIP__REGISTRY__PUSH", registry.addr.as_str()), ("WARSHIP__REGISTRY__PULL", registry.addr.as_str())];
+    let envs = [("WARSHIP__REGISTRY__PUSH", registry.addr.as_str()), ("WARSHIP__REGISTRY__PULL", registry.addr.as_str()), ("WARSHIP__REGISTRY__INSECURE", "true")];
     let token = add_user(&config, "alice", &envs);
     let mut host = Host::start(&config, port, &envs);
     let (base, http) = (host.base.clone(), client());
@@ -344,7 +344,7 @@ async fn warship_build_pushes_a_dockerfile_from_a_folder_and_prints_the_digest()
     std::fs::copy(fixture("sample.war"), context.join("app.war")).unwrap();
     std::fs::write(context.join("Dockerfile"), "ARG TAG=10.1-jdk17\nFROM warship/tomcat:${TAG}\nCOPY app.war webapps/ROOT.war\n").unwrap();
     let config = write_config(dir.path(), free_port(), "");
-    let envs = [("WARSHIP__REGISTRY__PUSH", registry.addr.as_str())];
+    let envs = [("WARSHIP__REGISTRY__PUSH", registry.addr.as_str()), ("WARSHIP__REGISTRY__INSECURE", "true")];
     let out = warship(&["build", "--config", config.to_str().unwrap(), "--context", context.to_str().unwrap(), "--tag", "team/app:1"], &envs);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stderr}");

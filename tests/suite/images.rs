@@ -18,6 +18,7 @@ use warship_host::registry::RegistryClient;
 fn use_registry(config: &mut Config, registry: &Registry) {
     config.registry.push = registry.addr.clone();
     config.registry.pull = registry.addr.clone();
+    config.registry.insecure = true;
 }
 
 /// A user with an env on `tomcat`/`jdk` and a WAR uploaded as `shop/<file>`.

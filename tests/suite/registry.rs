@@ -26,6 +26,7 @@ fn registry_config(addr: &str) -> RegistryConfig {
         max_attempts: 4,
         first_backoff_ms: 20,
         max_backoff_ms: 200,
+        insecure: true,
         ..RegistryConfig::default()
     }
 }
