@@ -188,9 +188,13 @@ pub struct PluginConfig {
     pub kind: PluginKind,
     /// `builtin:<name>` for a plugin shipped in the binary, or a path to a component.
     pub source: String,
-    /// Handed to the plugin as JSON; checked by its `check-config` at load.
+    /// Handed to the plugin as JSON; checked by its `check-config` at load. The keys set
+    /// here are the admin's policy: a deploy's own `settings` cannot change them unless
+    /// they are listed in `overridable` (keys left unset here a deploy may set).
     #[serde(default)]
     pub settings: toml::Table,
+    #[serde(default)]
+    pub overridable: Vec<String>,
     /// A required plugin that cannot load stops startup; an optional one is skipped.
     #[serde(default = "yes")]
     pub required: bool,

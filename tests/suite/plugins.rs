@@ -144,6 +144,7 @@ async fn an_optional_plugin_that_cannot_load_is_skipped_and_shown() {
             kind: warship_host::config::PluginKind::Strategy,
             source: "/nonexistent/experimental.wasm".into(),
             settings: Default::default(),
+            overridable: Vec::new(),
             required: false,
             memory_mb: None,
             deadline_ms: None,

@@ -87,6 +87,20 @@ impl Deploys {
                 format!("there is no strategy {name:?}; this platform has: {known}"),
             )]));
         };
+        let fixed: Vec<Violation> = plugin
+            .fixed_keys(overrides)
+            .into_iter()
+            .map(|key| {
+                Violation::new(
+                    &format!("settings.{key}"),
+                    "deploy.settings.fixed",
+                    format!("{key} of strategy {name} is set by the platform's admin (platform.toml) and a deploy cannot change it; leave it out, or ask the admin to list it in the plugin's `overridable`"),
+                )
+            })
+            .collect();
+        if !fixed.is_empty() {
+            return Err(DeployError::Invalid(fixed));
+        }
         let (checked, overrides) = (plugin.clone(), overrides.clone());
         let settings = tokio::task::spawn_blocking(move || checked.settings_with(&overrides)).await.expect("plugin calls do not panic")?;
         match settings {

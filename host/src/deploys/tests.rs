@@ -330,3 +330,20 @@ async fn a_build_whose_job_died_is_failed_by_the_recovery_loop_and_leaves_the_in
     assert_eq!(settled.error.unwrap().code, "build.interrupted");
     assert!(bed.store.list("images/active/").await.unwrap().is_empty(), "no unfinished build is left without a live lease");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_cannot_change_what_the_admin_set_unless_it_is_overridable() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[[plugins]]\nname = \"canary\"\nkind = \"strategy\"\nsource = \"builtin:strategy-canary\"\noverridable = [\"max-unready-seconds\"]\n[plugins.settings]\nmax-restarts = 1\nmax-unready-seconds = 60\nsteps = [{weight = 50}]\n[[plugins]]\nname = \"rolling\"\nkind = \"strategy\"\nsource = \"builtin:strategy-rolling\"\n";
+    let config = config(dir.path(), extra);
+    let plugins = Plugins::load(&crate::plugins::Runtime::new(None).unwrap(), &config).unwrap();
+    let canary = plugins.strategy("canary").unwrap();
+    let asked: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"max-restarts": 50, "max-unready-seconds": 30, "steps": [{"weight": 10}]}"#).unwrap();
+    let mut fixed = canary.fixed_keys(&asked);
+    fixed.sort();
+    assert_eq!(fixed, ["max-restarts", "steps"], "the admin's settings stay the admin's; max-unready-seconds is listed as overridable");
+    let rolling = plugins.strategy("rolling").unwrap();
+    let free: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"max-restarts": 50}"#).unwrap();
+    assert!(rolling.fixed_keys(&free).is_empty(), "what the admin left unset, a deploy may set");
+}

@@ -89,6 +89,8 @@ pub struct Plugin {
     pub settings_schema: String,
     /// Settings as JSON text, passed to every call.
     settings: String,
+    /// Keys of `settings` a deploy may still override (the rest are the admin's to set).
+    overridable: Vec<String>,
     pub limits: Limits,
     pub loaded: Loaded,
     pub load_time: Duration,
@@ -161,6 +163,7 @@ impl Plugin {
             version: String::new(),
             settings_schema: String::new(),
             settings,
+            overridable: config.overridable.clone(),
             limits,
             loaded,
             load_time: Duration::ZERO,
@@ -276,6 +279,12 @@ impl Plugin {
         self.next_step_with(&self.settings, state)
     }
 
+    /// The keys of a deploy's own settings that the admin fixed in platform.toml.
+    pub fn fixed_keys<'a>(&self, overrides: &'a serde_json::Map<String, serde_json::Value>) -> Vec<&'a str> {
+        let admin: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&self.settings).expect("settings are a JSON object");
+        overrides.keys().filter(|k| admin.contains_key(*k) && !self.overridable.contains(k)).map(String::as_str).collect()
+    }
+
     /// The admin's settings with a deploy's own keys laid over them (one level deep),
     /// as JSON text the plugin accepted; `Err` carries the plugin's words.
     pub fn settings_with(&self, overrides: &serde_json::Map<String, serde_json::Value>) -> Result<Result<String, String>, PluginError> {
@@ -330,6 +339,7 @@ pub fn default_plugin_configs() -> Vec<PluginConfig> {
         kind,
         source: format!("builtin:{builtin}"),
         settings: Default::default(),
+        overridable: Vec::new(),
         required: true,
         memory_mb: None,
         deadline_ms: None,
