@@ -32,6 +32,9 @@ pub enum EnvOpsError {
     Cluster(#[from] ClusterError),
 }
 
+/// How long a request waits for a deploy that has ended to let go of the env's lock.
+const ENDING_GRACE: Duration = Duration::from_secs(2);
+
 /// Env operations that reach past the store, into the cluster.
 pub struct EnvOps {
     pub(super) store: DynStore,
@@ -50,10 +53,21 @@ impl EnvOps {
     pub async fn delete(&self, user: &UserName, env: &EnvName) -> Result<(), EnvOpsError> {
         self.envs.get(user, env).await?;
         let holder = format!("{}{}", keys::DELETING, uuid::Uuid::new_v4().simple());
-        let lease = Lease::take(&self.store, &keys::lock(user, env.as_str()), &holder, LEASE_TTL).await.map_err(|e| match e {
-            StoreError::Locked { holder, .. } => EnvOpsError::Running { env: env.to_string(), running: holder },
-            other => other.into(),
-        })?;
+        let waiting_since = std::time::Instant::now();
+        let lease = loop {
+            match Lease::take(&self.store, &keys::lock(user, env.as_str()), &holder, LEASE_TTL).await {
+                Ok(lease) => break lease,
+                // A deploy that just ended has left the active index a moment before it
+                // lets go of the lock: wait for that moment rather than refuse.
+                Err(StoreError::Locked { holder, .. }) => {
+                    if waiting_since.elapsed() >= ENDING_GRACE || self.running(user, env.as_str()).await?.is_some() {
+                        return Err(EnvOpsError::Running { env: env.to_string(), running: holder });
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        };
         let result = async {
             if let Some(cluster) = &self.cluster {
                 let timeout = Duration::from_secs(self.config.deploys.delete_timeout_secs);
