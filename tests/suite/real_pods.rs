@@ -5,22 +5,15 @@
 
 use crate::support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::host::{config_for, deploy, Host};
+use support::host::{config_for, deploy, Host, RealNode};
 use support::{failing_war, fixture, KubeCluster, Registry};
 
-/// GETs `url` through the gateway on 127.0.0.1:`port`, whatever host the URL names (how
-/// `*.localhost` resolves for curl and browsers), until it answers `want` or `within` passes.
-async fn get_until(url: &str, port: u16, want: u16, within: Duration) -> (u16, String) {
-    let host = url::Url::parse(url).unwrap().host_str().unwrap().to_owned();
-    let client = reqwest::Client::builder()
-        .resolve(&host, SocketAddr::from(([127, 0, 0, 1], port)))
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+/// GETs `url` through the cluster's gateway until it answers `want` or `within` passes.
+async fn get_until(cluster: &KubeCluster, url: &str, want: u16, within: Duration) -> (u16, String) {
+    let client = cluster.gateway_client(url);
     let started = Instant::now();
     let mut last = (0, String::new());
     while started.elapsed() < within {
@@ -41,15 +34,8 @@ async fn get_until(url: &str, port: u16, want: u16, within: Duration) -> (u16, S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployed_war_answers_at_its_url_and_its_tomcat_log_is_the_envs_log() {
-    let registry = Registry::start().await;
-    registry.push_base_images();
-    let cluster = KubeCluster::start_with_real_node();
-    cluster.trust_registry(&registry.addr);
+    let RealNode { cluster, host, alice, .. } = &RealNode::start().await;
     let port = cluster.gateway_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!("{}{}", config_for(&registry, &cluster, ""), cluster.gateway_config());
-    let (host, tokens) = Host::start(dir.path(), "host", &config, &["alice"]);
-    let alice = &tokens[0];
 
     let (status, env) = host.post("/api/v1/envs", alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 1})).await;
     assert_eq!(status, 201, "{env}");
@@ -68,16 +54,16 @@ async fn a_deployed_war_answers_at_its_url_and_its_tomcat_log_is_the_envs_log() 
     let node = pods[0]["node"].as_str().unwrap_or_default();
     assert!(!node.is_empty() && !node.starts_with("fake-"), "the app runs on the real node, not a fake one: {status}");
 
-    let (code, page) = get_until(url, port, 200, Duration::from_secs(30)).await;
+    let (code, page) = get_until(cluster, url, 200, Duration::from_secs(30)).await;
     assert_eq!(code, 200, "{url} answered {code}: {page}\ntraefik: {}", tail(&cluster.log("traefik")));
     assert!(page.contains("Sample \"Hello, World\" Application"), "the app's own page: {page}");
     let path_url = status["path_url"].as_str().unwrap();
     assert_eq!(path_url, format!("http://localhost:{port}/alice/shop/"));
-    let (code, page) = get_until(path_url, port, 200, Duration::from_secs(30)).await;
+    let (code, page) = get_until(cluster, path_url, 200, Duration::from_secs(30)).await;
     assert_eq!(code, 200, "{path_url}: {page}");
     assert!(page.contains("Hello, World"), "{page}");
     // The servlet too: a class from the WAR, run by a real JVM.
-    let (code, page) = get_until(&format!("{url}hello"), port, 200, Duration::from_secs(10)).await;
+    let (code, page) = get_until(cluster, &format!("{url}hello"), 200, Duration::from_secs(10)).await;
     assert_eq!(code, 200, "{page}");
     assert!(page.contains("Hello, World"), "{page}");
 
@@ -101,7 +87,7 @@ async fn a_deployed_war_answers_at_its_url_and_its_tomcat_log_is_the_envs_log() 
     // Deleting the env takes its route away: the URL stops answering with the app.
     let (code, deleted) = host.call(reqwest::Method::DELETE, "/api/v1/envs/shop", alice, None).await;
     assert!(code == 204 || code == 200, "{code} {deleted}");
-    let (code, _) = get_until(url, port, 404, Duration::from_secs(30)).await;
+    let (code, _) = get_until(cluster, url, 404, Duration::from_secs(30)).await;
     assert_eq!(code, 404, "a deleted env's hostname has no route");
 }
 
@@ -115,13 +101,7 @@ fn tail(text: &str) -> String {
 /// fails in Tomcat, and pods no node can take.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_failures_are_diagnosed_from_real_pods() {
-    let registry = Registry::start().await;
-    registry.push_base_images();
-    let cluster = KubeCluster::start_with_real_node();
-    cluster.trust_registry(&registry.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let (host, tokens) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &["alice"]);
-    let alice = &tokens[0];
+    let RealNode { registry, cluster, dir, host, alice } = &RealNode::start().await;
     host.upload(alice, "sample", "sample.war", &fixture("sample.war")).await;
     host.upload(alice, "sample", "failing.war", &failing_war(dir.path())).await;
     // One env at a time: each failing JVM is a real process on this machine.

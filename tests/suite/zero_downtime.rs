@@ -4,14 +4,13 @@
 
 use crate::support;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::host::{config_for, deploy, Host};
-use support::{versioned_war, KubeCluster, Registry};
+use support::host::{deploy, RealNode};
+use support::{versioned_war, KubeCluster};
 
 /// Clients asking `/version` through the gateway until stopped.
 struct Load {
@@ -22,17 +21,12 @@ struct Load {
 }
 
 impl Load {
-    fn start(url: &str, port: u16, clients: usize) -> Load {
-        let host = url::Url::parse(url).unwrap().host_str().unwrap().to_owned();
+    fn start(cluster: &KubeCluster, url: &str, clients: usize) -> Load {
         let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
         let started = Instant::now();
         let tasks = (0..clients)
             .map(|_| {
-                let client = reqwest::Client::builder()
-                    .resolve(&host, SocketAddr::from(([127, 0, 0, 1], port)))
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap();
+                let client = cluster.gateway_client(url);
                 let (stop, seen, url) = (stop.clone(), seen.clone(), format!("{url}version"));
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
@@ -63,15 +57,7 @@ impl Load {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_canary_and_blue_green_lose_no_request_under_load_and_recreates_gap_is_measured() {
-    let registry = Registry::start().await;
-    registry.push_base_images();
-    let cluster = KubeCluster::start_with_real_node();
-    cluster.trust_registry(&registry.addr);
-    let port = cluster.gateway_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!("{}{}", config_for(&registry, &cluster, ""), cluster.gateway_config());
-    let (host, tokens) = Host::start(dir.path(), "host", &config, &["alice"]);
-    let alice = &tokens[0];
+    let RealNode { cluster, dir, host, alice, .. } = &RealNode::start().await;
     let (status, env) = host.post("/api/v1/envs", alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 2})).await;
     assert_eq!(status, 201, "{env}");
     for version in ["1", "2", "3", "4", "5"] {
@@ -81,7 +67,7 @@ async fn rolling_canary_and_blue_green_lose_no_request_under_load_and_recreates_
     assert_eq!(host.wait_deploy(alice, &first).await["status"], "succeeded");
     let (_, status) = host.get("/api/v1/envs/shop", alice).await;
     let url = status["url"].as_str().unwrap().to_owned();
-    let warm = Load::start(&url, port, 1);
+    let warm = Load::start(cluster, &url, 1);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline && !warm.seen.lock().unwrap().iter().any(|(_, a)| a.as_deref() == Ok("version 1")) {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -96,7 +82,7 @@ async fn rolling_canary_and_blue_green_lose_no_request_under_load_and_recreates_
     ];
     let mut table = vec![format!("{:<10} {:>9} {:>7} {:>12}", "strategy", "requests", "failed", "longest gap")];
     for (strategy, version, settings) in runs {
-        let load = Load::start(&url, port, 4);
+        let load = Load::start(cluster, &url, 4);
         tokio::time::sleep(Duration::from_secs(1)).await;
         let id = deploy(&host, alice, json!({"war": format!("app-{version}.war"), "version": version, "strategy": strategy, "settings": settings})).await;
         if strategy == "bluegreen" {

@@ -41,10 +41,6 @@ pub use record::{
 pub use rollout::{DESCRIPTION_MAX, MEMORY_MAX};
 pub use target::{Change, Observed, Target, Targets};
 
-/// How long a request waits for the previous deploy's lock to be let go, once that
-/// deploy's final record is written.
-const ENDING_GRACE: Duration = Duration::from_secs(2);
-
 pub struct Deploys {
     store: DynStore,
     config: Arc<Config>,
@@ -225,7 +221,7 @@ impl Deploys {
                     format!("env {env_name} is being deleted; create it again once it is gone"),
                 )]));
             }
-            let ended = waiting_since.elapsed() < ENDING_GRACE && self.get(user, &holder).await.is_ok_and(|r| r.status.is_final());
+            let ended = waiting_since.elapsed() < env_keys::ENDING_GRACE && self.get(user, &holder).await.is_ok_and(|r| r.status.is_final());
             if !ended {
                 return Err(DeployError::Running { env: env_name.to_string(), running: holder });
             }

@@ -30,6 +30,11 @@ pub fn lock(user: &UserName, env: &str) -> String {
 }
 
 /// The env lock's holder while an env is deleted (deploys hold it by their id).
+/// How long a request for the env's lock waits for a deploy that has ended to let go of
+/// it: the deploy's final record is written (and it leaves the active index) a moment
+/// before its lock is released.
+pub const ENDING_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub const DELETING: &str = "deleting-";
 
 /// Deploys not yet final, so any host can find one whose host died, and a status read

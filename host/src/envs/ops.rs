@@ -32,9 +32,6 @@ pub enum EnvOpsError {
     Cluster(#[from] ClusterError),
 }
 
-/// How long a request waits for a deploy that has ended to let go of the env's lock.
-const ENDING_GRACE: Duration = Duration::from_secs(2);
-
 /// Env operations that reach past the store, into the cluster.
 pub struct EnvOps {
     pub(super) store: DynStore,
@@ -60,7 +57,7 @@ impl EnvOps {
                 // A deploy that just ended has left the active index a moment before it
                 // lets go of the lock: wait for that moment rather than refuse.
                 Err(StoreError::Locked { holder, .. }) => {
-                    if waiting_since.elapsed() >= ENDING_GRACE || self.running(user, env.as_str()).await?.is_some() {
+                    if waiting_since.elapsed() >= keys::ENDING_GRACE || self.running(user, env.as_str()).await?.is_some() {
                         return Err(EnvOpsError::Running { env: env.to_string(), running: holder });
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;

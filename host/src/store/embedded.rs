@@ -31,6 +31,11 @@ pub struct EmbeddedStore {
 /// Writes a slow watcher may fall behind by before it re-reads the store.
 const WATCH_BACKLOG: usize = 1024;
 
+/// The lock is `lease`'s and has not expired.
+fn holds(locks: &HashMap<String, LockRecord>, lease: &LockLease) -> bool {
+    locks.get(&lease.key).is_some_and(|c| c.token == lease.token && c.expires_unix_ms > now_ms())
+}
+
 struct LockRecord {
     holder: String,
     token: u64,
@@ -111,11 +116,7 @@ impl EmbeddedStore {
     async fn put_maybe_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: Option<LockLease>) -> StoreResult<u64> {
         let (key, written, locks) = (key.to_owned(), self.written.clone(), self.locks.clone());
         self.blocking(move |db| {
-            let held = |lease: &LockLease| {
-                let locks = locks.lock().expect("locks lock");
-                locks.get(&lease.key).is_some_and(|c| c.token == lease.token && c.expires_unix_ms > now_ms())
-            };
-            let revision = write(db, &key, &value, when, lease.as_ref().map(|l| (l, &held as &dyn Fn(&LockLease) -> bool)))?;
+            let revision = write(db, &key, &value, when, lease.as_ref().map(|lease| (lease, &*locks)))?;
             // Told inside the blocking call, so watchers see writes in commit order.
             let _ = written.send(Versioned { key, value, revision });
             Ok(revision)
@@ -143,10 +144,10 @@ fn next_revision(txn: &redb::WriteTransaction) -> StoreResult<u64> {
 /// One write transaction: `when` checked on the key and, for a fenced write, the lock
 /// checked to be `lease`'s and unexpired once the transaction is open. (A lock expiring
 /// during the commit is covered by the holder's own fence, a third of the TTL early.)
-fn write(db: &Database, key: &str, value: &[u8], when: Precondition, lease: Option<(&LockLease, &dyn Fn(&LockLease) -> bool)>) -> StoreResult<u64> {
+fn write(db: &Database, key: &str, value: &[u8], when: Precondition, lease: Option<(&LockLease, &Mutex<HashMap<String, LockRecord>>)>) -> StoreResult<u64> {
     let txn = db.begin_write().map_err(unavailable)?;
-    if let Some((lease, held)) = lease {
-        if !held(lease) {
+    if let Some((lease, locks)) = lease {
+        if !holds(&locks.lock().expect("locks lock"), lease) {
             return Err(StoreError::LockLost { key: lease.key.clone() });
         }
     }
@@ -242,13 +243,13 @@ impl Store for EmbeddedStore {
 
     async fn renew_lock(&self, lease: &LockLease) -> StoreResult<()> {
         let mut locks = self.locks.lock().expect("locks lock");
-        match locks.get_mut(&lease.key) {
-            Some(c) if c.token == lease.token && c.expires_unix_ms > now_ms() => {
-                c.expires_unix_ms = now_ms() + lease.ttl.as_millis() as u64;
-                Ok(())
-            }
-            _ => Err(StoreError::LockLost { key: lease.key.clone() }),
+        if !holds(&locks, lease) {
+            return Err(StoreError::LockLost { key: lease.key.clone() });
         }
+        if let Some(c) = locks.get_mut(&lease.key) {
+            c.expires_unix_ms = now_ms() + lease.ttl.as_millis() as u64;
+        }
+        Ok(())
     }
 
     async fn release_lock(&self, lease: &LockLease) -> StoreResult<()> {

@@ -264,6 +264,30 @@ impl Shop {
     }
 }
 
+/// Every real part with the dev cluster's real node: a registry with the Tomcat bases
+/// that the node pulls from, the cluster with its gateway, and a host (routing envs on
+/// that gateway) with the user alice.
+pub struct RealNode {
+    pub registry: Registry,
+    pub cluster: KubeCluster,
+    pub dir: tempfile::TempDir,
+    pub host: Host,
+    pub alice: String,
+}
+
+impl RealNode {
+    pub async fn start() -> RealNode {
+        let registry = Registry::start().await;
+        registry.push_base_images();
+        let cluster = KubeCluster::start_with_real_node();
+        cluster.trust_registry(&registry.addr);
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!("{}{}", config_for(&registry, &cluster, ""), cluster.gateway_config());
+        let (host, tokens) = Host::start(dir.path(), "host", &config, &["alice"]);
+        RealNode { registry, cluster, dir, host, alice: tokens[0].clone() }
+    }
+}
+
 /// Starts a deploy on env `shop`; its id.
 pub async fn deploy(host: &Host, token: &str, body: Value) -> String {
     deploy_to(host, token, "shop", body).await

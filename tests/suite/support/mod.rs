@@ -731,6 +731,17 @@ impl KubeCluster {
         env.lines().find_map(|l| l.strip_prefix("GATEWAY_PORT=")).unwrap().trim().parse().unwrap()
     }
 
+    /// A client that sends every request for `url`'s host to that gateway on loopback,
+    /// as curl and browsers resolve `*.localhost`.
+    pub fn gateway_client(&self, url: &str) -> reqwest::Client {
+        let host = url::Url::parse(url).unwrap().host_str().unwrap().to_owned();
+        reqwest::Client::builder()
+            .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], self.gateway_port())))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
     /// platform.toml's `[kubernetes.gateway]` for that gateway, envs under `localhost`.
     pub fn gateway_config(&self) -> String {
         format!(
