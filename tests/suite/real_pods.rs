@@ -81,7 +81,11 @@ async fn a_deployed_war_answers_at_its_url_and_its_tomcat_log_is_the_envs_log() 
     assert_eq!(follow.status().as_u16(), 200);
     let first = tokio::time::timeout(Duration::from_secs(10), follow.chunk()).await.expect("the followed log answers at once").unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("org.apache"), "{first:?}");
-    assert!(tokio::time::timeout(Duration::from_millis(500), follow.chunk()).await.is_err(), "a followed log stays open for new lines");
+    // More lines may come (Tomcat goes on logging); what must not come is the stream's end.
+    let until = Instant::now() + Duration::from_secs(1);
+    while let Ok(next) = tokio::time::timeout(until.saturating_duration_since(Instant::now()), follow.chunk()).await {
+        assert!(next.unwrap().is_some(), "a followed log stays open for new lines");
+    }
     drop(follow);
 
     // Deleting the env takes its route away: the URL stops answering with the app.
