@@ -7,7 +7,7 @@ pods restart more than 3 times in all or one stays unready over 5 minutes. Build
 it into a WebAssembly component with `./build` (componentize-py), unit-test it
 with `python3 -m unittest`.
 
-The contract is `wit/plugin.wit`, world `strategy`. The host calls `next` over and
+The contract is `wit/0.1.0/plugin.wit`, world `strategy`. The host calls `next` over and
 over: each call gets the settings and what the host observes now, and answers ONE
 action to perform now, plus the step it belongs to. The host persists the step
 index and `memory`, applies the action, and calls again. `time_in_step_ms` starts

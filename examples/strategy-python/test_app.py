@@ -5,7 +5,7 @@ app.py imports the bindings componentize-py generates (`wit_world`,
 stand-ins with the same names and fields first. To run against the real generated
 types instead:
 
-    componentize-py -d ../../wit -w strategy bindings /tmp/bindings
+    componentize-py -d ../../wit/0.1.0 -w strategy bindings /tmp/bindings
     PYTHONPATH=/tmp/bindings python3 -m unittest -v
 """
 

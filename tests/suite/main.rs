@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod canary_weights;
 mod cli;
 mod deploys;
 mod docker_builder;

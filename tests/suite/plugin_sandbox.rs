@@ -49,12 +49,21 @@ const LOOPS_FOREVER: &str = "(loop $forever (br $forever)) (i32.const 128)";
 const GROWS_WITHOUT_END: &str = "(loop $more (drop (memory.grow (i32.const 16))) (br $more)) (i32.const 128)";
 const ANSWERS_NONSENSE: &str = "(i32.const 160)";
 
-/// Wraps a core module into a component of the `validator` world, the way
-/// wit-bindgen guests are built, but from text.
+/// Wraps a core module into a component of the `validator` world of contract 0.1.0
+/// (the host loads it through its adapter), the way wit-bindgen guests are built, but
+/// from text.
 fn component(core_wat: &str) -> Vec<u8> {
+    component_of(core_wat, "0.1.0")
+}
+
+/// The same, with the contract's text and the module's export names carrying another
+/// version, as a plugin built against a contract this host never released would.
+fn component_of(core_wat: &str, version: &str) -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
-    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
-    let (package, _) = resolve.push_dir(&wit).unwrap();
+    let wit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/0.1.0/plugin.wit")).unwrap();
+    let package = resolve.push_str("plugin.wit", &wit.replace("@0.1.0", &format!("@{version}"))).unwrap();
+    let core_wat = core_wat.replace("@0.1.0#", &format!("@{version}#"));
+    let core_wat = core_wat.as_str();
     let world = resolve.select_world(&[package], Some("validator")).unwrap();
     let mut module = wat::parse_str(core_wat).unwrap();
     wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
@@ -164,6 +173,36 @@ fn precompiled_components_are_cached_by_content_and_wasmtime_version() {
     std::fs::write(&cached[0], b"garbage").unwrap();
     let recompiled = load(&Runtime::new(Some(cache)).unwrap(), dir.path(), "good", WELL_BEHAVED, 16, 1000);
     assert_eq!(recompiled.loaded, warship_host::plugins::Loaded::Compiled);
+}
+
+#[test]
+fn a_plugin_built_against_an_unknown_contract_version_is_refused_naming_the_accepted_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(None).unwrap();
+    let path = dir.path().join("future.wasm");
+    std::fs::write(&path, component_of(&validator_wat(WELL_BEHAVED), "0.9.0")).unwrap();
+    let config = PluginConfig {
+        name: "future".into(),
+        kind: PluginKind::Validator,
+        source: path.display().to_string(),
+        settings: Default::default(),
+        overridable: Vec::new(),
+        required: true,
+        memory_mb: None,
+        deadline_ms: None,
+    };
+    let err = Plugin::load(&runtime, &config, &PluginRuntimeConfig::default()).err().unwrap();
+    assert!(matches!(err, LoadError::Contract { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "plugin future: it was built against warship:plugin@0.9.0, which this host does not load; \
+         it loads warship:plugin 0.2.0, 0.1.0 (rebuild it against wit/0.2.0/plugin.wit)"
+    );
+    // The same component at a released version loads, through the 0.1.0 adapter.
+    std::fs::write(&path, component(&validator_wat(WELL_BEHAVED))).unwrap();
+    let plugin = Plugin::load(&runtime, &config, &PluginRuntimeConfig::default()).unwrap();
+    assert_eq!(plugin.contract, warship_host::plugins::Contract::V0_1);
+    assert_eq!(plugin.validate_env(&platform(), &env()).unwrap(), vec![]);
 }
 
 #[test]

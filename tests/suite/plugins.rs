@@ -100,6 +100,7 @@ async fn the_plugins_endpoint_shows_what_is_loaded() {
     );
     for plugin in loaded {
         assert_eq!(plugin["version"], "0.1.0");
+        assert_eq!(plugin["contract"], "0.2.0", "the built-ins speak the newest contract: {plugin}");
         assert_eq!(plugin["sha256"].as_str().unwrap().len(), 64);
         assert_eq!((plugin["memory_mb"].as_u64(), plugin["deadline_ms"].as_u64()), (Some(64), Some(1000)));
         assert!(plugin["source"].as_str().unwrap().starts_with("builtin:"));

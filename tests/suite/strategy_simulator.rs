@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use warship_host::config::{Config, PluginConfig, PluginKind, PluginRuntimeConfig};
 use warship_host::domain::{Action, RolloutState, Step, Traffic, Workload};
-use warship_host::plugins::{Plugin, Plugins, Runtime};
+use warship_host::plugins::{Contract, Plugin, Plugins, Runtime};
 
 /// One simulated second: each workload starts or stops one pod per tick.
 const TICK_MS: u64 = 1_000;
@@ -69,6 +69,8 @@ impl Sim {
             // The Service is where it was: on the stable release, or on a first deploy
             // on the candidate (wit: `traffic`).
             traffic: if stable.is_some() { Traffic::Stable } else { Traffic::Candidate },
+            weight: None,
+            exact_weights: false,
             step_index: 0,
             time_in_step_ms: 0,
             promoted: false,
@@ -138,6 +140,13 @@ impl Sim {
             Action::SwitchTraffic(to) => {
                 assert!(s.traffic != *to, "{}", noop("switching traffic to where it goes"));
                 s.traffic = *to;
+                s.weight = None;
+                self.record();
+            }
+            Action::SetWeight(percent) => {
+                assert!(s.weight != Some(*percent), "{}", noop("setting the weight it has"));
+                s.traffic = Traffic::Both;
+                s.weight = Some(*percent);
                 self.record();
             }
             Action::WaitReady => {
@@ -362,6 +371,24 @@ fn canary_walks_its_default_plan_and_waits_for_a_promotion() {
 }
 
 #[test]
+fn on_exact_weights_the_canary_sets_shares_of_requests_and_keeps_the_stable_whole() {
+    let mut sim = Sim::new(4, Some(4));
+    sim.state.exact_weights = true;
+    let canary = builtin("canary");
+    assert_eq!(canary.contract, Contract::V0_2);
+    assert_eq!(sim.run(&canary), End::Done);
+    let weight = ["scale", "wait-ready", "set-weight"];
+    assert_eq!(sim.kinds(), [&weight[..], &["pause"], &weight, &["await-promotion"], &weight, &["done"]].concat());
+    let weights: Vec<u8> = sim.steps.iter().filter_map(|s| match s.action { Action::SetWeight(w) => Some(w), _ => None }).collect();
+    assert_eq!(weights, [10, 50, 100]);
+    // The stable release serves whole until the candidate does: capacity never dips.
+    for s in &sim.history {
+        assert_eq!(s.stable.map(|w| w.replicas), Some(4), "{s:?}");
+    }
+    assert_eq!((sim.state.traffic, sim.state.weight), (Traffic::Both, Some(100)));
+}
+
+#[test]
 fn a_canary_waiting_for_promotion_can_be_aborted_by_the_host() {
     // A user's abort is the host's business: it stops asking the strategy and restores
     // the stable release. So what matters is the state the strategy left at the point
@@ -536,7 +563,11 @@ fn the_python_example_strategy_rolls_out_in_equal_steps() {
     };
     // The shared runtime's cache makes this fast after the first (~20 s) compile.
     let plugin = Plugin::load(&support::plugin_runtime(), &config, &PluginRuntimeConfig::default()).unwrap();
+    // Built against contract 0.1.0 and called through the host's adapter: it never sees
+    // the weight fields, even where the host could split by weight.
+    assert_eq!(plugin.contract, Contract::V0_1);
     let mut sim = Sim::new(4, Some(4));
+    sim.state.exact_weights = true;
     assert_eq!(sim.run(&plugin), End::Done);
     // Each step starts new pods, waits, stops old ones, waits.
     let step = ["scale", "wait-ready", "scale", "wait-ready"];

@@ -222,13 +222,15 @@ impl Project for Service {
 #[derive(Debug, Clone, Default)]
 pub struct EnvObjects {
     pub service: Option<Arc<ServiceView>>,
+    /// Releases' own Services, which the env's route weighs against each other.
+    pub release_services: Vec<Arc<ServiceView>>,
     pub deployments: Vec<Arc<DeploymentView>>,
     pub pods: Vec<Arc<PodView>>,
 }
 
 impl EnvObjects {
     pub fn is_empty(&self) -> bool {
-        self.service.is_none() && self.deployments.is_empty() && self.pods.is_empty()
+        self.service.is_none() && self.release_services.is_empty() && self.deployments.is_empty() && self.pods.is_empty()
     }
 
     pub fn pods_of(&self, release: u32) -> impl Iterator<Item = &Arc<PodView>> {
@@ -299,8 +301,10 @@ impl Caches {
 
     pub fn env(&self, namespace: &str, env: &str) -> EnvObjects {
         let key = (namespace.to_owned(), env.to_owned());
+        let (mut service, release_services): (Vec<_>, Vec<_>) = read(&self.services, &key).into_iter().partition(|s| s.name == env);
         EnvObjects {
-            service: read(&self.services, &key).into_iter().find(|s| s.name == env),
+            service: service.pop(),
+            release_services,
             deployments: read(&self.deployments, &key),
             pods: read(&self.pods, &key),
         }

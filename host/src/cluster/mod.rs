@@ -113,10 +113,13 @@ impl Cluster {
     /// Where an env answers from outside the cluster, when a Gateway is configured and
     /// the cluster has the Gateway API.
     pub fn address(&self, user: &UserName, env: &str, context_path: &str) -> Option<routes::EnvAddress> {
-        if self.no_gateway_api.load(std::sync::atomic::Ordering::Relaxed) {
-            return None;
-        }
-        self.gateway.as_ref().map(|g| g.address(user.as_str(), env, context_path))
+        self.gateway.as_ref().filter(|_| self.routes_enabled()).map(|g| g.address(user.as_str(), env, context_path))
+    }
+
+    /// Envs get routes: a Gateway is configured, and the cluster has not said it lacks
+    /// the Gateway API. Routes split requests between releases by exact weights.
+    pub fn routes_enabled(&self) -> bool {
+        self.gateway.is_some() && !self.no_gateway_api.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn route_api(&self, namespace: &str) -> Api<kube::api::DynamicObject> {
@@ -126,17 +129,24 @@ impl Cluster {
 
     /// Applies the env's two HTTPRoutes (by hostname, by path) on the configured Gateway.
     /// A cluster without the Gateway API is remembered and the env keeps its Service only.
-    pub async fn apply_routes(&self, user: &UserName, env: &str, context_path: &str) -> Result<(), ClusterError> {
+    pub async fn apply_routes(&self, user: &UserName, env: &str, context_path: &str, backends: routes::Backends) -> Result<(), ClusterError> {
         let Some(gateway) = &self.gateway else { return Ok(()) };
         if self.no_gateway_api.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
         let namespace = self.ensure_namespace(user).await?;
         let api = self.route_api(&namespace);
-        for route in [gateway.route(user.as_str(), env, context_path), gateway.path_route(user.as_str(), env, context_path)] {
+        if let routes::Backends::Weighted { stable, candidate, .. } = backends {
+            // Each already exists when routes were on as it was applied; older releases may lack theirs.
+            for revision in [stable, candidate] {
+                self.apply_release_service(user, env, revision).await?;
+            }
+        }
+        let mut applied = Vec::new();
+        for route in [gateway.route(user.as_str(), env, context_path, backends), gateway.path_route(user.as_str(), env, context_path, backends)] {
             let name = route["metadata"]["name"].as_str().unwrap_or(env).to_owned();
             match api.patch(&name, &self.apply, &Patch::Apply(&route)).await {
-                Ok(_) => {}
+                Ok(written) => applied.push((name, written.metadata.generation.unwrap_or(0))),
                 Err(e) if is_not_found(&e) => {
                     tracing::warn!(%namespace, %name, "the cluster has no Gateway API (HTTPRoute): envs get no URL");
                     self.no_gateway_api.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -145,7 +155,31 @@ impl Cluster {
                 Err(e) => return Err(ClusterError::api(format!("apply httproute {namespace}/{name}"), e)),
             }
         }
+        if matches!(backends, routes::Backends::Weighted { .. }) {
+            // A share of requests is only set once the gateway took it: a strategy that
+            // moves on (or a person who measures) should find it in force.
+            for (name, generation) in applied {
+                if !self.route_accepted(&api, &name, generation).await {
+                    tracing::warn!(%namespace, %name, generation, "the gateway did not accept the route's new weights within {}s", routes::ACCEPT_WAIT.as_secs());
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Waits until the gateway accepted generation `generation` of a route, at most
+    /// [`routes::ACCEPT_WAIT`].
+    async fn route_accepted(&self, api: &Api<kube::api::DynamicObject>, name: &str, generation: i64) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < routes::ACCEPT_WAIT {
+            if let Ok(route) = api.get(name).await {
+                if routes::accepted_generation(&route.data).is_some_and(|seen| seen >= generation) {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
     }
 
     pub fn namespace(&self, user: &UserName) -> String {
@@ -272,6 +306,24 @@ impl Cluster {
         api.patch(&name, &self.apply, &Patch::Apply(deployment))
             .await
             .map_err(|e| ClusterError::api(format!("apply deployment {namespace}/{name}"), e))?;
+        if self.routes_enabled() {
+            // Made with the release, so its endpoints exist before a route weighs it.
+            self.apply_release_service(user, &env.name, release.revision).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies a release's own Service, a backend the env's route can weigh.
+    async fn apply_release_service(&self, user: &UserName, env: &str, revision: u32) -> Result<(), ClusterError> {
+        let namespace = self.ensure_namespace(user).await?;
+        let name = objects::deployment_name(env, revision);
+        let api = Api::<Service>::namespaced(self.client.clone(), &namespace);
+        if !self.caches.env(&namespace, env).release_services.iter().any(|s| s.name == name) {
+            self.ensure_ours(&api, &name, "service").await?;
+        }
+        api.patch(&name, &self.apply, &Patch::Apply(objects::release_service(user.as_str(), env, revision)))
+            .await
+            .map_err(|e| ClusterError::api(format!("apply service {namespace}/{name}"), e))?;
         Ok(())
     }
 
@@ -318,7 +370,11 @@ impl Cluster {
                 return Ok(());
             }
         }
-        self.delete::<Deployment>(&namespace, &name).await
+        self.delete::<Deployment>(&namespace, &name).await?;
+        if self.caches.env(&namespace, env).release_services.iter().any(|s| s.name == name) {
+            self.delete::<Service>(&namespace, &name).await?;
+        }
+        Ok(())
     }
 
     async fn delete<K>(&self, namespace: &str, name: &str) -> Result<(), ClusterError>
@@ -343,6 +399,9 @@ impl Cluster {
         let objects = self.caches.env(&namespace, env);
         if objects.service.is_some() {
             self.delete::<Service>(&namespace, env).await?;
+        }
+        for service in &objects.release_services {
+            self.delete::<Service>(&namespace, &service.name).await?;
         }
         if self.gateway.is_some() && !self.no_gateway_api.load(std::sync::atomic::Ordering::Relaxed) {
             let api = self.route_api(&namespace);

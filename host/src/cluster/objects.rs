@@ -184,18 +184,33 @@ pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u3
 
 /// The env's Service, sending traffic to the releases `traffic` names.
 pub fn service(user: &str, env: &str, traffic: Traffic, stable: Option<u32>, candidate: u32) -> Service {
-    let mut selector = BTreeMap::from([(ENV.to_owned(), env.to_owned()), (MANAGED_BY.to_owned(), MANAGER.to_owned())]);
     let release = match (traffic, stable) {
         (Traffic::Stable, Some(stable)) => Some(stable),
         (Traffic::Both, Some(_)) => None,
         _ => Some(candidate),
     };
+    service_named(env.to_owned(), user, env, release)
+}
+
+/// One release's own Service (named like its Deployment): the env's route weighs one
+/// release against another by their Services.
+pub fn release_service(user: &str, env: &str, revision: u32) -> Service {
+    let mut service = service_named(deployment_name(env, revision), user, env, Some(revision));
+    if let Some(labels) = service.metadata.labels.as_mut() {
+        labels.insert(RELEASE.to_owned(), revision.to_string());
+    }
+    service
+}
+
+/// A Service of `env` on port 80 to the pods' `http` port: of one release, or of all.
+fn service_named(name: String, user: &str, env: &str, release: Option<u32>) -> Service {
+    let mut selector = BTreeMap::from([(ENV.to_owned(), env.to_owned()), (MANAGED_BY.to_owned(), MANAGER.to_owned())]);
     if let Some(release) = release {
         selector.insert(RELEASE.to_owned(), release.to_string());
     }
     Service {
         metadata: ObjectMeta {
-            name: Some(env.to_owned()),
+            name: Some(name),
             labels: Some(BTreeMap::from([
                 (ENV.to_owned(), env.to_owned()),
                 (NAME.to_owned(), env.to_owned()),
@@ -280,6 +295,16 @@ mod tests {
         assert_eq!(selector(Traffic::Candidate, Some(4))[RELEASE], "5");
         assert!(!selector(Traffic::Both, Some(4)).contains_key(RELEASE));
         assert_eq!(selector(Traffic::Stable, None)[RELEASE], "5", "a first deploy has only the candidate");
+    }
+
+    #[test]
+    fn a_release_service_selects_that_release_only_and_belongs_to_the_env() {
+        let service = release_service("alice", "shop", 7);
+        assert_eq!(service.metadata.name.as_deref(), Some("shop-r7"));
+        let labels = service.metadata.labels.unwrap();
+        assert_eq!((labels[ENV].as_str(), labels[RELEASE].as_str()), ("shop", "7"));
+        let selector = service.spec.unwrap().selector.unwrap();
+        assert_eq!((selector[ENV].as_str(), selector[RELEASE].as_str()), ("shop", "7"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::cluster::diagnosis::Cause;
-use crate::domain::{Traffic, Workload};
+use crate::domain::{Split, Traffic, Workload};
 use crate::image::BuildEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -109,6 +109,13 @@ pub struct DeployRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     pub traffic: Traffic,
+    /// The candidate's share of requests in percent, while traffic is split by weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u8>,
+    /// How traffic going to both releases is split: by exact `weights` on the env's
+    /// route, or by `pod-ratio` behind its Service; absent while one release has it all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
     pub scale: Scale,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<StrategyStep>,
@@ -159,6 +166,8 @@ impl DeployRecord {
             image: None,
             digest: None,
             traffic: if stable.is_some() { Traffic::Stable } else { Traffic::Candidate },
+            weight: None,
+            split: None,
             scale: Scale::default(),
             step: None,
             promoted: false,

@@ -12,7 +12,7 @@ use super::driver::Run;
 use super::record::{failure, DeployEvent, DeployFailure, Scale, StrategyStep, WorkloadReplicas};
 use super::target::{Change, Target};
 use crate::cluster::ClusterError;
-use crate::domain::{Action, EnvSpec, RolloutState, Step, Traffic, Workload};
+use crate::domain::{Action, EnvSpec, RolloutState, Split, Step, Traffic, Workload};
 
 /// How often the loop looks again when nothing changed.
 const TICK: Duration = Duration::from_secs(1);
@@ -70,7 +70,7 @@ pub async fn roll(run: &mut Run, target: &dyn Target, env: &EnvSpec, limits: &Li
             run.record.scale.stable = if running.exists { running.desired } else { env.replicas };
         }
     }
-    run.apply(target, Change::Route { traffic: run.record.traffic, stable, candidate }).await?;
+    route(run, target, run.record.traffic, run.record.weight).await?;
 
     let mut last_seen = None;
     let watching_since = OffsetDateTime::now_utc();
@@ -141,8 +141,11 @@ pub async fn roll(run: &mut Run, target: &dyn Target, env: &EnvSpec, limits: &Li
                 run.save().await?;
             }
             Action::SwitchTraffic(traffic) => {
-                run.apply(target, Change::Route { traffic, stable, candidate }).await?;
-                run.record.traffic = traffic;
+                route(run, target, traffic, None).await?;
+                run.save().await?;
+            }
+            Action::SetWeight(percent) => {
+                route(run, target, Traffic::Both, Some(percent)).await?;
                 run.save().await?;
             }
             Action::WaitReady => {
@@ -169,8 +172,7 @@ pub async fn roll(run: &mut Run, target: &dyn Target, env: &EnvSpec, limits: &Li
                 }
             }
             Action::Done => {
-                run.apply(target, Change::Route { traffic: Traffic::Candidate, stable, candidate }).await?;
-                run.record.traffic = Traffic::Candidate;
+                route(run, target, Traffic::Candidate, None).await?;
                 if let Some(stable) = stable {
                     run.apply(target, Change::Remove { revision: stable }).await?;
                     run.record.scale.stable = 0;
@@ -234,6 +236,7 @@ fn checked(step: Step, state: &RolloutState, limits: &Limits, plugin: &str) -> R
             "scale to {} stable and {} candidate pods, above the platform's maximum of {} (deploys.max_replicas)",
             to.stable, to.candidate, limits.max_replicas
         )),
+        Action::SetWeight(percent) if *percent > 100 => refuse(format!("set-weight {percent}, above 100 percent")),
         Action::Done if state.candidate.replicas == 0 && state.desired_replicas > 0 => {
             refuse("done while the candidate has no pods: the env would serve nothing".into())
         }
@@ -253,6 +256,8 @@ fn observe(run: &Run, target: &dyn Target, desired: u32) -> RolloutState {
         stable: run.record.stable.map(|s| workload(s, run.record.scale.stable)),
         candidate: workload(run.record.revision, run.record.scale.candidate),
         traffic: run.record.traffic,
+        weight: run.record.weight,
+        exact_weights: target.exact_weights(),
         step_index: step.map_or(0, |s| s.index),
         time_in_step_ms: step.map_or(0, |s| (OffsetDateTime::now_utc() - s.since).whole_milliseconds().max(0) as u64),
         promoted: run.record.promoted,
@@ -260,13 +265,28 @@ fn observe(run: &Run, target: &dyn Target, desired: u32) -> RolloutState {
     }
 }
 
+/// Sends the env's traffic where `traffic` says (with `weight`, the candidate's share
+/// of requests when it goes to both) and records where it goes and how it is split.
+async fn route(run: &mut Run, target: &dyn Target, traffic: Traffic, weight: Option<u8>) -> Result<(), DeployFailure> {
+    let (stable, candidate) = (run.record.stable, run.record.revision);
+    let both = traffic == Traffic::Both && stable.is_some();
+    let weight = weight.filter(|_| both);
+    run.apply(target, Change::Route { traffic, weight, stable, candidate }).await?;
+    run.record.traffic = traffic;
+    run.record.weight = weight;
+    run.record.split = both.then(|| match weight.is_some() && target.exact_weights() {
+        true => Split::Weights,
+        false => Split::PodRatio,
+    });
+    Ok(())
+}
+
 /// Back to the release that served before: scaled to the env's replicas, with all
 /// traffic, and the candidate gone.
 pub async fn restore(run: &mut Run, target: &dyn Target, desired: u32) -> Result<(), DeployFailure> {
     if let Some(stable) = run.record.stable {
         run.apply(target, Change::Scale { revision: stable, replicas: desired }).await?;
-        run.apply(target, Change::Route { traffic: Traffic::Stable, stable: Some(stable), candidate: run.record.revision }).await?;
-        run.record.traffic = Traffic::Stable;
+        route(run, target, Traffic::Stable, None).await?;
         run.record.scale.stable = desired;
     }
     run.apply(target, Change::Remove { revision: run.record.revision }).await?;
@@ -310,6 +330,8 @@ mod tests {
             stable: None,
             candidate,
             traffic: Traffic::Candidate,
+            weight: None,
+            exact_weights: false,
             step_index: 0,
             time_in_step_ms: 0,
             promoted: false,
@@ -332,6 +354,9 @@ mod tests {
         assert!(checked(big, &s, &limits, "hoarder").is_err_and(|e| e.contains("hoarder") && e.contains("memory")));
         let wordy = Step { description: "w".repeat(DESCRIPTION_MAX + 1), ..answer(Action::WaitReady) };
         assert!(checked(wordy, &s, &limits, "chatty").is_err_and(|e| e.contains("description")));
+        let overweight = checked(answer(Action::SetWeight(101)), &s, &limits, "heavy");
+        assert!(overweight.is_err_and(|e| e.contains("above 100 percent")));
+        assert!(checked(answer(Action::SetWeight(100)), &s, &limits, "heavy").is_ok());
         let empty_done = checked(answer(Action::Done), &s, &limits, "hasty");
         assert!(empty_done.is_err_and(|e| e.contains("serve nothing")));
     }

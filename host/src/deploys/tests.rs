@@ -120,7 +120,7 @@ async fn bed_on(store: DynStore, dir: tempfile::TempDir, replicas: u32, extra: &
     let serving = crate::domain::ReleaseSpec { revision: 2, image: "i".into(), version: "2.0".into(), war_sha256: "f00".into(), deploy_id: "seed-2".into() };
     let target = cluster.target(&user, &spec, serving);
     target.apply(Change::Candidate { replicas }).await.unwrap();
-    target.apply(Change::Route { traffic: Traffic::Candidate, stable: None, candidate: 2 }).await.unwrap();
+    target.apply(Change::Route { traffic: Traffic::Candidate, weight: None, stable: None, candidate: 2 }).await.unwrap();
     Bed { deploys, envs, store, cluster, user, env, _dir: dir }
 }
 
@@ -282,6 +282,36 @@ async fn a_canary_waits_for_promotion_and_an_abort_puts_the_stable_release_back(
     assert_eq!(view.releases.keys().copied().collect::<Vec<_>>(), vec![2]);
     assert_eq!(view.releases[&2].0, 4, "scaled back to the env's replicas");
     assert_eq!(view.traffic.map(|t| t.0), Some(Traffic::Stable));
+    assert_eq!((ended.weight, ended.split), (None, None), "the stable release has it all again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_on_exact_weights_sets_the_candidates_share_of_requests_and_says_so() {
+    let bed = bed(4, "").await;
+    bed.cluster.set_exact_weights(true);
+    let started = bed.release_1_by("canary", r#"{"steps": [{"weight": 25}, {"await-promotion": true}]}"#).await;
+    let waiting = bed.at_step(&started.id, "await-promotion").await;
+    assert_eq!((waiting.traffic, waiting.weight, waiting.split), (Traffic::Both, Some(25), Some(crate::domain::Split::Weights)));
+    let view = bed.cluster.env("alice", "shop");
+    assert_eq!(view.weight, Some(25));
+    assert_eq!((view.releases[&2].0, view.releases[&3].0), (4, 1), "the stable keeps its pods; the candidate has its share");
+    bed.deploys.promote(&bed.user, &started.id).await.unwrap();
+    let ended = bed.ended(&started.id).await;
+    assert_eq!(ended.status, DeployStatus::Succeeded, "{ended:#?}");
+    assert_eq!((ended.traffic, ended.weight, ended.split), (Traffic::Candidate, None, None));
+    let view = bed.cluster.env("alice", "shop");
+    assert_eq!((view.releases.keys().copied().collect::<Vec<_>>(), view.weight), (vec![3], None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_exact_weights_a_canary_splits_by_pods_and_says_so() {
+    let bed = bed(4, "").await;
+    let started = bed.release_1_by("canary", r#"{"steps": [{"weight": 25}, {"await-promotion": true}]}"#).await;
+    let waiting = bed.at_step(&started.id, "await-promotion").await;
+    assert_eq!((waiting.traffic, waiting.weight, waiting.split), (Traffic::Both, None, Some(crate::domain::Split::PodRatio)));
+    assert_eq!(bed.cluster.env("alice", "shop").weight, None);
+    bed.deploys.abort(&bed.user, &started.id).await.unwrap();
+    bed.ended(&started.id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

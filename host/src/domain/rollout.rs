@@ -14,6 +14,16 @@ pub enum Traffic {
     Both,
 }
 
+/// How traffic going to both releases is split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Split {
+    /// By exact weights, on the env's route (`HTTPRoute` backend weights).
+    Weights,
+    /// By ready pods behind the env's one Service.
+    PodRatio,
+}
+
 /// One release's workload as observed: replicas asked for, pods ready, restarts, and
 /// how long the longest-unready pod has been unready.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,6 +47,10 @@ pub struct RolloutState {
     pub stable: Option<Workload>,
     pub candidate: Workload,
     pub traffic: Traffic,
+    /// The candidate's share of requests in percent, as last set; none unless split by weight.
+    pub weight: Option<u8>,
+    /// The target splits requests by exact weights (the env has a route).
+    pub exact_weights: bool,
     pub step_index: u32,
     pub time_in_step_ms: u64,
     pub promoted: bool,
@@ -61,6 +75,8 @@ pub struct ScaleTo {
 pub enum Action {
     Scale(ScaleTo),
     SwitchTraffic(Traffic),
+    /// The candidate's share of requests in percent (contract 0.2.0).
+    SetWeight(u8),
     WaitReady,
     /// Ask again after this many milliseconds at most.
     Pause(u64),
@@ -75,6 +91,7 @@ impl Action {
         match self {
             Action::Scale(_) => "scale",
             Action::SwitchTraffic(_) => "switch-traffic",
+            Action::SetWeight(_) => "set-weight",
             Action::WaitReady => "wait-ready",
             Action::Pause(_) => "pause",
             Action::AwaitPromotion => "await-promotion",
@@ -86,7 +103,7 @@ impl Action {
     /// Actions the host carries out at once and then asks again: a strategy answering
     /// only these would make the host spin, so they are rate-limited.
     pub fn acts_at_once(&self) -> bool {
-        matches!(self, Action::Scale(_) | Action::SwitchTraffic(_))
+        matches!(self, Action::Scale(_) | Action::SwitchTraffic(_) | Action::SetWeight(_))
     }
 }
 

@@ -1,8 +1,9 @@
 //! Plugins: validators, the Dockerfile template and rollout strategies, as
-//! WebAssembly components behind `wit/plugin.wit`. This module alone talks to
-//! wasmtime. A plugin that traps, loops, exhausts its memory or answers nonsense
+//! WebAssembly components behind `wit/<version>/plugin.wit` (0.2.0, and 0.1.0 through
+//! an adapter). This module alone talks to wasmtime. A plugin that traps, loops, exhausts its memory or answers nonsense
 //! fails that one call with a [`PluginError`] naming it; the host carries on.
 
+mod adapter;
 mod bindings;
 mod builtin;
 mod convert;
@@ -15,8 +16,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub use bindings::types;
-use bindings::{strategy, template, validator};
+pub use bindings::{types, Contract};
+use bindings::v0_2::{strategy, template, validator};
+use bindings::v0_1;
 pub use runtime::{Limits, Loaded, Runtime};
 
 use crate::config::{Config, PluginConfig, PluginKind};
@@ -63,6 +65,8 @@ pub enum LoadError {
     Read { name: String, source_path: String, error: std::io::Error },
     #[error("plugin {name}: no built-in plugin is called {builtin:?}; built-ins are: {known}")]
     UnknownBuiltin { name: String, builtin: String, known: String },
+    #[error("plugin {name}: {found}, which this host does not load; it loads warship:plugin {accepted} (rebuild it against wit/{newest}/plugin.wit)")]
+    Contract { name: String, found: String, accepted: String, newest: &'static str },
     #[error("plugin {name}: not a {kind} component: {error}")]
     Component { name: String, kind: &'static str, error: String },
     #[error("plugin {name}: its settings were refused: {message} (fix [[plugins]] name = {name:?} settings in platform.toml)")]
@@ -77,6 +81,19 @@ enum Pre {
     Validator(validator::ValidatorPre<runtime::CallState>),
     Template(template::TemplatePre<runtime::CallState>),
     Strategy(strategy::StrategyPre<runtime::CallState>),
+    ValidatorV0_1(v0_1::validator::ValidatorPre<runtime::CallState>),
+    TemplateV0_1(v0_1::template::TemplatePre<runtime::CallState>),
+    StrategyV0_1(v0_1::strategy::StrategyPre<runtime::CallState>),
+}
+
+impl Pre {
+    fn kind(&self) -> PluginKind {
+        match self {
+            Pre::Validator(_) | Pre::ValidatorV0_1(_) => PluginKind::Validator,
+            Pre::Template(_) | Pre::TemplateV0_1(_) => PluginKind::Template,
+            Pre::Strategy(_) | Pre::StrategyV0_1(_) => PluginKind::Strategy,
+        }
+    }
 }
 
 /// A loaded plugin, ready to be called.
@@ -86,6 +103,8 @@ pub struct Plugin {
     pub source: String,
     pub sha256: String,
     pub version: String,
+    /// The contract version it was built against.
+    pub contract: Contract,
     pub settings_schema: String,
     /// Settings as JSON text, passed to every call.
     settings: String,
@@ -104,6 +123,8 @@ pub struct PluginView {
     pub name: String,
     pub kind: PluginKind,
     pub version: String,
+    /// The version of `warship:plugin` it was built against.
+    pub contract: Contract,
     pub source: String,
     pub sha256: String,
     pub memory_mb: u64,
@@ -144,12 +165,22 @@ impl Plugin {
         let kind_name = kind_name(config.kind);
         let component_error = |error: &dyn std::fmt::Display| LoadError::Component { name: name.clone(), kind: kind_name, error: format!("{error:#}") };
         let (component, loaded) = runtime.component(&bytes, &sha256).map_err(|e| component_error(&e))?;
+        let contract = bindings::contract_of(&component, runtime.engine()).map_err(|found| LoadError::Contract {
+            name: name.clone(),
+            found,
+            accepted: Contract::accepted(),
+            newest: Contract::ACCEPTED[0].version(),
+        })?;
         let instance_pre = runtime.linker().instantiate_pre(&component).map_err(|e| component_error(&e))?;
-        let pre = match config.kind {
-            PluginKind::Validator => Pre::Validator(validator::ValidatorPre::new(instance_pre).map_err(|e| component_error(&e))?),
-            PluginKind::Template => Pre::Template(template::TemplatePre::new(instance_pre).map_err(|e| component_error(&e))?),
-            PluginKind::Strategy => Pre::Strategy(strategy::StrategyPre::new(instance_pre).map_err(|e| component_error(&e))?),
-        };
+        let pre = match (config.kind, contract) {
+            (PluginKind::Validator, Contract::V0_2) => validator::ValidatorPre::new(instance_pre).map(Pre::Validator),
+            (PluginKind::Template, Contract::V0_2) => template::TemplatePre::new(instance_pre).map(Pre::Template),
+            (PluginKind::Strategy, Contract::V0_2) => strategy::StrategyPre::new(instance_pre).map(Pre::Strategy),
+            (PluginKind::Validator, Contract::V0_1) => v0_1::validator::ValidatorPre::new(instance_pre).map(Pre::ValidatorV0_1),
+            (PluginKind::Template, Contract::V0_1) => v0_1::template::TemplatePre::new(instance_pre).map(Pre::TemplateV0_1),
+            (PluginKind::Strategy, Contract::V0_1) => v0_1::strategy::StrategyPre::new(instance_pre).map(Pre::StrategyV0_1),
+        }
+        .map_err(|e| component_error(&e))?;
         let settings = serde_json::to_string(&config.settings).expect("TOML tables convert to JSON");
         let limits = Limits {
             memory_bytes: (memory_mb << 20) as usize,
@@ -161,6 +192,7 @@ impl Plugin {
             source: config.source.clone(),
             sha256,
             version: String::new(),
+            contract,
             settings_schema: String::new(),
             settings,
             overridable: config.overridable.clone(),
@@ -185,6 +217,7 @@ impl Plugin {
             name: self.name.clone(),
             kind: self.kind,
             version: self.version.clone(),
+            contract: self.contract,
             source: self.source.clone(),
             sha256: self.sha256.clone(),
             memory_mb: (self.limits.memory_bytes >> 20) as u64,
@@ -206,6 +239,9 @@ impl Plugin {
             Pre::Validator(pre) => pre.instantiate(&mut store).map(Instance::Validator),
             Pre::Template(pre) => pre.instantiate(&mut store).map(Instance::Template),
             Pre::Strategy(pre) => pre.instantiate(&mut store).map(Instance::Strategy),
+            Pre::ValidatorV0_1(pre) => pre.instantiate(&mut store).map(Instance::ValidatorV0_1),
+            Pre::TemplateV0_1(pre) => pre.instantiate(&mut store).map(Instance::TemplateV0_1),
+            Pre::StrategyV0_1(pre) => pre.instantiate(&mut store).map(Instance::StrategyV0_1),
         };
         let result = match instance {
             Ok(instance) => f(&mut store, &instance).map_err(|e| runtime::classify(&store, e, self.limits)),
@@ -223,6 +259,9 @@ impl Plugin {
             Instance::Validator(b) => b.warship_plugin_plugin().call_describe(store),
             Instance::Template(b) => b.warship_plugin_plugin().call_describe(store),
             Instance::Strategy(b) => b.warship_plugin_plugin().call_describe(store),
+            Instance::ValidatorV0_1(b) => b.warship_plugin_plugin().call_describe(store),
+            Instance::TemplateV0_1(b) => b.warship_plugin_plugin().call_describe(store),
+            Instance::StrategyV0_1(b) => b.warship_plugin_plugin().call_describe(store).map(adapter::plugin_info),
         })
     }
 
@@ -235,6 +274,9 @@ impl Plugin {
             Instance::Validator(b) => b.warship_plugin_plugin().call_check_config(store, settings),
             Instance::Template(b) => b.warship_plugin_plugin().call_check_config(store, settings),
             Instance::Strategy(b) => b.warship_plugin_plugin().call_check_config(store, settings),
+            Instance::ValidatorV0_1(b) => b.warship_plugin_plugin().call_check_config(store, settings),
+            Instance::TemplateV0_1(b) => b.warship_plugin_plugin().call_check_config(store, settings),
+            Instance::StrategyV0_1(b) => b.warship_plugin_plugin().call_check_config(store, settings),
         })
     }
 
@@ -246,30 +288,39 @@ impl Plugin {
     }
 
     pub fn validate_env(&self, platform: &types::Platform, env: &types::EnvSpec) -> Result<Vec<Violation>, PluginError> {
-        let Pre::Validator(_) = &self.pre else { return Err(self.wrong_kind(PluginKind::Validator)) };
+        if self.pre.kind() != PluginKind::Validator {
+            return Err(self.wrong_kind(PluginKind::Validator));
+        }
         let settings = self.settings.as_str();
         let found = self.call(|store, instance| match instance {
             Instance::Validator(b) => b.warship_plugin_validate().call_validate_env(store, settings, platform, env),
+            Instance::ValidatorV0_1(b) => b.warship_plugin_validate().call_validate_env(store, settings, platform, env),
             _ => unreachable!("kind checked above"),
         })?;
         Ok(found.into_iter().map(convert::violation).collect())
     }
 
     pub fn validate_deploy(&self, platform: &types::Platform, env: &types::EnvSpec, war: &types::WarFacts) -> Result<Vec<Violation>, PluginError> {
-        let Pre::Validator(_) = &self.pre else { return Err(self.wrong_kind(PluginKind::Validator)) };
+        if self.pre.kind() != PluginKind::Validator {
+            return Err(self.wrong_kind(PluginKind::Validator));
+        }
         let settings = self.settings.as_str();
         let found = self.call(|store, instance| match instance {
             Instance::Validator(b) => b.warship_plugin_validate().call_validate_deploy(store, settings, platform, env, war),
+            Instance::ValidatorV0_1(b) => b.warship_plugin_validate().call_validate_deploy(store, settings, platform, env, war),
             _ => unreachable!("kind checked above"),
         })?;
         Ok(found.into_iter().map(convert::violation).collect())
     }
 
     pub fn render_dockerfile(&self, context: &types::BuildContext) -> Result<String, PluginError> {
-        let Pre::Template(_) = &self.pre else { return Err(self.wrong_kind(PluginKind::Template)) };
+        if self.pre.kind() != PluginKind::Template {
+            return Err(self.wrong_kind(PluginKind::Template));
+        }
         let settings = self.settings.as_str();
         self.call(|store, instance| match instance {
             Instance::Template(b) => b.warship_plugin_render().call_render_dockerfile(store, settings, context),
+            Instance::TemplateV0_1(b) => b.warship_plugin_render().call_render_dockerfile(store, settings, context),
             _ => unreachable!("kind checked above"),
         })?
         .map_err(|message| PluginError { plugin: self.name.clone(), failure: PluginFailure::Refused(message) })
@@ -300,10 +351,16 @@ impl Plugin {
 
     /// The next step under `settings` (from [`Plugin::settings_with`]).
     pub fn next_step_with(&self, settings: &str, state: &RolloutState) -> Result<Step, PluginError> {
-        let Pre::Strategy(_) = &self.pre else { return Err(self.wrong_kind(PluginKind::Strategy)) };
+        if self.pre.kind() != PluginKind::Strategy {
+            return Err(self.wrong_kind(PluginKind::Strategy));
+        }
         let state = convert::rollout_state(state);
         self.call(|store, instance| match instance {
             Instance::Strategy(b) => b.warship_plugin_rollout().call_next(store, settings, &state),
+            Instance::StrategyV0_1(b) => b
+                .warship_plugin_rollout()
+                .call_next(store, settings, &adapter::rollout_state(&state))
+                .map(|answer| answer.map(adapter::step)),
             _ => unreachable!("kind checked above"),
         })?
         .map(convert::step)
@@ -315,6 +372,9 @@ enum Instance {
     Validator(validator::Validator),
     Template(template::Template),
     Strategy(strategy::Strategy),
+    ValidatorV0_1(v0_1::validator::Validator),
+    TemplateV0_1(v0_1::template::Template),
+    StrategyV0_1(v0_1::strategy::Strategy),
 }
 
 fn kind_name(kind: PluginKind) -> &'static str {

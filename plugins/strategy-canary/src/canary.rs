@@ -1,6 +1,12 @@
 //! Canary: move the release over in weighted steps, with pauses to watch it and points
-//! where a person must promote it. The Service sends traffic to both workloads by their
-//! ready pods, so a weight is a share of pods.
+//! where a person must promote it.
+//!
+//! Where the host splits requests by exact weights (`exact-weights`: the env has a route
+//! on a Gateway), a weight is a share of requests: the candidate grows to its share of
+//! pods beside the whole stable release, and once they are ready `set-weight` sends it
+//! that share of requests. The stable release keeps all its pods until the candidate
+//! serves alone. Elsewhere the Service sends traffic to both workloads by their ready
+//! pods, so a weight is a share of pods, as below.
 //!
 //! A rollout starts with the Service on the stable release, so when there is one the
 //! first answer (at step index 0) switches traffic to both workloads; the steps below
@@ -133,7 +139,7 @@ pub fn settings_schema() -> String {
                 "oneOf": [
                     {"type": "object", "additionalProperties": false, "required": ["weight"],
                      "properties": {"weight": {"type": "integer", "minimum": 1, "maximum": 100,
-                                               "description": "percent of the pods to run as candidate"}}},
+                                               "description": "percent of requests for the candidate (of pods where the host cannot split requests by weight)"}}},
                     {"type": "object", "additionalProperties": false, "required": ["pause-seconds"],
                      "properties": {"pause-seconds": {"type": "integer", "minimum": 0}}},
                     {"type": "object", "additionalProperties": false, "required": ["await-promotion"],
@@ -156,11 +162,23 @@ pub fn next(settings: &str, state: &RolloutState) -> Result<Step, String> {
     if state.stable.is_none() {
         return drive(state, |index, _| first_deploy(state, index));
     }
+    let plan = settings.plan();
+    if state.exact_weights {
+        return drive(state, |index, in_step| step(&plan, state, index, in_step, Split::Requests));
+    }
     if let Some(switch) = split_traffic(state, "canary") {
         return Ok(switch);
     }
-    let plan = settings.plan();
-    drive(state, |index, in_step| step(&plan, state, index, in_step))
+    drive(state, |index, in_step| step(&plan, state, index, in_step, Split::Pods))
+}
+
+/// What a weight is a share of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Split {
+    /// Of requests, set exactly by `set-weight`.
+    Requests,
+    /// Of pods behind one Service.
+    Pods,
 }
 
 /// Pod counts for a weight: at least one candidate pod, and while the canary is partial
@@ -173,7 +191,7 @@ fn weight_target(desired: u32, weight: u32) -> ScaleTo {
     ScaleTo { stable, candidate }
 }
 
-fn step(plan: &[CanaryStep], state: &RolloutState, index: u32, in_step: InStep) -> Outcome {
+fn step(plan: &[CanaryStep], state: &RolloutState, index: u32, in_step: InStep, split: Split) -> Outcome {
     let desired = state.desired_replicas;
     let Some(&current) = plan.get(index as usize) else {
         return Outcome::Act(
@@ -188,6 +206,7 @@ fn step(plan: &[CanaryStep], state: &RolloutState, index: u32, in_step: InStep) 
     });
     let at = at.map_or_else(|| "canary before its first weight".to_owned(), |w| format!("canary at {w}%"));
     match current {
+        Weight(weight) if split == Split::Requests => weight_of_requests(state, weight, &at),
         Weight(weight) => {
             let target = weight_target(desired, weight);
             // First phase: the candidate's share, beside the stable release as it is.
@@ -235,6 +254,37 @@ fn step(plan: &[CanaryStep], state: &RolloutState, index: u32, in_step: InStep) 
         AwaitPromotion(_) if in_step.promoted => Outcome::Next,
         AwaitPromotion(_) => Outcome::Act(Action::AwaitPromotion, format!("{at}: waiting for someone to promote it")),
     }
+}
+
+/// A weight step on exact weights: the candidate's share of pods beside the whole stable
+/// release, then its share of requests.
+fn weight_of_requests(state: &RolloutState, weight: u32, at: &str) -> Outcome {
+    let candidate = weight_target(state.desired_replicas, weight).candidate;
+    let grown = ScaleTo { stable: stable_replicas(state), candidate };
+    match converge(state, grown) {
+        Some(action @ Action::Scale(_)) => {
+            return Outcome::Act(
+                action,
+                format!("{at}: starting {} beside {}", pods(candidate, "candidate"), pods(grown.stable, "stable")),
+            );
+        }
+        Some(action) => return Outcome::Act(action, waiting(state, at)),
+        None => {}
+    }
+    // Settings allow 1 to 100, so the weight fits a u8.
+    let percent = weight.min(100) as u8;
+    if state.weight == Some(percent) {
+        return Outcome::Next;
+    }
+    Outcome::Act(
+        Action::SetWeight(percent),
+        format!(
+            "{at}: sending {percent}% of requests to {} and {}% to {}",
+            pods(candidate, "candidate"),
+            100 - percent,
+            pods(grown.stable, "stable")
+        ),
+    )
 }
 
 /// "1 candidate pod", "3 stable pods".
@@ -430,6 +480,49 @@ mod tests {
         let step = next("", &state).unwrap();
         assert_eq!((step.action, step.step_index), (Action::Scale(ScaleTo { stable: 4, candidate: 1 }), 0));
         assert_eq!(step.description, "canary at 10%: starting 1 candidate pod beside 4 stable pods");
+    }
+
+    #[test]
+    fn on_exact_weights_the_candidate_gets_a_share_of_requests_and_the_stable_keeps_its_pods() {
+        let mut cluster = Cluster::weighted(4, Some(4));
+        let kinds = run("", &mut cluster);
+        let weight = ["scale", "wait-ready", "set-weight"];
+        assert_eq!(kinds, [&weight[..], &["pause"], &weight, &["await-promotion"], &weight, &["done"]].concat());
+        assert_eq!(cluster.scales(), [(4, 1), (4, 2), (4, 4)]);
+        assert_eq!(cluster.weights(), [10, 50, 100]);
+        assert_eq!(
+            cluster.answers[2].description,
+            "canary at 10%: sending 10% of requests to 1 candidate pod and 90% to 4 stable pods"
+        );
+        assert_eq!((cluster.state.traffic, cluster.state.weight), (Traffic::Both, Some(100)));
+        assert_eq!(cluster.state.stable, Some(strategy_common::sim::healthy(4)));
+    }
+
+    #[test]
+    fn on_exact_weights_a_host_restart_anywhere_resumes_with_the_same_answers() {
+        let mut whole = Cluster::weighted(3, Some(3));
+        let settings = r#"{"steps": [{"weight": 25}, {"await-promotion": true}]}"#;
+        run(settings, &mut whole);
+        assert_eq!(whole.weights(), [25, 100]);
+        for stop in 0..whole.answers.len() {
+            let mut before = Cluster::weighted(3, Some(3));
+            for _ in 0..stop {
+                before.call(|s| next(settings, s));
+            }
+            let mut after = Cluster { state: before.state.clone(), answers: Vec::new() };
+            run(settings, &mut after);
+            assert_eq!(after.answers, whole.answers[stop..], "stopped before answer {stop}");
+        }
+    }
+
+    #[test]
+    fn on_exact_weights_a_failing_candidate_aborts_before_it_gets_requests() {
+        let mut cluster = Cluster::weighted(2, Some(2));
+        cluster.call(|s| next("", s)); // start the 10% candidate pod
+        cluster.state.candidate.restarts = 4;
+        let kinds = run("", &mut cluster);
+        assert_eq!(kinds, ["scale", "abort"]);
+        assert_eq!(cluster.weights(), Vec::<u8>::new());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! plugins speak the same Rust types), settings parsing, the abort limits, and the
 //! "scale, then wait until ready" step every strategy is built from.
 //!
-//! The contract a strategy answers (see `wit/plugin.wit`): the host observes the rollout,
+//! The contract a strategy answers (see `wit/0.2.0/plugin.wit`): the host observes the rollout,
 //! calls `next`, persists the answer's step index and memory, performs the action, and
 //! asks again. So every answer must be something to do *now*: a step whose work is
 //! already done is left within the same call, see [`drive`].
@@ -15,9 +15,9 @@ mod bindings {
     // Only the types: the plugins generate their own export glue for the `strategy`
     // world and point its `types` interface here.
     wit_bindgen::generate!({
-        inline: "package warship:strategy-common; world types { import warship:plugin/types@0.1.0; }",
-        path: "../../wit",
-        with: { "warship:plugin/types@0.1.0": generate },
+        inline: "package warship:strategy-common; world types { import warship:plugin/types@0.2.0; }",
+        path: "../../wit/0.2.0",
+        with: { "warship:plugin/types@0.2.0": generate },
         generate_unused_types: true,
         additional_derives: [PartialEq],
     });
@@ -38,9 +38,9 @@ macro_rules! strategy_plugin {
     ($logic:ident) => {
         wit_bindgen::generate!({
             world: "strategy",
-            path: "../../wit",
+            path: "../../wit/0.2.0",
             // One set of Rust types for the WIT records, shared with strategy-common's helpers.
-            with: { "warship:plugin/types@0.1.0": strategy_common::types },
+            with: { "warship:plugin/types@0.2.0": strategy_common::types },
         });
 
         struct Component;
@@ -294,6 +294,8 @@ mod tests {
             stable,
             candidate,
             traffic: Traffic::Stable,
+            weight: None,
+            exact_weights: false,
             step_index: 0,
             time_in_step_ms: 0,
             promoted: false,

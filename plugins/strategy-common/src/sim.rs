@@ -34,12 +34,32 @@ impl Cluster {
             stable: stable.map(healthy),
             candidate: healthy(0),
             traffic: if stable.is_some() { Traffic::Stable } else { Traffic::Candidate },
+            weight: None,
+            exact_weights: false,
             step_index: 0,
             time_in_step_ms: 0,
             promoted: false,
             memory: String::new(),
         };
         Self { state, answers: Vec::new() }
+    }
+
+    /// The same, on a host that splits requests by exact weights (an env with a route).
+    pub fn weighted(desired: u32, stable: Option<u32>) -> Self {
+        let mut cluster = Self::new(desired, stable);
+        cluster.state.exact_weights = true;
+        cluster
+    }
+
+    /// The weights of every `set-weight` answered so far.
+    pub fn weights(&self) -> Vec<u8> {
+        self.answers
+            .iter()
+            .filter_map(|s| match s.action {
+                Action::SetWeight(w) => Some(w),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Asks the strategy once and performs its answer.
@@ -102,6 +122,13 @@ impl Cluster {
             Action::SwitchTraffic(to) => {
                 assert!(s.traffic != *to, "switching traffic to where it goes does nothing: {step:?}");
                 s.traffic = *to;
+                s.weight = None;
+            }
+            Action::SetWeight(w) => {
+                assert!(*w <= 100, "a weight above 100%: {step:?}");
+                assert!(s.weight != Some(*w), "setting the weight it has does nothing: {step:?}");
+                s.traffic = Traffic::Both;
+                s.weight = Some(*w);
             }
             Action::Pause(ms) => {
                 assert!(*ms > 0, "a pause of 0 ms does nothing: {step:?}");
@@ -133,6 +160,7 @@ pub fn kind(action: &Action) -> &'static str {
     match action {
         Action::Scale(_) => "scale",
         Action::SwitchTraffic(_) => "switch-traffic",
+        Action::SetWeight(_) => "set-weight",
         Action::WaitReady => "wait-ready",
         Action::Pause(_) => "pause",
         Action::AwaitPromotion => "await-promotion",

@@ -4,7 +4,7 @@ mod dockerfile;
 
 wit_bindgen::generate!({
     world: "template",
-    path: "../../wit",
+    path: "../../wit/0.2.0",
 });
 
 use exports::warship::plugin::{plugin, render};

@@ -8,7 +8,7 @@ mod war;
 
 wit_bindgen::generate!({
     world: "validator",
-    path: "../../wit",
+    path: "../../wit/0.2.0",
     additional_derives: [PartialEq],
 });
 

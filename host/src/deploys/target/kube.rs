@@ -11,7 +11,8 @@ use tokio::sync::{watch, Mutex};
 use super::{Change, Observed, Target, Targets};
 use crate::cluster::diagnosis::{self, Diagnosis};
 use crate::cluster::{Cluster, ClusterError, PodView};
-use crate::domain::{EnvSpec, ReleaseSpec};
+use crate::cluster::routes::Backends;
+use crate::domain::{EnvSpec, ReleaseSpec, Traffic};
 use crate::users::UserName;
 
 /// How many unready pods' warning events a diagnosis reads.
@@ -72,12 +73,20 @@ impl Target for KubeTarget {
         match change {
             Change::Candidate { replicas } => self.cluster.apply_release(user, &self.env, &self.release, replicas).await,
             Change::Scale { revision, replicas } => self.cluster.scale_release(user, env, revision, replicas).await,
-            Change::Route { traffic, stable, candidate } => {
+            Change::Route { traffic, weight, stable, candidate } => {
                 self.cluster.apply_service(user, env, traffic, stable, candidate).await?;
-                self.cluster.apply_routes(user, env, &self.env.context_path).await
+                let backends = match (traffic, weight, stable) {
+                    (Traffic::Both, Some(weight), Some(stable)) => Backends::Weighted { stable, candidate, weight },
+                    _ => Backends::Env,
+                };
+                self.cluster.apply_routes(user, env, &self.env.context_path, backends).await
             }
             Change::Remove { revision } => self.cluster.delete_release(user, env, revision).await,
         }
+    }
+
+    fn exact_weights(&self) -> bool {
+        self.cluster.routes_enabled()
     }
 
     async fn changed(&self, at_most: Duration) {

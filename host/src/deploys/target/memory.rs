@@ -31,6 +31,8 @@ pub struct EnvView {
     /// Revision → (replicas asked, pods ready).
     pub releases: BTreeMap<u32, (u32, u32)>,
     pub traffic: Option<(Traffic, Option<u32>, u32)>,
+    /// The candidate's share of requests, while traffic is split by weight.
+    pub weight: Option<u8>,
 }
 
 #[derive(Clone, Default)]
@@ -44,6 +46,8 @@ struct Inner {
     ready_after: Mutex<Duration>,
     restart_every: Duration,
     unreachable: AtomicBool,
+    /// Envs have a route that splits requests by exact weights.
+    exact_weights: AtomicBool,
     writes: AtomicU64,
     changed: Notify,
 }
@@ -56,6 +60,7 @@ impl Default for Inner {
             ready_after: Mutex::new(Duration::from_millis(20)),
             restart_every: Duration::from_millis(100),
             unreachable: AtomicBool::new(false),
+            exact_weights: AtomicBool::new(false),
             writes: AtomicU64::new(0),
             changed: Notify::new(),
         }
@@ -66,6 +71,7 @@ impl Default for Inner {
 struct EnvState {
     releases: BTreeMap<u32, Release>,
     traffic: Option<(Traffic, Option<u32>, u32)>,
+    weight: Option<u8>,
 }
 
 struct Release {
@@ -93,6 +99,11 @@ impl MemoryCluster {
         self.inner.unreachable.store(unreachable, Ordering::SeqCst);
     }
 
+    /// Envs get a route that splits requests by exact weights (as on a Gateway), or not.
+    pub fn set_exact_weights(&self, exact: bool) {
+        self.inner.exact_weights.store(exact, Ordering::SeqCst);
+    }
+
     /// Changes applied so far, over all envs.
     pub fn writes(&self) -> u64 {
         self.inner.writes.load(Ordering::SeqCst)
@@ -102,7 +113,7 @@ impl MemoryCluster {
         let envs = self.inner.envs.lock().expect("memory cluster lock");
         let Some(state) = envs.get(&(user.to_owned(), env.to_owned())) else { return EnvView::default() };
         let releases = state.releases.iter().map(|(revision, r)| (*revision, (r.pods.len() as u32, self.inner.observe(r).ready))).collect();
-        EnvView { releases, traffic: state.traffic }
+        EnvView { releases, traffic: state.traffic, weight: state.weight }
     }
 }
 
@@ -188,13 +199,20 @@ impl Target for MemoryTarget {
                     resize(&mut release.pods, replicas);
                 }
             }
-            Change::Route { traffic, stable, candidate } => env.traffic = Some((traffic, stable, candidate)),
+            Change::Route { traffic, weight, stable, candidate } => {
+                env.traffic = Some((traffic, stable, candidate));
+                env.weight = weight;
+            }
             Change::Remove { revision } => {
                 env.releases.remove(&revision);
             }
         });
         self.inner.changed.notify_waiters();
         Ok(())
+    }
+
+    fn exact_weights(&self) -> bool {
+        self.inner.exact_weights.load(Ordering::SeqCst)
     }
 
     async fn changed(&self, at_most: Duration) {

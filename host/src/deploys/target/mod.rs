@@ -37,8 +37,9 @@ pub enum Change {
     Candidate { replicas: u32 },
     /// An existing release's replica count (gone and asked for zero is fine).
     Scale { revision: u32, replicas: u32 },
-    /// Where the env's traffic goes.
-    Route { traffic: Traffic, stable: Option<u32>, candidate: u32 },
+    /// Where the env's traffic goes; with `weight`, the candidate's share of requests
+    /// when traffic goes to both (exact where the target can split by weight).
+    Route { traffic: Traffic, weight: Option<u8>, stable: Option<u32>, candidate: u32 },
     /// A release's workload and pods removed (gone already is fine).
     Remove { revision: u32 },
 }
@@ -52,6 +53,8 @@ pub trait Target: Send + Sync {
     fn releases(&self) -> Vec<u32>;
     fn observe(&self, revision: u32) -> Observed;
     async fn apply(&self, change: Change) -> Result<(), ClusterError>;
+    /// Requests can be split between releases by exact weights (the env has a route).
+    fn exact_weights(&self) -> bool;
     /// Returns when an observation may have changed, or after `at_most`.
     async fn changed(&self, at_most: Duration);
     /// Why a release's pods are not ready, in words and as a cause.
