@@ -16,6 +16,7 @@ mod plugin_sandbox;
 mod plugins;
 mod real_pods;
 mod registry;
+mod servlet_api;
 mod store_conformance;
 mod strategy_simulator;
 mod uploads;

@@ -17,14 +17,15 @@ async fn real_wars_are_stored_with_their_facts() {
     let app = TestApp::embedded().await;
     let token = app.user("alice").await;
 
-    // Tomcat's sample: web.xml claims j2ee 2.4, its class uses jakarta.servlet.
+    // Tomcat's sample: web.xml claims j2ee 2.4, the servlet it declares uses jakarta.servlet.
     let sample = read("sample.war");
     let reply = app.upload(&token, "sample", "sample.war", sample.clone()).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     assert_eq!(reply.body["size"], sample.len());
     assert_eq!(reply.body["sha256"], sha256_hex(&sample));
     assert_eq!(reply.body["servlet_api"], "jakarta");
-    assert_eq!(reply.body["servlet_api_source"], "classes");
+    assert_eq!(reply.body["servlet_api_source"], "entry-points");
+    assert_eq!(reply.body["servlet_api_evidence"], "jakarta.servlet by what Tomcat loads: mypackage.Hello (servlet in web.xml, WEB-INF/classes)");
     assert_eq!(reply.body["has_web_xml"], true);
 
     let gatekeeper = app.upload(&token, "gatekeeper", "gatekeeper-0.8.1.war", read("gatekeeper-0.8.1.war")).await;

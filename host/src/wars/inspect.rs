@@ -1,39 +1,15 @@
 //! What is inside an uploaded WAR, and whether it is safe to keep: a readable zip,
-//! no entry escaping its folder, no zip bomb, a `WEB-INF/`. The servlet API
-//! namespace (javax or jakarta) is read from the compiled classes, because web.xml
-//! headers are often stale.
+//! no entry escaping its folder, no zip bomb, a `WEB-INF/`. Which servlet API it
+//! needs is judged from its entries as they are read ([`super::servlet_api`]).
 
 use std::io::{Read, Seek, SeekFrom};
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use zip::ZipArchive;
 
+use super::servlet_api::Evidence;
+pub use super::servlet_api::{EvidenceSource, ServletApi};
 use crate::config::UploadConfig;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ServletApi {
-    Javax,
-    Jakarta,
-    /// Both namespaces referenced: the app will not run cleanly on either Tomcat line.
-    Mixed,
-    /// No servlet reference found (e.g. JSP-only WARs): runs on either.
-    Unknown,
-}
-
-/// Where the servlet API verdict came from, strongest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum EvidenceSource {
-    /// `WEB-INF/classes`: the application's own code.
-    Classes,
-    /// Jars in `WEB-INF/lib`.
-    Libraries,
-    /// Only the web.xml schema header said so.
-    WebXml,
-    None,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inspection {
@@ -42,6 +18,8 @@ pub struct Inspection {
     pub has_web_xml: bool,
     pub servlet_api: ServletApi,
     pub servlet_api_source: EvidenceSource,
+    /// What decided the servlet API, in words.
+    pub servlet_api_evidence: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,31 +58,10 @@ impl InspectError {
     }
 }
 
-const JAVAX: &[u8] = b"javax/servlet/";
-const JAKARTA: &[u8] = b"jakarta/servlet/";
 /// Nested jars larger than this are not opened for the namespace scan.
 const MAX_NESTED_JAR: u64 = 64 << 20;
-
-#[derive(Default)]
-struct Refs {
-    javax: u32,
-    jakarta: u32,
-}
-
-impl Refs {
-    fn scan(&mut self, bytes: &[u8]) {
-        self.javax += u32::from(memchr::memmem::find(bytes, JAVAX).is_some());
-        self.jakarta += u32::from(memchr::memmem::find(bytes, JAKARTA).is_some());
-    }
-    fn verdict(&self) -> Option<ServletApi> {
-        match (self.javax > 0, self.jakarta > 0) {
-            (false, false) => None,
-            (true, false) => Some(ServletApi::Javax),
-            (false, true) => Some(ServletApi::Jakarta),
-            (true, true) => Some(ServletApi::Mixed),
-        }
-    }
-}
+/// A web.xml larger than this is not read.
+const MAX_WEB_XML: u64 = 1 << 20;
 
 pub fn inspect<R: Read + Seek>(mut reader: R, limits: &UploadConfig) -> Result<Inspection, InspectError> {
     // Count entries from the end record before the zip reader loads the whole
@@ -122,6 +79,7 @@ pub fn inspect<R: Read + Seek>(mut reader: R, limits: &UploadConfig) -> Result<I
     let mut has_web_inf = false;
     let mut has_manifest = false;
     let mut web_xml = None;
+    let mut services = Vec::new();
     let mut classes = Vec::new();
     let mut jars = Vec::new();
     for index in 0..archive.len() {
@@ -145,6 +103,8 @@ pub fn inspect<R: Read + Seek>(mut reader: R, limits: &UploadConfig) -> Result<I
         has_manifest |= name == "META-INF/MANIFEST.MF";
         if name == "WEB-INF/web.xml" {
             web_xml = Some((index, size));
+        } else if let Some(service) = name.strip_prefix("WEB-INF/classes/").filter(|n| n.starts_with("META-INF/services/")) {
+            services.push(service.to_owned());
         } else if name.starts_with("WEB-INF/classes/") && name.ends_with(".class") {
             classes.push((index, size));
         } else if name.starts_with("WEB-INF/lib/") && name.ends_with(".jar") && size <= MAX_NESTED_JAR {
@@ -155,45 +115,42 @@ pub fn inspect<R: Read + Seek>(mut reader: R, limits: &UploadConfig) -> Result<I
         return Err(if has_manifest { InspectError::PlainJar } else { InspectError::NoWebInf });
     }
 
+    // web.xml first: it names the classes Tomcat will load.
+    let mut evidence = Evidence::default();
+    if let Some((index, size)) = web_xml.filter(|(_, size)| *size <= MAX_WEB_XML) {
+        evidence.web_xml(&read_entry(&mut archive, index, size)?);
+    }
+    for service in services {
+        evidence.library_entry("WEB-INF/classes", &service);
+    }
     let mut budget = limits.scan_class_bytes;
-    let mut own = Refs::default();
     for (index, size) in classes {
         if budget < size {
             break;
         }
         budget -= size;
-        own.scan(&read_entry(&mut archive, index, size)?);
+        let bytes = read_entry(&mut archive, index, size)?;
+        let name = archive.name_for_index(index).unwrap_or_default().to_owned();
+        evidence.own_class(name.trim_start_matches("WEB-INF/classes/"), &bytes);
     }
-    let (servlet_api, servlet_api_source) = if let Some(api) = own.verdict() {
-        (api, EvidenceSource::Classes)
-    } else {
-        let mut libs = Refs::default();
-        for (index, size) in jars {
-            if budget < size {
-                break;
-            }
-            budget -= size;
-            let jar = read_entry(&mut archive, index, size)?;
-            scan_nested_jar(&jar, &mut libs, &mut budget);
+    for (index, size) in jars {
+        if budget < size {
+            break;
         }
-        match libs.verdict() {
-            Some(api) => (api, EvidenceSource::Libraries),
-            None => match web_xml {
-                Some((index, size)) if size <= 1 << 20 => match web_xml_namespace(&read_entry(&mut archive, index, size)?) {
-                    Some(api) => (api, EvidenceSource::WebXml),
-                    None => (ServletApi::Unknown, EvidenceSource::None),
-                },
-                _ => (ServletApi::Unknown, EvidenceSource::None),
-            },
-        }
-    };
+        budget -= size;
+        let jar = read_entry(&mut archive, index, size)?;
+        let name = archive.name_for_index(index).unwrap_or_default().to_owned();
+        scan_nested_jar(&name, &jar, &mut evidence, &mut budget);
+    }
+    let verdict = evidence.verdict();
 
     Ok(Inspection {
         entries: archive.len(),
         uncompressed_bytes: total,
         has_web_xml: web_xml.is_some(),
-        servlet_api,
-        servlet_api_source,
+        servlet_api: verdict.api,
+        servlet_api_source: verdict.source,
+        servlet_api_evidence: verdict.evidence,
     })
 }
 
@@ -214,33 +171,23 @@ fn read_entry<R: Read + Seek>(archive: &mut ZipArchive<R>, index: usize, size: u
 
 /// A library jar that cannot be read is not the uploader's fault to fix here; it
 /// just gives no evidence.
-fn scan_nested_jar(jar: &[u8], refs: &mut Refs, budget: &mut u64) {
+fn scan_nested_jar(name: &str, jar: &[u8], evidence: &mut Evidence, budget: &mut u64) {
     let Ok(mut archive) = ZipArchive::new(std::io::Cursor::new(jar)) else { return };
     for index in 0..archive.len() {
         let Ok(entry) = archive.by_index(index) else { continue };
-        let size = entry.size();
-        if !entry.name().ends_with(".class") || *budget < size {
+        let (path, size) = (entry.name().to_owned(), entry.size());
+        if !path.ends_with(".class") {
+            evidence.library_entry(name, &path);
+            continue;
+        }
+        if *budget < size {
             continue;
         }
         *budget -= size;
         let mut bytes = Vec::with_capacity(size as usize);
         if entry.take(size).read_to_end(&mut bytes).is_ok() {
-            refs.scan(&bytes);
+            evidence.library_class(name, &path, &bytes);
         }
-    }
-}
-
-fn web_xml_namespace(xml: &[u8]) -> Option<ServletApi> {
-    let text = String::from_utf8_lossy(xml);
-    if text.contains("jakarta.ee/xml/ns/jakartaee") {
-        Some(ServletApi::Jakarta)
-    } else if ["java.sun.com/xml/ns/j2ee", "java.sun.com/xml/ns/javaee", "xmlns.jcp.org/xml/ns/javaee", "java.sun.com/dtd/web-app"]
-        .iter()
-        .any(|ns| text.contains(ns))
-    {
-        Some(ServletApi::Javax)
-    } else {
-        None
     }
 }
 

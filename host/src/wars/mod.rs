@@ -4,6 +4,7 @@
 
 mod blobs;
 pub mod inspect;
+mod servlet_api;
 
 use std::path::PathBuf;
 
@@ -34,6 +35,9 @@ pub struct WarRecord {
     pub has_web_xml: bool,
     pub servlet_api: ServletApi,
     pub servlet_api_source: EvidenceSource,
+    /// What decided the servlet API, in words (what Tomcat loads, and what was set aside).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub servlet_api_evidence: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub uploaded_at: OffsetDateTime,
@@ -227,6 +231,7 @@ impl Wars {
             has_web_xml: inspection.has_web_xml,
             servlet_api: inspection.servlet_api,
             servlet_api_source: inspection.servlet_api_source,
+            servlet_api_evidence: inspection.servlet_api_evidence,
             uploaded_at: OffsetDateTime::now_utc(),
         };
 

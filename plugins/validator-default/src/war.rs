@@ -32,7 +32,20 @@ fn servlet_api_problem(env: &EnvSpec, war: &WarFacts) -> Option<Violation> {
     let (file, tomcat) = (&war.file, &env.tomcat);
     let uses = match war.servlet_api {
         ServletApi::Javax => "uses the javax.servlet API",
-        ServletApi::Mixed => "uses both the javax.servlet and the jakarta.servlet API",
+        // What Tomcat loads needs both: no Tomcat line implements both namespaces.
+        ServletApi::Mixed => {
+            return Some(violation(
+                "war",
+                "war.servlet_api.mixed",
+                format!(
+                    "{file} needs both the javax.servlet and the jakarta.servlet API (the WAR's servlet_api_evidence \
+                     names what Tomcat would load), but Tomcat {tomcat}, like every Tomcat, implements only one: \
+                     Tomcat 9 javax.*, Tomcat 10 and newer jakarta.*, so this WAR would not start cleanly anywhere. \
+                     Build all of it against one API, for example by migrating the javax.* parts with Apache's \
+                     Tomcat migration tool for Jakarta EE."
+                ),
+            ));
+        }
         ServletApi::Jakarta if major <= 9 => {
             return Some(violation(
                 "war",
@@ -95,13 +108,13 @@ mod tests {
         let javax_on_jakarta = ["war.servlet_api.javax_on_jakarta_tomcat"];
         let jakarta_on_javax = ["war.servlet_api.jakarta_on_javax_tomcat"];
         assert_eq!(check("10.1", ServletApi::Javax), javax_on_jakarta);
-        assert_eq!(check("11.0", ServletApi::Mixed), javax_on_jakarta);
+        assert_eq!(check("11.0", ServletApi::Mixed), ["war.servlet_api.mixed"]);
+        assert_eq!(check("9.0", ServletApi::Mixed), ["war.servlet_api.mixed"]);
         assert_eq!(check("10", ServletApi::Javax), javax_on_jakarta);
         assert_eq!(check("9.0", ServletApi::Jakarta), jakarta_on_javax);
         assert_eq!(check("8.5", ServletApi::Jakarta), jakarta_on_javax);
         for ok in [
             ("9.0", ServletApi::Javax),
-            ("9.0", ServletApi::Mixed),
             ("10.1", ServletApi::Jakarta),
             ("10.1", ServletApi::Unknown),
             ("9.0", ServletApi::Unknown),

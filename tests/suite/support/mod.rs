@@ -281,6 +281,31 @@ pub fn versioned_war(dir: &Path, version: &str) -> PathBuf {
     compiled_war(dir, &format!("app-{version}"), &[("Version", &servlet)], &format!("<html><body>app {version}</body></html>"))
 }
 
+/// A WAR as many real builds make it: the app's classes in a jar of their own under
+/// `WEB-INF/lib` (none in `WEB-INF/classes`), beside `libraries` (real jars, e.g. from
+/// Maven Central). `war` is one built here (`versioned_war`); written to `dir/<name>.war`.
+pub fn repackaged_war(dir: &Path, war: &Path, name: &str, libraries: &[PathBuf]) -> PathBuf {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(war).unwrap()).unwrap();
+    let (mut app, mut rest) = (Vec::new(), Vec::new());
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        match entry.name().strip_prefix("WEB-INF/classes/") {
+            Some(class) => app.push((class.to_owned(), bytes)),
+            None => rest.push((entry.name().to_owned(), bytes)),
+        }
+    }
+    let app_jar = zip_of(&app.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect::<Vec<_>>());
+    rest.push(("WEB-INF/lib/app.jar".into(), app_jar));
+    for library in libraries {
+        rest.push((format!("WEB-INF/lib/{}", library.file_name().unwrap().to_string_lossy()), std::fs::read(library).unwrap()));
+    }
+    let path = dir.join(format!("{name}.war"));
+    std::fs::write(&path, zip_of(&rest.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect::<Vec<_>>())).unwrap();
+    path
+}
+
 /// A WAR whose context cannot start: its listener throws, so Tomcat answers 404 at `/`.
 pub fn failing_war(dir: &Path) -> PathBuf {
     let listener = "import jakarta.servlet.*;\nimport jakarta.servlet.annotation.WebListener;\n\
