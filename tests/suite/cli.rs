@@ -176,7 +176,7 @@ async fn from_login_to_a_promoted_canary_and_a_rollback_for_people_and_for_scrip
     let catalog = cli.ok(&["catalog"]);
     assert!(catalog.starts_with("TOMCAT") && catalog.contains("warship/tomcat:10.1-jdk17"), "{catalog}");
     let pushed = cli.ok(&["war", "push", fixture("sample.war").to_str().unwrap()]);
-    assert!(pushed.contains("uploaded sample/sample.war") && pushed.contains("sha256") && pushed.contains("servlet API"), "{pushed}");
+    assert!(pushed.contains("uploaded sample/sample.war") && pushed.contains("sha256") && pushed.contains("servlet API") && pushed.contains("decided by   jakarta.servlet by what Tomcat loads"), "{pushed}");
     let wars = cli.json(&["war", "list"]);
     assert_eq!((wars[0]["app"].as_str(), wars[0]["file"].as_str()), (Some("sample"), Some("sample.war")));
     assert_eq!(cli.json(&["war", "show", "sample/sample.war"])["sha256"], wars[0]["sha256"]);

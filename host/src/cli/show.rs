@@ -63,15 +63,18 @@ pub fn wars(list: &Value) -> String {
 }
 
 pub fn war(w: &Value) -> String {
-    [
+    let mut lines = vec![
         format!("{}/{}", text(&w["app"]), text(&w["file"])),
         format!("  size         {}", bytes(w["size"].as_u64().unwrap_or(0))),
         format!("  sha256       {}", text(&w["sha256"])),
         format!("  servlet API  {} (from {})", text(&w["servlet_api"]), text(&w["servlet_api_source"])),
-        format!("  web.xml      {}", if w["has_web_xml"] == true { "yes" } else { "no" }),
-        format!("  entries      {}", text(&w["entries"])),
-    ]
-    .join("\n")
+    ];
+    if let Some(evidence) = w["servlet_api_evidence"].as_str().filter(|e| !e.is_empty()) {
+        lines.push(format!("  decided by   {evidence}"));
+    }
+    lines.push(format!("  web.xml      {}", if w["has_web_xml"] == true { "yes" } else { "no" }));
+    lines.push(format!("  entries      {}", text(&w["entries"])));
+    lines.join("\n")
 }
 
 pub fn deploys(list: &Value) -> String {
