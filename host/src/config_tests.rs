@@ -92,6 +92,9 @@ fn shipped_platform_toml_loads() {
     let config = Config::load(&path, std::iter::empty()).unwrap();
     assert_eq!(config.store.backend, StoreBackend::Embedded);
     assert!(!config.catalog.is_empty());
+    // The README's walkthrough sets a canary's steps per deploy: the shipped policy allows it.
+    let canary = config.plugins.as_ref().unwrap().iter().find(|p| p.name == "canary").unwrap();
+    assert!(canary.settings.contains_key("steps") && canary.overridable.contains(&"steps".to_owned()), "{canary:?}");
 }
 
 #[test]

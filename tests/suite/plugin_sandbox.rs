@@ -73,17 +73,22 @@ fn component_of(core_wat: &str, version: &str) -> Vec<u8> {
 fn load(runtime: &Runtime, dir: &Path, name: &str, body: &str, memory_mb: u64, deadline_ms: u64) -> Plugin {
     let path = dir.join(format!("{name}.wasm"));
     std::fs::write(&path, component(&validator_wat(body))).unwrap();
-    let config = PluginConfig {
+    let config = PluginConfig { memory_mb: Some(memory_mb), deadline_ms: Some(deadline_ms), ..config_of(name, PluginKind::Validator, &path) };
+    Plugin::load(runtime, &config, &PluginRuntimeConfig::default()).unwrap()
+}
+
+/// A required plugin of `kind` from the component at `path`, default limits and settings.
+fn config_of(name: &str, kind: PluginKind, path: &Path) -> PluginConfig {
+    PluginConfig {
         name: name.into(),
-        kind: PluginKind::Validator,
+        kind,
         source: path.display().to_string(),
         settings: Default::default(),
         overridable: Vec::new(),
         required: true,
-        memory_mb: Some(memory_mb),
-        deadline_ms: Some(deadline_ms),
-    };
-    Plugin::load(runtime, &config, &PluginRuntimeConfig::default()).unwrap()
+        memory_mb: None,
+        deadline_ms: None,
+    }
 }
 
 fn platform() -> types::Platform {
@@ -181,16 +186,7 @@ fn a_plugin_built_against_an_unknown_contract_version_is_refused_naming_the_acce
     let runtime = Runtime::new(None).unwrap();
     let path = dir.path().join("future.wasm");
     std::fs::write(&path, component_of(&validator_wat(WELL_BEHAVED), "0.9.0")).unwrap();
-    let config = PluginConfig {
-        name: "future".into(),
-        kind: PluginKind::Validator,
-        source: path.display().to_string(),
-        settings: Default::default(),
-        overridable: Vec::new(),
-        required: true,
-        memory_mb: None,
-        deadline_ms: None,
-    };
+    let config = config_of("future", PluginKind::Validator, &path);
     let err = Plugin::load(&runtime, &config, &PluginRuntimeConfig::default()).err().unwrap();
     assert!(matches!(err, LoadError::Contract { .. }), "{err}");
     assert_eq!(
@@ -211,16 +207,7 @@ fn a_component_of_the_wrong_kind_is_refused_at_load() {
     let runtime = Runtime::new(None).unwrap();
     let path = dir.path().join("v.wasm");
     std::fs::write(&path, component(&validator_wat(WELL_BEHAVED))).unwrap();
-    let config = PluginConfig {
-        name: "not-a-strategy".into(),
-        kind: PluginKind::Strategy,
-        source: path.display().to_string(),
-        settings: Default::default(),
-        overridable: Vec::new(),
-        required: true,
-        memory_mb: None,
-        deadline_ms: None,
-    };
+    let config = config_of("not-a-strategy", PluginKind::Strategy, &path);
     let err = Plugin::load(&runtime, &config, &PluginRuntimeConfig::default()).err().unwrap();
     assert!(matches!(err, LoadError::Component { .. }), "{err}");
     assert!(err.to_string().starts_with("plugin not-a-strategy: not a strategy component"), "{err}");

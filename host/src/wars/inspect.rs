@@ -123,24 +123,19 @@ pub fn inspect<R: Read + Seek>(mut reader: R, limits: &UploadConfig) -> Result<I
     for service in services {
         evidence.library_entry("WEB-INF/classes", &service);
     }
+    // The app's own classes first, then the libraries, while the budget lasts.
     let mut budget = limits.scan_class_bytes;
-    for (index, size) in classes {
+    for (index, size) in classes.into_iter().chain(jars) {
         if budget < size {
             break;
         }
         budget -= size;
         let bytes = read_entry(&mut archive, index, size)?;
         let name = archive.name_for_index(index).unwrap_or_default().to_owned();
-        evidence.own_class(name.trim_start_matches("WEB-INF/classes/"), &bytes);
-    }
-    for (index, size) in jars {
-        if budget < size {
-            break;
+        match name.strip_prefix("WEB-INF/classes/") {
+            Some(path) => evidence.own_class(path, &bytes),
+            None => scan_nested_jar(&name, &bytes, &mut evidence, &mut budget),
         }
-        budget -= size;
-        let jar = read_entry(&mut archive, index, size)?;
-        let name = archive.name_for_index(index).unwrap_or_default().to_owned();
-        scan_nested_jar(&name, &jar, &mut evidence, &mut budget);
     }
     let verdict = evidence.verdict();
 
