@@ -103,14 +103,14 @@ async fn validation_lists_every_bad_field_at_once() {
         "name": "Shop_1", "tomcat": "7", "jdk": "6", "replicas": 0,
         "env": {"9LIVES": "x"},
         "resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi", "cpu": "fast"}},
-        "context_path": "no-slash"
+        "context_path": "no-slash", "health_path": "/ready?deep=1"
     });
     let reply = app.call(Method::POST, "/api/v1/envs", Some(&token), Some(body)).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(reply.problem_code(), "env.invalid");
     assert_eq!(
         reply.error_fields(),
-        ["name", "tomcat", "replicas", "env.9LIVES", "resources.limits.cpu", "resources.requests.memory", "context_path"]
+        ["name", "tomcat", "replicas", "env.9LIVES", "resources.limits.cpu", "resources.requests.memory", "context_path", "health_path"]
     );
     for error in reply.body["errors"].as_array().unwrap() {
         assert!(error["code"].as_str().unwrap().starts_with("env."), "{error}");

@@ -3,14 +3,15 @@
 //! commons-logging 1.2 (whose optional `ServletContextCleaner` references javax.servlet)
 //! are judged by what Tomcat will load, say what decided it, and are refused only where
 //! they cannot start. On the real node, that Jakarta app runs on Tomcat 10.1 (where
-//! the old rule, which counted every library reference, called it mixed and refused it).
+//! the old rule, which counted every library reference, called it mixed and refused it),
+//! and Jersey's javax hello-world WAR from Maven Central runs on Tomcat 9.
 
 use crate::support;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::host::{deploy, RealNode};
+use support::host::{deploy, deploy_to, Host, RealNode};
 use support::{fixture, repackaged_war, versioned_war, TestApp};
 use warship_host::domain::EnvSpec;
 
@@ -72,7 +73,7 @@ async fn real_wars_are_judged_by_what_tomcat_loads_and_say_what_decided_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_the_real_node_a_jakarta_app_bundling_commons_logging_runs_and_a_javax_war_is_refused() {
+async fn on_the_real_node_apps_run_where_tomcat_can_load_them_and_are_refused_where_it_cannot() {
     let RealNode { cluster, dir, host, alice, .. } = &RealNode::start().await;
     let (status, created) = host.post("/api/v1/envs", alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 1})).await;
     assert_eq!(status, 201, "{created}");
@@ -89,16 +90,34 @@ async fn on_the_real_node_a_jakarta_app_bundling_commons_logging_runs_and_a_java
     let id = deploy(host, alice, json!({"war": "app.war", "version": "7", "strategy": "rolling"})).await;
     let done = host.wait_deploy(alice, &id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    let (_, status) = host.get("/api/v1/envs/shop", alice).await;
-    let url = format!("{}version", status["url"].as_str().unwrap());
+    assert_eq!(answer(cluster, host, alice, "shop", "version").await, "version 7");
+
+    // Tomcat 9 runs Jersey's javax hello-world from Maven Central. It answers only at
+    // /helloworld, so that is where its env's readiness probe asks.
+    let (status, created) = host
+        .post("/api/v1/envs", alice, json!({"name": "old", "tomcat": "9.0", "jdk": "17", "replicas": 1, "health_path": "/helloworld"}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    host.upload(alice, "jersey", "helloworld-webapp-2.34.war", &fixture("helloworld-webapp-2.34.war")).await;
+    let (_, war) = host.get("/api/v1/wars/jersey/helloworld-webapp-2.34.war", alice).await;
+    assert_eq!((war["servlet_api"].as_str(), war["servlet_api_source"].as_str()), (Some("javax"), Some("entry-points")), "{war}");
+    let evidence = war["servlet_api_evidence"].as_str().unwrap_or_default();
+    assert!(evidence.contains("org.glassfish.jersey.servlet.ServletContainer (servlet in web.xml, WEB-INF/lib/jersey-container-servlet-core-2.34.jar)"), "{evidence}");
+    let id = deploy_to(host, alice, "old", json!({"war": "helloworld-webapp-2.34.war", "version": "2.34", "strategy": "rolling"})).await;
+    let done = host.wait_deploy(alice, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(answer(cluster, host, alice, "old", "helloworld").await, "Hello World!");
+}
+
+/// What `env`'s URL answers at `path`, once it answers 2xx (at most 30 s).
+async fn answer(cluster: &support::KubeCluster, host: &Host, token: &str, env: &str, path: &str) -> String {
+    let (_, status) = host.get(&format!("/api/v1/envs/{env}"), token).await;
+    let url = format!("{}{path}", status["url"].as_str().unwrap_or_else(|| panic!("{env} has a URL: {status}")));
     let client = cluster.gateway_client(&url);
     let mut last = Value::Null;
     for _ in 0..60 {
         match client.get(&url).send().await {
-            Ok(answer) if answer.status().is_success() => {
-                assert_eq!(answer.text().await.unwrap(), "version 7");
-                return;
-            }
+            Ok(answer) if answer.status().is_success() => return answer.text().await.unwrap(),
             Ok(answer) => last = json!(answer.status().as_u16()),
             Err(e) => last = json!(e.to_string()),
         }

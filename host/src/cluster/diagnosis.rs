@@ -131,7 +131,7 @@ pub fn diagnose(pods: &[&PodView], evidence: &Evidence, context: &Context) -> Di
         return Diagnosis {
             cause: Cause::Readiness,
             message: format!(
-                "the app runs but is not ready: pod {}'s readiness probe on {} fails ({}); check that the app starts and answers 2xx at that path",
+                "the app runs but is not ready: pod {}'s readiness probe on {} fails ({}); check that the app starts and answers 2xx or 3xx at that path, or set the env's health_path to one that does",
                 pod.name,
                 context.probe_path,
                 said.trim_end_matches('.')

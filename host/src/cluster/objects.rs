@@ -89,13 +89,6 @@ fn quantities(amounts: &ResourceAmounts) -> Option<BTreeMap<String, Quantity>> {
     (!map.is_empty()).then_some(map)
 }
 
-/// Where the readiness probe asks: the WAR's context path, with a trailing slash so
-/// Tomcat answers the app itself rather than a redirect.
-pub fn probe_path(context_path: &str) -> String {
-    let trimmed = context_path.trim_end_matches('/');
-    format!("{trimmed}/")
-}
-
 /// The release's Deployment with `replicas` pods.
 pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u32) -> Deployment {
     let labels = release_labels(user, &env.name, release);
@@ -123,7 +116,7 @@ pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u3
         }),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
-                path: Some(probe_path(&env.context_path)),
+                path: Some(env.probe_path()),
                 port: IntOrString::String("http".into()),
                 ..Default::default()
             }),
@@ -305,12 +298,5 @@ mod tests {
         assert_eq!((labels[ENV].as_str(), labels[RELEASE].as_str()), ("shop", "7"));
         let selector = service.spec.unwrap().selector.unwrap();
         assert_eq!((selector[ENV].as_str(), selector[RELEASE].as_str()), ("shop", "7"));
-    }
-
-    #[test]
-    fn probe_paths_end_in_a_slash() {
-        assert_eq!(probe_path("/"), "/");
-        assert_eq!(probe_path("/shop"), "/shop/");
-        assert_eq!(probe_path("/shop/"), "/shop/");
     }
 }

@@ -115,10 +115,41 @@ pub struct EnvSpec {
     /// Where the WAR is served: `/` (ROOT) or `/shop`.
     #[serde(default = "root_path")]
     pub context_path: String,
+    /// Where the readiness probe asks, below the context path (`/health`); the context
+    /// path itself when absent. For apps whose root does not answer 2xx or 3xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_path: Option<String>,
     /// How long a rollout may take to get every pod ready before it fails; the
     /// platform's `deploys.rollout_deadline_secs` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_deadline_secs: Option<u64>,
+}
+
+impl EnvSpec {
+    /// Where the readiness probe asks: the context path (with a trailing slash, so Tomcat
+    /// answers the app itself rather than a redirect), then the health path if any.
+    pub fn probe_path(&self) -> String {
+        let context = self.context_path.trim_end_matches('/');
+        match self.health_path.as_deref() {
+            Some(health) => format!("{context}/{}", health.trim_start_matches('/')),
+            None => format!("{context}/"),
+        }
+    }
+}
+
+/// Why a health path cannot be probed, if it cannot.
+pub fn health_path_problem(path: &str) -> Option<Violation> {
+    const MAX: usize = 200;
+    let problem = if !path.starts_with('/') {
+        "must start with '/' (it is below the context path: \"/health\")"
+    } else if path.len() > MAX {
+        "must be at most 200 characters"
+    } else if path.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%')) {
+        "must be a plain path: no spaces, '?', '#' or '%'"
+    } else {
+        return None;
+    };
+    Some(Violation::new("health_path", "env.health_path.invalid", format!("health_path {path:?} {problem}")))
 }
 
 fn one() -> u32 {
@@ -139,6 +170,7 @@ pub struct EnvPatch {
     pub env: Option<BTreeMap<String, String>>,
     pub resources: Option<Resources>,
     pub context_path: Option<String>,
+    pub health_path: Option<String>,
     pub rollout_deadline_secs: Option<u64>,
 }
 
@@ -196,7 +228,7 @@ pub struct Env {
 
 impl EnvPatch {
     pub fn apply(self, spec: &mut EnvSpec) {
-        let EnvPatch { tomcat, jdk, replicas, jvm_options, env, resources, context_path, rollout_deadline_secs } = self;
+        let EnvPatch { tomcat, jdk, replicas, jvm_options, env, resources, context_path, health_path, rollout_deadline_secs } = self;
         if let Some(v) = tomcat { spec.tomcat = v }
         if let Some(v) = jdk { spec.jdk = v }
         if let Some(v) = replicas { spec.replicas = v }
@@ -204,6 +236,7 @@ impl EnvPatch {
         if let Some(v) = env { spec.env = v }
         if let Some(v) = resources { spec.resources = v }
         if let Some(v) = context_path { spec.context_path = v }
+        if let Some(v) = health_path { spec.health_path = Some(v) }
         if let Some(v) = rollout_deadline_secs { spec.rollout_deadline_secs = Some(v) }
     }
 }
@@ -228,6 +261,25 @@ mod tests {
         assert_eq!(s.jvm_options, "-Xmx1g");
         assert!(serde_json::from_str::<EnvPatch>(r#"{"name":"x"}"#).is_err());
         assert!(serde_json::from_str::<EnvPatch>(r#"{"used":3}"#).is_err());
+    }
+
+    #[test]
+    fn the_probe_asks_the_context_path_or_the_health_path_below_it() {
+        let mut s: EnvSpec = serde_json::from_str(r#"{"name":"shop","tomcat":"10.1","jdk":"17"}"#).unwrap();
+        assert_eq!(s.probe_path(), "/");
+        s.context_path = "/shop".into();
+        assert_eq!(s.probe_path(), "/shop/");
+        s.context_path = "/shop/".into();
+        assert_eq!(s.probe_path(), "/shop/");
+        s.health_path = Some("/helloworld".into());
+        assert_eq!(s.probe_path(), "/shop/helloworld");
+        s.context_path = "/".into();
+        assert_eq!(s.probe_path(), "/helloworld");
+        assert!(health_path_problem("/health/ready").is_none());
+        for bad in ["health", "/a b", "/x?y=1", "/%2e", &format!("/{}", "a".repeat(200))] {
+            let v = health_path_problem(bad).unwrap_or_else(|| panic!("{bad} passes"));
+            assert_eq!((v.field.as_str(), v.code.as_str()), ("health_path", "env.health_path.invalid"));
+        }
     }
 
     #[test]

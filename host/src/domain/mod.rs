@@ -8,7 +8,7 @@ mod platform;
 mod rollout;
 mod violation;
 
-pub use env::{Env, EnvName, EnvPatch, EnvSpec, JdkVersion, Release, ReleaseSpec, ResourceAmounts, Resources, TomcatVersion, ENV_NAME_MAX};
+pub use env::{health_path_problem, Env, EnvName, EnvPatch, EnvSpec, JdkVersion, Release, ReleaseSpec, ResourceAmounts, Resources, TomcatVersion, ENV_NAME_MAX};
 pub use platform::Platform;
 pub use rollout::{Action, RolloutState, ScaleTo, Split, Step, Traffic, Workload};
 pub use violation::{dns_label_problem, Violation, RESERVED_NAMES};

@@ -71,6 +71,8 @@ impl Envs {
                 violations.insert(0, v);
             }
         }
+        // The probe path becomes part of every pod's spec: the host's rule too.
+        violations.extend(spec.health_path.as_deref().and_then(crate::domain::health_path_problem));
         Ok(violations)
     }
 

@@ -87,6 +87,7 @@ pub async fn createenv(
         env: BTreeMap::new(),
         resources: Default::default(),
         context_path: "/".into(),
+        health_path: None,
         rollout_deadline_secs: None,
     };
     let origin = Origin { node_num: Some(body.NodeNum) };

@@ -36,7 +36,8 @@ impl Host {
             &config,
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\ndata_dir = \"{}\"\n{extra}\n\
-                 [[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"warship/tomcat:10.1-jdk17\"\n",
+                 [[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"warship/tomcat:10.1-jdk17\"\n\
+                 [[catalog]]\ntomcat = \"9.0\"\njdk = \"17\"\nbase_image = \"warship/tomcat:9.0-jdk17\"\n",
                 // One data dir for every host: the WAR blobs are on storage they share.
                 dir.join("data").display()
             ),

@@ -117,9 +117,10 @@ impl Target for KubeTarget {
                 Err(e) => tracing::warn!(pod = %pod.name, error = %e, "could not read the crashed container's log"),
             }
         }
+        let probe_path = self.env.probe_path();
         let context = diagnosis::Context {
             image: &self.release.image,
-            probe_path: &self.env.context_path,
+            probe_path: &probe_path,
             env: &self.env.name,
             memory_limit: self.env.resources.limits.memory.as_deref(),
             jvm_options: &self.env.jvm_options,
