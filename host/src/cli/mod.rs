@@ -149,6 +149,12 @@ pub enum EnvCommand {
         /// An environment variable of the app, as K=V.
         #[arg(long = "set-env", value_name = "K=V")]
         set_env: Vec<String>,
+        /// Where the WAR is served (default `/`).
+        #[arg(long = "context-path")]
+        context_path: Option<String>,
+        /// Where the readiness probe asks, below the context path (default: the context path itself).
+        #[arg(long = "health-path")]
+        health_path: Option<String>,
     },
     List,
     Show { name: String },
@@ -169,6 +175,10 @@ pub enum EnvCommand {
         /// Remove an environment variable.
         #[arg(long = "unset-env", value_name = "K")]
         unset_env: Vec<String>,
+        #[arg(long = "context-path")]
+        context_path: Option<String>,
+        #[arg(long = "health-path")]
+        health_path: Option<String>,
     },
     /// Delete an env and everything it runs.
     Delete { name: String },
@@ -385,19 +395,29 @@ async fn env_command(client: &Client, command: EnvCommand, print: &dyn Fn(&Value
         pairs.iter().map(|p| key_value(p, "--set-env").map(|(k, v)| (k, Value::String(v)))).collect()
     };
     match command {
-        EnvCommand::Create { name, tomcat, jdk, replicas, jvm_opts, set_env } => {
+        EnvCommand::Create { name, tomcat, jdk, replicas, jvm_opts, set_env, context_path, health_path } => {
             let mut body = json!({"name": name, "tomcat": tomcat, "jdk": jdk, "replicas": replicas, "env": env_vars(&set_env)?});
-            if let Some(jvm) = jvm_opts {
-                body["jvm_options"] = json!(jvm);
+            for (key, value) in [("jvm_options", jvm_opts), ("context_path", context_path), ("health_path", health_path)] {
+                if let Some(value) = value {
+                    body[key] = json!(value);
+                }
             }
             print(&client.post("/api/v1/envs", &body).await?, &|e| format!("created env {}", show::text(&e["name"])));
         }
         EnvCommand::List => print(&client.get_all("/api/v1/envs").await?, &show::envs),
         EnvCommand::Show { name } => print(&client.get(&format!("/api/v1/envs/{}", segment(&name))).await?, &show::status),
-        EnvCommand::Update { name, tomcat, jdk, replicas, jvm_opts, set_env, unset_env } => {
+        EnvCommand::Update { name, tomcat, jdk, replicas, jvm_opts, set_env, unset_env, context_path, health_path } => {
             let path = format!("/api/v1/envs/{}", segment(&name));
             let mut patch = Map::new();
-            for (key, value) in [("tomcat", tomcat.map(Value::from)), ("jdk", jdk.map(Value::from)), ("replicas", replicas.map(Value::from)), ("jvm_options", jvm_opts.map(Value::from))] {
+            let fields = [
+                ("tomcat", tomcat.map(Value::from)),
+                ("jdk", jdk.map(Value::from)),
+                ("replicas", replicas.map(Value::from)),
+                ("jvm_options", jvm_opts.map(Value::from)),
+                ("context_path", context_path.map(Value::from)),
+                ("health_path", health_path.map(Value::from)),
+            ];
+            for (key, value) in fields {
                 if let Some(value) = value {
                     patch.insert(key.into(), value);
                 }
@@ -413,7 +433,9 @@ async fn env_command(client: &Client, command: EnvCommand, print: &dyn Fn(&Value
                 patch.insert("env".into(), Value::Object(vars));
             }
             if patch.is_empty() {
-                return Err(CliError::Usage("nothing to change: give --replicas, --jvm-opts, --set-env, --unset-env, --tomcat or --jdk".into()));
+                return Err(CliError::Usage(
+                    "nothing to change: give --replicas, --jvm-opts, --set-env, --unset-env, --tomcat, --jdk, --context-path or --health-path".into(),
+                ));
             }
             let updated = client.json(reqwest::Method::PATCH, &path, Some(&Value::Object(patch))).await?;
             print(&updated, &|e| format!("updated env {}; the next deploy rolls it out", show::text(&e["name"])));

@@ -142,6 +142,9 @@ pub fn status(s: &Value) -> String {
     if let Some(url) = s["url"].as_str() {
         out.push(format!("  {} {}  (or {})", style("url").dim(), style(url).cyan(), text(&s["path_url"])));
     }
+    if let Some(health) = s["health_path"].as_str() {
+        out.push(format!("  {} GET {}{} answers", style("ready when").dim(), text(&s["context_path"]).trim_end_matches('/'), health));
+    }
     if let Some(id) = s["deploying"].as_str() {
         out.push(format!("  {} deploy {id} in progress (warship follow {id})", style("⟳").yellow()));
     }
@@ -236,6 +239,15 @@ mod tests {
              ├─ pod shop-r2-a  Running · ready · restarts 0 · node fake-1\n         \
              └─ pod shop-r2-b  Pending · not ready · restarts 3 · node - · waiting CrashLoopBackOff"
         );
+    }
+
+    #[test]
+    fn an_env_with_a_health_path_says_where_it_is_probed() {
+        console::set_colors_enabled(false);
+        let status = json!({"name": "api", "tomcat": "9.0", "jdk": "17", "replicas": 1, "current": null,
+            "context_path": "/shop", "health_path": "/helloworld", "deploying": null, "service": null});
+        let shown = super::status(&status);
+        assert!(shown.contains("\n  ready when GET /shop/helloworld answers\n"), "{shown}");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum PluginFailure {
     Instantiate(String),
     #[error("is not loaded on this host")]
     NotLoaded,
+    #[error("found all {slots} plugin instance slots busy for {}s; try again", waited.as_secs())]
+    Busy { slots: u32, waited: Duration },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -233,8 +235,10 @@ impl Plugin {
 
     /// One call in a fresh store; `f` gets the instantiated bindings.
     fn call<R>(&self, f: impl FnOnce(&mut wasmtime::Store<runtime::CallState>, &Instance) -> wasmtime::Result<R>) -> Result<R, PluginError> {
-        let (mut store, output) = self.runtime.store(self.limits);
         let fail = |failure| PluginError { plugin: self.name.clone(), failure };
+        // Declared before the store, so it is given back after the store (and its instance) is gone.
+        let _slot = self.runtime.slot().ok_or_else(|| fail(PluginFailure::Busy { slots: runtime::POOL_INSTANCES, waited: runtime::SLOT_WAIT }))?;
+        let (mut store, output) = self.runtime.store(self.limits);
         let instance = match &self.pre {
             Pre::Validator(pre) => pre.instantiate(&mut store).map(Instance::Validator),
             Pre::Template(pre) => pre.instantiate(&mut store).map(Instance::Template),

@@ -16,8 +16,10 @@ use super::PluginFailure;
 
 /// How often the epoch advances: the granularity of every deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Plugin calls that can run at once; one more fails with a clear error.
-const POOL_INSTANCES: u32 = 64;
+/// Plugin calls that can run at once; more wait for a slot (at most [`SLOT_WAIT`]).
+pub const POOL_INSTANCES: u32 = 64;
+/// How long a call waits for a free instance slot before it fails.
+pub const SLOT_WAIT: Duration = Duration::from_secs(30);
 /// The largest memory cap a plugin may have.
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 /// Guest output kept per call (and logged); more is cut off.
@@ -37,18 +39,24 @@ impl WasiView for CallState {
 }
 
 /// Refuses growth past the cap and remembers that it did, so the failure can be
-/// reported as what it is rather than as a generic trap.
+/// reported as what it is rather than as a generic trap. The cap is on all of a call's
+/// linear memories together: a component may have many.
+#[derive(Debug)]
 struct MemoryCap {
     max_bytes: usize,
+    /// Bytes of every memory of the call so far.
+    total: usize,
     refused: Option<usize>,
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.refused = Some(desired);
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.total - current.min(self.total) + desired;
+        if total > self.max_bytes {
+            self.refused = Some(total);
             return Err(wasmtime::format_err!("memory cap of {} bytes reached", self.max_bytes));
         }
+        self.total = total;
         Ok(true)
     }
 
@@ -69,6 +77,25 @@ pub struct Runtime {
     engine: Engine,
     linker: std::sync::Arc<Linker<CallState>>,
     cache_dir: Option<PathBuf>,
+    slots: std::sync::Arc<Slots>,
+}
+
+/// Calls in flight, so the pool is never asked for more instances than it has: a call
+/// beyond [`POOL_INSTANCES`] waits for one to end instead of failing.
+#[derive(Default)]
+struct Slots {
+    busy: std::sync::Mutex<u32>,
+    freed: std::sync::Condvar,
+}
+
+/// One call's hold on an instance slot, given back when dropped (after the call's store).
+pub struct Slot(std::sync::Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *self.0.busy.lock().expect("slots lock") -= 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// How a component was obtained, for load-time figures.
@@ -115,7 +142,19 @@ impl Runtime {
         // Guests built with Rust std, componentize-py or jco import WASI even for a
         // pure world; the context behind it grants nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Ok(Self { engine, linker: std::sync::Arc::new(linker), cache_dir })
+        Ok(Self { engine, linker: std::sync::Arc::new(linker), cache_dir, slots: Default::default() })
+    }
+
+    /// Waits for a free instance slot, at most [`SLOT_WAIT`]; `None` if none came free.
+    pub fn slot(&self) -> Option<Slot> {
+        let busy = self.slots.busy.lock().expect("slots lock");
+        let (mut busy, _) =
+            self.slots.freed.wait_timeout_while(busy, SLOT_WAIT, |busy| *busy >= POOL_INSTANCES).expect("slots lock");
+        if *busy >= POOL_INSTANCES {
+            return None;
+        }
+        *busy += 1;
+        Some(Slot(self.slots.clone()))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -162,11 +201,19 @@ impl Runtime {
     /// A fresh store for one call: empty WASI, memory cap, deadline.
     pub fn store(&self, limits: Limits) -> (Store<CallState>, Output) {
         let output = Output { stdout: MemoryOutputPipe::new(OUTPUT_CAP), stderr: MemoryOutputPipe::new(OUTPUT_CAP) };
-        let wasi = WasiCtxBuilder::new().stdout(output.stdout.clone()).stderr(output.stderr.clone()).build();
+        // Denied explicitly (wasmtime-wasi's defaults today): a socket is refused before any
+        // descriptor is opened. Clocks and random stay; no files, no environment.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(output.stdout.clone())
+            .stderr(output.stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryCap { max_bytes: limits.memory_bytes, refused: None },
+            limiter: MemoryCap { max_bytes: limits.memory_bytes, total: 0, refused: None },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -221,4 +268,26 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::io::Write::write_all(&mut temp, bytes)?;
     temp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_cap_counts_every_memory_of_a_call_together() {
+        let mut cap = MemoryCap { max_bytes: 16 << 20, total: 0, refused: None };
+        // Sixteen memories of 1 MiB each fit a 16 MiB cap exactly...
+        for _ in 0..16 {
+            assert!(cap.memory_growing(0, 1 << 20, None).unwrap());
+        }
+        // ...and any further growth of any of them is refused, naming the total it wanted.
+        assert!(cap.memory_growing(1 << 20, 2 << 20, None).is_err());
+        assert_eq!(cap.refused, Some(17 << 20));
+        // Growth of one memory counts only what it adds.
+        let mut cap = MemoryCap { max_bytes: 4 << 20, total: 0, refused: None };
+        assert!(cap.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(cap.memory_growing(1 << 20, 4 << 20, None).unwrap());
+        assert!(cap.memory_growing(0, 1, None).is_err());
+    }
 }
