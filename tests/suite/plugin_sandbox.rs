@@ -161,11 +161,11 @@ fn each_misbehaviour_fails_only_its_own_call() {
 #[test]
 fn calls_beyond_the_pools_slots_wait_for_one_rather_than_fail() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(None).unwrap();
-    let looper = std::sync::Arc::new(load(&runtime, dir.path(), "looper", LOOPS_FOREVER, 16, 3000));
-    // One more call at once than the pool has instances, all holding theirs to a deadline
-    // long enough that every thread is in before the first lets go (2 cores, 65 threads).
-    let calls = warship_host::plugins::runtime::POOL_INSTANCES as usize + 1;
+    // A pool of 2 instances (the platform's has 64): 3 calls at once, each holding its
+    // instance to its deadline, so the third must wait for one to end.
+    let runtime = Runtime::with_instances(None, 2).unwrap();
+    let looper = std::sync::Arc::new(load(&runtime, dir.path(), "looper", LOOPS_FOREVER, 16, 300));
+    let calls = 3;
     let start = std::sync::Arc::new(std::sync::Barrier::new(calls));
     let threads: Vec<_> = (0..calls)
         .map(|_| {
@@ -177,7 +177,7 @@ fn calls_beyond_the_pools_slots_wait_for_one_rather_than_fail() {
         })
         .collect();
     let failures: Vec<PluginFailure> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    let deadline = PluginFailure::DeadlineExceeded { deadline: Duration::from_millis(3000) };
+    let deadline = PluginFailure::DeadlineExceeded { deadline: Duration::from_millis(300) };
     let others: Vec<&PluginFailure> = failures.iter().filter(|f| **f != deadline).collect();
     assert!(others.is_empty(), "every call ran to its own deadline; {} did not: {:?}", others.len(), &others[..others.len().min(3)]);
 }

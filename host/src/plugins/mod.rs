@@ -237,7 +237,7 @@ impl Plugin {
     fn call<R>(&self, f: impl FnOnce(&mut wasmtime::Store<runtime::CallState>, &Instance) -> wasmtime::Result<R>) -> Result<R, PluginError> {
         let fail = |failure| PluginError { plugin: self.name.clone(), failure };
         // Declared before the store, so it is given back after the store (and its instance) is gone.
-        let _slot = self.runtime.slot().ok_or_else(|| fail(PluginFailure::Busy { slots: runtime::POOL_INSTANCES, waited: runtime::SLOT_WAIT }))?;
+        let _slot = self.runtime.slot().ok_or_else(|| fail(PluginFailure::Busy { slots: self.runtime.instances(), waited: runtime::SLOT_WAIT }))?;
         let (mut store, output) = self.runtime.store(self.limits);
         let instance = match &self.pre {
             Pre::Validator(pre) => pre.instantiate(&mut store).map(Instance::Validator),

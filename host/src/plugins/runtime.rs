@@ -16,7 +16,7 @@ use super::PluginFailure;
 
 /// How often the epoch advances: the granularity of every deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Plugin calls that can run at once; more wait for a slot (at most [`SLOT_WAIT`]).
+/// Plugin calls that can run at once by default; more wait for a slot (at most [`SLOT_WAIT`]).
 pub const POOL_INSTANCES: u32 = 64;
 /// How long a call waits for a free instance slot before it fails.
 pub const SLOT_WAIT: Duration = Duration::from_secs(30);
@@ -78,6 +78,7 @@ pub struct Runtime {
     linker: std::sync::Arc<Linker<CallState>>,
     cache_dir: Option<PathBuf>,
     slots: std::sync::Arc<Slots>,
+    instances: u32,
 }
 
 /// Calls in flight, so the pool is never asked for more instances than it has: a call
@@ -109,6 +110,11 @@ impl Runtime {
     /// Builds the engine and starts its epoch ticker, which stops by itself once the
     /// engine is dropped. `cache_dir` holds precompiled components; `None` disables it.
     pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        Self::with_instances(cache_dir, POOL_INSTANCES)
+    }
+
+    /// The same with a pool of `instances` concurrent calls (tests use a small one).
+    pub fn with_instances(cache_dir: Option<PathBuf>, instances: u32) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -116,11 +122,11 @@ impl Runtime {
         // A fresh instance per call is cheap only with slots reserved up front:
         // memories come from a pool and are reset copy-on-write, not mapped anew.
         let mut pool = wasmtime::PoolingAllocationConfig::new();
-        pool.total_component_instances(POOL_INSTANCES)
+        pool.total_component_instances(instances)
             // Guests made by componentize-py hold dozens of core instances.
-            .total_core_instances(POOL_INSTANCES * 64)
-            .total_memories(POOL_INSTANCES * 2)
-            .total_tables(POOL_INSTANCES * 16)
+            .total_core_instances(instances * 64)
+            .total_memories(instances * 2)
+            .total_tables(instances * 16)
             .max_memories_per_component(16)
             .max_tables_per_component(64)
             .max_core_instances_per_component(64)
@@ -142,19 +148,24 @@ impl Runtime {
         // Guests built with Rust std, componentize-py or jco import WASI even for a
         // pure world; the context behind it grants nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Ok(Self { engine, linker: std::sync::Arc::new(linker), cache_dir, slots: Default::default() })
+        Ok(Self { engine, linker: std::sync::Arc::new(linker), cache_dir, slots: Default::default(), instances })
     }
 
     /// Waits for a free instance slot, at most [`SLOT_WAIT`]; `None` if none came free.
     pub fn slot(&self) -> Option<Slot> {
         let busy = self.slots.busy.lock().expect("slots lock");
         let (mut busy, _) =
-            self.slots.freed.wait_timeout_while(busy, SLOT_WAIT, |busy| *busy >= POOL_INSTANCES).expect("slots lock");
-        if *busy >= POOL_INSTANCES {
+            self.slots.freed.wait_timeout_while(busy, SLOT_WAIT, |busy| *busy >= self.instances).expect("slots lock");
+        if *busy >= self.instances {
             return None;
         }
         *busy += 1;
         Some(Slot(self.slots.clone()))
+    }
+
+    /// Plugin calls that can run at once.
+    pub fn instances(&self) -> u32 {
+        self.instances
     }
 
     pub fn engine(&self) -> &Engine {
