@@ -1,10 +1,10 @@
 //! The rollout strategies as the platform runs them: real WebAssembly components called
-//! through the host's runtime, over a small simulated cluster that plays the host's part
-//! exactly as `wit/plugin.wit` describes it. The cluster persists each answer's step
-//! index and memory, performs its action, lets pods start and stop one at a time, and
-//! scripts what people and pods do: promotions, a host restart, pods that never get
-//! ready or keep crashing. Each scenario checks the exact actions answered and where
-//! the replicas and traffic end up.
+//! through the host's runtime, on `warship-rollout`'s simulated cluster, which carries
+//! each answer out through the host's own half of the contract (the same bookkeeping,
+//! refusals and restore as against Kubernetes) and lets pods start and stop one at a
+//! time. The script says what people and pods do: promotions, a host restart, pods that
+//! never get ready or keep crashing. Each scenario checks the exact actions answered and
+//! where the replicas and traffic end up.
 //!
 //! User aborts are not here as strategy behaviour: the host executes them (it restores
 //! the stable release), the strategy is never asked. What a strategy owes them is a
@@ -18,226 +18,26 @@ use std::sync::Arc;
 use warship_host::config::{Config, PluginConfig, PluginKind, PluginRuntimeConfig};
 use warship_host::domain::{Action, RolloutState, Step, Traffic, Workload};
 use warship_host::plugins::{Contract, Plugin, Plugins, Runtime};
+use warship_rollout::sim::{End, Fault, Sim, STABLE, TICK_MS};
 
-/// One simulated second: each workload starts or stops one pod per tick.
-const TICK_MS: u64 = 1_000;
-/// A rollout needing more calls than this is stuck, whatever it says.
-const MAX_CALLS: usize = 500;
-
-/// What the script does to the candidate's pods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    Healthy,
-    /// Its pods never become ready (a readiness probe that always fails).
-    NeverReady,
-    /// Its pods crash: never ready, and one more restart every tick.
-    CrashLoop,
+/// A rollout to `desired` replicas over a healthy stable release of `stable` pods
+/// (`None`: a first deploy), where someone promotes 5 s after a step asks for it.
+fn sim(desired: u32, stable: Option<u32>) -> Sim {
+    let mut sim = Sim::new(desired, stable);
+    sim.promote_after_ms = Some(5 * TICK_MS);
+    sim
 }
 
-/// How a run ended.
-#[derive(Debug, PartialEq, Eq)]
-enum End {
-    Done,
-    Aborted(String),
-    /// The strategy awaits a promotion that the script does not give.
-    AwaitingPromotion,
-    /// `run_until`'s condition held for the last answer: persisted, not performed.
-    Stopped,
+/// The same, on an env whose route splits requests by exact weights.
+fn weighted(desired: u32, stable: Option<u32>) -> Sim {
+    let mut sim = Sim::weighted(desired, stable);
+    sim.promote_after_ms = Some(5 * TICK_MS);
+    sim
 }
 
-/// A simulated cluster: the host's view of one rollout, and the script around it.
-struct Sim {
-    state: RolloutState,
-    fault: Fault,
-    /// Whether the scripted user promotes when the strategy awaits a promotion.
-    promote: bool,
-    /// Every answer, in order.
-    steps: Vec<Step>,
-    /// Every state the cluster went through: after each action and each tick.
-    history: Vec<RolloutState>,
-}
-
-impl Sim {
-    /// A rollout to `desired` replicas over a healthy stable release of `stable` pods
-    /// (`None`: a first deploy).
-    fn new(desired: u32, stable: Option<u32>) -> Sim {
-        let healthy = |n| Workload { replicas: n, ready: n, restarts: 0, unready_ms: 0 };
-        Sim::resume(RolloutState {
-            desired_replicas: desired,
-            stable: stable.map(healthy),
-            candidate: healthy(0),
-            // The Service is where it was: on the stable release, or on a first deploy
-            // on the candidate (wit: `traffic`).
-            traffic: if stable.is_some() { Traffic::Stable } else { Traffic::Candidate },
-            weight: None,
-            exact_weights: false,
-            step_index: 0,
-            time_in_step_ms: 0,
-            promoted: false,
-            memory: String::new(),
-        })
-    }
-
-    /// A cluster picking up a rollout from what the host persisted and observes.
-    fn resume(state: RolloutState) -> Sim {
-        Sim { history: vec![state.clone()], state, fault: Fault::Healthy, promote: true, steps: Vec::new() }
-    }
-
-    /// Asks and performs until the rollout ends.
-    fn run(&mut self, plugin: &Plugin) -> End {
-        self.run_until(plugin, |_| false)
-    }
-
-    /// Asks and performs until the rollout ends, or until `stop` holds for an answer,
-    /// which is then persisted but not performed (the host went down meanwhile).
-    fn run_until(&mut self, plugin: &Plugin, stop: impl Fn(&Step) -> bool) -> End {
-        loop {
-            let step = self.ask(plugin);
-            if stop(&step) {
-                return End::Stopped;
-            }
-            if let Some(end) = self.perform(&step) {
-                return end;
-            }
-        }
-    }
-
-    /// One call of `next`, persisted as the host persists it (wit: `rollout-state`).
-    fn ask(&mut self, plugin: &Plugin) -> Step {
-        if self.steps.len() >= MAX_CALLS {
-            let kinds = self.kinds();
-            panic!("{}: no end after {MAX_CALLS} calls, the last ones: {:?}", plugin.name, &kinds[kinds.len() - 10..]);
-        }
-        let step = plugin.next_step(&self.state).unwrap_or_else(|e| panic!("{e}\nstate: {:?}", self.state));
-        if step.step_index != self.state.step_index {
-            self.state.time_in_step_ms = 0;
-            self.state.promoted = false;
-        }
-        self.state.step_index = step.step_index;
-        self.state.memory = step.memory.clone();
-        self.steps.push(step.clone());
-        step
-    }
-
-    /// Performs one answer; the end of the run, if it is one. An answer that would
-    /// change nothing fails the test: the contract asks for something to do now, and a
-    /// host would ask again at once, for ever.
-    fn perform(&mut self, step: &Step) -> Option<End> {
-        let s = &mut self.state;
-        let noop = |what: &str| format!("{what} does nothing: {step:?}\nstate: {s:?}");
-        match &step.action {
-            Action::Scale(to) => {
-                let unchanged =
-                    s.candidate.replicas == to.candidate && s.stable.as_ref().is_none_or(|w| w.replicas == to.stable);
-                assert!(!unchanged, "{}", noop("scaling to the current counts"));
-                // `stable` is ignored on a first deploy: there is no such workload.
-                if let Some(stable) = &mut s.stable {
-                    stable.replicas = to.stable;
-                }
-                s.candidate.replicas = to.candidate;
-                self.record();
-            }
-            Action::SwitchTraffic(to) => {
-                assert!(s.traffic != *to, "{}", noop("switching traffic to where it goes"));
-                s.traffic = *to;
-                s.weight = None;
-                self.record();
-            }
-            Action::SetWeight(percent) => {
-                assert!(s.weight != Some(*percent), "{}", noop("setting the weight it has"));
-                s.traffic = Traffic::Both;
-                s.weight = Some(*percent);
-                self.record();
-            }
-            Action::WaitReady => {
-                assert!(!all_ready(s), "{}", noop("wait-ready with every pod ready"));
-                // A healthy rollout is asked again once all is ready. With a faulty
-                // candidate the host asks every tick, as its observation changes, so
-                // the strategy can give up on its limits while waiting.
-                loop {
-                    self.tick(TICK_MS);
-                    if all_ready(&self.state) || self.fault != Fault::Healthy {
-                        break;
-                    }
-                }
-            }
-            Action::Pause(ms) => {
-                assert!(*ms > 0, "{}", noop("a pause of 0 ms"));
-                self.advance(*ms);
-            }
-            Action::AwaitPromotion => {
-                assert!(!s.promoted, "{}", noop("awaiting a promotion already given"));
-                if !self.promote {
-                    return Some(End::AwaitingPromotion);
-                }
-                // Someone looks at it for a few seconds, then promotes.
-                self.advance(5 * TICK_MS);
-                self.state.promoted = true;
-            }
-            Action::Done => return Some(End::Done),
-            Action::Abort(reason) => return Some(End::Aborted(reason.clone())),
-        }
-        None
-    }
-
-    /// Lets `ms` pass, a tick at a time, so pods keep moving meanwhile.
-    fn advance(&mut self, ms: u64) {
-        let mut left = ms;
-        while left > 0 {
-            let dt = left.min(TICK_MS);
-            self.tick(dt);
-            left -= dt;
-        }
-    }
-
-    /// Time passes: each workload moves one pod towards its replica count (one starts
-    /// or one stops), except the candidate's, which the script may keep unready.
-    fn tick(&mut self, ms: u64) {
-        let s = &mut self.state;
-        s.time_in_step_ms += ms;
-        let faulty = self.fault != Fault::Healthy;
-        for (w, stuck) in s.stable.iter_mut().map(|w| (w, false)).chain([(&mut s.candidate, faulty)]) {
-            if w.ready > w.replicas {
-                w.ready -= 1;
-            } else if w.ready < w.replicas && !stuck {
-                w.ready += 1;
-            }
-            // Pods still to start have been unready since the workload last settled.
-            w.unready_ms = if w.ready < w.replicas { w.unready_ms + ms } else { 0 };
-        }
-        if self.fault == Fault::CrashLoop && s.candidate.replicas > 0 {
-            s.candidate.restarts += 1;
-        }
-        self.record();
-    }
-
-    fn record(&mut self) {
-        self.history.push(self.state.clone());
-    }
-
-    fn kinds(&self) -> Vec<&'static str> {
-        self.steps.iter().map(|s| s.action.name()).collect()
-    }
-
-    /// The (stable, candidate) counts of every `scale` answered.
-    fn scales(&self) -> Vec<(u32, u32)> {
-        let scale = |s: &Step| match &s.action {
-            Action::Scale(to) => Some((to.stable, to.candidate)),
-            _ => None,
-        };
-        self.steps.iter().filter_map(scale).collect()
-    }
-
-    /// (replicas, ready) of the stable workload and of the candidate now.
-    fn counts(&self) -> ((u32, u32), (u32, u32)) {
-        let pair = |w: &Workload| (w.replicas, w.ready);
-        (self.state.stable.as_ref().map_or((0, 0), pair), pair(&self.state.candidate))
-    }
-}
-
-/// Whether every workload's ready pods match its replicas (wit: `wait-ready`).
-fn all_ready(s: &RolloutState) -> bool {
-    s.stable.iter().chain([&s.candidate]).all(|w| w.ready == w.replicas)
+/// The plugin as the simulated host asks it; a failing call fails the test.
+fn asking(plugin: &Plugin) -> impl Fn(&RolloutState) -> Result<Step, String> + '_ {
+    move |state| Ok(plugin.next_step(state).unwrap_or_else(|e| panic!("{}: {e}\nstate: {state:?}", plugin.name)))
 }
 
 /// Pods the Service reaches: the ready ones of the workloads traffic goes to, without
@@ -280,8 +80,8 @@ fn repeat(kind: &'static str, n: usize) -> Vec<&'static str> {
 
 #[test]
 fn recreate_stops_the_old_release_before_starting_the_new_one() {
-    let mut sim = Sim::new(3, Some(3));
-    assert_eq!(sim.run(&builtin("recreate")), End::Done);
+    let mut sim = sim(3, Some(3));
+    assert_eq!(sim.run(&asking(&builtin("recreate"))), End::Done);
     assert_eq!(sim.kinds(), ["scale", "wait-ready", "scale", "wait-ready", "done"]);
     assert_eq!(sim.scales(), [(0, 0), (0, 3)]);
     // Two releases never run side by side: no candidate pod while a stable one is left.
@@ -302,9 +102,9 @@ fn a_recreate_whose_candidate_never_comes_up_is_aborted() {
         // Asked every tick, it gives up on the first observation past its limit.
         (Fault::NeverReady, "max-unready-seconds = 30", "unready for 31s, more than the 30s allowed", 31),
     ] {
-        let mut sim = Sim::new(3, Some(3));
-        sim.fault = fault;
-        let End::Aborted(reason) = sim.run(&builtin_with("recreate", settings)) else {
+        let mut sim = sim(3, Some(3));
+        sim.cluster.fault = Some(fault);
+        let End::Aborted(reason) = sim.run(&asking(&builtin_with("recreate", settings))) else {
             panic!("{fault:?}: not aborted: {:?}", sim.kinds());
         };
         assert!(reason.contains(says), "{fault:?}: {reason}");
@@ -324,8 +124,8 @@ fn a_recreate_whose_candidate_never_comes_up_is_aborted() {
 
 #[test]
 fn rolling_replaces_one_pod_at_a_time_without_losing_capacity() {
-    let mut sim = Sim::new(3, Some(3));
-    assert_eq!(sim.run(&builtin("rolling")), End::Done);
+    let mut sim = sim(3, Some(3));
+    assert_eq!(sim.run(&asking(&builtin("rolling"))), End::Done);
     let rounds = repeat("scale", 6).into_iter().flat_map(|s| [s, "wait-ready"]);
     let expected: Vec<_> = ["switch-traffic"].into_iter().chain(rounds).chain(["done"]).collect();
     assert_eq!(sim.kinds(), expected);
@@ -343,8 +143,8 @@ fn rolling_replaces_one_pod_at_a_time_without_losing_capacity() {
 
 #[test]
 fn canary_walks_its_default_plan_and_waits_for_a_promotion() {
-    let mut sim = Sim::new(4, Some(4));
-    assert_eq!(sim.run(&builtin("canary")), End::Done);
+    let mut sim = sim(4, Some(4));
+    assert_eq!(sim.run(&asking(&builtin("canary"))), End::Done);
     // Each weight: start candidate pods beside the stable ones, wait, then stop as many
     // stable pods as the weight asks, wait.
     let weight = ["scale", "wait-ready", "scale", "wait-ready"];
@@ -372,11 +172,10 @@ fn canary_walks_its_default_plan_and_waits_for_a_promotion() {
 
 #[test]
 fn on_exact_weights_the_canary_sets_shares_of_requests_and_keeps_the_stable_whole() {
-    let mut sim = Sim::new(4, Some(4));
-    sim.state.exact_weights = true;
+    let mut sim = weighted(4, Some(4));
     let canary = builtin("canary");
     assert_eq!(canary.contract, Contract::V0_2);
-    assert_eq!(sim.run(&canary), End::Done);
+    assert_eq!(sim.run(&asking(&canary)), End::Done);
     let weight = ["scale", "wait-ready", "set-weight"];
     assert_eq!(sim.kinds(), [&weight[..], &["pause"], &weight, &["await-promotion"], &weight, &["done"]].concat());
     let weights: Vec<u8> = sim.steps.iter().filter_map(|s| match s.action { Action::SetWeight(w) => Some(w), _ => None }).collect();
@@ -393,9 +192,9 @@ fn a_canary_waiting_for_promotion_can_be_aborted_by_the_host() {
     // A user's abort is the host's business: it stops asking the strategy and restores
     // the stable release. So what matters is the state the strategy left at the point
     // where it waits for people: the stable release still serving beside the canary.
-    let mut sim = Sim::new(4, Some(4));
-    sim.promote = false;
-    assert_eq!(sim.run(&builtin("canary")), End::AwaitingPromotion);
+    let mut sim = sim(4, Some(4));
+    sim.promote_after_ms = None;
+    assert_eq!(sim.run(&asking(&builtin("canary"))), End::AwaitingPromotion);
     let stable = sim.state.stable.unwrap();
     assert!(stable.ready >= 1 && stable.replicas >= 1, "{:?}", sim.state);
     assert_eq!(sim.state.traffic, Traffic::Both);
@@ -404,9 +203,9 @@ fn a_canary_waiting_for_promotion_can_be_aborted_by_the_host() {
 
 #[test]
 fn a_canary_that_never_gets_ready_is_aborted_in_time() {
-    let mut sim = Sim::new(4, Some(4));
-    sim.fault = Fault::NeverReady;
-    let End::Aborted(reason) = sim.run(&builtin_with("canary", "max-unready-seconds = 30")) else {
+    let mut sim = sim(4, Some(4));
+    sim.cluster.fault = Some(Fault::NeverReady);
+    let End::Aborted(reason) = sim.run(&asking(&builtin_with("canary", "max-unready-seconds = 30"))) else {
         panic!("not aborted: {:?}", sim.kinds());
     };
     assert!(reason.contains("unready"), "{reason}");
@@ -421,6 +220,9 @@ fn a_canary_that_never_gets_ready_is_aborted_in_time() {
     // Nothing was taken from the stable release: it still serves whole.
     assert_eq!(sim.counts().0, (4, 4), "{:?}", sim.state);
     assert!(serving(&sim.state) >= 4, "the stable release still serves: {:?}", sim.state);
+    // Then the host, as against Kubernetes, restored it: all traffic, the candidate gone.
+    assert_eq!(sim.cluster.releases.keys().copied().collect::<Vec<_>>(), [STABLE]);
+    assert_eq!((sim.cluster.traffic, sim.rollout.progress.scale.candidate), (Some(Traffic::Stable), 0));
 }
 
 #[test]
@@ -432,9 +234,9 @@ fn a_candidate_that_keeps_restarting_is_aborted() {
         // The old release stops first, a pod a tick, before the candidate starts.
         ("recreate", &["scale", "wait-ready", "wait-ready", "wait-ready", "wait-ready", "scale"]),
     ] {
-        let mut sim = Sim::new(4, Some(4));
-        sim.fault = Fault::CrashLoop;
-        let End::Aborted(reason) = sim.run(&builtin(name)) else {
+        let mut sim = sim(4, Some(4));
+        sim.cluster.fault = Some(Fault::CrashLoop);
+        let End::Aborted(reason) = sim.run(&asking(&builtin(name))) else {
             panic!("{name} not aborted: {:?}", sim.kinds());
         };
         assert!(reason.contains("restarted"), "{name}: {reason}");
@@ -447,8 +249,8 @@ fn a_candidate_that_keeps_restarting_is_aborted() {
 
 #[test]
 fn blue_green_switches_only_after_a_promotion() {
-    let mut sim = Sim::new(2, Some(2));
-    assert_eq!(sim.run(&builtin("bluegreen")), End::Done);
+    let mut sim = sim(2, Some(2));
+    assert_eq!(sim.run(&asking(&builtin("bluegreen"))), End::Done);
     assert_eq!(
         sim.kinds(),
         ["scale", "wait-ready", "await-promotion", "switch-traffic", "scale", "wait-ready", "done"]
@@ -466,8 +268,8 @@ fn blue_green_switches_only_after_a_promotion() {
 #[test]
 fn first_deploys_start_everything_and_finish() {
     for name in ["recreate", "rolling", "canary", "bluegreen"] {
-        let mut sim = Sim::new(3, None);
-        assert_eq!(sim.run(&builtin(name)), End::Done, "{name}");
+        let mut sim = sim(3, None);
+        assert_eq!(sim.run(&asking(&builtin(name))), End::Done, "{name}");
         assert_eq!(sim.kinds(), ["scale", "wait-ready", "done"], "{name}");
         assert_eq!(sim.state.candidate.replicas, 3, "{name}");
         assert_eq!(sim.state.candidate.ready, 3, "{name}");
@@ -478,14 +280,14 @@ fn first_deploys_start_everything_and_finish() {
 #[test]
 fn a_host_restart_mid_pause_resumes_at_the_same_step() {
     let canary = builtin("canary");
-    let mut whole = Sim::new(4, Some(4));
-    assert_eq!(whole.run(&canary), End::Done);
+    let mut whole = sim(4, Some(4));
+    assert_eq!(whole.run(&asking(&canary)), End::Done);
 
     // Up to the 60 s pause with plugins of their own, then the host goes down 20 s in.
     let plugins = Plugins::load(&support::plugin_runtime(), &Config::default()).unwrap();
-    let mut before = Sim::new(4, Some(4));
+    let mut before = sim(4, Some(4));
     let is_pause = |s: &Step| matches!(s.action, Action::Pause(_));
-    assert_eq!(before.run_until(plugins.strategy("canary").unwrap(), is_pause), End::Stopped);
+    assert_eq!(before.run_until(&asking(plugins.strategy("canary").unwrap()), is_pause), End::Stopped);
     before.advance(20_000);
     drop(plugins);
 
@@ -494,8 +296,8 @@ fn a_host_restart_mid_pause_resumes_at_the_same_step() {
     // in the step, which kept running).
     let runtime = Runtime::new(None).unwrap();
     let plugins = Plugins::load(&runtime, &Config::default()).unwrap();
-    let mut after = Sim::resume(before.state.clone());
-    assert_eq!(after.run(plugins.strategy("canary").unwrap()), End::Done);
+    let mut after = before.resume();
+    assert_eq!(after.run(&asking(plugins.strategy("canary").unwrap())), End::Done);
 
     let first = &after.steps[0];
     assert!(matches!(first.action, Action::Pause(40_000)), "{first:?}");
@@ -513,23 +315,23 @@ fn a_host_restart_mid_pause_resumes_at_the_same_step() {
 #[test]
 fn a_host_restart_between_a_weights_two_phases_resumes_there() {
     let canary = builtin("canary");
-    let mut whole = Sim::new(4, Some(4));
-    assert_eq!(whole.run(&canary), End::Done);
+    let mut whole = sim(4, Some(4));
+    assert_eq!(whole.run(&asking(&canary)), End::Done);
 
     // At 50% the candidate has grown to 2 pods beside the 3 stable ones; the answer
     // to shrink the stable release is persisted, then the host goes down before
     // performing it.
     let plugins = Plugins::load(&support::plugin_runtime(), &Config::default()).unwrap();
-    let mut before = Sim::new(4, Some(4));
+    let mut before = sim(4, Some(4));
     let shrink = |s: &Step| matches!(&s.action, Action::Scale(to) if (to.stable, to.candidate) == (2, 2));
-    assert_eq!(before.run_until(plugins.strategy("canary").unwrap(), shrink), End::Stopped);
+    assert_eq!(before.run_until(&asking(plugins.strategy("canary").unwrap()), shrink), End::Stopped);
     assert_eq!(before.counts(), ((3, 3), (2, 2)));
     drop(plugins);
 
     let runtime = Runtime::new(None).unwrap();
     let plugins = Plugins::load(&runtime, &Config::default()).unwrap();
-    let mut after = Sim::resume(before.state.clone());
-    assert_eq!(after.run(plugins.strategy("canary").unwrap()), End::Done);
+    let mut after = before.resume();
+    assert_eq!(after.run(&asking(plugins.strategy("canary").unwrap())), End::Done);
 
     // The same answer again, in the same step, and from there what the whole run did
     // (actions, step indices, descriptions, memory).
@@ -566,9 +368,8 @@ fn the_python_example_strategy_rolls_out_in_equal_steps() {
     // Built against contract 0.1.0 and called through the host's adapter: it never sees
     // the weight fields, even where the host could split by weight.
     assert_eq!(plugin.contract, Contract::V0_1);
-    let mut sim = Sim::new(4, Some(4));
-    sim.state.exact_weights = true;
-    assert_eq!(sim.run(&plugin), End::Done);
+    let mut sim = weighted(4, Some(4));
+    assert_eq!(sim.run(&asking(&plugin)), End::Done);
     // Each step starts new pods, waits, stops old ones, waits.
     let step = ["scale", "wait-ready", "scale", "wait-ready"];
     assert_eq!(sim.kinds(), [&["switch-traffic"][..], &step, &["pause"], &step, &["done"]].concat());

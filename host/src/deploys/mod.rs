@@ -38,7 +38,7 @@ pub use error::DeployError;
 pub use record::{
     DeployEvent, DeployFailure, DeployRecord, DeployRequest, DeployStatus, Milestone, RollbackRequest, Scale, StrategyStep, WorkloadReplicas,
 };
-pub use rollout::{DESCRIPTION_MAX, MEMORY_MAX};
+pub use warship_rollout::{DESCRIPTION_MAX, MEMORY_MAX};
 pub use target::{Change, Observed, Target, Targets};
 
 pub struct Deploys {

@@ -127,7 +127,7 @@ mod tests {
         let kinds = run("", &mut cluster);
         assert_eq!(kinds, ["scale", "wait-ready", "await-promotion", "switch-traffic", "scale", "wait-ready", "done"]);
         assert_eq!(cluster.scales(), [(2, 3), (0, 3)]);
-        assert_eq!(cluster.state.traffic, Traffic::Candidate);
+        assert_eq!(cluster.state().traffic, Traffic::Candidate);
         let indices: Vec<u32> = cluster.answers.iter().map(|s| s.step_index).collect();
         assert_eq!(indices, [0, 0, 1, 2, 3, 3, 4]);
     }
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn traffic_already_on_the_candidate_is_not_switched_again() {
         let mut cluster = Cluster::new(2, Some(2));
-        cluster.state.traffic = Traffic::Candidate;
+        cluster.set_traffic(Traffic::Candidate);
         let kinds = run(r#"{"auto-promote": true}"#, &mut cluster);
         assert_eq!(kinds, ["scale", "wait-ready", "scale", "wait-ready", "done"]);
     }
@@ -151,10 +151,10 @@ mod tests {
     fn a_first_deploy_starts_then_finishes() {
         // The Service already points at the candidate on a first deploy (wit: `traffic`).
         let mut cluster = Cluster::new(2, None);
-        assert_eq!(cluster.state.traffic, Traffic::Candidate);
+        assert_eq!(cluster.state().traffic, Traffic::Candidate);
         assert_eq!(run("", &mut cluster), ["scale", "wait-ready", "done"]);
         assert_eq!(cluster.scales(), [(0, 2)]);
-        assert_eq!(cluster.state.traffic, Traffic::Candidate);
+        assert_eq!(cluster.state().traffic, Traffic::Candidate);
         let indices: Vec<u32> = cluster.answers.iter().map(|s| s.step_index).collect();
         assert_eq!(indices, [0, 0, 4]);
     }
@@ -163,9 +163,9 @@ mod tests {
     fn a_restarting_candidate_aborts_before_the_switch() {
         let mut cluster = Cluster::new(2, Some(2));
         cluster.call(|s| next("", s));
-        cluster.state.candidate.restarts = 7;
+        cluster.candidate_pods().restarts = 7;
         assert_eq!(run("", &mut cluster), ["scale", "abort"]);
-        assert_eq!(cluster.state.traffic, Traffic::Stable);
+        assert_eq!(cluster.state().traffic, Traffic::Stable);
     }
 
     #[test]

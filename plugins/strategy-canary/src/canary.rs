@@ -338,15 +338,15 @@ mod tests {
                 "canary at 10%: 1 of 1 candidate pods ready, 1 stable pod stopping",
             ]
         );
-        assert_eq!(cluster.state.traffic, Traffic::Both);
-        assert_eq!(cluster.state.candidate, strategy_common::sim::healthy(4));
+        assert_eq!(cluster.state().traffic, Traffic::Both);
+        assert_eq!(cluster.state().candidate, strategy_common::sim::healthy(4));
     }
 
     #[test]
     fn each_weight_step_grows_the_candidate_before_shrinking_the_stable() {
         use strategy_common::types::Workload;
         let at = |stable: (u32, u32), candidate: (u32, u32)| {
-            let mut state = Cluster::new(4, Some(4)).state;
+            let mut state = Cluster::new(4, Some(4)).state();
             state.traffic = Traffic::Both;
             state.stable = Some(Workload { replicas: stable.0, ready: stable.1, restarts: 0, unready_ms: 0 });
             state.candidate = Workload { replicas: candidate.0, ready: candidate.1, restarts: 0, unready_ms: 0 };
@@ -374,15 +374,8 @@ mod tests {
             }
             // The answer is persisted (its step index and memory), then the host goes
             // down before performing it.
-            let step = next("", &before.state).unwrap();
-            let mut state = before.state.clone();
-            if step.step_index != state.step_index {
-                state.time_in_step_ms = 0;
-                state.promoted = false;
-            }
-            state.step_index = step.step_index;
-            state.memory = step.memory;
-            let mut after = Cluster { state, answers: Vec::new() };
+            before.call_then_crash(|s| next("", s));
+            let mut after = before.resume();
             run("", &mut after);
             assert_eq!(after.answers, whole.answers[stop..], "stopped before answer {stop}");
         }
@@ -418,7 +411,7 @@ mod tests {
 
     #[test]
     fn a_pause_counts_the_time_already_spent() {
-        let mut state = Cluster::new(4, Some(4)).state;
+        let mut state = Cluster::new(4, Some(4)).state();
         state.stable = Some(strategy_common::sim::healthy(3));
         state.candidate = strategy_common::sim::healthy(1);
         // Past step 0 the traffic already goes to both.
@@ -439,18 +432,18 @@ mod tests {
         cluster.call(|s| next("", s)); // switch traffic to both
         cluster.call(|s| next("", s)); // start the 10% candidate pod
         cluster.call(|s| next("", s)); // wait-ready
-        cluster.state.candidate.restarts = 4;
+        cluster.candidate_pods().restarts = 4;
         let kinds = run("", &mut cluster);
         assert_eq!(kinds, ["switch-traffic", "scale", "wait-ready", "abort"]);
         let last = cluster.answers.last().unwrap();
         assert_eq!(last.action, Action::Abort("candidate pods restarted 4 times, more than the 3 allowed".into()));
         assert_eq!(last.step_index, 0);
         // The stable release is still whole: nothing was taken from it yet.
-        assert_eq!(cluster.state.stable, Some(strategy_common::sim::healthy(4)));
+        assert_eq!(cluster.state().stable, Some(strategy_common::sim::healthy(4)));
         // Its own limit, when set.
-        cluster.state.candidate.restarts = 4;
+        assert_eq!(cluster.state().candidate.restarts, 4);
         assert_eq!(
-            next(r#"{"max-restarts": 4}"#, &cluster.state).unwrap().action,
+            next(r#"{"max-restarts": 4}"#, &cluster.state()).unwrap().action,
             Action::Scale(ScaleTo { stable: 3, candidate: 1 })
         );
     }
@@ -463,15 +456,15 @@ mod tests {
         }
         let step = cluster.call(|s| next("", s));
         assert_eq!((step.action, step.step_index), (Action::Scale(ScaleTo { stable: 2, candidate: 4 }), 4));
-        cluster.state.candidate.restarts = 4;
+        cluster.candidate_pods().restarts = 4;
         let step = cluster.call(|s| next("", s));
         assert!(matches!(step.action, Action::Abort(_)), "{step:?}");
-        assert_eq!(cluster.state.stable, Some(strategy_common::sim::healthy(2)));
+        assert_eq!(cluster.state().stable, Some(strategy_common::sim::healthy(2)));
     }
 
     #[test]
     fn a_rollout_over_a_stable_release_first_splits_traffic() {
-        let mut state = Cluster::new(4, Some(4)).state;
+        let mut state = Cluster::new(4, Some(4)).state();
         assert_eq!(state.traffic, Traffic::Stable);
         let step = next("", &state).unwrap();
         assert_eq!((step.action, step.step_index), (Action::SwitchTraffic(Traffic::Both), 0));
@@ -494,8 +487,8 @@ mod tests {
             cluster.answers[2].description,
             "canary at 10%: sending 10% of requests to 1 candidate pod and 90% to 4 stable pods"
         );
-        assert_eq!((cluster.state.traffic, cluster.state.weight), (Traffic::Both, Some(100)));
-        assert_eq!(cluster.state.stable, Some(strategy_common::sim::healthy(4)));
+        assert_eq!((cluster.state().traffic, cluster.state().weight), (Traffic::Both, Some(100)));
+        assert_eq!(cluster.state().stable, Some(strategy_common::sim::healthy(4)));
     }
 
     #[test]
@@ -509,7 +502,7 @@ mod tests {
             for _ in 0..stop {
                 before.call(|s| next(settings, s));
             }
-            let mut after = Cluster { state: before.state.clone(), answers: Vec::new() };
+            let mut after = before.resume();
             run(settings, &mut after);
             assert_eq!(after.answers, whole.answers[stop..], "stopped before answer {stop}");
         }
@@ -519,7 +512,7 @@ mod tests {
     fn on_exact_weights_a_failing_candidate_aborts_before_it_gets_requests() {
         let mut cluster = Cluster::weighted(2, Some(2));
         cluster.call(|s| next("", s)); // start the 10% candidate pod
-        cluster.state.candidate.restarts = 4;
+        cluster.candidate_pods().restarts = 4;
         let kinds = run("", &mut cluster);
         assert_eq!(kinds, ["scale", "abort"]);
         assert_eq!(cluster.weights(), Vec::<u8>::new());

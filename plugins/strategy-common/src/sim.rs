@@ -1,21 +1,19 @@
-//! A tiny cluster for the strategies' tests. It plays the host: performs each answer,
-//! keeps the step bookkeeping the contract promises, and fails the test on an answer
-//! that would do nothing (the contract asks for an action to perform now).
-//!
-//! Pods take time: after a `scale` the ready counts are still the old ones, and during
-//! a `wait-ready` each workload starts or stops one pod per tick until it has caught up
-//! with its replicas, when the answer returns, as the host's would.
+//! The strategies' tests run on the host's own half of the contract: `warship-rollout`'s
+//! simulated cluster checks and carries out each answer exactly as the host does against
+//! Kubernetes (the same step bookkeeping, the same refusals), in simulated time where
+//! every workload starts or stops one pod a second. This module only maps the WIT types
+//! the plugins speak to the shared crate's and back, and keeps the answers as given.
 
-use crate::types::{Action, RolloutState, Step, Traffic, Workload};
+use std::cell::RefCell;
 
-/// One simulated second: each workload starts or stops one pod per tick.
-const TICK_MS: u64 = 1_000;
-/// A rollout that needs more calls than this is stuck.
-const MAX_CALLS: usize = 500;
+use warship_rollout::sim::{End, Pods, Sim};
+use warship_rollout::types as host;
+
+use crate::types::{Action, RolloutState, ScaleTo, Step, Traffic, Workload};
 
 pub struct Cluster {
-    pub state: RolloutState,
-    /// Every answer so far, in order.
+    sim: Sim,
+    /// Every answer so far, in order, as the strategy gave it.
     pub answers: Vec<Step>,
 }
 
@@ -26,145 +24,133 @@ pub fn healthy(replicas: u32) -> Workload {
 
 impl Cluster {
     /// A rollout to `desired` replicas, replacing a stable release of `stable` ready pods
-    /// (`None`: a first deploy). The Service is where it was: on the stable release, or
+    /// (`None`: a first deploy). The traffic is where it was: on the stable release, or
     /// on a first deploy on the candidate (wit: `traffic`).
     pub fn new(desired: u32, stable: Option<u32>) -> Self {
-        let state = RolloutState {
-            desired_replicas: desired,
-            stable: stable.map(healthy),
-            candidate: healthy(0),
-            traffic: if stable.is_some() { Traffic::Stable } else { Traffic::Candidate },
-            weight: None,
-            exact_weights: false,
-            step_index: 0,
-            time_in_step_ms: 0,
-            promoted: false,
-            memory: String::new(),
-        };
-        Self { state, answers: Vec::new() }
+        Self { sim: Sim::new(desired, stable), answers: Vec::new() }
     }
 
     /// The same, on a host that splits requests by exact weights (an env with a route).
     pub fn weighted(desired: u32, stable: Option<u32>) -> Self {
-        let mut cluster = Self::new(desired, stable);
-        cluster.state.exact_weights = true;
-        cluster
+        Self { sim: Sim::weighted(desired, stable), answers: Vec::new() }
     }
 
-    /// The weights of every `set-weight` answered so far.
-    pub fn weights(&self) -> Vec<u8> {
-        self.answers
-            .iter()
-            .filter_map(|s| match s.action {
-                Action::SetWeight(w) => Some(w),
-                _ => None,
-            })
-            .collect()
+    /// A new host taking over: what the host persisted and observes, no answers yet.
+    pub fn resume(&self) -> Self {
+        Self { sim: self.sim.resume(), answers: Vec::new() }
     }
 
-    /// Asks the strategy once and performs its answer.
+    /// What the strategy was last told, or, after it acted, the state its action left.
+    pub fn state(&self) -> RolloutState {
+        to_wit(&self.sim.state)
+    }
+
+    /// The candidate's pods, for a test to break.
+    pub fn candidate_pods(&mut self) -> &mut Pods {
+        self.sim.candidate_pods()
+    }
+
+    /// The stable release's pods, for a test to change.
+    pub fn stable_pods(&mut self) -> &mut Pods {
+        self.sim.stable_pods().expect("a stable release")
+    }
+
+    /// Traffic already goes to `traffic` (as left by an earlier rollout).
+    pub fn set_traffic(&mut self, traffic: Traffic) {
+        self.sim.rollout.progress.traffic = from_wit_traffic(traffic);
+        self.sim.observe();
+    }
+
+    /// Asks the strategy once and has the host carry its answer out.
     pub fn call(&mut self, next: impl Fn(&RolloutState) -> Result<Step, String>) -> Step {
-        let step = next(&self.state).unwrap_or_else(|e| panic!("next failed: {e}"));
-        self.apply(&step);
+        self.ask(next, false)
+    }
+
+    /// Asks once; the answer is persisted, then the host goes down before carrying it out.
+    pub fn call_then_crash(&mut self, next: impl Fn(&RolloutState) -> Result<Step, String>) -> Step {
+        self.ask(next, true)
+    }
+
+    fn ask(&mut self, next: impl Fn(&RolloutState) -> Result<Step, String>, crash: bool) -> Step {
+        let answered = RefCell::new(None);
+        let strategy = |state: &host::RolloutState| {
+            let step = next(&to_wit(state)).unwrap_or_else(|e| panic!("next failed: {e}"));
+            *answered.borrow_mut() = Some(step.clone());
+            Ok(from_wit(step))
+        };
+        match crash {
+            true => assert_eq!(self.sim.run_until(&strategy, |_| true), End::Stopped),
+            false => {
+                if let Some(End::Failed(why)) = self.sim.call(&strategy) {
+                    panic!("the host refused the answer: {why}");
+                }
+            }
+        }
+        let step = answered.into_inner().expect("the strategy was asked");
         self.answers.push(step.clone());
         step
     }
 
     /// Calls until the rollout is done or aborted; the kinds of the actions, in order.
     pub fn run(&mut self, next: impl Fn(&RolloutState) -> Result<Step, String>) -> Vec<&'static str> {
-        for _ in 0..MAX_CALLS {
-            if matches!(self.call(&next).action, Action::Done | Action::Abort(_)) {
-                return self.kinds();
-            }
-        }
-        panic!("no end after {MAX_CALLS} calls: {:?}", self.kinds());
+        while !matches!(self.call(&next).action, Action::Done | Action::Abort(_)) {}
+        self.kinds()
     }
 
     pub fn kinds(&self) -> Vec<&'static str> {
-        self.answers.iter().map(|s| kind(&s.action)).collect()
+        self.sim.kinds()
     }
 
     /// The (stable, candidate) counts of every `scale` answered so far.
     pub fn scales(&self) -> Vec<(u32, u32)> {
-        self.answers
-            .iter()
-            .filter_map(|s| match s.action {
-                Action::Scale(to) => Some((to.stable, to.candidate)),
-                _ => None,
-            })
-            .collect()
+        self.sim.scales()
     }
 
-    fn apply(&mut self, step: &Step) {
-        let s = &mut self.state;
-        if step.step_index != s.step_index {
-            s.time_in_step_ms = 0;
-            s.promoted = false;
-        }
-        s.step_index = step.step_index;
-        s.memory = step.memory.clone();
-        match &step.action {
-            Action::Scale(to) => {
-                let unchanged =
-                    s.candidate.replicas == to.candidate && s.stable.is_none_or(|w| w.replicas == to.stable);
-                assert!(!unchanged, "scale to the current counts does nothing: {step:?}");
-                if let Some(stable) = &mut s.stable {
-                    stable.replicas = to.stable;
-                }
-                s.candidate.replicas = to.candidate;
-            }
-            Action::WaitReady => {
-                assert!(!crate::all_ready(s), "wait-ready with every pod ready does nothing: {step:?}");
-                while !crate::all_ready(s) {
-                    tick(s);
-                }
-            }
-            Action::SwitchTraffic(to) => {
-                assert!(s.traffic != *to, "switching traffic to where it goes does nothing: {step:?}");
-                s.traffic = *to;
-                s.weight = None;
-            }
-            Action::SetWeight(w) => {
-                assert!(*w <= 100, "a weight above 100%: {step:?}");
-                assert!(s.weight != Some(*w), "setting the weight it has does nothing: {step:?}");
-                s.traffic = Traffic::Both;
-                s.weight = Some(*w);
-            }
-            Action::Pause(ms) => {
-                assert!(*ms > 0, "a pause of 0 ms does nothing: {step:?}");
-                s.time_in_step_ms += ms;
-            }
-            Action::AwaitPromotion => {
-                assert!(!s.promoted, "awaiting a promotion already given: {step:?}");
-                s.promoted = true;
-            }
-            Action::Done | Action::Abort(_) => {}
-        }
+    /// The weights of every `set-weight` answered so far.
+    pub fn weights(&self) -> Vec<u8> {
+        self.sim.weights()
     }
 }
 
-/// A second passes: each workload starts or stops one pod towards its replicas.
-fn tick(s: &mut RolloutState) {
-    s.time_in_step_ms += TICK_MS;
-    for w in s.stable.iter_mut().chain([&mut s.candidate]) {
-        if w.ready > w.replicas {
-            w.ready -= 1;
-        } else if w.ready < w.replicas {
-            w.ready += 1;
-        }
-        w.unready_ms = if w.ready < w.replicas { w.unready_ms + TICK_MS } else { 0 };
+fn to_wit(s: &host::RolloutState) -> RolloutState {
+    let workload = |w: &host::Workload| Workload { replicas: w.replicas, ready: w.ready, restarts: w.restarts, unready_ms: w.unready_ms };
+    RolloutState {
+        desired_replicas: s.desired_replicas,
+        stable: s.stable.as_ref().map(workload),
+        candidate: workload(&s.candidate),
+        traffic: match s.traffic {
+            host::Traffic::Stable => Traffic::Stable,
+            host::Traffic::Candidate => Traffic::Candidate,
+            host::Traffic::Both => Traffic::Both,
+        },
+        weight: s.weight,
+        exact_weights: s.exact_weights,
+        step_index: s.step_index,
+        time_in_step_ms: s.time_in_step_ms,
+        promoted: s.promoted,
+        memory: s.memory.clone(),
     }
 }
 
-pub fn kind(action: &Action) -> &'static str {
-    match action {
-        Action::Scale(_) => "scale",
-        Action::SwitchTraffic(_) => "switch-traffic",
-        Action::SetWeight(_) => "set-weight",
-        Action::WaitReady => "wait-ready",
-        Action::Pause(_) => "pause",
-        Action::AwaitPromotion => "await-promotion",
-        Action::Done => "done",
-        Action::Abort(_) => "abort",
+fn from_wit_traffic(t: Traffic) -> host::Traffic {
+    match t {
+        Traffic::Stable => host::Traffic::Stable,
+        Traffic::Candidate => host::Traffic::Candidate,
+        Traffic::Both => host::Traffic::Both,
     }
+}
+
+fn from_wit(step: Step) -> host::Step {
+    let scale = |to: ScaleTo| host::ScaleTo { stable: to.stable, candidate: to.candidate };
+    let action = match step.action {
+        Action::Scale(to) => host::Action::Scale(scale(to)),
+        Action::SwitchTraffic(t) => host::Action::SwitchTraffic(from_wit_traffic(t)),
+        Action::SetWeight(w) => host::Action::SetWeight(w),
+        Action::WaitReady => host::Action::WaitReady,
+        Action::Pause(ms) => host::Action::Pause(ms),
+        Action::AwaitPromotion => host::Action::AwaitPromotion,
+        Action::Done => host::Action::Done,
+        Action::Abort(reason) => host::Action::Abort(reason),
+    };
+    host::Step { action, step_index: step.step_index, description: step.description, memory: step.memory }
 }

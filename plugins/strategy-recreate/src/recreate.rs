@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn waits_for_terminating_pods_even_when_scaled_to_zero() {
         let mut cluster = Cluster::new(1, Some(0));
-        cluster.state.stable.as_mut().unwrap().ready = 2;
+        cluster.stable_pods().ready = 2;
         assert_eq!(run(&mut cluster), ["wait-ready", "scale", "wait-ready", "done"]);
     }
 
@@ -132,20 +132,20 @@ mod tests {
         cluster.call(|s| next("", s)); // stop the old release
         cluster.call(|s| next("", s)); // wait for it to stop
         assert_eq!(cluster.call(|s| next("", s)).action, Action::Scale(ScaleTo { stable: 0, candidate: 3 }));
-        cluster.state.candidate.restarts = 3;
+        cluster.candidate_pods().restarts = 3;
         assert_eq!(cluster.call(|s| next("", s)).action, Action::WaitReady);
-        cluster.state.candidate.restarts = 4;
+        cluster.candidate_pods().restarts = 4;
         let step = cluster.call(|s| next("", s));
         assert_eq!(step.action, Action::Abort("candidate pods restarted 4 times, more than the 3 allowed".into()));
         assert_eq!(step.step_index, 1);
         assert_eq!(cluster.kinds(), ["scale", "wait-ready", "scale", "wait-ready", "abort"]);
         // Its own limit, when set.
-        assert_eq!(next(r#"{"max-restarts": 4}"#, &cluster.state).unwrap().action, Action::Done);
+        assert_eq!(next(r#"{"max-restarts": 4}"#, &cluster.state()).unwrap().action, Action::Done);
     }
 
     #[test]
     fn a_candidate_that_never_gets_ready_aborts() {
-        let mut state = Cluster::new(2, None).state;
+        let mut state = Cluster::new(2, None).state();
         state.step_index = 1;
         state.candidate = Workload { replicas: 2, ready: 0, restarts: 0, unready_ms: 300_000 };
         assert_eq!(next("", &state).unwrap().action, Action::WaitReady);
@@ -162,7 +162,7 @@ mod tests {
     fn a_stopped_candidate_is_not_judged() {
         // Restarts left over from earlier pods mean nothing while the candidate has none.
         let mut cluster = Cluster::new(2, Some(2));
-        cluster.state.candidate.restarts = 50;
+        cluster.candidate_pods().restarts = 50;
         cluster.call(|s| next("", s));
         assert_eq!(cluster.scales(), [(0, 0)]);
     }
@@ -179,7 +179,7 @@ mod tests {
         ] {
             let err = check_config(settings).unwrap_err();
             assert!(err.contains(named), "{settings}: {err}");
-            assert_eq!(next(settings, &Cluster::new(1, None).state), Err(err));
+            assert_eq!(next(settings, &Cluster::new(1, None).state()), Err(err));
         }
     }
 

@@ -125,7 +125,7 @@ mod tests {
         assert_eq!(kinds, ["switch-traffic"].into_iter().chain(rounds).chain(["done"]).collect::<Vec<_>>());
         assert_eq!(cluster.answers[0].action, Action::SwitchTraffic(Traffic::Both));
         assert_eq!(cluster.answers[0].step_index, 0);
-        assert_eq!(cluster.state.traffic, Traffic::Both);
+        assert_eq!(cluster.state().traffic, Traffic::Both);
         assert_eq!(cluster.scales(), [(3, 1), (2, 1), (2, 2), (1, 2), (1, 3), (0, 3)]);
         assert_eq!(
             cluster.answers[2].description,
@@ -168,7 +168,7 @@ mod tests {
         let mut cluster = Cluster::new(3, Some(3));
         cluster.call(|s| next("", s)); // switch traffic to both
         cluster.call(|s| next("", s)); // start the first candidate pod
-        cluster.state.candidate.unready_ms = 301_000;
+        cluster.candidate_pods().unready_ms = 301_000;
         let step = cluster.call(|s| next("", s));
         assert_eq!(
             step.action,
@@ -187,7 +187,7 @@ mod tests {
         ] {
             let err = check_config(settings).unwrap_err();
             assert!(err.contains(named), "{settings}: {err}");
-            assert_eq!(next(settings, &Cluster::new(1, None).state), Err(err));
+            assert_eq!(next(settings, &Cluster::new(1, None).state()), Err(err));
         }
         assert_eq!(check_config("{}"), Ok(()));
     }

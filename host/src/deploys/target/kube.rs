@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{watch, Mutex};
 
-use super::{Change, Observed, Target, Targets};
+use super::{Change, Observed, Target, Targets, View};
 use crate::cluster::diagnosis::{self, Diagnosis};
 use crate::cluster::{Cluster, ClusterError, PodView};
 use crate::cluster::routes::Backends;
@@ -35,15 +35,7 @@ pub struct KubeTarget {
     changes: Mutex<watch::Receiver<u64>>,
 }
 
-#[async_trait]
-impl Target for KubeTarget {
-    async fn sync(&self, within: Duration) -> Result<(), ClusterError> {
-        tokio::time::timeout(within, self.cluster.caches().wait_synced()).await.map_err(|_| ClusterError::Unreachable {
-            what: "list the cluster's objects".into(),
-            message: format!("the watch caches did not sync within {}s; is the API server up?", within.as_secs()),
-        })
-    }
-
+impl View for KubeTarget {
     fn releases(&self) -> Vec<u32> {
         self.cluster.objects(&self.user, &self.env.name).deployments.iter().filter_map(|d| d.release).collect()
     }
@@ -68,6 +60,20 @@ impl Target for KubeTarget {
         }
     }
 
+    fn exact_weights(&self) -> bool {
+        self.cluster.routes_enabled()
+    }
+}
+
+#[async_trait]
+impl Target for KubeTarget {
+    async fn sync(&self, within: Duration) -> Result<(), ClusterError> {
+        tokio::time::timeout(within, self.cluster.caches().wait_synced()).await.map_err(|_| ClusterError::Unreachable {
+            what: "list the cluster's objects".into(),
+            message: format!("the watch caches did not sync within {}s; is the API server up?", within.as_secs()),
+        })
+    }
+
     async fn apply(&self, change: Change) -> Result<(), ClusterError> {
         let (user, env) = (&self.user, self.env.name.as_str());
         match change {
@@ -83,10 +89,6 @@ impl Target for KubeTarget {
             }
             Change::Remove { revision } => self.cluster.delete_release(user, env, revision).await,
         }
-    }
-
-    fn exact_weights(&self) -> bool {
-        self.cluster.routes_enabled()
     }
 
     async fn changed(&self, at_most: Duration) {

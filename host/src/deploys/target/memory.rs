@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{Change, Observed, Target, Targets};
+use super::{Change, Observed, Target, Targets, View};
 use crate::cluster::diagnosis::{Cause, Diagnosis};
 use crate::cluster::ClusterError;
 use crate::domain::{EnvSpec, ReleaseSpec, Traffic};
@@ -169,18 +169,24 @@ fn resize(pods: &mut Vec<Instant>, replicas: u32) {
     }
 }
 
-#[async_trait]
-impl Target for MemoryTarget {
-    async fn sync(&self, _within: Duration) -> Result<(), ClusterError> {
-        Ok(())
-    }
-
+impl View for MemoryTarget {
     fn releases(&self) -> Vec<u32> {
         self.with_env(|env| env.releases.keys().copied().collect())
     }
 
     fn observe(&self, revision: u32) -> Observed {
         self.with_env(|env| env.releases.get(&revision).map(|r| self.inner.observe(r)).unwrap_or_default())
+    }
+
+    fn exact_weights(&self) -> bool {
+        self.inner.exact_weights.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Target for MemoryTarget {
+    async fn sync(&self, _within: Duration) -> Result<(), ClusterError> {
+        Ok(())
     }
 
     async fn apply(&self, change: Change) -> Result<(), ClusterError> {
@@ -209,10 +215,6 @@ impl Target for MemoryTarget {
         });
         self.inner.changed.notify_waiters();
         Ok(())
-    }
-
-    fn exact_weights(&self) -> bool {
-        self.inner.exact_weights.load(Ordering::SeqCst)
     }
 
     async fn changed(&self, at_most: Duration) {

@@ -1,13 +1,13 @@
-//! A rollout as the host and a strategy see it: what is observed, and what the strategy
-//! answers. `plugins/` maps these to and from the WIT records at its edge; the rollout
-//! loop and its targets (Kubernetes, the in-memory one) speak only these.
-
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+//! A rollout as the host and a strategy see it: what is observed, what the strategy
+//! answers, and the changes the host makes to where releases run. The host's `plugins/`
+//! maps these to and from the WIT records at its edge (so does `strategy-common` on the
+//! guest side); the rollout loop and its targets speak only these.
 
 /// Which release the env's traffic goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum Traffic {
     Stable,
     Candidate,
@@ -15,8 +15,10 @@ pub enum Traffic {
 }
 
 /// How traffic going to both releases is split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum Split {
     /// By exact weights, on the env's route (`HTTPRoute` backend weights).
     Weights,
@@ -64,7 +66,10 @@ impl RolloutState {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Replicas of each workload: what a strategy asks for, and what the host asked of the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScaleTo {
     pub stable: u32,
     pub candidate: u32,
@@ -114,4 +119,32 @@ pub struct Step {
     pub step_index: u32,
     pub description: String,
     pub memory: String,
+}
+
+/// A release's workload, as the target observes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The release has a workload at all.
+    pub exists: bool,
+    /// Replicas the workload asks for.
+    pub desired: u32,
+    /// Its pods that are ready, not terminating ones' readiness included.
+    pub ready: u32,
+    pub restarts: u32,
+    /// How long its longest-unready live pod has been unready.
+    pub unready_ms: u64,
+}
+
+/// One change the host makes to where the env's releases run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The candidate's workload with this many replicas, created when absent.
+    Candidate { replicas: u32 },
+    /// An existing release's replica count (gone and asked for zero is fine).
+    Scale { revision: u32, replicas: u32 },
+    /// Where the env's traffic goes; with `weight`, the candidate's share of requests
+    /// when traffic goes to both (exact where the target can split by weight).
+    Route { traffic: Traffic, weight: Option<u8>, stable: Option<u32>, candidate: u32 },
+    /// A release's workload and pods removed (gone already is fine).
+    Remove { revision: u32 },
 }
