@@ -86,8 +86,16 @@ impl Terminal {
             home = cli.home.display()
         );
         // The pane starts a shell that waits, so the pipe is in place before the script runs.
-        let status = Command::new("tmux").args(["new-session", "-d", "-s", name, "-x", "160", "-y", "40", "sh", "-c", "read go; eval \"$go\"; sleep 30"]).status().unwrap();
-        assert!(status.success());
+        // A tmux server exits with its last session; a session started in that moment (by
+        // another test) fails with "server exited unexpectedly", so it is tried again.
+        let started = (0..5).any(|attempt| {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            let new = ["new-session", "-d", "-s", name, "-x", "160", "-y", "40", "sh", "-c", "read go; eval \"$go\"; sleep 30"];
+            Command::new("tmux").args(new).status().unwrap().success()
+        });
+        assert!(started, "tmux could not start session {name}");
         let status = Command::new("tmux").args(["pipe-pane", "-o", "-t", name, &format!("cat >> {}", log.display())]).status().unwrap();
         assert!(status.success());
         // The shell traps Ctrl-C so it outlives the command it runs and reports its exit.

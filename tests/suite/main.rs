@@ -20,4 +20,5 @@ mod servlet_api;
 mod store_conformance;
 mod strategy_simulator;
 mod uploads;
+mod war_inspection;
 mod zero_downtime;

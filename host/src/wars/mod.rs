@@ -138,6 +138,9 @@ pub struct Wars {
     /// Serialises reference counting with the blob file it guards, so a delete that
     /// drops the last reference cannot remove a file a concurrent upload just kept.
     blob_refs: tokio::sync::Mutex<()>,
+    /// Inspections at once: one per core. Each is CPU-bound and holds up to a few
+    /// tens of MiB; more at once would only queue on the cores and add up in memory.
+    inspections: tokio::sync::Semaphore,
 }
 
 fn index_key(user: &UserName, app: &str, file: &str) -> String {
@@ -146,7 +149,8 @@ fn index_key(user: &UserName, app: &str, file: &str) -> String {
 
 impl Wars {
     pub fn new(store: DynStore, dir: PathBuf, limits: UploadConfig) -> std::io::Result<Self> {
-        Ok(Self { store, blobs: std::sync::Arc::new(LocalBlobs::open(&dir)?), limits, blob_refs: Default::default() })
+        let inspections = tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        Ok(Self { store, blobs: std::sync::Arc::new(LocalBlobs::open(&dir)?), limits, blob_refs: Default::default(), inspections })
     }
 
     pub fn max_bytes(&self) -> u64 {
@@ -213,6 +217,7 @@ impl Wars {
     pub async fn keep(&self, user: &UserName, app: &str, file: &str, received: Received) -> Result<(WarRecord, bool), WarError> {
         check_names(app, file)?;
         let limits = self.limits.clone();
+        let _inspecting = self.inspections.acquire().await.expect("the inspection semaphore is never closed");
         let started = std::time::Instant::now();
         let (inspection, received) = tokio::task::spawn_blocking(move || {
             let reader = std::io::BufReader::new(received.file.reopen()?);
