@@ -127,6 +127,11 @@ pub struct UploadConfig {
     /// a crash of warship, but not of the machine in the seconds after it; on, it
     /// survives both and costs about a third of upload throughput on common disks.
     pub fsync: bool,
+    /// Uploads running at once on this host, and per user; past either, 429.
+    pub max_concurrent: usize,
+    pub max_concurrent_per_user: usize,
+    /// An upload that sends nothing for this long is dropped (408), its bytes with it.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for UploadConfig {
@@ -139,6 +144,9 @@ impl Default for UploadConfig {
             ratio_min_entry_bytes: 1 << 20,
             scan_class_bytes: 256 << 20,
             fsync: false,
+            max_concurrent: 64,
+            max_concurrent_per_user: 4,
+            idle_timeout_secs: 30,
         }
     }
 }

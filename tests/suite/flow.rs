@@ -13,7 +13,7 @@ use support::{fixture, free_port, Etcd};
 
 const BIN: &str = env!("CARGO_BIN_EXE_warship");
 
-fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
     let path = dir.join("platform.toml");
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 10\n{extra}\n[store]\ndata_dir = \"{}\"\n\n[[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"warship/tomcat:10.1-jdk17\"\n",
@@ -27,7 +27,7 @@ fn warship(args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(BIN).args(args).envs(envs.iter().copied()).output().unwrap()
 }
 
-fn add_user(config: &Path, name: &str, envs: &[(&str, &str)]) -> String {
+pub(crate) fn add_user(config: &Path, name: &str, envs: &[(&str, &str)]) -> String {
     let out = warship(&["user", "add", name, "--config", config.to_str().unwrap()], envs);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -36,13 +36,13 @@ fn add_user(config: &Path, name: &str, envs: &[(&str, &str)]) -> String {
     token
 }
 
-struct Host {
+pub(crate) struct Host {
     pub child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Host {
-    fn start(config: &Path, port: u16, envs: &[(&str, &str)]) -> Host {
+    pub(crate) fn start(config: &Path, port: u16, envs: &[(&str, &str)]) -> Host {
         let child = Command::new(BIN)
             .args(["serve", "--config", config.to_str().unwrap()])
             .envs(envs.iter().copied())

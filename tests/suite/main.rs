@@ -17,6 +17,7 @@ mod plugins;
 mod real_pods;
 mod registry;
 mod servlet_api;
+mod slow_uploads;
 mod store_conformance;
 mod strategy_simulator;
 mod uploads;

@@ -191,6 +191,20 @@ impl From<WarError> for ApiError {
                 "war.interrupted",
                 format!("the upload stopped before it ended ({message}); nothing was kept, send it again"),
             ),
+            WarError::Busy(busy) => {
+                let detail = match busy {
+                    crate::wars::Busy::User { max } => format!("you have {max} uploads running, the most one user may run at once; send this one when one of them has ended"),
+                    crate::wars::Busy::Host { max } => format!("this host runs {max} uploads at once, the most it takes; send this one again in a few seconds"),
+                };
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "upload.too_many", "Too many uploads", format!("{detail}; nothing was kept"))
+                    .with_header(header::RETRY_AFTER, "5")
+            }
+            WarError::Idle { secs } => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "upload.idle",
+                "Upload idle",
+                format!("no bytes of the upload arrived for {secs} s; nothing was kept, send it again"),
+            ),
             WarError::Rejected(inspect) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 inspect.code(),

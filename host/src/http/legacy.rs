@@ -194,7 +194,7 @@ pub async fn upload(
             }
             "file" | "uploadfile" => {
                 file_name = field.file_name().map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).to_owned());
-                received = Some(state.wars.receive(field).await?);
+                received = Some(state.wars.receive(&user, field).await?);
             }
             "name" | "appName" | "app" => app = Some(capped_text(field).await?),
             "version" => version = Some(capped_text(field).await?),

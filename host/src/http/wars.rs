@@ -24,7 +24,9 @@ pub(super) fn check_declared_length(headers: &HeaderMap, max: u64) -> Result<(),
 #[utoipa::path(put, path = "/api/v1/wars/{app}/{file}", tag = "wars",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = WarRecord, description = "stored"), (status = 200, body = WarRecord, description = "replaced"),
-        (status = 413, body = super::Problem), (status = 422, body = super::Problem)),
+        (status = 408, body = super::Problem, description = "nothing arrived for `uploads.idle_timeout_secs`"),
+        (status = 413, body = super::Problem), (status = 422, body = super::Problem),
+        (status = 429, body = super::Problem, description = "too many uploads at once (`Retry-After`)")),
     security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -35,7 +37,7 @@ pub async fn upload(
 ) -> Result<impl IntoResponse, ApiError> {
     check_names(&app, &file)?;
     check_declared_length(&headers, state.wars.max_bytes())?;
-    let received = state.wars.receive(body.into_data_stream()).await?;
+    let received = state.wars.receive(&user, body.into_data_stream()).await?;
     let (record, replaced) = state.wars.keep(&user, &app, &file, received).await?;
     tracing::info!(app, file, sha256 = %record.sha256, size = record.size, "WAR stored");
     let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };

@@ -5,6 +5,7 @@
 mod blobs;
 pub mod inspect;
 mod servlet_api;
+mod slots;
 
 use std::path::PathBuf;
 
@@ -17,6 +18,7 @@ use utoipa::ToSchema;
 
 pub use blobs::LocalBlobs;
 pub use inspect::{EvidenceSource, InspectError, ServletApi};
+pub use slots::Busy;
 
 use crate::config::UploadConfig;
 use crate::store::{self, DynStore, Precondition, StoreError};
@@ -53,6 +55,10 @@ pub enum WarError {
     Empty,
     #[error("the upload was interrupted: {0}")]
     Interrupted(String),
+    #[error("too many uploads at once")]
+    Busy(Busy),
+    #[error("no bytes arrived for {secs} s")]
+    Idle { secs: u64 },
     #[error(transparent)]
     Rejected(#[from] InspectError),
     #[error("WAR {app}/{file} not found")]
@@ -141,6 +147,7 @@ pub struct Wars {
     /// Inspections at once: one per core. Each is CPU-bound and holds up to a few
     /// tens of MiB; more at once would only queue on the cores and add up in memory.
     inspections: tokio::sync::Semaphore,
+    uploads: slots::Slots,
 }
 
 fn index_key(user: &UserName, app: &str, file: &str) -> String {
@@ -150,7 +157,8 @@ fn index_key(user: &UserName, app: &str, file: &str) -> String {
 impl Wars {
     pub fn new(store: DynStore, dir: PathBuf, limits: UploadConfig) -> std::io::Result<Self> {
         let inspections = tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()));
-        Ok(Self { store, blobs: std::sync::Arc::new(LocalBlobs::open(&dir)?), limits, blob_refs: Default::default(), inspections })
+        let uploads = slots::Slots::new(limits.max_concurrent, limits.max_concurrent_per_user);
+        Ok(Self { store, blobs: std::sync::Arc::new(LocalBlobs::open(&dir)?), limits, blob_refs: Default::default(), inspections, uploads })
     }
 
     pub fn max_bytes(&self) -> u64 {
@@ -161,14 +169,18 @@ impl Wars {
         self.blobs.path(sha256)
     }
 
-    /// Streams `body` to a temp file, hashing as it goes while a blocking thread
-    /// writes, so hashing and disk writes overlap. Dropping the returned future (a
-    /// client that hung up) deletes the temp file.
-    pub async fn receive<S, E>(&self, body: S) -> Result<Received, WarError>
+    /// Streams `user`'s upload `body` to a temp file, hashing as it goes while a
+    /// blocking thread writes, so hashing and disk writes overlap. Refused at once past
+    /// the host's or the user's cap of uploads at once; dropped when the client sends
+    /// nothing for the idle timeout. Dropping the returned future (a client that hung
+    /// up) deletes the temp file.
+    pub async fn receive<S, E>(&self, user: &UserName, body: S) -> Result<Received, WarError>
     where
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
+        let _slot = self.uploads.take(user).map_err(WarError::Busy)?;
+        let idle = std::time::Duration::from_secs(self.limits.idle_timeout_secs);
         let temp = self.blobs.temp_file()?;
         // Bounded: at most this many chunks wait for the disk, which bounds memory.
         let (chunks, queued) = tokio::sync::mpsc::channel::<Bytes>(32);
@@ -181,7 +193,11 @@ impl Wars {
         let started = std::time::Instant::now();
         let streamed = async {
             let mut body = std::pin::pin!(body);
-            while let Some(chunk) = body.next().await {
+            loop {
+                let Ok(next) = tokio::time::timeout(idle, body.next()).await else {
+                    return Err(WarError::Idle { secs: idle.as_secs() });
+                };
+                let Some(chunk) = next else { break };
                 let chunk = chunk.map_err(|e| WarError::Interrupted(e.to_string()))?;
                 size += chunk.len() as u64;
                 if size > self.limits.max_bytes {
