@@ -240,3 +240,72 @@ fn a_component_of_the_wrong_kind_is_refused_at_load() {
     let err = Plugin::load(&runtime, &PluginConfig { kind: PluginKind::Validator, ..config }, &PluginRuntimeConfig::default()).err().unwrap();
     assert!(err.to_string().contains("not a validator component"), "{err}");
 }
+
+/// WASI's clock and poll, as far as a sleeper imports them.
+const WASI_SLEEP_WIT: [(&str, &str); 2] = [
+    ("io.wit", "package wasi:io@0.2.0;\ninterface poll { resource pollable { block: func(); } }\n"),
+    (
+        "clocks.wit",
+        "package wasi:clocks@0.2.0;\ninterface monotonic-clock {\n  use wasi:io/poll@0.2.0.{pollable};\n  subscribe-duration: func(when: u64) -> pollable;\n}\n",
+    ),
+];
+
+/// A validator whose `validate-env` waits on a WASI timer of `seconds` (as Rust's
+/// `std::thread::sleep` does), then answers.
+fn sleeper(seconds: u64) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    for (name, text) in WASI_SLEEP_WIT {
+        resolve.push_str(name, text).unwrap();
+    }
+    let wit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/0.1.0/plugin.wit")).unwrap();
+    resolve.push_str("plugin.wit", &wit).unwrap();
+    let world = "package test:sleeper;\nworld sleeper {\n  include warship:plugin/validator@0.1.0;\n  import wasi:clocks/monotonic-clock@0.2.0;\n}\n";
+    let package = resolve.push_str("sleeper.wit", world).unwrap();
+    let world = resolve.select_world(&[package], Some("sleeper")).unwrap();
+    let imports = r#"(module
+  (import "wasi:clocks/monotonic-clock@0.2.0" "subscribe-duration" (func $subscribe (param i64) (result i32)))
+  (import "wasi:io/poll@0.2.0" "[method]pollable.block" (func $block (param i32)))"#;
+    let body = format!("(call $block (call $subscribe (i64.const {}))) (i32.const 128)", seconds * 1_000_000_000);
+    let core = validator_wat(&body).replacen("(module", imports, 1);
+    let mut module = wat::parse_str(&core).unwrap();
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+    wit_component::ComponentEncoder::default().module(&module).unwrap().validate(true).encode().unwrap()
+}
+
+#[test]
+fn a_plugin_waiting_on_a_timer_ends_at_its_deadline_and_frees_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    // A pool of 2: sleepers that held their instances for a minute would starve the third call.
+    let runtime = Runtime::with_instances(None, 2).unwrap();
+    let path = dir.path().join("sleeper.wasm");
+    std::fs::write(&path, sleeper(60)).unwrap();
+    let deadline = Duration::from_millis(300);
+    let config = PluginConfig { deadline_ms: Some(300), ..config_of("sleeper", PluginKind::Validator, &path) };
+    let sleeper = std::sync::Arc::new(Plugin::load(&runtime, &config, &PluginRuntimeConfig::default()).unwrap());
+
+    let mut overshoots = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let err = sleeper.validate_env(&platform(), &env()).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(err.failure, PluginFailure::DeadlineExceeded { deadline }, "{err}");
+        overshoots.push(took.saturating_sub(deadline));
+    }
+    // Three at once on two slots: each ends at its deadline, so the third gets a slot.
+    let started = Instant::now();
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let sleeper = sleeper.clone();
+            std::thread::spawn(move || sleeper.validate_env(&platform(), &env()).unwrap_err().failure)
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), PluginFailure::DeadlineExceeded { deadline });
+    }
+    let three = started.elapsed();
+    overshoots.sort();
+    eprintln!("sleeper (60 s timer, 300 ms deadline): overshoot median {:?}, worst {:?}; 3 calls on 2 slots took {three:?}", overshoots[2], overshoots[4]);
+    assert!(overshoots[2] < Duration::from_millis(100), "the median call ended {:?} past its deadline", overshoots[2]);
+    assert!(overshoots[4] < Duration::from_millis(500), "a call ended {:?} past its deadline", overshoots[4]);
+    assert!(three < Duration::from_secs(3), "3 sleepers on 2 slots took {three:?}");
+}

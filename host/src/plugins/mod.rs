@@ -248,7 +248,10 @@ impl Plugin {
             Pre::StrategyV0_1(pre) => pre.instantiate(&mut store).map(Instance::StrategyV0_1),
         };
         let result = match instance {
-            Ok(instance) => f(&mut store, &instance).map_err(|e| runtime::classify(&store, e, self.limits)),
+            Ok(instance) => match f(&mut store, &instance) {
+                Ok(_) if runtime::past_deadline(&store) => Err(PluginFailure::DeadlineExceeded { deadline: self.limits.deadline }),
+                answer => answer.map_err(|e| runtime::classify(&store, e, self.limits)),
+            },
             Err(e) => Err(match runtime::classify(&store, e, self.limits) {
                 PluginFailure::InvalidAnswer(message) => PluginFailure::Instantiate(message),
                 other => other,

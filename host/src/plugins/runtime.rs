@@ -2,15 +2,18 @@
 //! deadlines, components compiled once (cached on disk by content and wasmtime
 //! version) and pre-instantiated, and a fresh `Store` for every call with a memory
 //! cap and WASI linked to an empty context: no files, no environment, no network.
+//! A guest's timers end at its call's deadline: waiting on one happens in host code,
+//! where the epoch cannot reach it.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store};
+use wasmtime::component::{Component, Linker, Resource, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreContextMut};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::p2::{DynPollable, Pollable};
+use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::PluginFailure;
 
@@ -25,11 +28,64 @@ pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 /// Guest output kept per call (and logged); more is cut off.
 const OUTPUT_CAP: usize = 64 * 1024;
 
+/// The WASI version whose clock functions the runtime replaces (wasmtime-wasi's own;
+/// guests importing any 0.2.x are linked to it).
+const WASI_CLOCKS: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
 /// Per-call state of a store.
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryCap,
+    /// The guest's monotonic clock starts here (see [`CallClock`]).
+    clock_start: std::time::Instant,
+    /// When the call's deadline passes.
+    deadline: tokio::time::Instant,
+}
+
+/// The guest's monotonic clock: nanoseconds since its call began.
+struct CallClock(std::time::Instant);
+
+impl HostMonotonicClock for CallClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}
+
+/// A timer the guest waits on, ending at the call's deadline at the latest: a wait
+/// happens in host code, where the epoch deadline cannot interrupt the guest.
+struct CappedTimer(tokio::time::Instant);
+
+#[async_trait::async_trait]
+impl Pollable for CappedTimer {
+    async fn ready(&mut self) {
+        tokio::time::sleep_until(self.0).await
+    }
+}
+
+/// `subscribe-duration` and `subscribe-instant` with their timers cut at the deadline.
+fn link_capped_clock(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
+    fn timer(mut store: StoreContextMut<'_, CallState>, wait: Duration) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let state = store.data_mut();
+        let until = (tokio::time::Instant::now() + wait).min(state.deadline);
+        let timer = state.table.push(CappedTimer(until))?;
+        Ok((wasmtime_wasi::p2::subscribe(&mut state.table, timer)?,))
+    }
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(WASI_CLOCKS)?;
+    clock.func_wrap("subscribe-duration", |store: StoreContextMut<'_, CallState>, (nanos,): (u64,)| {
+        timer(store, Duration::from_nanos(nanos))
+    })?;
+    clock.func_wrap("subscribe-instant", |store: StoreContextMut<'_, CallState>, (when,): (u64,)| {
+        let now = store.data().clock_start.elapsed().as_nanos() as u64;
+        timer(store, Duration::from_nanos(when.saturating_sub(now)))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 impl WasiView for CallState {
@@ -148,6 +204,7 @@ impl Runtime {
         // Guests built with Rust std, componentize-py or jco import WASI even for a
         // pure world; the context behind it grants nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        link_capped_clock(&mut linker)?;
         Ok(Self { engine, linker: std::sync::Arc::new(linker), cache_dir, slots: Default::default(), instances })
     }
 
@@ -214,7 +271,9 @@ impl Runtime {
         let output = Output { stdout: MemoryOutputPipe::new(OUTPUT_CAP), stderr: MemoryOutputPipe::new(OUTPUT_CAP) };
         // Denied explicitly (wasmtime-wasi's defaults today): a socket is refused before any
         // descriptor is opened. Clocks and random stay; no files, no environment.
+        let clock_start = std::time::Instant::now();
         let wasi = WasiCtxBuilder::new()
+            .monotonic_clock(CallClock(clock_start))
             .stdout(output.stdout.clone())
             .stderr(output.stderr.clone())
             .allow_tcp(false)
@@ -225,6 +284,8 @@ impl Runtime {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryCap { max_bytes: limits.memory_bytes, total: 0, refused: None },
+            clock_start,
+            deadline: tokio::time::Instant::from_std(clock_start + limits.deadline),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -251,6 +312,12 @@ impl Output {
             }
         }
     }
+}
+
+/// Whether the call's deadline has passed: an answer given after it (a guest that
+/// waited on a timer until the deadline, then returned) is not taken.
+pub fn past_deadline(store: &Store<CallState>) -> bool {
+    tokio::time::Instant::now() > store.data().deadline
 }
 
 /// Turns a failed call into what happened, in words.
