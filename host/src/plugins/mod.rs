@@ -117,6 +117,8 @@ pub struct Plugin {
     pub load_time: Duration,
     pre: Pre,
     runtime: Runtime,
+    /// Lines of the plugin's output the log takes, across its calls.
+    log_lines: std::sync::Mutex<runtime::LineBudget>,
 }
 
 /// What `GET /api/v1/plugins` shows of each plugin.
@@ -203,6 +205,7 @@ impl Plugin {
             load_time: Duration::ZERO,
             pre,
             runtime: runtime.clone(),
+            log_lines: std::sync::Mutex::new(runtime::LineBudget::new(std::time::Instant::now())),
         };
         let info = plugin.describe()?;
         plugin.version = info.version;
@@ -257,7 +260,7 @@ impl Plugin {
                 other => other,
             }),
         };
-        output.log(&self.name);
+        output.log(&self.name, &mut self.log_lines.lock().expect("log budget lock"));
         result.map_err(fail)
     }
 

@@ -27,6 +27,10 @@ pub const SLOT_WAIT: Duration = Duration::from_secs(30);
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 /// Guest output kept per call (and logged); more is cut off.
 const OUTPUT_CAP: usize = 64 * 1024;
+/// Lines of a plugin's output logged, in a burst and then per second, across its calls;
+/// the rest are counted in one line, so a chatty plugin cannot flood the host's log.
+const LOG_LINES_BURST: f64 = 100.0;
+const LOG_LINES_PER_SEC: f64 = 20.0;
 
 /// The WASI version whose clock functions the runtime replaces (wasmtime-wasi's own;
 /// guests importing any 0.2.x are linked to it).
@@ -303,14 +307,48 @@ pub struct Output {
 }
 
 impl Output {
-    /// Sends what the guest printed to the host's logs, under the plugin's name.
-    pub fn log(&self, plugin: &str) {
+    /// Sends what the guest printed to the host's log under the plugin's name, as far as
+    /// its `budget` of lines lasts; says how many lines it left out.
+    pub fn log(&self, plugin: &str, budget: &mut LineBudget) {
+        let now = std::time::Instant::now();
+        let mut left_out = 0usize;
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let bytes = pipe.contents();
             for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
-                tracing::info!(target: "warship::plugin_output", plugin, stream, "{line}");
+                match budget.take(now) {
+                    true => tracing::info!(target: "warship::plugin_output", plugin, stream, "{line}"),
+                    false => left_out += 1,
+                }
             }
         }
+        if left_out > 0 {
+            tracing::warn!(target: "warship::plugin_output", plugin, left_out, "plugin output past {LOG_LINES_PER_SEC} lines a second was not logged");
+        }
+    }
+}
+
+/// A token bucket of log lines.
+#[derive(Debug)]
+pub struct LineBudget {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl LineBudget {
+    pub fn new(now: std::time::Instant) -> Self {
+        Self { tokens: LOG_LINES_BURST, at: now }
+    }
+
+    /// Whether one more line may be logged at `now`.
+    fn take(&mut self, now: std::time::Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * LOG_LINES_PER_SEC;
+        self.tokens = (self.tokens + refill).min(LOG_LINES_BURST);
+        self.at = self.at.max(now);
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
     }
 }
 
@@ -351,6 +389,20 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plugins_log_lines_are_a_burst_then_a_rate() {
+        let start = std::time::Instant::now();
+        let mut budget = LineBudget::new(start);
+        let logged = (0..1_000).filter(|_| budget.take(start)).count();
+        assert_eq!(logged, LOG_LINES_BURST as usize, "a burst, then nothing at the same instant");
+        let later = start + Duration::from_secs(2);
+        let logged = (0..1_000).filter(|_| budget.take(later)).count();
+        assert_eq!(logged, 2 * LOG_LINES_PER_SEC as usize, "then the rate");
+        // A long quiet spell refills no more than the burst.
+        let much_later = later + Duration::from_secs(3_600);
+        assert_eq!((0..1_000).filter(|_| budget.take(much_later)).count(), LOG_LINES_BURST as usize);
+    }
 
     #[test]
     fn the_memory_cap_counts_every_memory_of_a_call_together() {
