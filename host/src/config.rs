@@ -221,6 +221,8 @@ pub struct UsersConfig {
     /// Only the sha256 of a token is ever written down.
     #[serde(rename = "static")]
     pub static_users: Vec<StaticUser>,
+    /// Users who may list, add, rotate and revoke users through the API.
+    pub admins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

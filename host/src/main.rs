@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use warship_host::cli::admin::UserAction;
 use warship_host::cli::{self, ClientCommand, Global};
 use warship_host::config::Config;
 use warship_host::server::{self, Server};
@@ -52,7 +53,8 @@ enum Command {
         #[arg(long, default_value = "platform.toml", env = "WARSHIP_CONFIG")]
         config: PathBuf,
     },
-    /// Manage users (on the server's own store).
+    /// Manage users: `add` on the server's store (`--config`), the others as an admin
+    /// over the API of the running server (`[users] admins` in its platform.toml).
     User {
         #[command(subcommand)]
         command: UserCommand,
@@ -71,6 +73,12 @@ enum UserCommand {
         #[arg(long, default_value = "platform.toml", env = "WARSHIP_CONFIG")]
         config: PathBuf,
     },
+    /// List the users, with whether their token works.
+    List,
+    /// Give a user a new token (printed once); the old one ends at once, on every host.
+    Rotate { name: String },
+    /// End a user's token at once, on every host.
+    Revoke { name: String },
 }
 
 fn load(path: &PathBuf) -> anyhow::Result<Config> {
@@ -82,6 +90,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Client(command) => return ExitCode::from(cli::run(cli.global, command).await),
+        Command::User { command: UserCommand::List } => return ExitCode::from(cli::admin::users(&cli.global, UserAction::List).await),
+        Command::User { command: UserCommand::Rotate { name } } => {
+            return ExitCode::from(cli::admin::users(&cli.global, UserAction::Rotate(name)).await)
+        }
+        Command::User { command: UserCommand::Revoke { name } } => {
+            return ExitCode::from(cli::admin::users(&cli.global, UserAction::Revoke(name)).await)
+        }
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "warship", &mut script);
@@ -135,7 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Completions { .. } | Command::Client(_) => unreachable!("handled in main"),
+        Command::Completions { .. } | Command::Client(_) | Command::User { .. } => unreachable!("handled in main"),
     }
 }
 

@@ -147,7 +147,10 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
-        let app = http::app(self.state.clone()).into_make_service();
+        // Every host follows every host's revocations and rotations.
+        let following = self.state.users.follow();
+        // Peer addresses: unknown tokens are throttled per client.
+        let app = http::app(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         // Graceful shutdown waits for requests in flight, `grace` at most.
         let handle = axum_server::Handle::new();
@@ -176,6 +179,7 @@ impl Server {
                 server.handle(handle).serve(app).await?;
             }
         }
+        following.abort();
         tracing::info!("warship stopped");
         Ok(())
     }

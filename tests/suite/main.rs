@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin_users;
 mod api;
 mod canary_weights;
 mod cli;

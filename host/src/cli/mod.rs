@@ -2,6 +2,7 @@
 //! progress a person can watch and output a script can parse (`--output json` prints
 //! the API's own JSON).
 
+pub mod admin;
 pub mod client;
 pub mod follow;
 pub mod show;
@@ -252,11 +253,7 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
         }
         return Ok(());
     }
-    let token = match global.token.as_deref() {
-        Some("-") => Some(read_token_from_stdin()?),
-        other => other.map(str::to_owned),
-    };
-    let client = Client::configured(global.url.clone(), token)?;
+    let client = configured_client(global)?;
     let print = |value: &Value, text: &dyn Fn(&Value) -> String| {
         if json_out {
             print_json(value);
@@ -525,6 +522,15 @@ async fn logs(client: &Client, env: &str, pod: Option<String>, follow: bool, tai
         let _ = stdout.write_all(&chunk);
         let _ = stdout.flush();
     }
+}
+
+/// The client of the login, or of `--url` and `--token` (`-`: from stdin) over it.
+fn configured_client(global: &Global) -> Result<Client, CliError> {
+    let token = match global.token.as_deref() {
+        Some("-") => Some(read_token_from_stdin()?),
+        other => other.map(str::to_owned),
+    };
+    Client::configured(global.url.clone(), token)
 }
 
 /// The first line of standard input, trimmed: a token piped in (`pass warship | warship login URL --token -`).

@@ -57,6 +57,13 @@ impl ApiError {
         self
     }
 
+    pub fn with_header_value(mut self, name: header::HeaderName, value: String) -> Self {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)
     }
@@ -237,7 +244,9 @@ impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
         match e {
             UserError::Store(e) => e.into(),
-            other => ApiError::internal(other),
+            UserError::InvalidName(message) => ApiError::bad_request("user.invalid_name", message),
+            UserError::Exists(name) => ApiError::new(StatusCode::CONFLICT, "user.exists", "Conflict", format!("user {name} already exists; rotate its token instead")),
+            UserError::NotFound(name) => ApiError::not_found("user.not_found", format!("there is no user {name}; GET /api/v1/admin/users lists them")),
         }
     }
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
-use crate::users::UserName;
+use crate::users::{Bearer, UserName};
 use crate::domain::Violation;
 
 /// The user named by the request's bearer token. Every API route takes one.
@@ -37,13 +37,42 @@ impl FromRequestParts<AppState> for CurrentUser {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("auth.malformed", "the Authorization header must read `Bearer <token>`"))?;
-        match state.users.authenticate(token).await? {
-            Some(user) => {
+        let from = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        match state.users.bearer(token, from).await? {
+            Bearer::User(user) => {
                 tracing::Span::current().record("user", user.as_str());
                 Ok(CurrentUser(user))
             }
-            None => Err(unauthorized("auth.invalid_token", "this token is not known; check it, or ask an admin for a new one")),
+            Bearer::Unknown => Err(unauthorized("auth.invalid_token", "this token is not known; check it, or ask an admin for a new one")),
+            Bearer::Throttled { retry_after_secs } => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "auth.too_many_failures",
+                "Too many unknown tokens",
+                format!("too many unknown tokens came from your address lately; check your token and try again in {retry_after_secs} s"),
+            )
+            .with_header_value(header::RETRY_AFTER, retry_after_secs.to_string())),
         }
+    }
+}
+
+/// A user the config names in `[users] admins`.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub UserName);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        if !state.config.users.admins.iter().any(|admin| admin == user.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "auth.not_admin",
+                "Forbidden",
+                format!("{user} is not an admin; admins are named in platform.toml's [users] admins"),
+            ));
+        }
+        Ok(AdminUser(user))
     }
 }
 

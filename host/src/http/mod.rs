@@ -9,6 +9,7 @@ mod images;
 mod legacy;
 mod page;
 mod ops;
+mod users;
 mod wars;
 
 use std::sync::Arc;
@@ -90,6 +91,9 @@ pub fn app(state: AppState) -> Router {
         .route("/createenv", post(legacy::createenv))
         .route("/getuploadwars", get(legacy::getuploadwars))
         .route("/deploy", post(legacy::deploy))
+        .route("/api/v1/admin/users", get(users::list).post(users::add))
+        .route("/api/v1/admin/users/{name}/rotate", post(users::rotate))
+        .route("/api/v1/admin/users/{name}/revoke", post(users::revoke))
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

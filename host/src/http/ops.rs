@@ -19,6 +19,7 @@ use crate::config::CatalogEntry;
         super::deploys::create, super::deploys::list, super::deploys::get, super::deploys::events,
         super::deploys::promote, super::deploys::abort, super::deploys::rollback, super::envs::logs,
         super::legacy::createenv, super::legacy::getuploadwars, super::legacy::upload, super::legacy::deploy,
+        super::users::list, super::users::add, super::users::rotate, super::users::revoke,
         healthz, readyz,
     ),
     components(schemas(super::Problem, crate::domain::Violation)),
