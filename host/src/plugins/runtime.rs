@@ -25,6 +25,11 @@ pub const POOL_INSTANCES: u32 = 64;
 pub const SLOT_WAIT: Duration = Duration::from_secs(30);
 /// The largest memory cap a plugin may have.
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;
+/// What one call's component may hold. Guests made by componentize-py hold dozens of
+/// core instances; each core module has at most one memory.
+const CORE_INSTANCES_PER_CALL: u32 = 64;
+const MEMORIES_PER_CALL: u32 = 16;
+const TABLES_PER_CALL: u32 = 64;
 /// Guest output kept per call (and logged); more is cut off.
 const OUTPUT_CAP: usize = 64 * 1024;
 /// Lines of a plugin's output logged, in a burst and then per second, across its calls;
@@ -73,7 +78,10 @@ impl Pollable for CappedTimer {
 
 /// `subscribe-duration` and `subscribe-instant` with their timers cut at the deadline.
 fn link_capped_clock(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
-    fn timer(mut store: StoreContextMut<'_, CallState>, wait: Duration) -> wasmtime::Result<(Resource<DynPollable>,)> {
+    fn timer(
+        mut store: StoreContextMut<'_, CallState>,
+        wait: Duration,
+    ) -> wasmtime::Result<(Resource<DynPollable>,)> {
         let state = store.data_mut();
         let until = (tokio::time::Instant::now() + wait).min(state.deadline);
         let timer = state.table.push(CappedTimer(until))?;
@@ -81,20 +89,29 @@ fn link_capped_clock(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
     }
     linker.allow_shadowing(true);
     let mut clock = linker.instance(WASI_CLOCKS)?;
-    clock.func_wrap("subscribe-duration", |store: StoreContextMut<'_, CallState>, (nanos,): (u64,)| {
-        timer(store, Duration::from_nanos(nanos))
-    })?;
-    clock.func_wrap("subscribe-instant", |store: StoreContextMut<'_, CallState>, (when,): (u64,)| {
-        let now = store.data().clock_start.elapsed().as_nanos() as u64;
-        timer(store, Duration::from_nanos(when.saturating_sub(now)))
-    })?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |store: StoreContextMut<'_, CallState>, (nanos,): (u64,)| {
+            timer(store, Duration::from_nanos(nanos))
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |store: StoreContextMut<'_, CallState>, (when,): (u64,)| {
+            let now = store.data().clock_start.elapsed().as_nanos() as u64;
+            timer(store, Duration::from_nanos(when.saturating_sub(now)))
+        },
+    )?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -110,17 +127,30 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let total = self.total - current.min(self.total) + desired;
         if total > self.max_bytes {
             self.refused = Some(total);
-            return Err(wasmtime::format_err!("memory cap of {} bytes reached", self.max_bytes));
+            return Err(wasmtime::format_err!(
+                "memory cap of {} bytes reached",
+                self.max_bytes
+            ));
         }
         self.total = total;
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -181,42 +211,54 @@ impl Runtime {
         config.max_wasm_stack(1 << 20);
         // A fresh instance per call is cheap only with slots reserved up front:
         // memories come from a pool and are reset copy-on-write, not mapped anew.
+        // Each total is a call's most times the calls at once: one guest holding all it
+        // may must not make another's call fail for want of a pooled memory or table.
         let mut pool = wasmtime::PoolingAllocationConfig::new();
         pool.total_component_instances(instances)
-            // Guests made by componentize-py hold dozens of core instances.
-            .total_core_instances(instances * 64)
-            .total_memories(instances * 2)
-            .total_tables(instances * 16)
-            .max_memories_per_component(16)
-            .max_tables_per_component(64)
-            .max_core_instances_per_component(64)
+            .total_core_instances(instances * CORE_INSTANCES_PER_CALL)
+            .total_memories(instances * MEMORIES_PER_CALL)
+            .total_tables(instances * TABLES_PER_CALL)
+            .max_memories_per_component(MEMORIES_PER_CALL)
+            .max_tables_per_component(TABLES_PER_CALL)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_CALL)
             .max_memory_size(MAX_MEMORY_BYTES)
             .table_elements(100_000);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
 
         let weak = engine.weak();
-        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || loop {
-            std::thread::sleep(EPOCH_TICK);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => return,
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            })?;
 
         let mut linker = Linker::new(&engine);
         // Guests built with Rust std, componentize-py or jco import WASI even for a
         // pure world; the context behind it grants nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         link_capped_clock(&mut linker)?;
-        Ok(Self { engine, linker: std::sync::Arc::new(linker), cache_dir, slots: Default::default(), instances })
+        Ok(Self {
+            engine,
+            linker: std::sync::Arc::new(linker),
+            cache_dir,
+            slots: Default::default(),
+            instances,
+        })
     }
 
     /// Waits for a free instance slot, at most [`SLOT_WAIT`]; `None` if none came free.
     pub fn slot(&self) -> Option<Slot> {
         let busy = self.slots.busy.lock().expect("slots lock");
-        let (mut busy, _) =
-            self.slots.freed.wait_timeout_while(busy, SLOT_WAIT, |busy| *busy >= self.instances).expect("slots lock");
+        let (mut busy, _) = self
+            .slots
+            .freed
+            .wait_timeout_while(busy, SLOT_WAIT, |busy| *busy >= self.instances)
+            .expect("slots lock");
         if *busy >= self.instances {
             return None;
         }
@@ -250,7 +292,9 @@ impl Runtime {
             // and wasmtime checks its header and version before using it.
             match unsafe { Component::deserialize(&self.engine, &artifact) } {
                 Ok(component) => return Ok((component, Loaded::FromCache)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable precompiled plugin"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable precompiled plugin")
+                }
             }
         }
         let component = Component::new(&self.engine, bytes)?;
@@ -265,14 +309,19 @@ impl Runtime {
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
         let engine_key = format!("wasmtime-{}-{:016x}", wasmtime_version(), hasher.finish());
         Some(dir.join(engine_key).join(format!("{sha256}.cwasm")))
     }
 
     /// A fresh store for one call: empty WASI, memory cap, deadline.
     pub fn store(&self, limits: Limits) -> (Store<CallState>, Output) {
-        let output = Output { stdout: MemoryOutputPipe::new(OUTPUT_CAP), stderr: MemoryOutputPipe::new(OUTPUT_CAP) };
+        let output = Output {
+            stdout: MemoryOutputPipe::new(OUTPUT_CAP),
+            stderr: MemoryOutputPipe::new(OUTPUT_CAP),
+        };
         // Denied explicitly (wasmtime-wasi's defaults today): a socket is refused before any
         // descriptor is opened. Clocks and random stay; no files, no environment.
         let clock_start = std::time::Instant::now();
@@ -287,13 +336,22 @@ impl Runtime {
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryCap { max_bytes: limits.memory_bytes, total: 0, refused: None },
+            limiter: MemoryCap {
+                max_bytes: limits.memory_bytes,
+                total: 0,
+                refused: None,
+            },
             clock_start,
             deadline: tokio::time::Instant::from_std(clock_start + limits.deadline),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64 + 1;
+        let ticks = limits
+            .deadline
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1) as u64
+            + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         (store, output)
@@ -314,9 +372,14 @@ impl Output {
         let mut left_out = 0usize;
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+            for line in String::from_utf8_lossy(&bytes)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+            {
                 match budget.take(now) {
-                    true => tracing::info!(target: "warship::plugin_output", plugin, stream, "{line}"),
+                    true => {
+                        tracing::info!(target: "warship::plugin_output", plugin, stream, "{line}")
+                    }
                     false => left_out += 1,
                 }
             }
@@ -336,7 +399,10 @@ pub struct LineBudget {
 
 impl LineBudget {
     pub fn new(now: std::time::Instant) -> Self {
-        Self { tokens: LOG_LINES_BURST, at: now }
+        Self {
+            tokens: LOG_LINES_BURST,
+            at: now,
+        }
     }
 
     /// Whether one more line may be logged at `now`.
@@ -361,10 +427,15 @@ pub fn past_deadline(store: &Store<CallState>) -> bool {
 /// Turns a failed call into what happened, in words.
 pub fn classify(store: &Store<CallState>, error: wasmtime::Error, limits: Limits) -> PluginFailure {
     if let Some(desired) = store.data().limiter.refused {
-        return PluginFailure::MemoryExceeded { cap: limits.memory_bytes, wanted: desired };
+        return PluginFailure::MemoryExceeded {
+            cap: limits.memory_bytes,
+            wanted: desired,
+        };
     }
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => PluginFailure::DeadlineExceeded { deadline: limits.deadline },
+        Some(wasmtime::Trap::Interrupt) => PluginFailure::DeadlineExceeded {
+            deadline: limits.deadline,
+        },
         Some(trap) => PluginFailure::Trapped(trap.to_string()),
         // Anything else failed while lifting its answer: out-of-bounds pointers,
         // invalid UTF-8, a bad discriminant.
@@ -395,18 +466,28 @@ mod tests {
         let start = std::time::Instant::now();
         let mut budget = LineBudget::new(start);
         let logged = (0..1_000).filter(|_| budget.take(start)).count();
-        assert_eq!(logged, LOG_LINES_BURST as usize, "a burst, then nothing at the same instant");
+        assert_eq!(
+            logged, LOG_LINES_BURST as usize,
+            "a burst, then nothing at the same instant"
+        );
         let later = start + Duration::from_secs(2);
         let logged = (0..1_000).filter(|_| budget.take(later)).count();
         assert_eq!(logged, 2 * LOG_LINES_PER_SEC as usize, "then the rate");
         // A long quiet spell refills no more than the burst.
         let much_later = later + Duration::from_secs(3_600);
-        assert_eq!((0..1_000).filter(|_| budget.take(much_later)).count(), LOG_LINES_BURST as usize);
+        assert_eq!(
+            (0..1_000).filter(|_| budget.take(much_later)).count(),
+            LOG_LINES_BURST as usize
+        );
     }
 
     #[test]
     fn the_memory_cap_counts_every_memory_of_a_call_together() {
-        let mut cap = MemoryCap { max_bytes: 16 << 20, total: 0, refused: None };
+        let mut cap = MemoryCap {
+            max_bytes: 16 << 20,
+            total: 0,
+            refused: None,
+        };
         // Sixteen memories of 1 MiB each fit a 16 MiB cap exactly...
         for _ in 0..16 {
             assert!(cap.memory_growing(0, 1 << 20, None).unwrap());
@@ -415,7 +496,11 @@ mod tests {
         assert!(cap.memory_growing(1 << 20, 2 << 20, None).is_err());
         assert_eq!(cap.refused, Some(17 << 20));
         // Growth of one memory counts only what it adds.
-        let mut cap = MemoryCap { max_bytes: 4 << 20, total: 0, refused: None };
+        let mut cap = MemoryCap {
+            max_bytes: 4 << 20,
+            total: 0,
+            refused: None,
+        };
         assert!(cap.memory_growing(0, 1 << 20, None).unwrap());
         assert!(cap.memory_growing(1 << 20, 4 << 20, None).unwrap());
         assert!(cap.memory_growing(0, 1, None).is_err());
