@@ -250,7 +250,9 @@ pub struct CatalogEntry {
     pub jdk: String,
     /// Base image for this pair, e.g. `registry.local/warship/tomcat:10.1-jdk17`.
     pub base_image: String,
-    /// A non-root user the base image has, which the app then runs as.
+    /// A non-root user the base image has, which the app then runs as (the template's
+    /// `USER`): numeric, `uid` or `uid:gid`, so the kubelet can verify `runAsNonRoot`.
+    /// Unset: the base image's own user, which must then be numeric too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
 }
@@ -345,6 +347,10 @@ pub struct KubernetesConfig {
     pub field_manager: String,
     /// Where envs get their URL; without it, envs are reached only inside the cluster.
     pub gateway: Option<GatewayConfig>,
+    /// Each user's namespace gets a ResourceQuota, a LimitRange and a NetworkPolicy.
+    pub quota: QuotaConfig,
+    pub limits: LimitsConfig,
+    pub ingress_from: IngressFrom,
 }
 
 /// `[kubernetes.gateway]`: the Gateway API Gateway every env's HTTPRoute attaches to.
@@ -367,6 +373,9 @@ impl Default for KubernetesConfig {
             namespace_prefix: "warship-".into(),
             field_manager: "warship".into(),
             gateway: None,
+            quota: QuotaConfig::default(),
+            limits: LimitsConfig::default(),
+            ingress_from: IngressFrom::default(),
         }
     }
 }
@@ -501,6 +510,19 @@ impl Config {
                 ));
             }
         }
+        tenancy::check(
+            &self.kubernetes.quota,
+            &self.kubernetes.limits,
+            &self.kubernetes.ingress_from,
+        )?;
+        for entry in &self.catalog {
+            if let Some(user) = entry.user.as_deref().filter(|u| !numeric_non_root(u)) {
+                return Err(format!(
+                    "catalog base image {:?}: user {user:?} must be a numeric uid or uid:gid other than 0 (e.g. \"1000:1000\"): apps run with runAsNonRoot, which the kubelet can only verify for a numeric user",
+                    entry.base_image
+                ));
+            }
+        }
         if self.server.header_read_timeout_secs == 0 {
             return Err("server.header_read_timeout_secs must be above 0".into());
         }
@@ -627,6 +649,17 @@ fn parse_override_value(value: &str) -> toml::Value {
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(value.to_owned()))
 }
+
+/// `1000` or `1000:1000`: a user the kubelet can tell is not root without the image's
+/// `/etc/passwd`.
+fn numeric_non_root(user: &str) -> bool {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+    uid.parse::<u32>().is_ok_and(|uid| uid != 0) && gid.parse::<u32>().is_ok()
+}
+
+#[path = "config_tenancy.rs"]
+mod tenancy;
+pub use tenancy::{thousandths, IngressFrom, LimitsConfig, QuotaConfig};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

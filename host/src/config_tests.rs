@@ -144,3 +144,105 @@ fn registries_are_reached_over_tls_unless_the_config_says_otherwise() {
     .unwrap();
     assert!(local.registry.insecure);
 }
+
+#[test]
+fn namespaces_are_held_in_by_default_and_malformed_quantities_are_named() {
+    let config = load("", &[]).unwrap().kubernetes;
+    assert_eq!(config.quota.pods, 500);
+    assert_eq!(config.limits.default_limit_memory, "1Gi");
+    assert!(config.ingress_from.same_namespace);
+    let set = load(
+        "[kubernetes.quota]\npods = 10\nrequests_cpu = \"2.5\"\n[kubernetes.limits]\nmax_memory = \"\"\n",
+        &[("WARSHIP__KUBERNETES__INGRESS_FROM__CIDRS", "[\"10.0.0.0/8\"]")],
+    )
+    .unwrap()
+    .kubernetes;
+    assert_eq!(
+        (set.quota.pods, set.quota.requests_cpu.as_str()),
+        (10, "2.5")
+    );
+    assert_eq!(set.ingress_from.cidrs, ["10.0.0.0/8"]);
+    for (text, says) in [
+        (
+            "[kubernetes.quota]\nrequests_memory = \"lots\"\n",
+            "kubernetes.quota.requests_memory \"lots\" is not a Kubernetes quantity; write it like \"512Mi\" or \"2Gi\"",
+        ),
+        (
+            "[kubernetes.limits]\ndefault_request_cpu = \"1,5\"\n",
+            "kubernetes.limits.default_request_cpu \"1,5\" is not a Kubernetes quantity",
+        ),
+        (
+            "[kubernetes.limits]\ndefault_request_memory = \"2Gi\"\n",
+            "kubernetes.limits.default_request_memory is above kubernetes.limits.default_limit_memory",
+        ),
+        (
+            "[kubernetes.limits]\ndefault_limit_memory = \"32Gi\"\n",
+            "kubernetes.limits.default_limit_memory is above kubernetes.limits.max_memory",
+        ),
+        (
+            "[kubernetes.quota]\nlimits_cpu = \"8\"\n",
+            "kubernetes.limits.default_limit_cpu must be set: with a quota on limits of cpu",
+        ),
+        (
+            "[kubernetes.limits]\ndefault_request_memory = \"\"\n",
+            "kubernetes.limits.default_request_memory must be set: with a quota on requests of memory",
+        ),
+        (
+            "[kubernetes.limits]\nmax_cpu = \"4\"\n",
+            "kubernetes.limits.default_limit_cpu must be set: with a maximum of cpu",
+        ),
+        ("[kubernetes.quota]\npods = 0\n", "kubernetes.quota.pods must be above 0"),
+        (
+            "[kubernetes.ingress_from]\ncidrs = [\"10.0.0.0/33\"]\n",
+            "kubernetes.ingress_from.cidrs: \"10.0.0.0/33\" is not an address block",
+        ),
+        (
+            "[kubernetes.ingress_from]\nnamespaces = [\"Traefik\"]\n",
+            "kubernetes.ingress_from.namespaces: \"Traefik\" is not a namespace name",
+        ),
+        ("[kubernetes.quota]\nrequest_cpu = \"1\"\n", "request_cpu"),
+    ] {
+        let err = load(text, &[]).unwrap_err().to_string();
+        assert!(err.contains(says), "{text}: {err}");
+    }
+    assert!(load(
+        "[kubernetes.quota]\nlimits_cpu = \"8\"\n[kubernetes.limits]\ndefault_limit_cpu = \"1\"\nmax_cpu = \"2\"\n",
+        &[]
+    )
+    .is_ok());
+}
+
+#[test]
+fn quantities_compare_across_units() {
+    assert_eq!(thousandths("500m"), Some(500));
+    assert_eq!(thousandths("2"), Some(2000));
+    assert_eq!(thousandths("1.5"), Some(1500));
+    assert_eq!(thousandths("1Gi"), thousandths("1024Mi"));
+    assert!(thousandths("1G") < thousandths("1Gi"));
+    assert_eq!(thousandths("0.5Gi"), thousandths("512Mi"));
+    for bad in ["", "Gi", "-1", "1.5.5", "1e3", "1 Gi", "1gi", ".5"] {
+        assert_eq!(thousandths(bad), None, "{bad:?}");
+    }
+    assert_eq!(
+        thousandths(&"9".repeat(60)),
+        None,
+        "overflow is refused, not wrapped"
+    );
+}
+
+#[test]
+fn a_catalog_user_is_numeric_and_not_root() {
+    let entry = |user: &str| {
+        format!("[[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"warship/tomcat:10.1-jdk17\"\nuser = \"{user}\"\n")
+    };
+    for user in ["1000", "1000:1000"] {
+        assert!(load(&entry(user), &[]).is_ok(), "{user}");
+    }
+    for user in ["tomcat", "0", "0:1000", "1000:tomcat", ""] {
+        let err = load(&entry(user), &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("must be a numeric uid or uid:gid other than 0"),
+            "{user}: {err}"
+        );
+    }
+}

@@ -120,7 +120,7 @@ fn the_tomcat_template_renders_a_run_free_dockerfile() {
             entries: 10,
         },
         base_image: "127.0.0.1:5000/warship/tomcat:10.1-jdk17".into(),
-        base_user: Some("tomcat".into()),
+        base_user: Some("1000:1000".into()),
         war_file: "shop-1.0.war".into(),
         app_version: "1.0".into(),
         user: "alice".into(),
@@ -141,7 +141,7 @@ fn the_tomcat_template_renders_a_run_free_dockerfile() {
         "{dockerfile}"
     );
     assert!(lines.contains(&"EXPOSE 8080"), "{dockerfile}");
-    assert_eq!(lines.last(), Some(&"USER tomcat"));
+    assert_eq!(lines.last(), Some(&"USER 1000:1000"));
     let label = lines.iter().find(|l| l.starts_with("LABEL")).unwrap();
     assert!(
         label.contains(&format!("dev.warship.war.sha256=\"{}\"", "ab".repeat(32))),

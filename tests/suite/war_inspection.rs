@@ -16,7 +16,7 @@ use zip::CompressionMethod;
 use crate::support;
 
 /// What one inspection may hold at its peak.
-const PEAK_MAX: usize = 64 << 20;
+pub(crate) const PEAK_MAX: usize = 64 << 20;
 
 /// Counts the bytes the current thread has allocated and not freed, while asked to.
 struct Counting;
@@ -73,7 +73,7 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 /// The peak of bytes held by this thread while `f` runs, above what it held before.
-fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+pub(crate) fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     HELD.set(0);
     PEAK.set(0);
     COUNTING.set(true);

@@ -75,6 +75,10 @@ pub struct DeploymentView {
     pub image: String,
     pub version: String,
     pub war_sha256: String,
+    /// Why Kubernetes refused to create some of its pods (a quota, a LimitRange), while
+    /// it does.
+    #[serde(skip)]
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -258,6 +262,17 @@ impl Project for Deployment {
             image: annotation(IMAGE),
             version: annotation(VERSION),
             war_sha256: annotation(WAR_SHA256),
+            refused: self
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| {
+                    c.iter().find(|c| {
+                        c.type_.as_deref() == Some("ReplicaFailure")
+                            && c.status.as_deref() == Some("True")
+                    })
+                })
+                .and_then(|c| c.message.clone()),
         }
     }
 }

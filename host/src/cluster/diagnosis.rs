@@ -21,6 +21,8 @@ pub enum Cause {
     Readiness,
     /// No node has the cpu or memory the pods request.
     Unschedulable,
+    /// Kubernetes refused to create the pods: the namespace's quota or limits, mostly.
+    Refused,
     /// The nodes are out of disk: pods evicted for it, or nodes tainted with disk pressure.
     NodeOutOfDisk,
     /// Pods evicted for another reason.
@@ -45,6 +47,9 @@ pub struct Context<'a> {
     pub env: &'a str,
     /// The env's memory limit (`512Mi`), if it sets one.
     pub memory_limit: Option<&'a str>,
+    /// Why Kubernetes refused to create some of the release's pods (its Deployment's
+    /// `ReplicaFailure`), if it did.
+    pub refused: Option<&'a str>,
     pub jvm_options: &'a str,
 }
 
@@ -145,6 +150,22 @@ pub fn diagnose(pods: &[&PodView], evidence: &Evidence, context: &Context) -> Di
             message: format!(
                 "the app keeps crashing: pod {}'s container restarted {} times{exit}{said}; read the whole log with GET /api/v1/envs/{}/logs?pod={}",
                 pod.name, pod.restarts, context.env, pod.name
+            ),
+        };
+    }
+    if let Some(said) = context.refused {
+        let advice = if said.contains("exceeded quota") {
+            "; lower the env's replicas or resources.requests, or ask an admin to raise [kubernetes.quota] in platform.toml"
+        } else if said.contains("per Container") {
+            "; keep the env's resources within the namespace's limits, or ask an admin to raise [kubernetes.limits] in platform.toml"
+        } else {
+            ""
+        };
+        return Diagnosis {
+            cause: Cause::Refused,
+            message: format!(
+                "Kubernetes refused to create the pods ({}){advice}",
+                said.trim_end_matches('.')
             ),
         };
     }
@@ -295,6 +316,7 @@ mod tests {
         probe_path: "/shop",
         env: "shop",
         memory_limit: Some("256Mi"),
+        refused: None,
         jvm_options: "-Xms64m -Xmx512m",
     };
 
@@ -418,6 +440,30 @@ mod tests {
         tainted.unschedulable =
             Some("0/3 nodes are available: 3 node(s) had untolerated taint {node.kubernetes.io/disk-pressure: }.".into());
         assert_eq!(diagnosed(&[tainted], &[]).cause, Cause::NodeOutOfDisk);
+    }
+
+    #[test]
+    fn pods_the_quota_refused_say_so_and_what_to_do() {
+        let said = "pods \"shop-r2-7c9-x\" is forbidden: exceeded quota: warship, requested: requests.cpu=9, used: requests.cpu=100m, limited: requests.cpu=8";
+        let context = Context {
+            refused: Some(said),
+            ..CONTEXT
+        };
+        let mut waiting = pod("shop-r2-a");
+        waiting.unschedulable = Some("0/3 nodes are available: 3 Insufficient cpu.".into());
+        let d = diagnose(
+            &[&waiting],
+            &Evidence {
+                warnings: &|_| Vec::new(),
+                last_words: &|_| None,
+            },
+            &context,
+        );
+        assert_eq!(d.cause, Cause::Refused);
+        assert_eq!(
+            d.message,
+            format!("Kubernetes refused to create the pods ({said}); lower the env's replicas or resources.requests, or ask an admin to raise [kubernetes.quota] in platform.toml")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod diagnosis;
 pub mod objects;
 pub mod routes;
+pub mod tenancy;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -85,6 +86,8 @@ pub struct Cluster {
     /// Namespaces known to exist, so each is applied once per host.
     namespaces: Mutex<HashSet<String>>,
     gateway: Option<GatewayConfig>,
+    /// The quota, limits and network policy of every user's namespace.
+    tenancy: tenancy::Tenancy,
     /// The cluster answered that it has no Gateway API: envs get no route.
     no_gateway_api: std::sync::atomic::AtomicBool,
 }
@@ -118,6 +121,7 @@ impl Cluster {
             apply: PatchParams::apply(&config.field_manager).force(),
             namespaces: Mutex::new(HashSet::new()),
             gateway: config.gateway.clone(),
+            tenancy: tenancy::Tenancy::new(config),
             no_gateway_api: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -373,7 +377,9 @@ impl Cluster {
         }
     }
 
-    /// Creates the user's namespace unless this host already did.
+    /// Creates the user's namespace, with its quota, limits and network policy, unless this
+    /// host already did: a host applies them once, so a changed platform.toml reaches a
+    /// namespace when a restarted host first writes there.
     pub async fn ensure_namespace(&self, user: &UserName) -> Result<String, ClusterError> {
         let name = self.namespace(user);
         if self
@@ -394,11 +400,42 @@ impl Cluster {
             .patch(&name, &self.apply, &Patch::Apply(objects::namespace(&name)))
             .await
             .map_err(|e| ClusterError::api(format!("create namespace {name}"), e))?;
+        // The LimitRange first: a pod created under the quota without it would lack requests.
+        self.apply_namespaced(&name, "limitrange", &self.tenancy.limit_range)
+            .await?;
+        self.apply_namespaced(&name, "resourcequota", &self.tenancy.quota)
+            .await?;
+        self.apply_namespaced(&name, "networkpolicy", &self.tenancy.network_policy)
+            .await?;
         self.namespaces
             .lock()
             .expect("namespaces lock")
             .insert(name.clone());
         Ok(name)
+    }
+
+    /// Applies `object` (named [`tenancy::NAME`]) in `namespace`, unless an object of that
+    /// name is someone else's.
+    async fn apply_namespaced<K>(
+        &self,
+        namespace: &str,
+        what: &str,
+        object: &K,
+    ) -> Result<(), ClusterError>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = Api::<K>::namespaced(self.client.clone(), namespace);
+        let name = tenancy::NAME;
+        self.ensure_ours(&api, name, what).await?;
+        api.patch(name, &self.apply, &Patch::Apply(object))
+            .await
+            .map_err(|e| ClusterError::api(format!("apply {what} {namespace}/{name}"), e))?;
+        Ok(())
     }
 
     /// Applies the release's Deployment with `replicas` pods.
@@ -410,7 +447,8 @@ impl Cluster {
         replicas: u32,
     ) -> Result<(), ClusterError> {
         let namespace = self.ensure_namespace(user).await?;
-        let deployment = objects::deployment(user.as_str(), env, release, replicas);
+        let deployment =
+            objects::deployment(user.as_str(), env, release, replicas, self.tenancy.limits());
         let name = objects::deployment_name(&env.name, release.revision);
         let api = Api::<Deployment>::namespaced(self.client.clone(), &namespace);
         // Ours when the caches (which hold only warship's objects) have it.

@@ -17,6 +17,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::tenancy;
+use crate::config::LimitsConfig;
 use crate::domain::{EnvSpec, ReleaseSpec, ResourceAmounts, Traffic};
 
 /// Every object warship manages carries this label = `warship`; the watch caches
@@ -112,8 +114,36 @@ fn quantities(amounts: &ResourceAmounts) -> Option<BTreeMap<String, Quantity>> {
     (!map.is_empty()).then_some(map)
 }
 
-/// The release's Deployment with `replicas` pods.
-pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u32) -> Deployment {
+/// The env's requests and limits; what it leaves out the namespace's LimitRange fills in,
+/// except a limit below the env's own request, which Kubernetes would refuse: that limit
+/// is the request.
+fn resources(env: &EnvSpec, defaults: &LimitsConfig) -> ResourceRequirements {
+    let (requests, limits) = (&env.resources.requests, &env.resources.limits);
+    let limit = |resource, request: &Option<String>, limit: &Option<String>| {
+        limit
+            .clone()
+            .or_else(|| tenancy::limit_for_request(resource, request.as_deref(), defaults))
+    };
+    let limits = ResourceAmounts {
+        cpu: limit("cpu", &requests.cpu, &limits.cpu),
+        memory: limit("memory", &requests.memory, &limits.memory),
+    };
+    ResourceRequirements {
+        requests: quantities(requests),
+        limits: quantities(&limits),
+        ..Default::default()
+    }
+}
+
+/// The release's Deployment with `replicas` pods, in a namespace whose LimitRange gives
+/// containers `defaults`.
+pub fn deployment(
+    user: &str,
+    env: &EnvSpec,
+    release: &ReleaseSpec,
+    replicas: u32,
+    defaults: &LimitsConfig,
+) -> Deployment {
     let labels = release_labels(user, &env.name, release);
     let selector = BTreeMap::from([
         (ENV.to_owned(), env.name.clone()),
@@ -150,11 +180,7 @@ pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u3
             ..Default::default()
         }]),
         env: Some(vars),
-        resources: Some(ResourceRequirements {
-            requests: quantities(&env.resources.requests),
-            limits: quantities(&env.resources.limits),
-            ..Default::default()
-        }),
+        resources: Some(resources(env, defaults)),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
                 path: Some(env.probe_path()),
@@ -177,8 +203,11 @@ pub fn deployment(user: &str, env: &EnvSpec, release: &ReleaseSpec, replicas: u3
             }),
             ..Default::default()
         }),
-        // Tomcat on 8080 needs no privilege: none is given.
+        // Tomcat on 8080 needs no privilege: none is given. The kubelet refuses to start
+        // an image whose user is root, or is a name it cannot tell is not (so the base
+        // images name theirs by number).
         security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
             allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities {
                 drop: Some(vec!["ALL".into()]),
@@ -321,7 +350,7 @@ mod tests {
 
     #[test]
     fn a_deployment_runs_the_release_by_digest_with_the_envs_settings() {
-        let d = deployment("alice", &env(), &release(), 2);
+        let d = deployment("alice", &env(), &release(), 2, &LimitsConfig::default());
         assert_eq!(d.metadata.name.as_deref(), Some("shop-r4"));
         let labels = d.metadata.labels.as_ref().unwrap();
         assert_eq!(labels[ENV], "shop");
@@ -360,6 +389,11 @@ mod tests {
         );
         let c = &pod.containers[0];
         let security = c.security_context.as_ref().unwrap();
+        assert_eq!(
+            security.run_as_non_root,
+            Some(true),
+            "the kubelet refuses a root (or unverifiable) image user"
+        );
         assert_eq!(security.allow_privilege_escalation, Some(false));
         assert_eq!(
             security.capabilities.as_ref().unwrap().drop.as_deref(),
@@ -400,7 +434,28 @@ mod tests {
         );
         let resources = c.resources.clone().unwrap();
         assert_eq!(resources.limits.unwrap()["memory"], Quantity("1Gi".into()));
-        assert!(resources.requests.is_none());
+        assert!(
+            resources.requests.is_none(),
+            "left to the namespace's LimitRange"
+        );
+    }
+
+    #[test]
+    fn a_request_above_the_namespaces_default_limit_is_its_own_limit() {
+        let mut env = env();
+        env.resources.limits = ResourceAmounts::default();
+        env.resources.requests.memory = Some("3Gi".into());
+        env.resources.requests.cpu = Some("2".into());
+        let d = deployment("alice", &env, &release(), 1, &LimitsConfig::default());
+        let resources = d.spec.template.spec.unwrap().containers[0]
+            .resources
+            .clone()
+            .unwrap();
+        assert_eq!(
+            resources.limits.unwrap(),
+            BTreeMap::from([("memory".to_owned(), Quantity("3Gi".into()))]),
+            "not the default 1Gi, which Kubernetes would refuse under a 3Gi request; no cpu limit is configured"
+        );
     }
 
     #[test]

@@ -246,12 +246,14 @@ pub async fn upload(
             }
             "name" | "appName" | "app" => app = Some(capped_text(field).await?),
             "version" => version = Some(capped_text(field).await?),
-            other => return Err(ApiError::bad_request(
-                "request.unknown_field",
-                format!(
+            other => {
+                return Err(ApiError::bad_request(
+                    "request.unknown_field",
+                    format!(
                     "unexpected form field {other:?}; send `file`, `name` and optionally `version`"
                 ),
-            )),
+                ))
+            }
         }
     }
     let Some(received) = received else {

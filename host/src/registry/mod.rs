@@ -15,6 +15,7 @@ use futures_util::Stream;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
+pub use auth::Challenge;
 pub use reference::{tag_problem, ImageRef, ReferenceError};
 
 use crate::config::RegistryConfig;

@@ -133,7 +133,8 @@ pub fn check_names(app: &str, file: &str) -> Result<(), WarError> {
     let file_ok = file.len() <= 128
         && file.ends_with(".war")
         && file.len() > 4
-        && !file.starts_with('.')
+        // A leading '-' would read as a flag in the Dockerfile's COPY.
+        && !file.starts_with(['.', '-'])
         && !file.contains("..")
         && file
             .chars()
@@ -142,7 +143,7 @@ pub fn check_names(app: &str, file: &str) -> Result<(), WarError> {
         violations.push(Violation::new(
             "file",
             "war.file.invalid",
-            format!("file name {file:?} must end in .war and hold only letters, digits, '.', '_' and '-' (no '/' or '..')"),
+            format!("file name {file:?} must end in .war and hold only letters, digits, '.', '_' and '-', not start with '.' or '-' (no '/' or '..')"),
         ));
     }
     if violations.is_empty() {
@@ -409,6 +410,32 @@ impl Wars {
                 Ok(()) if current.refs <= 1 => return Ok(self.blobs.remove(sha)?),
                 Ok(()) => return Ok(()),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_names;
+
+    #[test]
+    fn file_names_are_plain_war_names_a_dockerfile_cannot_misread() {
+        for good in ["shop.war", "shop-1.0.war", "a_b.war", "ROOT.war"] {
+            assert!(check_names("shop", good).is_ok(), "{good}");
+        }
+        // Found by the template campaign: "--.war" became `COPY --.war …`, a flag.
+        for bad in [
+            ".war",
+            "--.war",
+            "-x.war",
+            ".hidden.war",
+            "a/b.war",
+            "a..b.war",
+            "shop.jar",
+            "sh op.war",
+            "é.war",
+        ] {
+            assert!(check_names("shop", bad).is_err(), "{bad}");
         }
     }
 }

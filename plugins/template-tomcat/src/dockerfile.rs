@@ -95,6 +95,14 @@ pub fn render(settings: &str, ctx: &BuildContext) -> Result<String, String> {
     if ctx.war_file.contains('/') || matches!(ctx.war_file.as_str(), "." | "..") {
         return Err(format!("WAR file {:?} must be a file name in the build context, without '/'", ctx.war_file));
     }
+    // COPY reads a leading '-' as a flag and a leading '[' as its JSON form.
+    let plain = ctx.war_file.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !plain || ctx.war_file.starts_with('-') {
+        return Err(format!(
+            "WAR file {:?} must be a plain file name (letters, digits, '.', '_', '-'; not starting with '-'): COPY would misread it as a flag or a JSON list",
+            ctx.war_file
+        ));
+    }
     if let Some(user) = base_user {
         word("base user", user)?;
     }
@@ -124,6 +132,8 @@ pub fn render(settings: &str, ctx: &BuildContext) -> Result<String, String> {
     }
     out += &format!("COPY {} {}/{context}.war\n", ctx.war_file, settings.webapps_dir.trim_end_matches('/'));
     out += &format!("EXPOSE {}\n", settings.port);
+    // The catalog names the user by number (the host checks it), so the kubelet can
+    // verify the pod's runAsNonRoot; without one the base image's own user stays.
     if let Some(user) = base_user {
         out += &format!("USER {user}\n");
     }
@@ -216,7 +226,7 @@ mod tests {
                 entries: 10,
             },
             base_image: "warship/tomcat:10.1-jdk17".into(),
-            base_user: Some("tomcat".into()),
+            base_user: Some("1000:1000".into()),
             war_file: "shop-1.0.war".into(),
             app_version: "1.0".into(),
             user: "alice".into(),
@@ -234,7 +244,7 @@ mod tests {
              ENV JAVA_OPTS=\"-Xmx512m -Dgreeting=\\\"hi \\$USER\\\"\"\n\
              COPY shop-1.0.war /usr/local/tomcat/webapps/ROOT.war\n\
              EXPOSE 8080\n\
-             USER tomcat\n"
+             USER 1000:1000\n"
         );
         assert_eq!(render("", &context()).unwrap(), want);
     }
@@ -289,13 +299,15 @@ mod tests {
     #[test]
     fn values_that_would_escape_their_line_are_refused() {
         type Spoil = fn(&mut BuildContext);
-        let cases: [(&str, Spoil); 9] = [
+        let cases: [(&str, Spoil); 11] = [
             ("line break", |c| c.env.jvm_options = "-Xmx1g\nRUN rm -rf /".into()),
             ("line break", |c| c.user = "alice\r".into()),
             ("line break", |c| c.war.app = "a\0b".into()),
             ("line break", |c| c.app_version = "1.0\nUSER root".into()),
             ("without '/'", |c| c.war_file = "../etc/passwd".into()),
             ("one word", |c| c.war_file = "my app.war".into()),
+            ("flag", |c| c.war_file = "--.war".into()),
+            ("JSON list", |c| c.war_file = "[".into()),
             ("one word", |c| c.base_image = "img AS x".into()),
             ("one word", |c| c.base_user = Some("$USER".into())),
             ("context path", |c| c.env.context_path = "/a/../b".into()),

@@ -174,6 +174,9 @@ impl Target for KubeTarget {
             probe_path: &probe_path,
             env: &self.env.name,
             memory_limit: self.env.resources.limits.memory.as_deref(),
+            refused: objects
+                .deployment_of(revision)
+                .and_then(|d| d.refused.as_deref()),
             jvm_options: &self.env.jvm_options,
         };
         let evidence = diagnosis::Evidence {
