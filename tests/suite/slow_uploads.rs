@@ -247,3 +247,101 @@ async fn six_hundred_slow_uploads_are_capped_and_slow_nothing_else() {
         .unwrap();
     assert_eq!(listed, serde_json::json!([]));
 }
+
+/// In process, with the caps raised so 600 uploads are all admitted (more than tokio's
+/// 512 blocking threads): each holds a writer thread while it trickles a byte a second,
+/// on the uploads' own pool. Meanwhile a deploy's lock renewal and the fenced record
+/// write that follows it (the embedded store blocks on tokio's pool) and `/readyz`
+/// stay under a second, and the lock is never lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploys_lock_and_record_writes_stay_fast_while_600_uploads_trickle() {
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use warship_host::store::{put_json_held, Precondition};
+
+    let app = std::sync::Arc::new(
+        crate::support::TestApp::embedded_with(|c| {
+            c.uploads.max_concurrent = SLOW;
+            c.uploads.max_concurrent_per_user = SLOW;
+        })
+        .await,
+    );
+    let token = app.user("slow").await;
+    let uploads: Vec<_> = (0..SLOW)
+        .map(|i| {
+            let body = futures_util::stream::unfold(0, |sent| async move {
+                if sent == 8 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x")),
+                    sent + 1,
+                ))
+            });
+            let request = Request::put(format!("/api/v1/wars/shop/slow-{i}.war"))
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/octet-stream")
+                .body(Body::from_stream(body))
+                .unwrap();
+            let app = app.clone();
+            tokio::spawn(async move { app.send(request).await.status })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let store = app.state.store.clone();
+    let lease = store
+        .try_lock("locks/envs/slow/shop", "host-a", Duration::from_secs(15))
+        .await
+        .unwrap();
+    let (mut renewals, mut writes, mut ready) = (Vec::new(), Vec::new(), Vec::new());
+    for step in 0..24u32 {
+        let at = Instant::now();
+        store
+            .renew_lock(&lease)
+            .await
+            .expect("the deploy keeps its lock");
+        renewals.push(at.elapsed());
+        let at = Instant::now();
+        put_json_held(
+            &*store,
+            "deploys/slow/record",
+            &step,
+            Precondition::Any,
+            &lease,
+        )
+        .await
+        .unwrap();
+        writes.push(at.elapsed());
+        let at = Instant::now();
+        let reply = app.call(Method::GET, "/readyz", None, None).await;
+        assert!(reply.status.is_success(), "{}", reply.text);
+        ready.push(at.elapsed());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for upload in uploads {
+        *statuses.entry(upload.await.unwrap().as_u16()).or_insert(0) += 1;
+    }
+    let worst = |d: &Vec<Duration>| *d.iter().max().unwrap();
+    eprintln!(
+        "600 uploads in process, answered {statuses:?}: lock renewal worst {:?}, fenced record write worst {:?}, /readyz worst {:?}",
+        worst(&renewals),
+        worst(&writes),
+        worst(&ready)
+    );
+    // Every upload was admitted and trickled to its end (8 bytes are no WAR).
+    assert_eq!(statuses.get(&422), Some(&SLOW), "{statuses:?}");
+    for (what, times) in [
+        ("lock renewal", &renewals),
+        ("fenced record write", &writes),
+        ("/readyz", &ready),
+    ] {
+        assert!(
+            worst(times) < Duration::from_secs(1),
+            "a {what} took {:?} beside 600 slow uploads",
+            worst(times)
+        );
+    }
+}

@@ -4,6 +4,7 @@
 
 mod blobs;
 pub mod inspect;
+mod pool;
 mod servlet_api;
 mod slots;
 
@@ -164,6 +165,8 @@ pub struct Wars {
     /// tens of MiB; more at once would only queue on the cores and add up in memory.
     inspections: tokio::sync::Semaphore,
     uploads: slots::Slots,
+    /// The threads uploads write, inspect and commit on, apart from everyone else's.
+    pool: pool::UploadPool,
 }
 
 fn index_key(user: &UserName, app: &str, file: &str) -> String {
@@ -176,7 +179,11 @@ impl Wars {
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         );
         let uploads = slots::Slots::new(limits.max_concurrent, limits.max_concurrent_per_user);
+        // A writer per admitted upload, the inspections, and a few syncs and commits.
+        let pool =
+            pool::UploadPool::new(limits.max_concurrent + inspections.available_permits() + 4)?;
         Ok(Self {
+            pool,
             store,
             blobs: std::sync::Arc::new(LocalBlobs::open(&dir)?),
             limits,
@@ -211,7 +218,7 @@ impl Wars {
         let (chunks, queued) = tokio::sync::mpsc::channel::<Bytes>(32);
         let file = temp.as_file().try_clone()?;
         let durable = self.limits.fsync;
-        let writer = tokio::task::spawn_blocking(move || write_chunks(file, queued, durable));
+        let writer = self.pool.run(move || write_chunks(file, queued, durable));
 
         let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
         let mut size: u64 = 0;
@@ -251,7 +258,8 @@ impl Wars {
         let streamed_in = started.elapsed();
         if durable {
             let file = temp.as_file().try_clone()?;
-            tokio::task::spawn_blocking(move || file.sync_data())
+            self.pool
+                .run(move || file.sync_data())
                 .await
                 .map_err(std::io::Error::other)??;
         }
@@ -280,12 +288,14 @@ impl Wars {
             .await
             .expect("the inspection semaphore is never closed");
         let started = std::time::Instant::now();
-        let (inspection, received) = tokio::task::spawn_blocking(move || {
-            let reader = std::io::BufReader::new(received.file.reopen()?);
-            Ok::<_, WarError>((inspect::inspect(reader, &limits)?, received))
-        })
-        .await
-        .map_err(|e| WarError::Io(std::io::Error::other(e)))??;
+        let (inspection, received) = self
+            .pool
+            .run(move || {
+                let reader = std::io::BufReader::new(received.file.reopen()?);
+                Ok::<_, WarError>((inspect::inspect(reader, &limits)?, received))
+            })
+            .await
+            .map_err(|e| WarError::Io(std::io::Error::other(e)))??;
 
         let record = WarRecord {
             app: app.into(),
@@ -310,7 +320,8 @@ impl Wars {
             Ok(())
         } else {
             let (blobs, file, durable) = (self.blobs.clone(), received.file, self.limits.fsync);
-            tokio::task::spawn_blocking(move || blobs.commit(file, &sha, durable).map(drop))
+            self.pool
+                .run(move || blobs.commit(file, &sha, durable).map(drop))
                 .await
                 .map_err(std::io::Error::other)
                 .and_then(|r| r)

@@ -95,11 +95,10 @@ pub fn render(settings: &str, ctx: &BuildContext) -> Result<String, String> {
     if ctx.war_file.contains('/') || matches!(ctx.war_file.as_str(), "." | "..") {
         return Err(format!("WAR file {:?} must be a file name in the build context, without '/'", ctx.war_file));
     }
-    // COPY reads a leading '-' as a flag and a leading '[' as its JSON form.
-    let plain = ctx.war_file.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if !plain || ctx.war_file.starts_with('-') {
+    // COPY reads a leading '[' as its JSON form (a leading '-', a flag, `word` refuses).
+    if !ctx.war_file.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
         return Err(format!(
-            "WAR file {:?} must be a plain file name (letters, digits, '.', '_', '-'; not starting with '-'): COPY would misread it as a flag or a JSON list",
+            "WAR file {:?} must be a plain file name (letters, digits, '.', '_', '-'): COPY would misread it as a JSON list",
             ctx.war_file
         ));
     }
@@ -151,9 +150,10 @@ fn one_line(what: &str, value: &str) -> Result<(), String> {
 /// Unquoted values must be one word the builder takes literally: whitespace would split
 /// it, and quotes, `\` and `$` mean escapes and variables there.
 fn word(what: &str, value: &str) -> Result<(), String> {
-    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || "\"\\$".contains(c)) {
+    // A leading '-' would read as a flag (`FROM --platform=…`).
+    if value.is_empty() || value.starts_with('-') || value.contains(|c: char| c.is_whitespace() || "\"'\\$".contains(c)) {
         return Err(format!(
-            "the {what} {value:?} must be one word: not empty, without whitespace, quotes, '\\' or '$'"
+            "the {what} {value:?} must be one word: not empty, not starting with '-', without whitespace, quotes, '\\' or '$'"
         ));
     }
     Ok(())
@@ -299,16 +299,18 @@ mod tests {
     #[test]
     fn values_that_would_escape_their_line_are_refused() {
         type Spoil = fn(&mut BuildContext);
-        let cases: [(&str, Spoil); 11] = [
+        let cases: [(&str, Spoil); 13] = [
             ("line break", |c| c.env.jvm_options = "-Xmx1g\nRUN rm -rf /".into()),
             ("line break", |c| c.user = "alice\r".into()),
             ("line break", |c| c.war.app = "a\0b".into()),
             ("line break", |c| c.app_version = "1.0\nUSER root".into()),
             ("without '/'", |c| c.war_file = "../etc/passwd".into()),
             ("one word", |c| c.war_file = "my app.war".into()),
-            ("flag", |c| c.war_file = "--.war".into()),
+            ("not starting with '-'", |c| c.war_file = "--.war".into()),
             ("JSON list", |c| c.war_file = "[".into()),
             ("one word", |c| c.base_image = "img AS x".into()),
+            ("one word", |c| c.base_image = "'".into()),
+            ("one word", |c| c.base_image = "--platform=linux/arm64".into()),
             ("one word", |c| c.base_user = Some("$USER".into())),
             ("context path", |c| c.env.context_path = "/a/../b".into()),
         ];
