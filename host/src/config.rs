@@ -99,6 +99,45 @@ pub struct StoreConfig {
     /// Every key warship writes to etcd starts with this, so one cluster can be shared.
     pub etcd_prefix: String,
     pub etcd_connect_timeout_secs: u64,
+    /// TLS to etcd (`https://` endpoints): the CA that signed etcd's certificate (PEM).
+    pub etcd_ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for an etcd run with `--client-cert-auth`.
+    pub etcd_cert_file: Option<PathBuf>,
+    pub etcd_key_file: Option<PathBuf>,
+    /// etcd's own users (`auth enable`): a user and its password, or a file holding it.
+    pub etcd_username: Option<String>,
+    /// Better given as `WARSHIP__STORE__ETCD_PASSWORD` or `etcd_password_file`.
+    pub etcd_password: Option<String>,
+    pub etcd_password_file: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// The etcd TLS and user settings make sense together.
+    fn check_etcd_access(&self) -> Result<(), String> {
+        if self.etcd_cert_file.is_some() != self.etcd_key_file.is_some() {
+            return Err("store.etcd_cert_file and store.etcd_key_file go together: set both (a client certificate and its key) or neither".into());
+        }
+        if self.etcd_password.is_some() && self.etcd_password_file.is_some() {
+            return Err("set store.etcd_password or store.etcd_password_file, not both".into());
+        }
+        let has_password = self.etcd_password.is_some() || self.etcd_password_file.is_some();
+        if self.etcd_username.is_some() != has_password {
+            return Err("store.etcd_username and its password (store.etcd_password or store.etcd_password_file) go together".into());
+        }
+        let tls = self.etcd_ca_file.is_some() || self.etcd_cert_file.is_some();
+        let https = self
+            .etcd_endpoints
+            .iter()
+            .filter(|e| e.starts_with("https://"))
+            .count();
+        if tls && https != self.etcd_endpoints.len() {
+            return Err("store.etcd_endpoints must all be https:// when store.etcd_ca_file or store.etcd_cert_file is set".into());
+        }
+        if https > 0 && self.etcd_ca_file.is_none() {
+            return Err("https:// etcd endpoints need store.etcd_ca_file: the CA that signed etcd's certificate".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for StoreConfig {
@@ -109,6 +148,12 @@ impl Default for StoreConfig {
             etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
             etcd_prefix: "/warship/".into(),
             etcd_connect_timeout_secs: 5,
+            etcd_ca_file: None,
+            etcd_cert_file: None,
+            etcd_key_file: None,
+            etcd_username: None,
+            etcd_password: None,
+            etcd_password_file: None,
         }
     }
 }
@@ -464,6 +509,7 @@ impl Config {
         if self.store.backend == StoreBackend::Etcd && self.store.etcd_endpoints.is_empty() {
             return Err("store.etcd_endpoints is empty but store.backend = \"etcd\"".into());
         }
+        self.store.check_etcd_access()?;
         if self.registry.password.is_some() && self.registry.password_file.is_some() {
             return Err("set registry.password or registry.password_file, not both".into());
         }

@@ -73,6 +73,32 @@ fn tls_needs_both_halves() {
 }
 
 #[test]
+fn etcd_tls_and_user_settings_go_together() {
+    let store = |keys: &str| load(&format!("[store]\nbackend = \"etcd\"\n{keys}"), &[]);
+    let refused = |keys: &str, names: &str| {
+        let err = store(keys).unwrap_err().to_string();
+        assert!(err.contains(names), "{keys}: {err}");
+    };
+    refused("etcd_cert_file = \"c.pem\"\n", "store.etcd_key_file");
+    refused("etcd_username = \"root\"\n", "store.etcd_password");
+    refused("etcd_password = \"pw\"\n", "store.etcd_username");
+    refused(
+        "etcd_username = \"r\"\netcd_password = \"p\"\netcd_password_file = \"f\"\n",
+        "not both",
+    );
+    refused("etcd_ca_file = \"ca.pem\"\n", "https://");
+    refused(
+        "etcd_endpoints = [\"https://a:2379\"]\n",
+        "store.etcd_ca_file",
+    );
+    let tls = "etcd_endpoints = [\"https://a:2379\"]\netcd_ca_file = \"ca.pem\"\netcd_cert_file = \"c.pem\"\netcd_key_file = \"k.pem\"\n";
+    store(&format!(
+        "{tls}etcd_username = \"root\"\netcd_password_file = \"pw\"\n"
+    ))
+    .unwrap();
+}
+
+#[test]
 fn platform_names_stay_the_platforms() {
     let with = |extra: &str| Config::from_toml(extra, Path::new("p.toml"), []);
     let empty = with("[kubernetes]\nnamespace_prefix = \"\"\n")

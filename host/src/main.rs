@@ -126,6 +126,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig { config: path } => {
             let config = load(&path)?;
+            if config.store.backend == warship_host::config::StoreBackend::Etcd {
+                // Reaches etcd as serve would: its address, TLS and user are checked too.
+                server::open_store(&config).await?;
+            }
             let plugins = server::load_plugins(&config).await?;
             let names: Vec<String> = plugins
                 .names()

@@ -19,7 +19,7 @@ use crate::images::Images;
 use crate::jobs;
 use crate::plugins::{Plugins, Runtime};
 use crate::registry::RegistryClient;
-use crate::store::{DynStore, EmbeddedStore, EtcdStore, Metered};
+use crate::store::{DynStore, EmbeddedStore, EtcdAccess, EtcdStore, Metered, Store};
 use crate::users::Users;
 use crate::wars::Wars;
 
@@ -32,21 +32,84 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
         }
         StoreBackend::Etcd => {
             let timeout = Duration::from_secs(config.store.etcd_connect_timeout_secs);
-            let store = EtcdStore::connect(
+            let access = etcd_access(&config.store)?;
+            let at = config.store.etcd_endpoints.join(",");
+            let store = EtcdStore::connect_with(
                 &config.store.etcd_endpoints,
                 &config.store.etcd_prefix,
                 timeout,
+                &access,
             )
             .await
-            .with_context(|| {
-                format!(
-                    "connecting to etcd at {}",
-                    config.store.etcd_endpoints.join(",")
-                )
-            })?;
+            .map_err(|e| etcd_refused(&e.to_string(), &access))
+            .with_context(|| format!("connecting to etcd at {at}"))?;
+            // The channel connects lazily: fail here, naming the setting, not at first use.
+            store
+                .ping()
+                .await
+                .map_err(|e| etcd_refused(&e.to_string(), &access))
+                .with_context(|| format!("connecting to etcd at {at}"))?;
             Arc::new(Metered(store))
         }
     })
+}
+
+/// The etcd TLS material and user of the config, read from their files.
+fn etcd_access(store: &crate::config::StoreConfig) -> anyhow::Result<EtcdAccess> {
+    let read = |setting: &str, path: &std::path::Path| {
+        std::fs::read(path).with_context(|| {
+            format!(
+                "store.{setting} = {:?} cannot be read",
+                path.display().to_string()
+            )
+        })
+    };
+    let ca = store
+        .etcd_ca_file
+        .as_deref()
+        .map(|p| read("etcd_ca_file", p))
+        .transpose()?;
+    let identity = match (&store.etcd_cert_file, &store.etcd_key_file) {
+        (Some(cert), Some(key)) => {
+            Some((read("etcd_cert_file", cert)?, read("etcd_key_file", key)?))
+        }
+        _ => None,
+    };
+    let password = match (&store.etcd_password, &store.etcd_password_file) {
+        (Some(password), _) => Some(password.clone()),
+        (None, Some(file)) => Some(
+            String::from_utf8_lossy(&read("etcd_password_file", file)?)
+                .trim_end()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let user = store.etcd_username.clone().zip(password);
+    Ok(EtcdAccess { ca, identity, user })
+}
+
+/// etcd's refusal in words that name the settings to check.
+fn etcd_refused(error: &str, access: &EtcdAccess) -> anyhow::Error {
+    let hint = if error.contains("authentication failed")
+        || error.contains("user name is empty")
+        || error.contains("invalid auth token")
+    {
+        " (check store.etcd_username and store.etcd_password or store.etcd_password_file)"
+    } else if error.contains("user name not found")
+        || error.contains("authentication is not enabled")
+    {
+        " (check store.etcd_username)"
+    } else if access.ca.is_some() || access.identity.is_some() {
+        " (check store.etcd_ca_file, store.etcd_cert_file and store.etcd_key_file: etcd's certificate must be signed by that CA, and the client certificate by one etcd trusts)"
+    } else {
+        ""
+    };
+    // gRPC statuses carry their metadata in the text; the message is what says why.
+    let said = error
+        .split_once("message: \"")
+        .and_then(|(_, rest)| rest.split_once("\", details"))
+        .map_or(error, |(message, _)| message);
+    anyhow::anyhow!("etcd: {said}{hint}")
 }
 
 /// Starts the plugin runtime and loads every configured plugin, checking its

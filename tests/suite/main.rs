@@ -9,6 +9,7 @@ mod canary_weights;
 mod cli;
 mod deploys;
 mod docker_builder;
+mod etcd_tls;
 mod flow;
 mod fuzz;
 mod grey_releases;

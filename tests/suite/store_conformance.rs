@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use warship_host::store::{DynStore, EmbeddedStore, Precondition, Store, StoreError};
 
-async fn suite(store: DynStore) {
+pub(crate) async fn suite(store: DynStore) {
     get_put_and_compare_and_swap(&*store).await;
     delete_with_preconditions(&*store).await;
     prefix_listing(&*store).await;

@@ -23,16 +23,50 @@ fn unavailable(e: etcd_client::Error) -> StoreError {
     StoreError::Unavailable(format!("etcd: {e}"))
 }
 
+/// How warship proves itself to etcd, as production runs it: TLS with a CA (and a client
+/// certificate), and etcd's own users. Empty: plain HTTP, no auth.
+#[derive(Default, Clone)]
+pub struct EtcdAccess {
+    /// PEM of the CA that signed etcd's certificate.
+    pub ca: Option<Vec<u8>>,
+    /// PEM of a client certificate and of its key.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// A user and its password.
+    pub user: Option<(String, String)>,
+}
+
 impl EtcdStore {
     pub async fn connect(
         endpoints: &[String],
         prefix: &str,
         timeout: Duration,
     ) -> StoreResult<Self> {
-        let options = ConnectOptions::new()
+        Self::connect_with(endpoints, prefix, timeout, &EtcdAccess::default()).await
+    }
+
+    pub async fn connect_with(
+        endpoints: &[String],
+        prefix: &str,
+        timeout: Duration,
+        access: &EtcdAccess,
+    ) -> StoreResult<Self> {
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(timeout)
             .with_timeout(timeout)
             .with_keep_alive(Duration::from_secs(10), timeout);
+        if access.ca.is_some() || access.identity.is_some() {
+            let mut tls = etcd_client::TlsOptions::new();
+            if let Some(ca) = &access.ca {
+                tls = tls.ca_certificate(etcd_client::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &access.identity {
+                tls = tls.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(tls);
+        }
+        if let Some((user, password)) = &access.user {
+            options = options.with_user(user, password);
+        }
         let client = Client::connect(endpoints, Some(options))
             .await
             .map_err(unavailable)?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use embedded::EmbeddedStore;
-pub use etcd::EtcdStore;
+pub use etcd::{EtcdAccess, EtcdStore};
 pub use metered::Metered;
 
 /// A value with the revision of its last write. Revisions only grow, store-wide.

@@ -22,7 +22,7 @@ use warship_host::http::{self, AppState, Services};
 use warship_host::images::Images;
 use warship_host::plugins::{Plugins, Runtime};
 use warship_host::server::metrics_handle;
-use warship_host::store::{DynStore, EmbeddedStore, EtcdStore, Metered};
+use warship_host::store::{DynStore, EmbeddedStore, EtcdAccess, EtcdStore, Metered};
 use warship_host::users::Users;
 use warship_host::wars::Wars;
 
@@ -38,15 +38,25 @@ pub fn free_port() -> u16 {
 pub struct Etcd {
     child: Child,
     pub endpoint: String,
+    /// What a client needs to reach it (TLS material when it serves TLS).
+    pub access: EtcdAccess,
     _dir: tempfile::TempDir,
 }
 
 impl Etcd {
     pub async fn start() -> Etcd {
+        Self::start_with(None).await
+    }
+
+    /// With `tls` (the CA, etcd's certificate and key): serves `https://` only and
+    /// asks every client for a certificate that CA signed.
+    pub async fn start_with(tls: Option<(&Path, &Path, &Path)>) -> Etcd {
         let dir = tempfile::tempdir().unwrap();
         let (client, peer) = (free_port(), free_port());
-        let endpoint = format!("http://127.0.0.1:{client}");
-        let child = Command::new("etcd")
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://127.0.0.1:{client}");
+        let mut command = Command::new("etcd");
+        command
             .args(["--data-dir", dir.path().join("etcd").to_str().unwrap()])
             .args(["--name", "warship-test"])
             .args([
@@ -63,7 +73,23 @@ impl Etcd {
             .args([
                 "--initial-cluster",
                 &format!("warship-test=http://127.0.0.1:{peer}"),
-            ])
+            ]);
+        let mut access = EtcdAccess::default();
+        if let Some((ca, cert, key)) = tls {
+            let path = |p: &Path| p.to_str().unwrap().to_owned();
+            command
+                .args(["--cert-file", &path(cert), "--key-file", &path(key)])
+                .args(["--client-cert-auth", "--trusted-ca-file", &path(ca)]);
+            // The test's own client: the same CA, and a certificate it signed.
+            let (client_cert, client_key) =
+                client_certificate(ca.parent().unwrap(), "etcd-test-client");
+            access.ca = Some(std::fs::read(ca).unwrap());
+            access.identity = Some((
+                std::fs::read(client_cert).unwrap(),
+                std::fs::read(client_key).unwrap(),
+            ));
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -71,6 +97,7 @@ impl Etcd {
         let etcd = Etcd {
             child,
             endpoint,
+            access,
             _dir: dir,
         };
         let started = Instant::now();
@@ -93,7 +120,13 @@ impl Etcd {
         &self,
         prefix: &str,
     ) -> Result<EtcdStore, warship_host::store::StoreError> {
-        EtcdStore::connect(&[self.endpoint.clone()], prefix, Duration::from_secs(5)).await
+        EtcdStore::connect_with(
+            &[self.endpoint.clone()],
+            prefix,
+            Duration::from_secs(5),
+            &self.access,
+        )
+        .await
     }
 
     /// Stops etcd now, as a crash would.
@@ -856,6 +889,70 @@ pub fn tls_chain(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
         );
     }
     (ca, cert, key)
+}
+
+/// A client certificate for `name`, signed by the CA `tls_chain` made in `dir`:
+/// (name.pem, name.key).
+pub fn client_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (key, csr, cert, ext) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.csr")),
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.cnf")),
+    );
+    std::fs::write(
+        &ext,
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let p = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    let steps: [Vec<String>; 2] = [
+        [
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &p(&key),
+            "-out",
+            &p(&csr),
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "x509",
+            "-req",
+            "-in",
+            &p(&csr),
+            "-CA",
+            &p(&ca),
+            "-CAkey",
+            &p(&ca_key),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p(&ext),
+            "-out",
+            &p(&cert),
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for args in steps {
+        let made = Command::new("openssl").args(&args).output().unwrap();
+        assert!(
+            made.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    (cert, key)
 }
 
 /// A proxy in front of a registry that answers 500 to the first `failures` requests,
