@@ -477,23 +477,19 @@ impl Config {
         path: &Path,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut doc: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    path: path.into(),
-                    message: e.to_string(),
-                })?;
-        for (var, value) in vars {
-            if let Some(rest) = var.strip_prefix(ENV_PREFIX) {
-                apply_override(&mut doc, &var, rest, &value)?;
-            }
-        }
-        let config: Config = toml::Value::Table(doc)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+        let doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
                 path: path.into(),
                 message: e.to_string(),
             })?;
+        let config = overrides::apply(doc, vars).map_err(|e| match e {
+            overrides::Failed::Override(e) => e,
+            overrides::Failed::Invalid(message) => ConfigError::Invalid {
+                path: path.into(),
+                message,
+            },
+        })?;
         config.check().map_err(|message| ConfigError::Invalid {
             path: path.into(),
             message,
@@ -638,38 +634,6 @@ impl Config {
     }
 }
 
-/// `WARSHIP__UPLOADS__MAX_BYTES=5` sets `uploads.max_bytes = 5`. The value is read as
-/// TOML when it parses as a scalar or array, else taken as a plain string.
-fn apply_override(
-    doc: &mut toml::Table,
-    var: &str,
-    path: &str,
-    value: &str,
-) -> Result<(), ConfigError> {
-    let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
-    if keys.iter().any(String::is_empty) {
-        return Err(ConfigError::Override {
-            var: var.into(),
-            message: "empty key segment".into(),
-        });
-    }
-    let (leaf, sections) = keys
-        .split_last()
-        .expect("split yields at least one segment");
-    let mut table = doc;
-    for section in sections {
-        let entry = table
-            .entry(section.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        table = entry.as_table_mut().ok_or_else(|| ConfigError::Override {
-            var: var.into(),
-            message: format!("`{section}` is not a section"),
-        })?;
-    }
-    table.insert(leaf.clone(), parse_override_value(value));
-    Ok(())
-}
-
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -688,20 +652,15 @@ fn list_or_commas<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<String>
     })
 }
 
-fn parse_override_value(value: &str) -> toml::Value {
-    format!("v = {value}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
-}
-
 /// `1000` or `1000:1000`: a user the kubelet can tell is not root without the image's
 /// `/etc/passwd`.
 fn numeric_non_root(user: &str) -> bool {
     let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
     uid.parse::<u32>().is_ok_and(|uid| uid != 0) && gid.parse::<u32>().is_ok()
 }
+
+#[path = "config_overrides.rs"]
+mod overrides;
 
 #[path = "config_tenancy.rs"]
 mod tenancy;

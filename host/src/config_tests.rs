@@ -272,3 +272,17 @@ fn a_catalog_user_is_numeric_and_not_root() {
         );
     }
 }
+
+#[test]
+fn environment_overrides_keep_strings_strings() {
+    let config = load(
+        "",
+        &[
+            ("WARSHIP__REGISTRY__PASSWORD", "123456"),
+            ("WARSHIP__UPLOADS__MAX_BYTES", "5"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.registry.password.as_deref(), Some("123456"));
+    assert_eq!(config.uploads.max_bytes, 5);
+}
