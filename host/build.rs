@@ -20,15 +20,9 @@ fn main() {
     let root = host.parent().unwrap();
     println!("cargo:rerun-if-changed={}", root.join("plugins").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("Cargo.lock").display()
-    );
+    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
 
-    println!(
-        "cargo:rustc-env=WASMTIME_VERSION={}",
-        locked_version(root, "wasmtime")
-    );
+    println!("cargo:rustc-env=WASMTIME_VERSION={}", locked_version(root, "wasmtime"));
 
     require_target();
     let target_dir = root.join("target").join("plugins");
@@ -46,35 +40,22 @@ fn main() {
         .env_remove("CARGO_BUILD_TARGET")
         .status()
         .expect("running cargo for the built-in plugins");
-    assert!(
-        status.success(),
-        "building the built-in plugins (plugins/) for {TARGET} failed; see the errors above"
-    );
+    assert!(status.success(), "building the built-in plugins (plugins/) for {TARGET} failed; see the errors above");
 
     let out = target_dir.join(TARGET).join("release");
     let mut table = String::from("pub const BUILTIN: &[(&str, &[u8])] = &[\n");
     for name in BUILTINS {
         let wasm = out.join(format!("{}.wasm", name.replace('-', "_")));
         assert!(wasm.is_file(), "{} was not built", wasm.display());
-        table.push_str(&format!(
-            "    ({name:?}, include_bytes!({:?})),\n",
-            wasm.display().to_string()
-        ));
+        table.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
     }
     table.push_str("];\n");
-    std::fs::write(
-        PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtin_plugins.rs"),
-        table,
-    )
-    .unwrap();
+    std::fs::write(PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtin_plugins.rs"), table).unwrap();
 }
 
 /// Fails with the exact command to run when the wasm target is missing.
 fn require_target() {
-    let Ok(output) = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-    else {
+    let Ok(output) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
         return; // no rustup: let cargo say what is missing
     };
     let installed = String::from_utf8_lossy(&output.stdout);
@@ -86,9 +67,6 @@ fn require_target() {
 fn locked_version(root: &Path, package: &str) -> String {
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("Cargo.lock");
     let marker = format!("name = \"{package}\"\nversion = \"");
-    let start = lock
-        .find(&marker)
-        .map(|i| i + marker.len())
-        .expect("package in Cargo.lock");
+    let start = lock.find(&marker).map(|i| i + marker.len()).expect("package in Cargo.lock");
     lock[start..].split('"').next().unwrap().to_owned()
 }

@@ -32,11 +32,7 @@ fn load_time(config: &PluginConfig, runs: usize, from_scratch: bool) -> Duration
     }
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
-            let runtime = if from_scratch {
-                Runtime::new(None).unwrap()
-            } else {
-                runtime.clone()
-            };
+            let runtime = if from_scratch { Runtime::new(None).unwrap() } else { runtime.clone() };
             let started = Instant::now();
             Plugin::load(&runtime, config, &PluginRuntimeConfig::default()).unwrap();
             started.elapsed()
@@ -62,10 +58,7 @@ fn call_times(runs: usize, mut call: impl FnMut()) -> (Duration, Duration) {
 }
 
 fn env() -> types::EnvSpec {
-    let none = || types::ResourceAmounts {
-        cpu: None,
-        memory: None,
-    };
+    let none = || types::ResourceAmounts { cpu: None, memory: None };
     types::EnvSpec {
         name: "shop".into(),
         tomcat: "10.1".into(),
@@ -75,10 +68,7 @@ fn env() -> types::EnvSpec {
         jvm_options: "-Xmx512m".into(),
         env: vec![("MODE".into(), "prod".into())],
         resources: types::Resources {
-            requests: types::ResourceAmounts {
-                cpu: Some("250m".into()),
-                memory: Some("512Mi".into()),
-            },
+            requests: types::ResourceAmounts { cpu: Some("250m".into()), memory: Some("512Mi".into()) },
             limits: none(),
         },
         context_path: "/".into(),
@@ -92,9 +82,7 @@ fn platform() -> types::Platform {
         base_image: format!("warship/tomcat:{tomcat}-jdk{jdk}"),
         user: Some("tomcat".into()),
     };
-    types::Platform {
-        catalog: vec![entry("9.0", "11"), entry("10.1", "17"), entry("10.1", "21")],
-    }
+    types::Platform { catalog: vec![entry("9.0", "11"), entry("10.1", "17"), entry("10.1", "21")] }
 }
 
 fn war() -> types::WarFacts {
@@ -111,12 +99,7 @@ fn war() -> types::WarFacts {
 
 /// Mid-canary: the 10% step scaled, waiting for its pod.
 fn rollout() -> domain::RolloutState {
-    let workload = |replicas, ready| domain::Workload {
-        replicas,
-        ready,
-        restarts: 0,
-        unready_ms: 0,
-    };
+    let workload = |replicas, ready| domain::Workload { replicas, ready, restarts: 0, unready_ms: 0 };
     domain::RolloutState {
         desired_replicas: 4,
         stable: Some(workload(3, 3)),
@@ -130,8 +113,7 @@ fn rollout() -> domain::RolloutState {
 }
 
 fn main() {
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/examples/strategy-linear-py.wasm");
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/examples/strategy-linear-py.wasm");
     let mut configs = default_plugin_configs();
     if python.is_file() {
         configs.push(PluginConfig {
@@ -144,10 +126,7 @@ fn main() {
             deadline_ms: Some(5000),
         });
     } else {
-        eprintln!(
-            "note: {} is missing (run examples/strategy-python/build); the Python row is left out",
-            python.display()
-        );
+        eprintln!("note: {} is missing (run examples/strategy-python/build); the Python row is left out", python.display());
     }
 
     println!("| plugin | size KiB | load from scratch ms | load from cache ms | call | p50 µs | p99 µs |");
@@ -158,19 +137,10 @@ fn main() {
         let scratch = load_time(config, if is_python { 1 } else { 5 }, true);
         let cached = load_time(config, 9, false);
         let plugin = Plugin::load(&runtime, config, &PluginRuntimeConfig::default()).unwrap();
-        let size = if is_python {
-            std::fs::metadata(&config.source).unwrap().len()
-        } else {
-            0
-        };
+        let size = if is_python { std::fs::metadata(&config.source).unwrap().len() } else { 0 };
         let runs = if is_python { 300 } else { 3000 };
         let (call, (p50, p99)) = match config.kind {
-            PluginKind::Validator => (
-                "validate-env",
-                call_times(runs, || {
-                    assert!(plugin.validate_env(&platform(), &env()).unwrap().is_empty())
-                }),
-            ),
+            PluginKind::Validator => ("validate-env", call_times(runs, || assert!(plugin.validate_env(&platform(), &env()).unwrap().is_empty()))),
             PluginKind::Template => {
                 let context = types::BuildContext {
                     env: env(),
@@ -181,29 +151,12 @@ fn main() {
                     app_version: "1.0".into(),
                     user: "alice".into(),
                 };
-                (
-                    "render-dockerfile",
-                    call_times(runs, || assert!(plugin.render_dockerfile(&context).is_ok())),
-                )
+                ("render-dockerfile", call_times(runs, || assert!(plugin.render_dockerfile(&context).is_ok())))
             }
-            PluginKind::Strategy => (
-                "next",
-                call_times(runs, || assert!(plugin.next_step(&rollout()).is_ok())),
-            ),
+            PluginKind::Strategy => ("next", call_times(runs, || assert!(plugin.next_step(&rollout()).is_ok()))),
         };
-        let size = if size > 0 {
-            format!("{}", size / 1024)
-        } else {
-            "built-in".into()
-        };
-        println!(
-            "| {} | {size} | {} | {} | {call} | {} | {} |",
-            config.name,
-            millis(scratch),
-            millis(cached),
-            micros(p50),
-            micros(p99)
-        );
+        let size = if size > 0 { format!("{}", size / 1024) } else { "built-in".into() };
+        println!("| {} | {size} | {} | {} | {call} | {} | {} |", config.name, millis(scratch), millis(cached), micros(p50), micros(p99));
     }
     println!();
     println!("Goals: warm p50 under 100 µs per call; load from cache under 20 ms.");

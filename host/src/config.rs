@@ -12,10 +12,7 @@ pub const ENV_PREFIX: &str = "WARSHIP__";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not valid TOML: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
@@ -207,9 +204,7 @@ pub struct EnvLimits {
 
 impl Default for EnvLimits {
     fn default() -> Self {
-        Self {
-            max_envs_per_user: 100,
-        }
+        Self { max_envs_per_user: 100 }
     }
 }
 
@@ -226,11 +221,7 @@ pub struct PluginRuntimeConfig {
 
 impl Default for PluginRuntimeConfig {
     fn default() -> Self {
-        Self {
-            cache_dir: None,
-            memory_mb: 64,
-            deadline_ms: 1000,
-        }
+        Self { cache_dir: None, memory_mb: 64, deadline_ms: 1000 }
     }
 }
 
@@ -370,11 +361,7 @@ pub struct BuildConfig {
 
 impl Default for BuildConfig {
     fn default() -> Self {
-        Self {
-            builder: BuilderKind::Oci,
-            platform: "linux/amd64".into(),
-            docker_host: "unix:///var/run/docker.sock".into(),
-        }
+        Self { builder: BuilderKind::Oci, platform: "linux/amd64".into(), docker_host: "unix:///var/run/docker.sock".into() }
     }
 }
 
@@ -465,10 +452,8 @@ impl Config {
         path: &Path,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
         Self::from_toml(&text, path, vars)
     }
 
@@ -513,10 +498,7 @@ impl Config {
             return Err("registry.push_timeout_secs must be above 0".into());
         }
         if crate::domain::Platform::parse(&self.build.platform).is_none() {
-            return Err(format!(
-                "build.platform {:?} must read os/architecture[/variant], e.g. linux/amd64",
-                self.build.platform
-            ));
+            return Err(format!("build.platform {:?} must read os/architecture[/variant], e.g. linux/amd64", self.build.platform));
         }
         if self.kubernetes.kubeconfig.is_some() && self.kubernetes.in_cluster {
             return Err("set kubernetes.kubeconfig or kubernetes.in_cluster, not both".into());
@@ -534,18 +516,14 @@ impl Config {
                 }
             }
         }
-        if crate::domain::dns_label_problem(&format!("{}a", self.kubernetes.namespace_prefix), 33)
-            .is_some()
-        {
+        if crate::domain::dns_label_problem(&format!("{}a", self.kubernetes.namespace_prefix), 33).is_some() {
             return Err(format!(
                 "kubernetes.namespace_prefix {:?} must be lower-case letters, digits and '-', start with a letter, at most 32 characters",
                 self.kubernetes.namespace_prefix
             ));
         }
         if let Some(gateway) = &self.kubernetes.gateway {
-            if !matches!(gateway.base_url.scheme(), "http" | "https")
-                || !matches!(gateway.base_url.host(), Some(url::Host::Domain(_)))
-            {
+            if !matches!(gateway.base_url.scheme(), "http" | "https") || !matches!(gateway.base_url.host(), Some(url::Host::Domain(_))) {
                 return Err(format!(
                     "kubernetes.gateway.base_url {:?} must be an http(s) URL with a DNS name (envs answer at <env>.<user>.<that name>), e.g. \"http://localhost:8000\"",
                     gateway.base_url.as_str()
@@ -572,10 +550,7 @@ impl Config {
             return Err("deploys.max_replicas must be above 0".into());
         }
         if self.deploys.keep_per_env == 0 {
-            return Err(
-                "deploys.keep_per_env must be above 0: the running deploy's record is one of them"
-                    .into(),
-            );
+            return Err("deploys.keep_per_env must be above 0: the running deploy's record is one of them".into());
         }
         if self.deploys.rollout_deadline_secs == 0 {
             return Err("deploys.rollout_deadline_secs must be above 0".into());
@@ -614,10 +589,7 @@ impl Config {
     fn platform_repository_owner<'a>(&self, image: &'a str) -> Option<&'a str> {
         let mut parts: Vec<&str> = image.split('/').collect();
         // A first part with a dot, a colon or `localhost` is a registry host.
-        let host = parts
-            .first()
-            .filter(|p| p.contains('.') || p.contains(':') || **p == "localhost")
-            .copied();
+        let host = parts.first().filter(|p| p.contains('.') || p.contains(':') || **p == "localhost").copied();
         if let Some(host) = host {
             if host != self.registry.push {
                 return None;
@@ -628,9 +600,7 @@ impl Config {
     }
 
     pub fn catalog_entry(&self, tomcat: &str, jdk: &str) -> Option<&CatalogEntry> {
-        self.catalog
-            .iter()
-            .find(|c| c.tomcat == tomcat && c.jdk == jdk)
+        self.catalog.iter().find(|c| c.tomcat == tomcat && c.jdk == jdk)
     }
 }
 
@@ -642,12 +612,7 @@ fn list_or_commas<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<String>
         Many(Vec<String>),
     }
     Ok(match OneOrMany::deserialize(de)? {
-        OneOrMany::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
+        OneOrMany::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
         OneOrMany::Many(v) => v,
     })
 }

@@ -37,10 +37,7 @@ fn environment_overrides_any_key() {
             ("WARSHIP__UPLOADS__MAX_BYTES", "5"),
             ("WARSHIP__REGISTRY__PUSH", "10.0.0.1:5000"),
             ("WARSHIP__REGISTRY__PULL", "reg.internal:5000"),
-            (
-                "WARSHIP__STORE__ETCD_ENDPOINTS",
-                "[\"http://a:1\", \"http://b:2\"]",
-            ),
+            ("WARSHIP__STORE__ETCD_ENDPOINTS", "[\"http://a:1\", \"http://b:2\"]"),
             ("UNRELATED", "1"),
         ],
     )
@@ -52,11 +49,7 @@ fn environment_overrides_any_key() {
     assert_eq!(config.registry.push, "10.0.0.1:5000");
     assert_eq!(config.registry.pull, "reg.internal:5000");
     assert_eq!(config.store.etcd_endpoints, ["http://a:1", "http://b:2"]);
-    let config = load(
-        "",
-        &[("WARSHIP__STORE__ETCD_ENDPOINTS", "http://a:1, http://b:2")],
-    )
-    .unwrap();
+    let config = load("", &[("WARSHIP__STORE__ETCD_ENDPOINTS", "http://a:1, http://b:2")]).unwrap();
     assert_eq!(config.store.etcd_endpoints, ["http://a:1", "http://b:2"]);
 }
 
@@ -101,31 +94,15 @@ fn etcd_tls_and_user_settings_go_together() {
 #[test]
 fn platform_names_stay_the_platforms() {
     let with = |extra: &str| Config::from_toml(extra, Path::new("p.toml"), []);
-    let empty = with("[kubernetes]\nnamespace_prefix = \"\"\n")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        empty.contains("namespace_prefix must not be empty"),
-        "{empty}"
-    );
-    let base = |image: &str| {
-        format!("[registry]\npush = \"127.0.0.1:5000\"\n[[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"{image}\"\n")
-    };
+    let empty = with("[kubernetes]\nnamespace_prefix = \"\"\n").unwrap_err().to_string();
+    assert!(empty.contains("namespace_prefix must not be empty"), "{empty}");
+    let base = |image: &str| format!("[registry]\npush = \"127.0.0.1:5000\"\n[[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"{image}\"\n");
     let shared = with(&base("alice/tomcat:10")).unwrap_err().to_string();
-    assert!(
-        shared.contains("where a user \"alice\" could push"),
-        "{shared}"
-    );
-    assert!(
-        with(&base("127.0.0.1:5000/bob/tomcat:10")).is_err(),
-        "the push registry named by its address"
-    );
+    assert!(shared.contains("where a user \"alice\" could push"), "{shared}");
+    assert!(with(&base("127.0.0.1:5000/bob/tomcat:10")).is_err(), "the push registry named by its address");
     assert!(with(&base("warship/tomcat:10.1-jdk17")).is_ok());
     assert!(with(&base("127.0.0.1:5000/warship/tomcat:10")).is_ok());
-    assert!(
-        with(&base("registry.example/alice/tomcat:10")).is_ok(),
-        "another registry is not users' space"
-    );
+    assert!(with(&base("registry.example/alice/tomcat:10")).is_ok(), "another registry is not users' space");
 }
 
 #[test]
@@ -142,32 +119,15 @@ fn shipped_platform_toml_loads() {
     assert_eq!(config.store.backend, StoreBackend::Embedded);
     assert!(!config.catalog.is_empty());
     // The README's walkthrough sets a canary's steps per deploy: the shipped policy allows it.
-    let canary = config
-        .plugins
-        .as_ref()
-        .unwrap()
-        .iter()
-        .find(|p| p.name == "canary")
-        .unwrap();
-    assert!(
-        canary.settings.contains_key("steps") && canary.overridable.contains(&"steps".to_owned()),
-        "{canary:?}"
-    );
+    let canary = config.plugins.as_ref().unwrap().iter().find(|p| p.name == "canary").unwrap();
+    assert!(canary.settings.contains_key("steps") && canary.overridable.contains(&"steps".to_owned()), "{canary:?}");
 }
 
 #[test]
 fn registries_are_reached_over_tls_unless_the_config_says_otherwise() {
     let config = Config::from_toml("", std::path::Path::new("t.toml"), std::iter::empty()).unwrap();
-    assert!(
-        !config.registry.insecure,
-        "plain HTTP is opted into, not the default"
-    );
-    let local = Config::from_toml(
-        "[registry]\ninsecure = true\n",
-        std::path::Path::new("t.toml"),
-        std::iter::empty(),
-    )
-    .unwrap();
+    assert!(!config.registry.insecure, "plain HTTP is opted into, not the default");
+    let local = Config::from_toml("[registry]\ninsecure = true\n", std::path::Path::new("t.toml"), std::iter::empty()).unwrap();
     assert!(local.registry.insecure);
 }
 

@@ -14,17 +14,15 @@ use utoipa::ToSchema;
 
 use crate::config::Config;
 use crate::domain::EnvName;
-use crate::domain::Violation;
 use crate::envs::{EnvError, Envs};
-use crate::image::{
-    BuildError, BuildEvent, BuildJob, Builder, ContextFile, Progress, ProgressThrottle,
-};
-use crate::jobs::{self, Lease, LEASE_TTL};
 use crate::journal::{self, Journal};
+use crate::image::{BuildError, BuildEvent, BuildJob, Builder, ContextFile, Progress, ProgressThrottle};
 use crate::plugins::{PluginError, Plugins};
 use crate::registry::{tag_problem, RegistryClient};
+use crate::jobs::{self, Lease, LEASE_TTL};
 use crate::store::{self, DynStore, Precondition, StoreError};
 use crate::users::UserName;
+use crate::domain::Violation;
 use crate::wars::{WarError, WarRecord, Wars};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -77,11 +75,7 @@ pub struct ImageRecord {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<OffsetDateTime>,
 }
@@ -147,6 +141,7 @@ pub enum ImageError {
     Failed(ImageFailure),
 }
 
+
 pub struct Images {
     store: DynStore,
     config: Arc<Config>,
@@ -157,6 +152,7 @@ pub struct Images {
     client: RegistryClient,
     host_id: String,
 }
+
 
 fn key(user: &UserName, id: &str) -> String {
     format!("u/{user}/images/{id}")
@@ -190,16 +186,7 @@ impl Images {
         client: RegistryClient,
     ) -> Self {
         let host_id = format!("host-{}", uuid::Uuid::new_v4().simple());
-        Self {
-            store,
-            config,
-            plugins,
-            envs,
-            wars,
-            builder,
-            client,
-            host_id,
-        }
+        Self { store, config, plugins, envs, wars, builder, client, host_id }
     }
 
     /// Finds the WAR a request names: `app/file`, or a file name only one app has.
@@ -207,32 +194,16 @@ impl Images {
         if let Some((app, file)) = war.split_once('/') {
             return Ok(self.wars.get(user, app, file).await?);
         }
-        let matching: Vec<WarRecord> = self
-            .wars
-            .list(user)
-            .await?
-            .into_iter()
-            .filter(|w| w.file == war)
-            .collect();
+        let matching: Vec<WarRecord> = self.wars.list(user).await?.into_iter().filter(|w| w.file == war).collect();
         match matching.len() {
             1 => Ok(matching.into_iter().next().expect("one")),
-            0 => Err(ImageError::Invalid(vec![Violation::new(
-                "war",
-                "image.war.not_found",
-                format!("you have no WAR named {war:?}; GET /api/v1/wars lists yours"),
-            )])),
+            0 => Err(ImageError::Invalid(vec![Violation::new("war", "image.war.not_found", format!("you have no WAR named {war:?}; GET /api/v1/wars lists yours"))])),
             _ => {
-                let apps: Vec<String> = matching
-                    .iter()
-                    .map(|w| format!("{}/{}", w.app, w.file))
-                    .collect();
+                let apps: Vec<String> = matching.iter().map(|w| format!("{}/{}", w.app, w.file)).collect();
                 Err(ImageError::Invalid(vec![Violation::new(
                     "war",
                     "image.war.ambiguous",
-                    format!(
-                        "several apps have {war:?}: say which, as one of {}",
-                        apps.join(", ")
-                    ),
+                    format!("several apps have {war:?}: say which, as one of {}", apps.join(", ")),
                 )]))
             }
         }
@@ -240,57 +211,31 @@ impl Images {
 
     /// Checks the request, renders the Dockerfile and starts the build; returns the
     /// record (status `building`) at once. The build goes on in the background.
-    pub async fn build(
-        self: &Arc<Self>,
-        user: &UserName,
-        request: ImageRequest,
-    ) -> Result<ImageRecord, ImageError> {
+    pub async fn build(self: &Arc<Self>, user: &UserName, request: ImageRequest) -> Result<ImageRecord, ImageError> {
         let prepared = self.prepare(user, request).await?;
         self.start(user, prepared).await
     }
 
     /// Everything a build checks before it starts: the env, the WAR, the version as a
     /// tag, the catalog, the validator plugins; then the template plugin's Dockerfile.
-    pub async fn prepare(
-        &self,
-        user: &UserName,
-        request: ImageRequest,
-    ) -> Result<PreparedBuild, ImageError> {
+    pub async fn prepare(&self, user: &UserName, request: ImageRequest) -> Result<PreparedBuild, ImageError> {
         let mut violations = Vec::new();
         let env_name = EnvName::parse(&request.env).map_err(|mut v| {
             v.field = "env".into();
             ImageError::Invalid(vec![v])
         })?;
         let target = match tag_problem(&request.version) {
-            None => Some(
-                self.client
-                    .resolve(&format!("{user}/{env_name}:{}", request.version))
-                    .map_err(|e| {
-                        ImageError::Invalid(vec![Violation::new(
-                            "env",
-                            "image.reference.invalid",
-                            e.to_string(),
-                        )])
-                    })?,
-            ),
+            None => Some(self.client.resolve(&format!("{user}/{env_name}:{}", request.version)).map_err(|e| {
+                ImageError::Invalid(vec![Violation::new("env", "image.reference.invalid", e.to_string())])
+            })?),
             Some(problem) => {
-                violations.push(Violation::new(
-                    "version",
-                    "image.version.invalid",
-                    format!(
-                        "version {:?} cannot be an image tag: {problem}",
-                        request.version
-                    ),
-                ));
+                violations.push(Violation::new("version", "image.version.invalid", format!("version {:?} cannot be an image tag: {problem}", request.version)));
                 None
             }
         };
         let env = self.envs.get(user, &env_name).await?;
         let war = self.find_war(user, &request.war).await?;
-        let entry = self
-            .config
-            .catalog_entry(env.spec.tomcat.as_str(), env.spec.jdk.as_str())
-            .cloned();
+        let entry = self.config.catalog_entry(env.spec.tomcat.as_str(), env.spec.jdk.as_str()).cloned();
         if entry.is_none() {
             violations.push(Violation::new(
                 "env",
@@ -298,35 +243,18 @@ impl Images {
                 format!("tomcat {} with jdk {} is no longer in the catalog; PATCH the env to a pair GET /api/v1/catalog lists", env.spec.tomcat, env.spec.jdk),
             ));
         }
-        violations.extend(
-            self.plugins
-                .validate_deploy(&self.config, &env.spec, &war)
-                .await?,
-        );
+        violations.extend(self.plugins.validate_deploy(&self.config, &env.spec, &war).await?);
         let (Some(target), Some(entry), true) = (target, entry, violations.is_empty()) else {
             return Err(ImageError::Invalid(violations));
         };
 
-        let dockerfile = self
-            .plugins
-            .render_dockerfile(&env.spec, &war, &entry, &request.version, user.as_str())
-            .await?;
-        Ok(PreparedBuild {
-            env: env_name,
-            war,
-            version: request.version,
-            target,
-            dockerfile,
-        })
+        let dockerfile = self.plugins.render_dockerfile(&env.spec, &war, &entry, &request.version, user.as_str()).await?;
+        Ok(PreparedBuild { env: env_name, war, version: request.version, target, dockerfile })
     }
 
     /// Starts a prepared build as a job of its own; returns its record (status
     /// `building`) at once. The build goes on in the background under the job's lease.
-    pub async fn start(
-        self: &Arc<Self>,
-        user: &UserName,
-        prepared: PreparedBuild,
-    ) -> Result<ImageRecord, ImageError> {
+    pub async fn start(self: &Arc<Self>, user: &UserName, prepared: PreparedBuild) -> Result<ImageRecord, ImageError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let lease = Lease::take(&self.store, &lock_key(&id), &self.host_id, LEASE_TTL).await?;
         let started = match self.begin(user, &id, prepared, &lease).await {
@@ -337,13 +265,7 @@ impl Images {
             }
         };
         let record = started.record.clone();
-        let journal = match Journal::open(
-            &self.store,
-            journal::prefix(user.as_str(), "image", &id),
-            Some(lease.clone()),
-        )
-        .await
-        {
+        let journal = match Journal::open(&self.store, journal::prefix(user.as_str(), "image", &id), Some(lease.clone())).await {
             Ok(journal) => journal,
             Err(e) => {
                 lease.release().await;
@@ -388,20 +310,8 @@ impl Images {
     }
 
     /// Writes a build's first record, `building`, held by `lease`'s job.
-    pub async fn begin(
-        &self,
-        user: &UserName,
-        id: &str,
-        prepared: PreparedBuild,
-        lease: &Lease,
-    ) -> Result<Started, ImageError> {
-        let PreparedBuild {
-            env: env_name,
-            war,
-            version,
-            target,
-            dockerfile,
-        } = prepared;
+    pub async fn begin(&self, user: &UserName, id: &str, prepared: PreparedBuild, lease: &Lease) -> Result<Started, ImageError> {
+        let PreparedBuild { env: env_name, war, version, target, dockerfile } = prepared;
         let record = ImageRecord {
             id: id.to_owned(),
             env: env_name.to_string(),
@@ -421,67 +331,33 @@ impl Images {
             created_at: OffsetDateTime::now_utc(),
             finished_at: None,
         };
-        let revision = lease
-            .put_json(&key(user, id), &record, Precondition::Absent)
-            .await?;
-        lease
-            .put_json(
-                &active_key(user, id),
-                &ActiveBuild {
-                    user: user.clone(),
-                    id: id.to_owned(),
-                },
-                Precondition::Any,
-            )
-            .await?;
+        let revision = lease.put_json(&key(user, id), &record, Precondition::Absent).await?;
+        lease.put_json(&active_key(user, id), &ActiveBuild { user: user.clone(), id: id.to_owned() }, Precondition::Any).await?;
         let job = BuildJob {
             dockerfile,
             context: BTreeMap::from([(
                 war.file.clone(),
-                ContextFile {
-                    path: self.wars.blob_path(&war.sha256),
-                    size: war.size,
-                    sha256: Some(war.sha256.clone()),
-                },
+                ContextFile { path: self.wars.blob_path(&war.sha256), size: war.size, sha256: Some(war.sha256.clone()) },
             )]),
             target,
             build_args: BTreeMap::new(),
         };
-        Ok(Started {
-            record,
-            revision,
-            job,
-        })
+        Ok(Started { record, revision, job })
     }
 
     /// Runs a begun build in the caller's task, under the caller's lease: the builder
     /// as a plain stage of whatever job runs it. Returns the final record, `built` or
     /// `failed` with its cause, as written (fenced by the lease).
-    pub async fn run(
-        &self,
-        user: &UserName,
-        started: Started,
-        progress: Progress,
-        lease: &Lease,
-    ) -> ImageRecord {
-        let Started {
-            mut record,
-            revision,
-            job,
-        } = started;
+    pub async fn run(&self, user: &UserName, started: Started, progress: Progress, lease: &Lease) -> ImageRecord {
+        let Started { mut record, revision, job } = started;
         // The builder runs as a task of its own, so a panic in it fails the record
         // instead of leaving it `building`.
         let clock = std::time::Instant::now();
         let building = {
             let (builder, job) = (self.builder.clone(), job.clone());
-            AbortOnDrop(tokio::spawn(
-                async move { builder.build(&job, progress).await },
-            ))
+            AbortOnDrop(tokio::spawn(async move { builder.build(&job, progress).await }))
         };
-        let result = building
-            .join()
-            .await
-            .unwrap_or_else(|e| Err(BuildError::Interrupted(format!("the builder stopped: {e}"))));
+        let result = building.join().await.unwrap_or_else(|e| Err(BuildError::Interrupted(format!("the builder stopped: {e}"))));
         metrics::histogram!("warship_image_build_seconds", "builder" => self.builder.name(), "ok" => result.is_ok().to_string())
             .record(clock.elapsed().as_secs_f64());
         record.finished_at = Some(OffsetDateTime::now_utc());
@@ -489,10 +365,7 @@ impl Images {
             Ok(built) => {
                 tracing::info!(id = %record.id, digest = %built.digest, elapsed = ?clock.elapsed(), "image built");
                 record.status = ImageStatus::Built;
-                record.image = Some(format!(
-                    "{}/{}@{}",
-                    self.config.registry.pull, job.target.repository, built.digest
-                ));
+                record.image = Some(format!("{}/{}@{}", self.config.registry.pull, job.target.repository, built.digest));
                 record.digest = Some(built.digest);
                 record.base = built.base;
                 record.size = Some(built.size);
@@ -504,28 +377,18 @@ impl Images {
             }
         }
         let at = key(user, &record.id);
-        let written = jobs::retrying(lease, "image record", || {
-            lease.put_json(&at, &record, Precondition::Revision(revision))
-        })
-        .await;
+        let written = jobs::retrying(lease, "image record", || lease.put_json(&at, &record, Precondition::Revision(revision))).await;
         match written {
             Ok(_) => {}
             // Settled meanwhile (as interrupted): what the store says is what watchers get.
             Err(StoreError::Conflict { .. }) => match self.get(user, &record.id).await {
                 Ok(stored) => record = stored,
-                Err(e) => {
-                    tracing::error!(id = %record.id, error = %e, "could not read the build's record back")
-                }
+                Err(e) => tracing::error!(id = %record.id, error = %e, "could not read the build's record back"),
             },
-            Err(e) => {
-                tracing::error!(id = %record.id, error = %e, "could not record the build's outcome")
-            }
+            Err(e) => tracing::error!(id = %record.id, error = %e, "could not record the build's outcome"),
         }
         if record.status != ImageStatus::Building {
-            let _ = self
-                .store
-                .delete(&active_key(user, &record.id), Precondition::Any)
-                .await;
+            let _ = self.store.delete(&active_key(user, &record.id), Precondition::Any).await;
         }
         if let Err(e) = self.prune(user, &record.env).await {
             tracing::warn!(env = %record.env, error = %e, "could not prune old image records");
@@ -534,11 +397,7 @@ impl Images {
     }
 
     /// Starts a build and waits for its end: the built record, or why it failed.
-    pub async fn build_and_wait(
-        self: &Arc<Self>,
-        user: &UserName,
-        request: ImageRequest,
-    ) -> Result<ImageRecord, ImageError> {
+    pub async fn build_and_wait(self: &Arc<Self>, user: &UserName, request: ImageRequest) -> Result<ImageRecord, ImageError> {
         use futures_util::StreamExt;
         let started = self.build(user, request).await?;
         let mut events = std::pin::pin!(self.events(user, &started.id, 0).await?);
@@ -556,38 +415,23 @@ impl Images {
     /// One record. A `building` record whose host stopped renewing its lock is a
     /// build that was interrupted; it is recorded as failed the first time it is read.
     pub async fn get(&self, user: &UserName, id: &str) -> Result<ImageRecord, ImageError> {
-        let found: Option<(ImageRecord, u64)> =
-            store::get_json(&*self.store, &key(user, id)).await?;
+        let found: Option<(ImageRecord, u64)> = store::get_json(&*self.store, &key(user, id)).await?;
         let (record, revision) = found.ok_or_else(|| ImageError::NotFound(id.to_owned()))?;
         self.settle(user, record, revision).await
     }
 
-    async fn settle(
-        &self,
-        user: &UserName,
-        mut record: ImageRecord,
-        revision: u64,
-    ) -> Result<ImageRecord, ImageError> {
+    async fn settle(&self, user: &UserName, mut record: ImageRecord, revision: u64) -> Result<ImageRecord, ImageError> {
         if record.status != ImageStatus::Building {
             return Ok(record);
         }
-        let (lock, holder) = record
-            .held_by
-            .clone()
-            .unwrap_or_else(|| (lock_key(&record.id), String::new()));
+        let (lock, holder) = record.held_by.clone().unwrap_or_else(|| (lock_key(&record.id), String::new()));
         // The job's lock held by its holder: it runs. Held by another (the next deploy
         // of the env), or free: its job is gone.
-        match self
-            .store
-            .try_lock(&lock, &self.host_id, Duration::from_secs(1))
-            .await
-        {
+        match self.store.try_lock(&lock, &self.host_id, Duration::from_secs(1)).await {
             Ok(probe) => {
                 let _ = self.store.release_lock(&probe).await;
             }
-            Err(StoreError::Locked { holder: now, .. }) if now == holder || holder.is_empty() => {
-                return Ok(record)
-            }
+            Err(StoreError::Locked { holder: now, .. }) if now == holder || holder.is_empty() => return Ok(record),
             Err(StoreError::Locked { .. }) => {}
             Err(e) => return Err(e.into()),
         }
@@ -597,13 +441,7 @@ impl Images {
             code: "build.interrupted".into(),
             message: "the host building this image stopped before it finished; nothing was recorded as built. Start the build again".into(),
         });
-        let written = store::put_json(
-            &*self.store,
-            &key(user, &record.id),
-            &record,
-            Precondition::Revision(revision),
-        )
-        .await;
+        let written = store::put_json(&*self.store, &key(user, &record.id), &record, Precondition::Revision(revision)).await;
         match written {
             Ok(_) => Ok(record),
             // Someone finished or settled it meanwhile: theirs is the truth.
@@ -616,33 +454,17 @@ impl Images {
     /// ones go.
     async fn prune(&self, user: &UserName, env: &str) -> Result<(), StoreError> {
         let mut records: Vec<ImageRecord> =
-            store::list_json(&*self.store, &format!("u/{user}/images/"))
-                .await?
-                .into_iter()
-                .map(|(r, _)| r)
-                .filter(|r: &ImageRecord| r.env == env)
-                .collect();
+            store::list_json(&*self.store, &format!("u/{user}/images/")).await?.into_iter().map(|(r, _)| r).filter(|r: &ImageRecord| r.env == env).collect();
         records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-        for old in records
-            .iter()
-            .skip(self.config.deploys.keep_per_env)
-            .filter(|r| r.status != ImageStatus::Building)
-        {
-            journal::remove(
-                &self.store,
-                &journal::prefix(user.as_str(), "image", &old.id),
-            )
-            .await?;
-            self.store
-                .delete(&key(user, &old.id), Precondition::Any)
-                .await?;
+        for old in records.iter().skip(self.config.deploys.keep_per_env).filter(|r| r.status != ImageStatus::Building) {
+            journal::remove(&self.store, &journal::prefix(user.as_str(), "image", &old.id)).await?;
+            self.store.delete(&key(user, &old.id), Precondition::Any).await?;
         }
         Ok(())
     }
 
     pub async fn list(&self, user: &UserName) -> Result<Vec<ImageRecord>, ImageError> {
-        let records: Vec<(ImageRecord, u64)> =
-            store::list_json(&*self.store, &format!("u/{user}/images/")).await?;
+        let records: Vec<(ImageRecord, u64)> = store::list_json(&*self.store, &format!("u/{user}/images/")).await?;
         let mut out = Vec::with_capacity(records.len());
         for (record, revision) in records {
             out.push(self.settle(user, record, revision).await?);
@@ -659,18 +481,14 @@ impl Images {
         user: &UserName,
         id: &str,
         after: u64,
-    ) -> Result<
-        impl futures_util::Stream<Item = Result<(u64, ImageEvent), StoreError>> + Send + 'static,
-        ImageError,
-    > {
+    ) -> Result<impl futures_util::Stream<Item = Result<(u64, ImageEvent), StoreError>> + Send + 'static, ImageError> {
         use futures_util::StreamExt;
         let record = self.get(user, id).await?;
         let prefix = journal::prefix(user.as_str(), "image", id);
         let told = journal::follow(&self.store, prefix.clone(), after, ImageEvent::is_end).await?;
         // Settled as interrupted on read: no host will tell its end, so it is told here.
         let (last, told_end) = journal_end(&self.store, &prefix).await?;
-        let settled = (record.status != ImageStatus::Building && !told_end)
-            .then(|| Ok((last + 1, ImageEvent::Finished(record))));
+        let settled = (record.status != ImageStatus::Building && !told_end).then(|| Ok((last + 1, ImageEvent::Finished(record))));
         Ok(match settled {
             Some(end) => futures_util::stream::iter([end]).left_stream(),
             None => told.right_stream(),
@@ -688,18 +506,14 @@ impl jobs::Recover for Images {
     /// interrupted (see [`Images::get`]), and leaves the index once final.
     async fn recover_once(self: Arc<Self>) -> Result<(), StoreError> {
         for entry in self.store.list(ACTIVE).await? {
-            let Ok(active) = serde_json::from_slice::<ActiveBuild>(&entry.value) else {
-                continue;
-            };
+            let Ok(active) = serde_json::from_slice::<ActiveBuild>(&entry.value) else { continue };
             match self.get(&active.user, &active.id).await {
                 Ok(record) if record.status == ImageStatus::Building => continue,
                 Ok(_) | Err(ImageError::NotFound(_)) => {
                     self.store.delete(&entry.key, Precondition::Any).await?;
                 }
                 Err(ImageError::Store(e)) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(id = %active.id, error = %e, "could not settle an interrupted build")
-                }
+                Err(e) => tracing::warn!(id = %active.id, error = %e, "could not settle an interrupted build"),
             }
         }
         Ok(())
@@ -710,16 +524,8 @@ impl jobs::Recover for Images {
 async fn journal_end(store: &DynStore, prefix: &str) -> Result<(u64, bool), StoreError> {
     let events = store.list(prefix).await?;
     let last = events.last();
-    let seq = last
-        .and_then(|v| v.key.strip_prefix(prefix))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((
-        seq,
-        last.is_some_and(|v| {
-            serde_json::from_slice::<ImageEvent>(&v.value).is_ok_and(|e| e.is_end())
-        }),
-    ))
+    let seq = last.and_then(|v| v.key.strip_prefix(prefix)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((seq, last.is_some_and(|v| serde_json::from_slice::<ImageEvent>(&v.value).is_ok_and(|e| e.is_end()))))
 }
 
 /// Aborts the task when dropped, so nothing outlives the build it belongs to.
@@ -738,8 +544,5 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 fn failure(e: &BuildError) -> ImageFailure {
-    ImageFailure {
-        code: e.code().into(),
-        message: e.to_string(),
-    }
+    ImageFailure { code: e.code().into(), message: e.to_string() }
 }

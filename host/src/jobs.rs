@@ -44,20 +44,10 @@ impl From<Fenced> for StoreError {
 
 impl Lease {
     /// Takes `key` for `holder`; `Locked` says who holds it.
-    pub async fn take(
-        store: &DynStore,
-        key: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> StoreResult<Arc<Self>> {
+    pub async fn take(store: &DynStore, key: &str, holder: &str, ttl: Duration) -> StoreResult<Arc<Self>> {
         let asked = Instant::now();
         let lock = store.try_lock(key, holder, ttl).await?;
-        Ok(Arc::new(Self {
-            store: store.clone(),
-            lock,
-            renewed: Mutex::new(asked),
-            lost: AtomicBool::new(false),
-        }))
+        Ok(Arc::new(Self { store: store.clone(), lock, renewed: Mutex::new(asked), lost: AtomicBool::new(false) }))
     }
 
     pub fn lock(&self) -> &LockLease {
@@ -79,10 +69,7 @@ impl Lease {
         let since = self.since_renewed();
         match !self.lost.load(Ordering::SeqCst) && since + self.margin() < self.lock.ttl {
             true => Ok(()),
-            false => Err(Fenced {
-                key: self.lock.key.clone(),
-                since,
-            }),
+            false => Err(Fenced { key: self.lock.key.clone(), since }),
         }
     }
 
@@ -119,12 +106,7 @@ impl Lease {
 
     /// Writes a record only while the lease is provably held, and only if the store
     /// still has the lock under this lease.
-    pub async fn put_json<T: Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        when: Precondition,
-    ) -> StoreResult<u64> {
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T, when: Precondition) -> StoreResult<u64> {
         self.check()?;
         store::put_json_held(&*self.store, key, value, when, &self.lock).await
     }
@@ -197,62 +179,36 @@ where
 mod tests {
     use super::*;
 
+
     #[tokio::test]
     async fn a_lease_unrenewed_past_its_ttl_less_the_margin_fences_its_writes() {
         let (store, _dir) = crate::store::scratch();
-        let lease = Lease::take(&store, "job", "me", Duration::from_millis(600))
-            .await
-            .unwrap();
-        lease
-            .put_json("record", &1, Precondition::Absent)
-            .await
-            .unwrap();
+        let lease = Lease::take(&store, "job", "me", Duration::from_millis(600)).await.unwrap();
+        lease.put_json("record", &1, Precondition::Absent).await.unwrap();
         // Nobody renews it: a third of the TTL before it lapses, the job stops acting.
         tokio::time::sleep(Duration::from_millis(420)).await;
         assert!(lease.check().is_err());
         let refused = lease.put_json("record", &2, Precondition::Any).await;
-        assert!(
-            matches!(refused, Err(StoreError::LockLost { .. })),
-            "{refused:?}"
-        );
-        assert_eq!(
-            store::get_json::<i32>(&*store, "record")
-                .await
-                .unwrap()
-                .unwrap()
-                .0,
-            1
-        );
+        assert!(matches!(refused, Err(StoreError::LockLost { .. })), "{refused:?}");
+        assert_eq!(store::get_json::<i32>(&*store, "record").await.unwrap().unwrap().0, 1);
     }
 
     #[tokio::test]
     async fn a_write_under_a_lock_taken_over_is_refused_by_the_store() {
         let (store, _dir) = crate::store::scratch();
-        let old = Lease::take(&store, "job", "old", Duration::from_millis(300))
-            .await
-            .unwrap();
+        let old = Lease::take(&store, "job", "old", Duration::from_millis(300)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(350)).await;
-        let new = Lease::take(&store, "job", "new", Duration::from_secs(15))
-            .await
-            .unwrap();
-        new.put_json("record", &"new", Precondition::Any)
-            .await
-            .unwrap();
+        let new = Lease::take(&store, "job", "new", Duration::from_secs(15)).await.unwrap();
+        new.put_json("record", &"new", Precondition::Any).await.unwrap();
         // Even past the local fence check, the store itself refuses the old holder.
-        let refused =
-            store::put_json_held(&*store, "record", &"old", Precondition::Any, old.lock()).await;
-        assert!(
-            matches!(refused, Err(StoreError::LockLost { .. })),
-            "{refused:?}"
-        );
+        let refused = store::put_json_held(&*store, "record", &"old", Precondition::Any, old.lock()).await;
+        assert!(matches!(refused, Err(StoreError::LockLost { .. })), "{refused:?}");
     }
 
     #[tokio::test]
     async fn holding_renews_and_keeps_the_fence_open() {
         let (store, _dir) = crate::store::scratch();
-        let lease = Lease::take(&store, "job", "me", Duration::from_millis(600))
-            .await
-            .unwrap();
+        let lease = Lease::take(&store, "job", "me", Duration::from_millis(600)).await.unwrap();
         let held = tokio::time::timeout(Duration::from_millis(1500), lease.hold()).await;
         assert!(held.is_err(), "hold returns only once the lease is lost");
         assert!(lease.check().is_ok());

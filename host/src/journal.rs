@@ -41,25 +41,9 @@ pub struct Journal<T> {
 
 impl<T: Serialize> Journal<T> {
     /// Opens a job's journal, after the events a previous host appended.
-    pub async fn open(
-        store: &DynStore,
-        prefix: String,
-        lease: Option<Arc<Lease>>,
-    ) -> StoreResult<Self> {
-        let last = store
-            .list(&prefix)
-            .await?
-            .iter()
-            .filter_map(|v| seq_of(&prefix, &v.key))
-            .max()
-            .unwrap_or(0);
-        Ok(Self {
-            store: store.clone(),
-            prefix,
-            lease,
-            last: Mutex::new(last),
-            _events: PhantomData,
-        })
+    pub async fn open(store: &DynStore, prefix: String, lease: Option<Arc<Lease>>) -> StoreResult<Self> {
+        let last = store.list(&prefix).await?.iter().filter_map(|v| seq_of(&prefix, &v.key)).max().unwrap_or(0);
+        Ok(Self { store: store.clone(), prefix, lease, last: Mutex::new(last), _events: PhantomData })
     }
 
     /// Appends an event; returns its sequence number. An event the store refuses is
@@ -89,10 +73,7 @@ impl<T: Serialize> Journal<T> {
             return None;
         }
         if seq > KEPT {
-            let _ = self
-                .store
-                .delete(&key(&self.prefix, seq - KEPT), Precondition::Any)
-                .await;
+            let _ = self.store.delete(&key(&self.prefix, seq - KEPT), Precondition::Any).await;
         }
         Some(seq)
     }
@@ -120,10 +101,7 @@ where
                         Some(seq) if seq > after => Some(
                             serde_json::from_slice::<T>(&v.value)
                                 .map(|event| (seq, event))
-                                .map_err(|e| StoreError::Corrupt {
-                                    key: v.key.clone(),
-                                    message: e.to_string(),
-                                }),
+                                .map_err(|e| StoreError::Corrupt { key: v.key.clone(), message: e.to_string() }),
                         ),
                         _ => None,
                     },
@@ -132,18 +110,17 @@ where
         })
         .boxed();
     // Through the end, then stop at once (not on the next write).
-    let events =
-        futures_util::stream::unfold((events, false), move |(mut events, ended)| async move {
-            if ended {
-                return None;
-            }
-            let item = events.next().await?;
-            let ends = match &item {
-                Ok((_, event)) => last(event),
-                Err(_) => true,
-            };
-            Some((item, (events, ends)))
-        });
+    let events = futures_util::stream::unfold((events, false), move |(mut events, ended)| async move {
+        if ended {
+            return None;
+        }
+        let item = events.next().await?;
+        let ends = match &item {
+            Ok((_, event)) => last(event),
+            Err(_) => true,
+        };
+        Some((item, (events, ends)))
+    });
     Ok(events)
 }
 
@@ -159,21 +136,17 @@ pub async fn remove(store: &DynStore, prefix: &str) -> StoreResult<()> {
 mod tests {
     use super::*;
 
+
     #[tokio::test]
     async fn a_follower_gets_the_past_then_live_events_and_stops_at_the_end() {
         let (store, _dir) = crate::store::scratch();
-        let journal = Journal::<i32>::open(&store, prefix("alice", "deploy", "d1"), None)
-            .await
-            .unwrap();
+        let journal = Journal::<i32>::open(&store, prefix("alice", "deploy", "d1"), None).await.unwrap();
         journal.append(&1).await.unwrap();
         journal.append(&2).await.unwrap();
         let following = tokio::spawn({
             let store = store.clone();
             async move {
-                let events =
-                    follow::<i32>(&store, prefix("alice", "deploy", "d1"), 0, |e| *e == 99)
-                        .await
-                        .unwrap();
+                let events = follow::<i32>(&store, prefix("alice", "deploy", "d1"), 0, |e| *e == 99).await.unwrap();
                 events.map(|e| e.unwrap()).collect::<Vec<_>>().await
             }
         });
@@ -181,19 +154,10 @@ mod tests {
         journal.append(&3).await.unwrap();
         journal.append(&99).await.unwrap();
         journal.append(&100).await.unwrap();
-        let seen = tokio::time::timeout(std::time::Duration::from_secs(5), following)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            seen,
-            vec![(1, 1), (2, 2), (3, 3), (4, 99)],
-            "the past, the live, through the end and no further"
-        );
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(5), following).await.unwrap().unwrap();
+        assert_eq!(seen, vec![(1, 1), (2, 2), (3, 3), (4, 99)], "the past, the live, through the end and no further");
 
-        let resumed = follow::<i32>(&store, prefix("alice", "deploy", "d1"), 2, |e| *e == 99)
-            .await
-            .unwrap();
+        let resumed = follow::<i32>(&store, prefix("alice", "deploy", "d1"), 2, |e| *e == 99).await.unwrap();
         let resumed: Vec<_> = resumed.map(|e| e.unwrap().0).collect().await;
         assert_eq!(resumed, vec![3, 4], "a client that saw 2 resumes after it");
     }

@@ -90,15 +90,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Client(command) => return ExitCode::from(cli::run(cli.global, command).await),
-        Command::User {
-            command: UserCommand::List,
-        } => return ExitCode::from(cli::admin::users(&cli.global, UserAction::List).await),
-        Command::User {
-            command: UserCommand::Rotate { name },
-        } => return ExitCode::from(cli::admin::users(&cli.global, UserAction::Rotate(name)).await),
-        Command::User {
-            command: UserCommand::Revoke { name },
-        } => return ExitCode::from(cli::admin::users(&cli.global, UserAction::Revoke(name)).await),
+        Command::User { command: UserCommand::List } => return ExitCode::from(cli::admin::users(&cli.global, UserAction::List).await),
+        Command::User { command: UserCommand::Rotate { name } } => {
+            return ExitCode::from(cli::admin::users(&cli.global, UserAction::Rotate(name)).await)
+        }
+        Command::User { command: UserCommand::Revoke { name } } => {
+            return ExitCode::from(cli::admin::users(&cli.global, UserAction::Revoke(name)).await)
+        }
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "warship", &mut script);
@@ -131,11 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 server::open_store(&config).await?;
             }
             let plugins = server::load_plugins(&config).await?;
-            let names: Vec<String> = plugins
-                .names()
-                .into_iter()
-                .map(|(kind, names)| format!("{kind}: {}", names.join(", ")))
-                .collect();
+            let names: Vec<String> = plugins.names().into_iter().map(|(kind, names)| format!("{kind}: {}", names.join(", "))).collect();
             println!(
                 "{}: ok (store {:?} in {}, listening on {}, {} catalog entries; plugins {})",
                 path.display(),
@@ -147,19 +141,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Build {
-            context,
-            dockerfile,
-            tag,
-            build_args,
-            config,
-        } => {
+        Command::Build { context, dockerfile, tag, build_args, config } => {
             let config = load(&config)?;
             build_image(&config, context, dockerfile, &tag, &build_args).await
         }
-        Command::User {
-            command: UserCommand::Add { name, config },
-        } => {
+        Command::User { command: UserCommand::Add { name, config } } => {
             let config = load(&config)?;
             let store = server::open_store(&config).await?;
             let users = Users::new(store, &config.users.static_users)?;
@@ -168,44 +154,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Completions { .. } | Command::Client(_) | Command::User { .. } => {
-            unreachable!("handled in main")
-        }
+        Command::Completions { .. } | Command::Client(_) | Command::User { .. } => unreachable!("handled in main"),
     }
 }
 
-async fn build_image(
-    config: &Config,
-    context: PathBuf,
-    dockerfile: Option<PathBuf>,
-    tag: &str,
-    build_args: &[String],
-) -> anyhow::Result<()> {
+async fn build_image(config: &Config, context: PathBuf, dockerfile: Option<PathBuf>, tag: &str, build_args: &[String]) -> anyhow::Result<()> {
     use anyhow::Context;
     use warship_host::image::{BuildEvent, BuildJob, ContextFile, Progress};
 
     let dockerfile_path = dockerfile.unwrap_or_else(|| context.join("Dockerfile"));
-    let dockerfile = std::fs::read_to_string(&dockerfile_path)
-        .with_context(|| format!("reading {}", dockerfile_path.display()))?;
+    let dockerfile = std::fs::read_to_string(&dockerfile_path).with_context(|| format!("reading {}", dockerfile_path.display()))?;
     let mut files = std::collections::BTreeMap::new();
-    for entry in
-        std::fs::read_dir(&context).with_context(|| format!("reading {}", context.display()))?
-    {
+    for entry in std::fs::read_dir(&context).with_context(|| format!("reading {}", context.display()))? {
         let entry = entry?;
         if entry.file_type()?.is_file() {
-            files.insert(
-                entry.file_name().to_string_lossy().into_owned(),
-                ContextFile::from_path(entry.path())?,
-            );
+            files.insert(entry.file_name().to_string_lossy().into_owned(), ContextFile::from_path(entry.path())?);
         }
     }
     let build_args = build_args
         .iter()
-        .map(|a| {
-            a.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .with_context(|| format!("--build-arg {a:?} is not NAME=value"))
-        })
+        .map(|a| a.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).with_context(|| format!("--build-arg {a:?} is not NAME=value")))
         .collect::<anyhow::Result<_>>()?;
     let (builder, client) = server::image_builder(config)?;
     let target = client.resolve(tag)?;
@@ -214,32 +182,14 @@ async fn build_image(
         let at = started.elapsed().as_secs_f64();
         match event {
             BuildEvent::Step { step, detail } => eprintln!("[{at:6.2}s] {step}: {detail}"),
-            BuildEvent::Bytes { what, done, total } => {
-                eprintln!("[{at:6.2}s] {what}: {} / {} MiB", done >> 20, total >> 20)
-            }
-            BuildEvent::Retry {
-                what,
-                attempt,
-                delay_ms,
-                error,
-            } => eprintln!("[{at:6.2}s] retry {attempt} of {what} in {delay_ms} ms: {error}"),
+            BuildEvent::Bytes { what, done, total } => eprintln!("[{at:6.2}s] {what}: {} / {} MiB", done >> 20, total >> 20),
+            BuildEvent::Retry { what, attempt, delay_ms, error } => eprintln!("[{at:6.2}s] retry {attempt} of {what} in {delay_ms} ms: {error}"),
             BuildEvent::Output { line } => eprintln!("[{at:6.2}s] | {line}"),
         }
     });
-    let job = BuildJob {
-        dockerfile,
-        context: files,
-        target,
-        build_args,
-    };
+    let job = BuildJob { dockerfile, context: files, target, build_args };
     let built = builder.build(&job, progress).await?;
-    eprintln!(
-        "built {} in {:.2}s with the {} builder ({} bytes)",
-        built.tagged,
-        started.elapsed().as_secs_f64(),
-        builder.name(),
-        built.size
-    );
+    eprintln!("built {} in {:.2}s with the {} builder ({} bytes)", built.tagged, started.elapsed().as_secs_f64(), builder.name(), built.size);
     println!("{}", built.digest);
     Ok(())
 }

@@ -11,14 +11,14 @@ use crate::cluster::Cluster;
 use crate::config::{BuilderKind, Config, StoreBackend};
 use crate::deploys::target::kube::KubeTargets;
 use crate::deploys::{Deploys, Targets};
-use crate::domain::Platform;
 use crate::envs::{EnvOps, Envs};
+use crate::jobs;
 use crate::http::{self, AppState, Services};
+use crate::domain::Platform;
 use crate::image::{Builder, DockerBuilder, OciBuilder};
 use crate::images::Images;
-use crate::jobs;
-use crate::plugins::{Plugins, Runtime};
 use crate::registry::RegistryClient;
+use crate::plugins::{Plugins, Runtime};
 use crate::store::{DynStore, EmbeddedStore, EtcdAccess, EtcdStore, Metered, Store};
 use crate::users::Users;
 use crate::wars::Wars;
@@ -115,11 +115,7 @@ fn etcd_refused(error: &str, access: &EtcdAccess) -> anyhow::Error {
 /// Starts the plugin runtime and loads every configured plugin, checking its
 /// settings. Compiling is CPU-bound, so it runs on the blocking pool.
 pub async fn load_plugins(config: &Config) -> anyhow::Result<Plugins> {
-    let cache = config
-        .plugin_runtime
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| config.store.data_dir.join("plugin-cache"));
+    let cache = config.plugin_runtime.cache_dir.clone().unwrap_or_else(|| config.store.data_dir.join("plugin-cache"));
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
         let runtime = Runtime::new(Some(cache))?;
@@ -136,22 +132,10 @@ pub fn image_builder(config: &Config) -> anyhow::Result<(Arc<dyn Builder>, Regis
     let builder: Arc<dyn Builder> = match config.build.builder {
         BuilderKind::Oci => Arc::new(OciBuilder::new(client.clone(), platform)),
         BuilderKind::Docker => {
-            let credentials = client
-                .credentials()
-                .map(|c| (c.username.clone(), c.password.clone()));
+            let credentials = client.credentials().map(|c| (c.username.clone(), c.password.clone()));
             Arc::new(
-                DockerBuilder::connect(
-                    &config.build.docker_host,
-                    client.clone(),
-                    credentials,
-                    &config.build.platform,
-                )
-                .with_context(|| {
-                    format!(
-                        "connecting to the Docker Engine at {} (build.docker_host)",
-                        config.build.docker_host
-                    )
-                })?,
+                DockerBuilder::connect(&config.build.docker_host, client.clone(), credentials, &config.build.platform)
+                    .with_context(|| format!("connecting to the Docker Engine at {} (build.docker_host)", config.build.docker_host))?,
             )
         }
     };
@@ -166,9 +150,7 @@ pub fn metrics_handle() -> PrometheusHandle {
             PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Suffix("seconds".into()),
-                    &[
-                        0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0,
-                    ],
+                    &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0],
                 )
                 .expect("buckets are not empty")
                 .install_recorder()
@@ -189,45 +171,17 @@ impl Server {
         let plugins = Arc::new(load_plugins(&config).await?);
         let users = Users::new(store.clone(), &config.users.static_users)?;
         let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
-        let wars = Wars::new(
-            store.clone(),
-            config.store.data_dir.join("wars"),
-            config.uploads.clone(),
-        )
-        .with_context(|| {
-            format!(
-                "preparing WAR storage under {}",
-                config.store.data_dir.display()
-            )
-        })?;
+        let wars = Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone())
+            .with_context(|| format!("preparing WAR storage under {}", config.store.data_dir.display()))?;
         let wars = Arc::new(wars);
         let (builder, client) = image_builder(&config)?;
-        let images = Arc::new(Images::new(
-            store.clone(),
-            config.clone(),
-            plugins.clone(),
-            envs.clone(),
-            wars.clone(),
-            builder,
-            client,
-        ));
-        let cluster = Cluster::connect(&config.kubernetes)
-            .await
-            .context("connecting to Kubernetes (the [kubernetes] section)")?;
+        let images = Arc::new(Images::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), wars.clone(), builder, client));
+        let cluster = Cluster::connect(&config.kubernetes).await.context("connecting to Kubernetes (the [kubernetes] section)")?;
         if cluster.is_none() {
             tracing::warn!("no Kubernetes cluster is configured (kubernetes.kubeconfig): deploys will be refused");
         }
-        let targets = cluster
-            .clone()
-            .map(|cluster| Arc::new(KubeTargets(cluster)) as Arc<dyn Targets>);
-        let deploys = Deploys::new(
-            store.clone(),
-            config.clone(),
-            plugins.clone(),
-            envs.clone(),
-            images.clone(),
-            targets,
-        );
+        let targets = cluster.clone().map(|cluster| Arc::new(KubeTargets(cluster)) as Arc<dyn Targets>);
+        let deploys = Deploys::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), images.clone(), targets);
         jobs::recover_every(vec![deploys.clone(), images.clone()], jobs::RECOVER_EVERY);
         let env_ops = EnvOps::new(store.clone(), config.clone(), envs.clone(), cluster);
         let state = Arc::new(Services {
@@ -268,8 +222,7 @@ impl Server {
         // Every host follows every host's revocations and rotations.
         let following = self.state.users.follow();
         // Peer addresses: unknown tokens are throttled per client.
-        let app = http::app(self.state.clone())
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = http::app(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         // Graceful shutdown waits for requests in flight, `grace` at most.
         let handle = axum_server::Handle::new();
@@ -285,13 +238,7 @@ impl Server {
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                     .await
-                    .with_context(|| {
-                        format!(
-                            "loading TLS certificate {} and key {}",
-                            cert.display(),
-                            key.display()
-                        )
-                    })?;
+                    .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
                 let mut server = axum_server::from_tcp_rustls(listener, tls);
                 http1_only_with_header_timeout(server.http_builder(), header_timeout);
                 tracing::info!(%addr, "warship serving HTTPS");
@@ -313,19 +260,10 @@ impl Server {
 /// HTTP/1.1 only (no protocol sniffing a client could stall), and a connection that
 /// has not sent a whole request head within `timeout` is closed: a client sending its
 /// headers a byte at a time cannot hold a connection for long.
-fn http1_only_with_header_timeout(
-    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
-    timeout: Duration,
-) {
-    let taken = std::mem::replace(
-        builder,
-        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new()),
-    );
+fn http1_only_with_header_timeout(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>, timeout: Duration) {
+    let taken = std::mem::replace(builder, hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new()));
     *builder = taken.http1_only();
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(timeout);
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout);
 }
 
 async fn shutdown_signal() {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::StaticUser;
-use crate::domain::dns_label_problem;
 use crate::store::{self, DynStore, Precondition, StoreError};
+use crate::domain::dns_label_problem;
 
 /// A user's name; it also names the user's Kubernetes namespace, hence DNS rules.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -27,9 +27,7 @@ impl UserName {
         }
         match dns_label_problem(name, Self::MAX_LEN) {
             None => Ok(Self(name.to_owned())),
-            Some(problem) => Err(UserError::InvalidName(format!(
-                "user name {name:?} {problem}"
-            ))),
+            Some(problem) => Err(UserError::InvalidName(format!("user name {name:?} {problem}"))),
         }
     }
 
@@ -63,17 +61,9 @@ struct UserRecord {
     token_sha256: String,
     #[serde(with = "time::serde::rfc3339")]
     created_at: time::OffsetDateTime,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     rotated_at: Option<time::OffsetDateTime>,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     revoked_at: Option<time::OffsetDateTime>,
 }
 
@@ -86,16 +76,10 @@ pub struct UserView {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: time::OffsetDateTime,
-    #[serde(
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub rotated_at: Option<time::OffsetDateTime>,
-    #[serde(
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<time::OffsetDateTime>,
 }
@@ -106,9 +90,7 @@ pub enum Bearer {
     User(UserName),
     Unknown,
     /// Too many unknown tokens came from this address lately: not looked up.
-    Throttled {
-        retry_after_secs: u64,
-    },
+    Throttled { retry_after_secs: u64 },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -117,10 +99,7 @@ struct TokenRecord {
 }
 
 pub fn token_sha256(token: &str) -> String {
-    hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        token.as_bytes(),
-    ))
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
 }
 
 fn new_token() -> String {
@@ -162,9 +141,7 @@ struct FailureBudget {
 
 impl FailureBudget {
     fn refill(&mut self, now: Instant) {
-        self.tokens = (self.tokens
-            + now.saturating_duration_since(self.at).as_secs_f64() * FAILURES_PER_SEC)
-            .min(FAILURES_BURST);
+        self.tokens = (self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * FAILURES_PER_SEC).min(FAILURES_BURST);
         self.at = now;
     }
 }
@@ -173,20 +150,9 @@ impl Users {
     pub fn new(store: DynStore, declared: &[StaticUser]) -> Result<Self, UserError> {
         let declared = declared
             .iter()
-            .map(|u| {
-                Ok((
-                    u.token_sha256.to_ascii_lowercase(),
-                    UserName::parse(&u.name)?,
-                ))
-            })
+            .map(|u| Ok((u.token_sha256.to_ascii_lowercase(), UserName::parse(&u.name)?)))
             .collect::<Result<_, UserError>>()?;
-        Ok(Self {
-            store,
-            declared,
-            known: Default::default(),
-            refused: Default::default(),
-            failures: Default::default(),
-        })
+        Ok(Self { store, declared, known: Default::default(), refused: Default::default(), failures: Default::default() })
     }
 
     /// Creates the user and returns its token, which is never stored.
@@ -201,24 +167,13 @@ impl Users {
             rotated_at: None,
             revoked_at: None,
         };
-        store::put_json(
-            &*self.store,
-            &format!("users/{name}"),
-            &record,
-            Precondition::Absent,
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict { .. } => UserError::Exists(name.to_string()),
-            other => other.into(),
-        })?;
-        store::put_json(
-            &*self.store,
-            &format!("tokens/{digest}"),
-            &TokenRecord { user: name },
-            Precondition::Absent,
-        )
-        .await?;
+        store::put_json(&*self.store, &format!("users/{name}"), &record, Precondition::Absent)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => UserError::Exists(name.to_string()),
+                other => other.into(),
+            })?;
+        store::put_json(&*self.store, &format!("tokens/{digest}"), &TokenRecord { user: name }, Precondition::Absent).await?;
         Ok(token)
     }
 
@@ -247,26 +202,12 @@ impl Users {
         let (mut record, revision) = self.record(name).await?;
         let token = new_token();
         let digest = token_sha256(&token);
-        store::put_json(
-            &*self.store,
-            &format!("tokens/{digest}"),
-            &TokenRecord {
-                user: record.name.clone(),
-            },
-            Precondition::Absent,
-        )
-        .await?;
+        store::put_json(&*self.store, &format!("tokens/{digest}"), &TokenRecord { user: record.name.clone() }, Precondition::Absent).await?;
         let old = std::mem::replace(&mut record.token_sha256, digest);
         self.end_token(&old).await?;
         record.rotated_at = Some(time::OffsetDateTime::now_utc());
         record.revoked_at = None;
-        store::put_json(
-            &*self.store,
-            &format!("users/{}", record.name),
-            &record,
-            Precondition::Revision(revision),
-        )
-        .await?;
+        store::put_json(&*self.store, &format!("users/{}", record.name), &record, Precondition::Revision(revision)).await?;
         Ok(token)
     }
 
@@ -280,28 +221,18 @@ impl Users {
         let old = std::mem::take(&mut record.token_sha256);
         self.end_token(&old).await?;
         record.revoked_at = Some(time::OffsetDateTime::now_utc());
-        store::put_json(
-            &*self.store,
-            &format!("users/{}", record.name),
-            &record,
-            Precondition::Revision(revision),
-        )
-        .await?;
+        store::put_json(&*self.store, &format!("users/{}", record.name), &record, Precondition::Revision(revision)).await?;
         Ok(())
     }
 
     async fn record(&self, name: &str) -> Result<(UserRecord, u64), UserError> {
         let name = UserName::parse(name)?;
-        store::get_json(&*self.store, &format!("users/{name}"))
-            .await?
-            .ok_or_else(|| UserError::NotFound(name.to_string()))
+        store::get_json(&*self.store, &format!("users/{name}")).await?.ok_or_else(|| UserError::NotFound(name.to_string()))
     }
 
     async fn end_token(&self, digest: &str) -> Result<(), StoreError> {
         if !digest.is_empty() {
-            self.store
-                .delete(&format!("tokens/{digest}"), Precondition::Any)
-                .await?;
+            self.store.delete(&format!("tokens/{digest}"), Precondition::Any).await?;
             self.known.lock().expect("token cache lock").remove(digest);
         }
         Ok(())
@@ -319,9 +250,7 @@ impl Users {
                         while let Some(Ok(v)) = futures_util::StreamExt::next(&mut written).await {
                             if let Ok(record) = serde_json::from_slice::<UserRecord>(&v.value) {
                                 let mut known = users.known.lock().expect("token cache lock");
-                                known.retain(|digest, (user, _)| {
-                                    *user != record.name || *digest == record.token_sha256
-                                });
+                                known.retain(|digest, (user, _)| *user != record.name || *digest == record.token_sha256);
                             }
                         }
                     }
@@ -342,11 +271,7 @@ impl Users {
 
     /// Who bears `token`, for a request from `from`: unknown tokens are remembered a
     /// while, and an address that tries too many is throttled before the store is read.
-    pub async fn bearer(
-        &self,
-        token: &str,
-        from: Option<std::net::IpAddr>,
-    ) -> Result<Bearer, StoreError> {
+    pub async fn bearer(&self, token: &str, from: Option<std::net::IpAddr>) -> Result<Bearer, StoreError> {
         let digest = token_sha256(token);
         if let Some(user) = self.declared.get(&digest) {
             return Ok(Bearer::User(user.clone()));
@@ -362,23 +287,15 @@ impl Users {
             if let Some(budget) = failures.get_mut(&from) {
                 budget.refill(now);
                 if budget.tokens < 1.0 {
-                    let retry_after_secs =
-                        ((1.0 - budget.tokens) / FAILURES_PER_SEC).ceil().max(1.0) as u64;
+                    let retry_after_secs = ((1.0 - budget.tokens) / FAILURES_PER_SEC).ceil().max(1.0) as u64;
                     return Ok(Bearer::Throttled { retry_after_secs });
                 }
             }
         }
-        let refused_lately = self
-            .refused
-            .lock()
-            .expect("refused lock")
-            .get(&digest)
-            .is_some_and(|at| at.elapsed() < REFUSED_FOR);
+        let refused_lately = self.refused.lock().expect("refused lock").get(&digest).is_some_and(|at| at.elapsed() < REFUSED_FOR);
         let user = match refused_lately {
             true => None,
-            false => store::get_json::<TokenRecord>(&*self.store, &format!("tokens/{digest}"))
-                .await?
-                .map(|(r, _)| r.user),
+            false => store::get_json::<TokenRecord>(&*self.store, &format!("tokens/{digest}")).await?.map(|(r, _)| r.user),
         };
         let Some(user) = user else {
             remember(&self.refused, digest, now);
@@ -387,10 +304,7 @@ impl Users {
                 if failures.len() >= KNOWN_MAX {
                     failures.clear();
                 }
-                let budget = failures.entry(from).or_insert(FailureBudget {
-                    tokens: FAILURES_BURST,
-                    at: now,
-                });
+                let budget = failures.entry(from).or_insert(FailureBudget { tokens: FAILURES_BURST, at: now });
                 budget.tokens -= 1.0;
             }
             return Ok(Bearer::Unknown);
@@ -430,60 +344,26 @@ mod tests {
         let (store, _dir) = crate::store::scratch();
         let users = Users::new(store, &[]).unwrap();
         let token = users.add("alice").await.unwrap();
-        assert_eq!(
-            users.bearer(&token, None).await.unwrap(),
-            Bearer::User(UserName::parse("alice").unwrap())
-        );
+        assert_eq!(users.bearer(&token, None).await.unwrap(), Bearer::User(UserName::parse("alice").unwrap()));
         let fresh = users.rotate("alice").await.unwrap();
-        assert_eq!(
-            users.bearer(&token, None).await.unwrap(),
-            Bearer::Unknown,
-            "the old token ended"
-        );
-        assert!(matches!(
-            users.bearer(&fresh, None).await.unwrap(),
-            Bearer::User(_)
-        ));
+        assert_eq!(users.bearer(&token, None).await.unwrap(), Bearer::Unknown, "the old token ended");
+        assert!(matches!(users.bearer(&fresh, None).await.unwrap(), Bearer::User(_)));
         users.revoke("alice").await.unwrap();
         assert_eq!(users.bearer(&fresh, None).await.unwrap(), Bearer::Unknown);
         let listed = users.list().await.unwrap();
-        assert_eq!(
-            (
-                listed.len(),
-                listed[0].active,
-                listed[0].revoked_at.is_some()
-            ),
-            (1, false, true)
-        );
-        assert!(matches!(
-            users.rotate("bob").await,
-            Err(UserError::NotFound(_))
-        ));
+        assert_eq!((listed.len(), listed[0].active, listed[0].revoked_at.is_some()), (1, false, true));
+        assert!(matches!(users.rotate("bob").await, Err(UserError::NotFound(_))));
 
         let from: std::net::IpAddr = "192.0.2.7".parse().unwrap();
         let mut throttled = 0;
         for i in 0..30 {
-            if let Bearer::Throttled { retry_after_secs } = users
-                .bearer(&format!("wsp_guess{i}"), Some(from))
-                .await
-                .unwrap()
-            {
+            if let Bearer::Throttled { retry_after_secs } = users.bearer(&format!("wsp_guess{i}"), Some(from)).await.unwrap() {
                 assert!(retry_after_secs >= 1);
                 throttled += 1;
             }
         }
-        assert_eq!(
-            throttled,
-            30 - FAILURES_BURST as usize,
-            "a burst of unknown tokens, then throttled"
-        );
+        assert_eq!(throttled, 30 - FAILURES_BURST as usize, "a burst of unknown tokens, then throttled");
         // Another address is not held to this one's failures.
-        assert_eq!(
-            users
-                .bearer("wsp_other", Some("192.0.2.8".parse().unwrap()))
-                .await
-                .unwrap(),
-            Bearer::Unknown
-        );
+        assert_eq!(users.bearer("wsp_other", Some("192.0.2.8".parse().unwrap())).await.unwrap(), Bearer::Unknown);
     }
 }

@@ -24,29 +24,15 @@ pub(crate) fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
 }
 
 fn warship(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap()
+    Command::new(BIN).args(args).envs(envs.iter().copied()).output().unwrap()
 }
 
 pub(crate) fn add_user(config: &Path, name: &str, envs: &[(&str, &str)]) -> String {
-    let out = warship(
-        &["user", "add", name, "--config", config.to_str().unwrap()],
-        envs,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = warship(&["user", "add", name, "--config", config.to_str().unwrap()], envs);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout.lines().last().unwrap().trim().to_owned();
-    assert!(
-        token.starts_with("wsp_") && token.len() > 40,
-        "token alone on the last line: {stdout:?}"
-    );
+    assert!(token.starts_with("wsp_") && token.len() > 40, "token alone on the last line: {stdout:?}");
     token
 }
 
@@ -64,10 +50,7 @@ impl Host {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let host = Host {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
+        let host = Host { child, base: format!("http://127.0.0.1:{port}") };
         host.wait_ready();
         host
     }
@@ -75,10 +58,7 @@ impl Host {
     fn wait_ready(&self) {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(20) {
-            if let Ok(out) = Command::new("curl")
-                .args(["-sf", &format!("{}/readyz", self.base)])
-                .output()
-            {
+            if let Ok(out) = Command::new("curl").args(["-sf", &format!("{}/readyz", self.base)]).output() {
                 if out.status.success() {
                     return;
                 }
@@ -89,19 +69,13 @@ impl Host {
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "warship ignored SIGTERM"
-            );
+            assert!(started.elapsed() < Duration::from_secs(15), "warship ignored SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -128,38 +102,18 @@ fn check_config_accepts_the_shipped_file_and_names_unknown_keys() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../platform.toml");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data").display().to_string();
-    let out = warship(
-        &["check-config", "--config", shipped.to_str().unwrap()],
-        &[("WARSHIP__STORE__DATA_DIR", &data)],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = warship(&["check-config", "--config", shipped.to_str().unwrap()], &[("WARSHIP__STORE__DATA_DIR", &data)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        said.contains("ok") && said.contains("strategy: recreate, rolling, canary, bluegreen"),
-        "{said}"
-    );
+    assert!(said.contains("ok") && said.contains("strategy: recreate, rolling, canary, bluegreen"), "{said}");
 
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[uploads]\nmax_bytez = 3\n").unwrap();
     let out = warship(&["check-config", "--config", path.to_str().unwrap()], &[]);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("max_bytez"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_bytez"), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let out = warship(
-        &["check-config", "--config", shipped.to_str().unwrap()],
-        &[
-            ("WARSHIP__STORE__BACKEND", "sqlite"),
-            ("WARSHIP__STORE__DATA_DIR", &data),
-        ],
-    );
+    let out = warship(&["check-config", "--config", shipped.to_str().unwrap()], &[("WARSHIP__STORE__BACKEND", "sqlite"), ("WARSHIP__STORE__DATA_DIR", &data)]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite"));
 }
@@ -187,49 +141,23 @@ async fn walkthrough_over_a_real_socket() {
     let file = tokio::fs::File::open(&war).await.unwrap();
     let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
     let (status, uploaded) = json_of(
-        http.put(format!("{base}/api/v1/wars/shop/sample.war"))
-            .bearer_auth(&token)
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
+        http.put(format!("{base}/api/v1/wars/shop/sample.war")).bearer_auth(&token).body(body).send().await.unwrap(),
     )
     .await;
     assert_eq!(status, 201, "{uploaded}");
     assert_eq!(uploaded["servlet_api"], "jakarta");
 
-    let (_, wars) = json_of(
-        http.get(format!("{base}/api/v1/wars"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, wars) = json_of(http.get(format!("{base}/api/v1/wars")).bearer_auth(&token).send().await.unwrap()).await;
     assert_eq!(wars.as_array().unwrap().len(), 1);
 
-    let (_, legacy) = json_of(
-        http.get(format!("{base}/getuploadwars"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, legacy) = json_of(http.get(format!("{base}/getuploadwars")).bearer_auth(&token).send().await.unwrap()).await;
     assert_eq!(legacy["children"][0]["children"][0]["name"], "sample.war");
 
     assert_eq!(host.terminate().code(), Some(0));
     // Everything is still there after a restart.
     let host = Host::start(&config, port, &[]);
     let http = client();
-    let (_, envs) = json_of(
-        http.get(format!("{}/api/v1/envs", host.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, envs) = json_of(http.get(format!("{}/api/v1/envs", host.base)).bearer_auth(&token).send().await.unwrap()).await;
     assert_eq!(envs[0]["name"], "shop");
 }
 
@@ -251,33 +179,19 @@ async fn a_dropped_connection_leaves_no_file() {
     let tmp = dir.path().join("data/wars/tmp");
     let started = Instant::now();
     while std::fs::read_dir(&tmp).unwrap().count() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "upload never started"
-        );
+        assert!(started.elapsed() < Duration::from_secs(5), "upload never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(socket);
 
     let started = Instant::now();
     while std::fs::read_dir(&tmp).unwrap().count() > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "temp file outlived the connection"
-        );
+        assert!(started.elapsed() < Duration::from_secs(5), "temp file outlived the connection");
         std::thread::sleep(Duration::from_millis(20));
     }
     let blobs = support::files_under(&dir.path().join("data/wars/sha256"));
     assert!(blobs.is_empty(), "{blobs:?}");
-    let (_, wars) = json_of(
-        client()
-            .get(format!("{}/api/v1/wars", host.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, wars) = json_of(client().get(format!("{}/api/v1/wars", host.base)).bearer_auth(&token).send().await.unwrap()).await;
     assert_eq!(wars, json!([]));
 }
 
@@ -291,10 +205,7 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
 
     // Send the WAR slowly, in pieces, and ask the host to stop halfway.
     let war = std::fs::read(fixture("gatekeeper-0.8.1.war")).unwrap();
-    let pieces: Vec<bytes::Bytes> = war
-        .chunks(war.len() / 8 + 1)
-        .map(bytes::Bytes::copy_from_slice)
-        .collect();
+    let pieces: Vec<bytes::Bytes> = war.chunks(war.len() / 8 + 1).map(bytes::Bytes::copy_from_slice).collect();
     let slow = futures_util::stream::unfold(pieces.into_iter(), |mut rest| async move {
         let piece = rest.next()?;
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -308,9 +219,7 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
         .send();
     let upload = tokio::spawn(upload);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = tokio::task::spawn_blocking(move || host.terminate())
-        .await
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || host.terminate()).await.unwrap();
     let response = upload.await.unwrap().unwrap();
     assert_eq!(response.status(), 201, "the upload in flight completed");
     assert_eq!(status.code(), Some(0));
@@ -321,73 +230,29 @@ async fn serves_https_when_given_a_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .args([
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-        ])
+        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let port = free_port();
-    let tls = format!(
-        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
-        cert.display(),
-        key.display()
-    );
+    let tls = format!("tls_cert = \"{}\"\ntls_key = \"{}\"\n", cert.display(), key.display());
     let config = write_config(dir.path(), port, &tls);
-    let host = Host {
-        child: Command::new(BIN)
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        base: String::new(),
-    };
+    let host = Host { child: Command::new(BIN).args(["serve", "--config", config.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap(), base: String::new() };
     let url = format!("https://127.0.0.1:{port}/healthz");
     let started = Instant::now();
     let body = loop {
-        let out = Command::new("curl")
-            .args(["-sf", "--cacert", cert.to_str().unwrap(), &url])
-            .output()
-            .unwrap();
+        let out = Command::new("curl").args(["-sf", "--cacert", cert.to_str().unwrap(), &url]).output().unwrap();
         if out.status.success() {
             break String::from_utf8(out.stdout).unwrap();
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no HTTPS answer"
-        );
+        assert!(started.elapsed() < Duration::from_secs(20), "no HTTPS answer");
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(body.contains("ok"));
-    let plain = Command::new("curl")
-        .args(["-sf", &format!("http://127.0.0.1:{port}/healthz")])
-        .output()
-        .unwrap();
-    assert!(
-        !plain.status.success(),
-        "plain HTTP is not served when TLS is configured"
-    );
+    let plain = Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{port}/healthz")]).output().unwrap();
+    assert!(!plain.status.success(), "plain HTTP is not served when TLS is configured");
     drop(host);
 }
 
@@ -399,10 +264,7 @@ async fn two_hosts_share_one_etcd() {
     let (port_a, port_b) = (free_port(), free_port());
     let config_a = write_config(dir_a.path(), port_a, "");
     let config_b = write_config(dir_b.path(), port_b, "");
-    let envs = [
-        ("WARSHIP__STORE__BACKEND", "etcd"),
-        ("WARSHIP__STORE__ETCD_ENDPOINTS", etcd.endpoint.as_str()),
-    ];
+    let envs = [("WARSHIP__STORE__BACKEND", "etcd"), ("WARSHIP__STORE__ETCD_ENDPOINTS", etcd.endpoint.as_str())];
     let envs: Vec<(&str, &str)> = envs.to_vec();
 
     // A user added while both hosts run is known to both: the store is shared.
@@ -418,14 +280,7 @@ async fn two_hosts_share_one_etcd() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    let (status, env) = json_of(
-        http.get(format!("{}/api/v1/envs/shared", host_b.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, env) = json_of(http.get(format!("{}/api/v1/envs/shared", host_b.base)).bearer_auth(&token).send().await.unwrap()).await;
     assert_eq!(status, 200);
     assert_eq!(env["tomcat"], "10.1");
 }
@@ -437,43 +292,19 @@ async fn a_build_whose_host_was_killed_reads_as_interrupted_and_nothing_as_built
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write_config(dir.path(), port, "");
-    let envs = [
-        ("WARSHIP__REGISTRY__PUSH", registry.addr.as_str()),
-        ("WARSHIP__REGISTRY__PULL", registry.addr.as_str()),
-        ("WARSHIP__REGISTRY__INSECURE", "true"),
-    ];
+    let envs = [("WARSHIP__REGISTRY__PUSH", registry.addr.as_str()), ("WARSHIP__REGISTRY__PULL", registry.addr.as_str()), ("WARSHIP__REGISTRY__INSECURE", "true")];
     let token = add_user(&config, "alice", &envs);
     let mut host = Host::start(&config, port, &envs);
     let (base, http) = (host.base.clone(), client());
-    let created = http
-        .post(format!("{base}/api/v1/envs"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "shop", "tomcat": "10.1", "jdk": "17"}))
-        .send()
-        .await
-        .unwrap();
+    let created = http.post(format!("{base}/api/v1/envs")).bearer_auth(&token).json(&json!({"name": "shop", "tomcat": "10.1", "jdk": "17"})).send().await.unwrap();
     assert_eq!(created.status(), 201);
     let war = std::fs::read(fixture("sample.war")).unwrap();
-    let uploaded = http
-        .put(format!("{base}/api/v1/wars/shop/sample.war"))
-        .bearer_auth(&token)
-        .body(war)
-        .send()
-        .await
-        .unwrap();
+    let uploaded = http.put(format!("{base}/api/v1/wars/shop/sample.war")).bearer_auth(&token).body(war).send().await.unwrap();
     assert_eq!(uploaded.status(), 201);
 
     // The registry hangs, the build waits on it, and the host dies mid-build.
     registry.freeze(true);
-    let (status, started) = json_of(
-        http.post(format!("{base}/api/v1/images"))
-            .bearer_auth(&token)
-            .json(&json!({"war": "sample.war", "env": "shop", "version": "1"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, started) = json_of(http.post(format!("{base}/api/v1/images")).bearer_auth(&token).json(&json!({"war": "sample.war", "env": "shop", "version": "1"})).send().await.unwrap()).await;
     assert_eq!(status, 202, "{started}");
     let id = started["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -484,21 +315,11 @@ async fn a_build_whose_host_was_killed_reads_as_interrupted_and_nothing_as_built
     let host = Host::start(&config, port, &envs);
     let began = Instant::now();
     let record = loop {
-        let (_, record) = json_of(
-            http.get(format!("{}/api/v1/images/{id}", host.base))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, record) = json_of(http.get(format!("{}/api/v1/images/{id}", host.base)).bearer_auth(&token).send().await.unwrap()).await;
         if record["status"] != "building" {
             break record;
         }
-        assert!(
-            began.elapsed() < Duration::from_secs(40),
-            "still building long after its host died: {record}"
-        );
+        assert!(began.elapsed() < Duration::from_secs(40), "still building long after its host died: {record}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(record["status"], "failed", "{record}");
@@ -506,12 +327,7 @@ async fn a_build_whose_host_was_killed_reads_as_interrupted_and_nothing_as_built
     assert!(record.get("digest").is_none(), "{record}");
 
     let (status, built) = json_of(
-        http.post(format!("{}/api/v1/images?wait=true", host.base))
-            .bearer_auth(&token)
-            .json(&json!({"war": "sample.war", "env": "shop", "version": "1"}))
-            .send()
-            .await
-            .unwrap(),
+        http.post(format!("{}/api/v1/images?wait=true", host.base)).bearer_auth(&token).json(&json!({"war": "sample.war", "env": "shop", "version": "1"})).send().await.unwrap(),
     )
     .await;
     assert_eq!(status, 201, "the next build goes through: {built}");
@@ -526,64 +342,20 @@ async fn warship_build_pushes_a_dockerfile_from_a_folder_and_prints_the_digest()
     let context = dir.path().join("context");
     std::fs::create_dir(&context).unwrap();
     std::fs::copy(fixture("sample.war"), context.join("app.war")).unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        "ARG TAG=10.1-jdk17\nFROM warship/tomcat:${TAG}\nCOPY app.war webapps/ROOT.war\n",
-    )
-    .unwrap();
+    std::fs::write(context.join("Dockerfile"), "ARG TAG=10.1-jdk17\nFROM warship/tomcat:${TAG}\nCOPY app.war webapps/ROOT.war\n").unwrap();
     let config = write_config(dir.path(), free_port(), "");
-    let envs = [
-        ("WARSHIP__REGISTRY__PUSH", registry.addr.as_str()),
-        ("WARSHIP__REGISTRY__INSECURE", "true"),
-    ];
-    let out = warship(
-        &[
-            "build",
-            "--config",
-            config.to_str().unwrap(),
-            "--context",
-            context.to_str().unwrap(),
-            "--tag",
-            "team/app:1",
-        ],
-        &envs,
-    );
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let envs = [("WARSHIP__REGISTRY__PUSH", registry.addr.as_str()), ("WARSHIP__REGISTRY__INSECURE", "true")];
+    let out = warship(&["build", "--config", config.to_str().unwrap(), "--context", context.to_str().unwrap(), "--tag", "team/app:1"], &envs);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stderr}");
     let digest = stdout.trim();
-    assert!(
-        digest.starts_with("sha256:") && digest.len() == 71,
-        "the digest alone on stdout: {stdout:?}"
-    );
-    assert!(
-        stderr.contains("layer: uploading 1 file(s)") && stderr.contains("manifest: pushing"),
-        "progress on stderr: {stderr}"
-    );
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "the digest alone on stdout: {stdout:?}");
+    assert!(stderr.contains("layer: uploading 1 file(s)") && stderr.contains("manifest: pushing"), "progress on stderr: {stderr}");
     assert_eq!(registry.tags("team/app").await, ["1"]);
 
-    let out = warship(
-        &[
-            "build",
-            "--config",
-            config.to_str().unwrap(),
-            "--context",
-            context.to_str().unwrap(),
-            "--tag",
-            "team/app:1",
-            "--build-arg",
-            "TAG=9.9-jdk1",
-        ],
-        &envs,
-    );
+    let out = warship(&["build", "--config", config.to_str().unwrap(), "--context", context.to_str().unwrap(), "--tag", "team/app:1", "--build-arg", "TAG=9.9-jdk1"], &envs);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not found in registry"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found in registry"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// 1,000 connections sending a request head a byte at a time are dropped once the
@@ -593,18 +365,11 @@ async fn connections_that_send_their_headers_a_byte_at_a_time_are_dropped_and_ot
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const SLOW: usize = 1000;
     // Room for the slow connections on both sides, in this process and the server it starts.
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
     limit.rlim_cur = limit.rlim_max.min(8192);
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
-    assert!(
-        limit.rlim_cur >= 2 * SLOW as u64 + 200,
-        "the descriptor limit {} is too low for this test",
-        limit.rlim_cur
-    );
+    assert!(limit.rlim_cur >= 2 * SLOW as u64 + 200, "the descriptor limit {} is too low for this test", limit.rlim_cur);
 
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -615,9 +380,7 @@ async fn connections_that_send_their_headers_a_byte_at_a_time_are_dropped_and_ot
     for _ in 0..SLOW {
         let connected = connected.clone();
         slow.push(tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .unwrap();
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             connected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let head = b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
             let opened = Instant::now();
@@ -627,17 +390,12 @@ async fn connections_that_send_their_headers_a_byte_at_a_time_are_dropped_and_ot
                 }
                 // A closed connection reads as the end (or an error) at once.
                 let mut buffer = [0u8; 64];
-                match tokio::time::timeout(Duration::from_millis(250), stream.read(&mut buffer))
-                    .await
-                {
+                match tokio::time::timeout(Duration::from_millis(250), stream.read(&mut buffer)).await {
                     Ok(Ok(0)) | Ok(Err(_)) => return opened.elapsed(),
                     Ok(Ok(_)) => panic!("a slow request head was answered"),
                     Err(_) => {}
                 }
-                assert!(
-                    opened.elapsed() < Duration::from_secs(30),
-                    "a slow connection was never dropped"
-                );
+                assert!(opened.elapsed() < Duration::from_secs(30), "a slow connection was never dropped");
             }
             unreachable!()
         }));
@@ -650,10 +408,7 @@ async fn connections_that_send_their_headers_a_byte_at_a_time_are_dropped_and_ot
     }
     let readyz = format!("{}/readyz", host.base);
     let slowest = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let started = Instant::now();
             let mut slowest = Duration::ZERO;
@@ -669,10 +424,7 @@ async fn connections_that_send_their_headers_a_byte_at_a_time_are_dropped_and_ot
     })
     .join()
     .unwrap();
-    assert!(
-        slowest < Duration::from_secs(1),
-        "readyz took {slowest:?} beside the slow connections"
-    );
+    assert!(slowest < Duration::from_secs(1), "readyz took {slowest:?} beside the slow connections");
     let mut held = Vec::new();
     for connection in slow {
         held.push(connection.await.unwrap());
@@ -680,10 +432,7 @@ async fn connections_that_send_their_headers_a_byte_at_a_time_are_dropped_and_ot
     held.sort();
     let longest = *held.last().unwrap();
     eprintln!("slow headers: {SLOW} connections dropped after {:?} (median) to {longest:?}; readyz at most {slowest:?}", held[SLOW / 2]);
-    assert!(
-        longest < Duration::from_secs(10),
-        "the slowest was dropped only after {longest:?}"
-    );
+    assert!(longest < Duration::from_secs(10), "the slowest was dropped only after {longest:?}");
 }
 
 /// The original `/upload` with a `name` part that never ends (chunked, no length): the
@@ -699,40 +448,17 @@ async fn an_endless_text_field_in_the_original_upload_is_refused_without_growing
     let host = Host::start(&config, port, &[]);
     let rss = |pid: u32| -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .unwrap()
-            .trim()
-            .trim_end_matches(" kB")
-            .trim()
-            .parse::<u64>()
-            .unwrap()
-            * 1024
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap() * 1024
     };
     let before = rss(host.child.id());
 
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let chunk = |data: &[u8]| {
-        [
-            format!("{:x}\r\n", data.len()).into_bytes(),
-            data.to_vec(),
-            b"\r\n".to_vec(),
-        ]
-        .concat()
-    };
-    stream
-        .write_all(&chunk(
-            b"--B\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n",
-        ))
-        .await
-        .unwrap();
+    let chunk = |data: &[u8]| [format!("{:x}\r\n", data.len()).into_bytes(), data.to_vec(), b"\r\n".to_vec()].concat();
+    stream.write_all(&chunk(b"--B\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n")).await.unwrap();
     let block = chunk(&vec![b'a'; 64 << 10]);
     let (mut read, mut write) = stream.into_split();
     let sending = tokio::spawn(async move {
@@ -760,36 +486,14 @@ async fn an_endless_text_field_in_the_original_upload_is_refused_without_growing
     let answer = String::from_utf8_lossy(&answer).into_owned();
     let during = rss(host.child.id());
     drop(read);
-    let sent = tokio::time::timeout(Duration::from_secs(60), sending)
-        .await
-        .expect("the host stopped reading")
-        .unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(60), sending).await.expect("the host stopped reading").unwrap();
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(
-        answer.contains("request.field_too_large")
-            && answer.contains("`name`")
-            && answer.contains("4096 bytes"),
-        "{answer}"
-    );
+    assert!(answer.contains("request.field_too_large") && answer.contains("`name`") && answer.contains("4096 bytes"), "{answer}");
     let grew = during.saturating_sub(before);
-    eprintln!(
-        "endless field: refused after the client sent {} MiB; host RSS grew {} KiB",
-        sent >> 20,
-        grew >> 10
-    );
+    eprintln!("endless field: refused after the client sent {} MiB; host RSS grew {} KiB", sent >> 20, grew >> 10);
     assert!(grew < 64 << 20, "the host grew {} MiB", grew >> 20);
     fn files(dir: &Path) -> usize {
-        std::fs::read_dir(dir).map_or(0, |d| {
-            d.flatten()
-                .map(|e| {
-                    if e.path().is_dir() {
-                        files(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
+        std::fs::read_dir(dir).map_or(0, |d| d.flatten().map(|e| if e.path().is_dir() { files(&e.path()) } else { 1 }).sum())
     }
     assert_eq!(files(&dir.path().join("data/wars")), 0, "nothing kept");
 }
@@ -815,38 +519,17 @@ async fn the_cli_logs_in_with_a_token_read_from_stdin() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
     };
     let url = format!("http://127.0.0.1:{port}");
     let empty = cli(&["login", &url, "--token", "-"], "\n");
-    assert_eq!(
-        empty.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&empty.stderr)
-    );
+    assert_eq!(empty.status.code(), Some(2), "{}", String::from_utf8_lossy(&empty.stderr));
     let login = cli(&["login", &url, "--token", "-"], &format!("{token}\n"));
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
     let saved = std::fs::read_to_string(home.join("config/warship/login.toml")).unwrap();
-    assert!(
-        saved.contains(&token),
-        "the login keeps the token read from stdin"
-    );
+    assert!(saved.contains(&token), "the login keeps the token read from stdin");
     let listed = cli(&["--output", "json", "env", "list"], "");
-    assert!(
-        listed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
     assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "[]");
 }

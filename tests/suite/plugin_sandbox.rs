@@ -46,8 +46,7 @@ fn validator_wat(body: &str) -> String {
 const WELL_BEHAVED: &str = "(i32.const 128)";
 const TRAPS: &str = "unreachable";
 const LOOPS_FOREVER: &str = "(loop $forever (br $forever)) (i32.const 128)";
-const GROWS_WITHOUT_END: &str =
-    "(loop $more (drop (memory.grow (i32.const 16))) (br $more)) (i32.const 128)";
+const GROWS_WITHOUT_END: &str = "(loop $more (drop (memory.grow (i32.const 16))) (br $more)) (i32.const 128)";
 const ANSWERS_NONSENSE: &str = "(i32.const 160)";
 
 /// Wraps a core module into a component of the `validator` world of contract 0.1.0
@@ -61,47 +60,20 @@ fn component(core_wat: &str) -> Vec<u8> {
 /// version, as a plugin built against a contract this host never released would.
 fn component_of(core_wat: &str, version: &str) -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
-    let wit = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/0.1.0/plugin.wit"),
-    )
-    .unwrap();
-    let package = resolve
-        .push_str("plugin.wit", &wit.replace("@0.1.0", &format!("@{version}")))
-        .unwrap();
+    let wit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/0.1.0/plugin.wit")).unwrap();
+    let package = resolve.push_str("plugin.wit", &wit.replace("@0.1.0", &format!("@{version}"))).unwrap();
     let core_wat = core_wat.replace("@0.1.0#", &format!("@{version}#"));
     let core_wat = core_wat.as_str();
     let world = resolve.select_world(&[package], Some("validator")).unwrap();
     let mut module = wat::parse_str(core_wat).unwrap();
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )
-    .unwrap();
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+    wit_component::ComponentEncoder::default().module(&module).unwrap().validate(true).encode().unwrap()
 }
 
-fn load(
-    runtime: &Runtime,
-    dir: &Path,
-    name: &str,
-    body: &str,
-    memory_mb: u64,
-    deadline_ms: u64,
-) -> Plugin {
+fn load(runtime: &Runtime, dir: &Path, name: &str, body: &str, memory_mb: u64, deadline_ms: u64) -> Plugin {
     let path = dir.join(format!("{name}.wasm"));
     std::fs::write(&path, component(&validator_wat(body))).unwrap();
-    let config = PluginConfig {
-        memory_mb: Some(memory_mb),
-        deadline_ms: Some(deadline_ms),
-        ..config_of(name, PluginKind::Validator, &path)
-    };
+    let config = PluginConfig { memory_mb: Some(memory_mb), deadline_ms: Some(deadline_ms), ..config_of(name, PluginKind::Validator, &path) };
     Plugin::load(runtime, &config, &PluginRuntimeConfig::default()).unwrap()
 }
 
@@ -124,10 +96,7 @@ fn platform() -> types::Platform {
 }
 
 fn env() -> types::EnvSpec {
-    let none = || types::ResourceAmounts {
-        cpu: None,
-        memory: None,
-    };
+    let none = || types::ResourceAmounts { cpu: None, memory: None };
     types::EnvSpec {
         name: "shop".into(),
         tomcat: "10.1".into(),
@@ -136,10 +105,7 @@ fn env() -> types::EnvSpec {
         node_num: None,
         jvm_options: String::new(),
         env: vec![("A".into(), "b".into())],
-        resources: types::Resources {
-            requests: none(),
-            limits: none(),
-        },
+        resources: types::Resources { requests: none(), limits: none() },
         context_path: "/".into(),
     }
 }
@@ -158,51 +124,22 @@ fn each_misbehaviour_fails_only_its_own_call() {
 
     let err = trapper.validate_env(&platform(), &env()).unwrap_err();
     assert_eq!(err.plugin, "trapper");
-    assert!(
-        matches!(err.failure, PluginFailure::Trapped(ref m) if m.contains("unreachable")),
-        "{err}"
-    );
+    assert!(matches!(err.failure, PluginFailure::Trapped(ref m) if m.contains("unreachable")), "{err}");
 
     let started = Instant::now();
     let err = looper.validate_env(&platform(), &env()).unwrap_err();
     let took = started.elapsed();
-    assert_eq!(
-        err.failure,
-        PluginFailure::DeadlineExceeded {
-            deadline: Duration::from_millis(200)
-        },
-        "{err}"
-    );
-    assert!(
-        took >= Duration::from_millis(200) && took < Duration::from_millis(1500),
-        "stopped after {took:?}"
-    );
-    assert_eq!(
-        err.to_string(),
-        "plugin looper ran past its deadline of 200 ms"
-    );
+    assert_eq!(err.failure, PluginFailure::DeadlineExceeded { deadline: Duration::from_millis(200) }, "{err}");
+    assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(1500), "stopped after {took:?}");
+    assert_eq!(err.to_string(), "plugin looper ran past its deadline of 200 ms");
 
     let err = hog.validate_env(&platform(), &env()).unwrap_err();
-    assert!(
-        matches!(err.failure, PluginFailure::MemoryExceeded { cap, .. } if cap == 4 << 20),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .starts_with("plugin hog tried to grow its memory"),
-        "{err}"
-    );
+    assert!(matches!(err.failure, PluginFailure::MemoryExceeded { cap, .. } if cap == 4 << 20), "{err}");
+    assert!(err.to_string().starts_with("plugin hog tried to grow its memory"), "{err}");
 
     let err = liar.validate_env(&platform(), &env()).unwrap_err();
-    assert!(
-        matches!(err.failure, PluginFailure::InvalidAnswer(_)),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .starts_with("plugin liar answered something that does not fit"),
-        "{err}"
-    );
+    assert!(matches!(err.failure, PluginFailure::InvalidAnswer(_)), "{err}");
+    assert!(err.to_string().starts_with("plugin liar answered something that does not fit"), "{err}");
 
     // Each failed call cost only itself: the same plugins answer their other calls,
     // and the well-behaved one is untouched.
@@ -216,12 +153,7 @@ fn each_misbehaviour_fails_only_its_own_call() {
             has_web_xml: true,
             entries: 1,
         };
-        assert_eq!(
-            plugin.validate_deploy(&platform(), &env(), &war).unwrap(),
-            vec![],
-            "{}",
-            plugin.name
-        );
+        assert_eq!(plugin.validate_deploy(&platform(), &env(), &war).unwrap(), vec![], "{}", plugin.name);
     }
     assert_eq!(good.validate_env(&platform(), &env()).unwrap(), vec![]);
 }
@@ -240,72 +172,35 @@ fn calls_beyond_the_pools_slots_wait_for_one_rather_than_fail() {
             let (looper, start) = (looper.clone(), start.clone());
             std::thread::spawn(move || {
                 start.wait();
-                looper
-                    .validate_env(&platform(), &env())
-                    .unwrap_err()
-                    .failure
+                looper.validate_env(&platform(), &env()).unwrap_err().failure
             })
         })
         .collect();
     let failures: Vec<PluginFailure> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    let deadline = PluginFailure::DeadlineExceeded {
-        deadline: Duration::from_millis(300),
-    };
+    let deadline = PluginFailure::DeadlineExceeded { deadline: Duration::from_millis(300) };
     let others: Vec<&PluginFailure> = failures.iter().filter(|f| **f != deadline).collect();
-    assert!(
-        others.is_empty(),
-        "every call ran to its own deadline; {} did not: {:?}",
-        others.len(),
-        &others[..others.len().min(3)]
-    );
+    assert!(others.is_empty(), "every call ran to its own deadline; {} did not: {:?}", others.len(), &others[..others.len().min(3)]);
 }
 
 #[test]
 fn precompiled_components_are_cached_by_content_and_wasmtime_version() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let first = load(
-        &Runtime::new(Some(cache.clone())).unwrap(),
-        dir.path(),
-        "good",
-        WELL_BEHAVED,
-        16,
-        1000,
-    );
+    let first = load(&Runtime::new(Some(cache.clone())).unwrap(), dir.path(), "good", WELL_BEHAVED, 16, 1000);
     assert_eq!(first.loaded, warship_host::plugins::Loaded::Compiled);
     let cached = support::files_under(&cache);
     assert_eq!(cached.len(), 1, "{cached:?}");
     let path = cached[0].display().to_string();
-    assert!(
-        path.contains(&format!(
-            "wasmtime-{}",
-            warship_host::plugins::runtime::wasmtime_version()
-        )),
-        "{path}"
-    );
+    assert!(path.contains(&format!("wasmtime-{}", warship_host::plugins::runtime::wasmtime_version())), "{path}");
     assert!(path.ends_with(&format!("{}.cwasm", first.sha256)), "{path}");
 
-    let again = load(
-        &Runtime::new(Some(cache.clone())).unwrap(),
-        dir.path(),
-        "good",
-        WELL_BEHAVED,
-        16,
-        1000,
-    );
+    let again = load(&Runtime::new(Some(cache.clone())).unwrap(), dir.path(), "good", WELL_BEHAVED, 16, 1000);
     assert_eq!(again.loaded, warship_host::plugins::Loaded::FromCache);
     assert_eq!(again.validate_env(&platform(), &env()).unwrap(), vec![]);
 
     // A corrupt cache entry is recompiled, not trusted.
     std::fs::write(&cached[0], b"garbage").unwrap();
-    let recompiled = load(
-        &Runtime::new(Some(cache)).unwrap(),
-        dir.path(),
-        "good",
-        WELL_BEHAVED,
-        16,
-        1000,
-    );
+    let recompiled = load(&Runtime::new(Some(cache)).unwrap(), dir.path(), "good", WELL_BEHAVED, 16, 1000);
     assert_eq!(recompiled.loaded, warship_host::plugins::Loaded::Compiled);
 }
 
@@ -316,9 +211,7 @@ fn a_plugin_built_against_an_unknown_contract_version_is_refused_naming_the_acce
     let path = dir.path().join("future.wasm");
     std::fs::write(&path, component_of(&validator_wat(WELL_BEHAVED), "0.9.0")).unwrap();
     let config = config_of("future", PluginKind::Validator, &path);
-    let err = Plugin::load(&runtime, &config, &PluginRuntimeConfig::default())
-        .err()
-        .unwrap();
+    let err = Plugin::load(&runtime, &config, &PluginRuntimeConfig::default()).err().unwrap();
     assert!(matches!(err, LoadError::Contract { .. }), "{err}");
     assert_eq!(
         err.to_string(),
@@ -339,31 +232,13 @@ fn a_component_of_the_wrong_kind_is_refused_at_load() {
     let path = dir.path().join("v.wasm");
     std::fs::write(&path, component(&validator_wat(WELL_BEHAVED))).unwrap();
     let config = config_of("not-a-strategy", PluginKind::Strategy, &path);
-    let err = Plugin::load(&runtime, &config, &PluginRuntimeConfig::default())
-        .err()
-        .unwrap();
+    let err = Plugin::load(&runtime, &config, &PluginRuntimeConfig::default()).err().unwrap();
     assert!(matches!(err, LoadError::Component { .. }), "{err}");
-    assert!(
-        err.to_string()
-            .starts_with("plugin not-a-strategy: not a strategy component"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("plugin not-a-strategy: not a strategy component"), "{err}");
 
     std::fs::write(&path, b"\0asm garbage").unwrap();
-    let err = Plugin::load(
-        &runtime,
-        &PluginConfig {
-            kind: PluginKind::Validator,
-            ..config
-        },
-        &PluginRuntimeConfig::default(),
-    )
-    .err()
-    .unwrap();
-    assert!(
-        err.to_string().contains("not a validator component"),
-        "{err}"
-    );
+    let err = Plugin::load(&runtime, &PluginConfig { kind: PluginKind::Validator, ..config }, &PluginRuntimeConfig::default()).err().unwrap();
+    assert!(err.to_string().contains("not a validator component"), "{err}");
 }
 
 /// WASI's clock and poll, as far as a sleeper imports them.
@@ -404,29 +279,15 @@ fn validator_importing_wasi(
     for (name, text) in packages {
         resolve.push_str(name, text).unwrap();
     }
-    let wit = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/0.1.0/plugin.wit"),
-    )
-    .unwrap();
+    let wit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/0.1.0/plugin.wit")).unwrap();
     resolve.push_str("plugin.wit", &wit).unwrap();
     let world = format!("package test:fixture;\nworld fixture {{\n  include warship:plugin/validator@0.1.0;\n  {world_imports}\n}}\n");
     let package = resolve.push_str("fixture.wit", &world).unwrap();
     let world = resolve.select_world(&[package], Some("fixture")).unwrap();
     let core = validator_wat(body).replacen("(module", &format!("(module\n  {core_imports}"), 1);
     let mut module = wat::parse_str(&core).unwrap();
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )
-    .unwrap();
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+    wit_component::ComponentEncoder::default().module(&module).unwrap().validate(true).encode().unwrap()
 }
 
 #[test]
@@ -437,24 +298,15 @@ fn a_plugin_waiting_on_a_timer_ends_at_its_deadline_and_frees_its_slot() {
     let path = dir.path().join("sleeper.wasm");
     std::fs::write(&path, sleeper(60)).unwrap();
     let deadline = Duration::from_millis(300);
-    let config = PluginConfig {
-        deadline_ms: Some(300),
-        ..config_of("sleeper", PluginKind::Validator, &path)
-    };
-    let sleeper = std::sync::Arc::new(
-        Plugin::load(&runtime, &config, &PluginRuntimeConfig::default()).unwrap(),
-    );
+    let config = PluginConfig { deadline_ms: Some(300), ..config_of("sleeper", PluginKind::Validator, &path) };
+    let sleeper = std::sync::Arc::new(Plugin::load(&runtime, &config, &PluginRuntimeConfig::default()).unwrap());
 
     let mut overshoots = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
         let err = sleeper.validate_env(&platform(), &env()).unwrap_err();
         let took = started.elapsed();
-        assert_eq!(
-            err.failure,
-            PluginFailure::DeadlineExceeded { deadline },
-            "{err}"
-        );
+        assert_eq!(err.failure, PluginFailure::DeadlineExceeded { deadline }, "{err}");
         overshoots.push(took.saturating_sub(deadline));
     }
     // Three at once on two slots: each ends at its deadline, so the third gets a slot.
@@ -462,37 +314,18 @@ fn a_plugin_waiting_on_a_timer_ends_at_its_deadline_and_frees_its_slot() {
     let threads: Vec<_> = (0..3)
         .map(|_| {
             let sleeper = sleeper.clone();
-            std::thread::spawn(move || {
-                sleeper
-                    .validate_env(&platform(), &env())
-                    .unwrap_err()
-                    .failure
-            })
+            std::thread::spawn(move || sleeper.validate_env(&platform(), &env()).unwrap_err().failure)
         })
         .collect();
     for thread in threads {
-        assert_eq!(
-            thread.join().unwrap(),
-            PluginFailure::DeadlineExceeded { deadline }
-        );
+        assert_eq!(thread.join().unwrap(), PluginFailure::DeadlineExceeded { deadline });
     }
     let three = started.elapsed();
     overshoots.sort();
     eprintln!("sleeper (60 s timer, 300 ms deadline): overshoot median {:?}, worst {:?}; 3 calls on 2 slots took {three:?}", overshoots[2], overshoots[4]);
-    assert!(
-        overshoots[2] < Duration::from_millis(100),
-        "the median call ended {:?} past its deadline",
-        overshoots[2]
-    );
-    assert!(
-        overshoots[4] < Duration::from_millis(500),
-        "a call ended {:?} past its deadline",
-        overshoots[4]
-    );
-    assert!(
-        three < Duration::from_secs(3),
-        "3 sleepers on 2 slots took {three:?}"
-    );
+    assert!(overshoots[2] < Duration::from_millis(100), "the median call ended {:?} past its deadline", overshoots[2]);
+    assert!(overshoots[4] < Duration::from_millis(500), "a call ended {:?} past its deadline", overshoots[4]);
+    assert!(three < Duration::from_secs(3), "3 sleepers on 2 slots took {three:?}");
 }
 
 #[test]

@@ -18,20 +18,14 @@ use warship_host::domain::EnvSpec;
 /// An env on `tomcat` with the JDK the tests' catalog pairs it with.
 fn spec(tomcat: &str) -> EnvSpec {
     let jdk = if tomcat == "9.0" { "11" } else { "17" };
-    serde_json::from_value(json!({"name": "shop", "tomcat": tomcat, "jdk": jdk, "replicas": 1}))
-        .unwrap()
+    serde_json::from_value(json!({"name": "shop", "tomcat": tomcat, "jdk": jdk, "replicas": 1})).unwrap()
 }
 
 /// A Jakarta app (compiled here, its classes in WEB-INF/lib/app.jar) with Maven Central's
 /// commons-logging 1.2 beside it.
 fn jakarta_app_with_commons_logging(dir: &std::path::Path) -> std::path::PathBuf {
     let app = versioned_war(dir, "7");
-    repackaged_war(
-        dir,
-        &app,
-        "app-with-commons-logging",
-        &[fixture("commons-logging-1.2.jar")],
-    )
+    repackaged_war(dir, &app, "app-with-commons-logging", &[fixture("commons-logging-1.2.jar")])
 }
 
 #[tokio::test]
@@ -65,28 +59,13 @@ async fn real_wars_are_judged_by_what_tomcat_loads_and_say_what_decided_it() {
         ),
     ];
     for (file, path, api, evidence, [on_9, on_10]) in cases {
-        let upload = app
-            .upload(&token, "real", file, std::fs::read(&path).unwrap())
-            .await;
+        let upload = app.upload(&token, "real", file, std::fs::read(&path).unwrap()).await;
         assert_eq!(upload.status, 201, "{file}: {}", upload.body);
-        assert_eq!(
-            (
-                upload.body["servlet_api"].as_str(),
-                upload.body["servlet_api_source"].as_str()
-            ),
-            (Some(api), Some("entry-points")),
-            "{file}: {}",
-            upload.body
-        );
+        assert_eq!((upload.body["servlet_api"].as_str(), upload.body["servlet_api_source"].as_str()), (Some(api), Some("entry-points")), "{file}: {}", upload.body);
         assert_eq!(upload.body["servlet_api_evidence"], evidence, "{file}");
         let war = app.state.wars.get(&alice, "real", file).await.unwrap();
         for (tomcat, refused) in [("9.0", on_9), ("10.1", on_10)] {
-            let said = app
-                .state
-                .plugins
-                .validate_deploy(&app.state.config, &spec(tomcat), &war)
-                .await
-                .unwrap();
+            let said = app.state.plugins.validate_deploy(&app.state.config, &spec(tomcat), &war).await.unwrap();
             let codes: Vec<&str> = said.iter().map(|v| v.code.as_str()).collect();
             assert_eq!(codes, refused, "{file} on Tomcat {tomcat}: {said:?}");
         }
@@ -95,68 +74,23 @@ async fn real_wars_are_judged_by_what_tomcat_loads_and_say_what_decided_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_the_real_node_apps_run_where_tomcat_can_load_them_and_are_refused_where_it_cannot() {
-    let RealNode {
-        cluster,
-        dir,
-        host,
-        alice,
-        ..
-    } = &RealNode::start().await;
-    let (status, created) = host
-        .post(
-            "/api/v1/envs",
-            alice,
-            json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 1}),
-        )
-        .await;
+    let RealNode { cluster, dir, host, alice, .. } = &RealNode::start().await;
+    let (status, created) = host.post("/api/v1/envs", alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 1})).await;
     assert_eq!(status, 201, "{created}");
-    host.upload(
-        alice,
-        "app",
-        "app.war",
-        &jakarta_app_with_commons_logging(dir.path()),
-    )
-    .await;
-    host.upload(
-        alice,
-        "jolokia",
-        "jolokia-war-1.7.2.war",
-        &fixture("jolokia-war-1.7.2.war"),
-    )
-    .await;
+    host.upload(alice, "app", "app.war", &jakarta_app_with_commons_logging(dir.path())).await;
+    host.upload(alice, "jolokia", "jolokia-war-1.7.2.war", &fixture("jolokia-war-1.7.2.war")).await;
 
     // Tomcat 10.1 cannot load Jolokia 1.7's javax.servlet agent: refused before any image is built.
-    let (status, refused) = host
-        .post(
-            "/api/v1/envs/shop/deploys",
-            alice,
-            json!({"war": "jolokia-war-1.7.2.war", "version": "1.7.2"}),
-        )
-        .await;
+    let (status, refused) = host.post("/api/v1/envs/shop/deploys", alice, json!({"war": "jolokia-war-1.7.2.war", "version": "1.7.2"})).await;
     assert_eq!(status, 422, "{refused}");
-    let codes: Vec<&str> = refused["errors"]
-        .as_array()
-        .map(|e| e.iter().filter_map(|v| v["code"].as_str()).collect())
-        .unwrap_or_default();
-    assert_eq!(
-        codes,
-        ["war.servlet_api.javax_on_jakarta_tomcat"],
-        "{refused}"
-    );
+    let codes: Vec<&str> = refused["errors"].as_array().map(|e| e.iter().filter_map(|v| v["code"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(codes, ["war.servlet_api.javax_on_jakarta_tomcat"], "{refused}");
 
     // Tomcat 10.1 runs it, commons-logging and all: the servlet answers at the env's URL.
-    let id = deploy(
-        host,
-        alice,
-        json!({"war": "app.war", "version": "7", "strategy": "rolling"}),
-    )
-    .await;
+    let id = deploy(host, alice, json!({"war": "app.war", "version": "7", "strategy": "rolling"})).await;
     let done = host.wait_deploy(alice, &id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(
-        answer(cluster, host, alice, "shop", "version").await,
-        "version 7"
-    );
+    assert_eq!(answer(cluster, host, alice, "shop", "version").await, "version 7");
 
     // Tomcat 9 runs Jersey's javax hello-world from Maven Central. It answers only at
     // /helloworld, so that is where its env's readiness probe asks.
@@ -164,56 +98,21 @@ async fn on_the_real_node_apps_run_where_tomcat_can_load_them_and_are_refused_wh
         .post("/api/v1/envs", alice, json!({"name": "old", "tomcat": "9.0", "jdk": "17", "replicas": 1, "health_path": "/helloworld"}))
         .await;
     assert_eq!(status, 201, "{created}");
-    host.upload(
-        alice,
-        "jersey",
-        "helloworld-webapp-2.34.war",
-        &fixture("helloworld-webapp-2.34.war"),
-    )
-    .await;
-    let (_, war) = host
-        .get("/api/v1/wars/jersey/helloworld-webapp-2.34.war", alice)
-        .await;
-    assert_eq!(
-        (
-            war["servlet_api"].as_str(),
-            war["servlet_api_source"].as_str()
-        ),
-        (Some("javax"), Some("entry-points")),
-        "{war}"
-    );
+    host.upload(alice, "jersey", "helloworld-webapp-2.34.war", &fixture("helloworld-webapp-2.34.war")).await;
+    let (_, war) = host.get("/api/v1/wars/jersey/helloworld-webapp-2.34.war", alice).await;
+    assert_eq!((war["servlet_api"].as_str(), war["servlet_api_source"].as_str()), (Some("javax"), Some("entry-points")), "{war}");
     let evidence = war["servlet_api_evidence"].as_str().unwrap_or_default();
     assert!(evidence.contains("org.glassfish.jersey.servlet.ServletContainer (servlet in web.xml, WEB-INF/lib/jersey-container-servlet-core-2.34.jar)"), "{evidence}");
-    let id = deploy_to(
-        host,
-        alice,
-        "old",
-        json!({"war": "helloworld-webapp-2.34.war", "version": "2.34", "strategy": "rolling"}),
-    )
-    .await;
+    let id = deploy_to(host, alice, "old", json!({"war": "helloworld-webapp-2.34.war", "version": "2.34", "strategy": "rolling"})).await;
     let done = host.wait_deploy(alice, &id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(
-        answer(cluster, host, alice, "old", "helloworld").await,
-        "Hello World!"
-    );
+    assert_eq!(answer(cluster, host, alice, "old", "helloworld").await, "Hello World!");
 }
 
 /// What `env`'s URL answers at `path`, once it answers 2xx (at most 30 s).
-async fn answer(
-    cluster: &support::KubeCluster,
-    host: &Host,
-    token: &str,
-    env: &str,
-    path: &str,
-) -> String {
+async fn answer(cluster: &support::KubeCluster, host: &Host, token: &str, env: &str, path: &str) -> String {
     let (_, status) = host.get(&format!("/api/v1/envs/{env}"), token).await;
-    let url = format!(
-        "{}{path}",
-        status["url"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{env} has a URL: {status}"))
-    );
+    let url = format!("{}{path}", status["url"].as_str().unwrap_or_else(|| panic!("{env} has a URL: {status}")));
     let client = cluster.gateway_client(&url);
     let mut last = Value::Null;
     for _ in 0..60 {

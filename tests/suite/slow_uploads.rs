@@ -42,9 +42,7 @@ async fn read_head(stream: &mut tokio::net::TcpStream, within: Duration) -> Opti
 }
 
 async fn slow_upload(port: u16, token: String, index: usize) -> Seen {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     // As curl does for a large body: the host answers at once if it will not take it,
     // or says to go on (100) once it reads.
     let head = format!(
@@ -53,9 +51,7 @@ async fn slow_upload(port: u16, token: String, index: usize) -> Seen {
     stream.write_all(head.as_bytes()).await.unwrap();
     let sent_head = Instant::now();
     let mut last_byte = sent_head;
-    let mut answer = read_head(&mut stream, Duration::from_secs(30))
-        .await
-        .expect("an answer to the head");
+    let mut answer = read_head(&mut stream, Duration::from_secs(30)).await.expect("an answer to the head");
     if answer.starts_with("http/1.1 100") {
         // Admitted: a byte a second while trickling, then nothing until the answer.
         answer = loop {
@@ -65,71 +61,39 @@ async fn slow_upload(port: u16, token: String, index: usize) -> Seen {
             if let Some(head) = read_head(&mut stream, Duration::from_secs(1)).await {
                 break head;
             }
-            assert!(
-                sent_head.elapsed() < Duration::from_secs(40),
-                "upload {index} was never answered"
-            );
+            assert!(sent_head.elapsed() < Duration::from_secs(40), "upload {index} was never answered");
         };
     }
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Seen {
-        status,
-        retry_after: answer.contains("\r\nretry-after: 5\r\n"),
-        after_head: sent_head.elapsed(),
-        after_last_byte: last_byte.elapsed(),
-    }
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Seen { status, retry_after: answer.contains("\r\nretry-after: 5\r\n"), after_head: sent_head.elapsed(), after_last_byte: last_byte.elapsed() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_hundred_slow_uploads_are_capped_and_slow_nothing_else() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
     limit.rlim_cur = limit.rlim_max.min(8192);
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
-    assert!(
-        limit.rlim_cur >= 2 * SLOW as u64 + 200,
-        "the descriptor limit {} is too low for this test",
-        limit.rlim_cur
-    );
+    assert!(limit.rlim_cur >= 2 * SLOW as u64 + 200, "the descriptor limit {} is too low for this test", limit.rlim_cur);
 
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let uploads = format!("[uploads]\nmax_concurrent = {HOST_CAP}\nmax_concurrent_per_user = 4\nidle_timeout_secs = {IDLE_SECS}\n");
     let config = write_config(dir.path(), port, &uploads);
-    let tokens: Vec<String> = (0..USERS)
-        .map(|i| add_user(&config, &format!("user{i}"), &[]))
-        .collect();
+    let tokens: Vec<String> = (0..USERS).map(|i| add_user(&config, &format!("user{i}"), &[])).collect();
     let host = Host::start(&config, port, &[]);
     // The first env created compiles the validator plugin's instance; that is not what is measured.
     let warm = serde_json::json!({"name": "warm", "tomcat": "10.1", "jdk": "17"});
-    let created = reqwest::Client::new()
-        .post(format!("{}/api/v1/envs", host.base))
-        .bearer_auth(&tokens[0])
-        .json(&warm)
-        .send()
-        .await
-        .unwrap();
+    let created = reqwest::Client::new().post(format!("{}/api/v1/envs", host.base)).bearer_auth(&tokens[0]).json(&warm).send().await.unwrap();
     assert_eq!(created.status(), 201);
 
-    let clients: Vec<_> = (0..SLOW)
-        .map(|i| tokio::spawn(slow_upload(port, tokens[i % USERS].clone(), i)))
-        .collect();
+    let clients: Vec<_> = (0..SLOW).map(|i| tokio::spawn(slow_upload(port, tokens[i % USERS].clone(), i))).collect();
     // While they trickle, ordinary requests are asked from a thread of their own (this
     // process's runtime is busy with the 600): the host's health, a read of the store
     // behind authentication, and a write (an env created).
     let (base, token) = (host.base.clone(), tokens[0].clone());
     let slowest = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             std::thread::sleep(Duration::from_secs(1));
             let http = reqwest::Client::new();
@@ -139,36 +103,14 @@ async fn six_hundred_slow_uploads_are_capped_and_slow_nothing_else() {
             while started.elapsed() < TRICKLE - Duration::from_secs(2) {
                 round += 1;
                 let asked = Instant::now();
-                assert_eq!(
-                    http.get(format!("{base}/readyz"))
-                        .send()
-                        .await
-                        .unwrap()
-                        .status(),
-                    200
-                );
+                assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
                 slowest[0] = slowest[0].max(asked.elapsed());
                 let asked = Instant::now();
-                assert_eq!(
-                    http.get(format!("{base}/api/v1/wars"))
-                        .bearer_auth(&token)
-                        .send()
-                        .await
-                        .unwrap()
-                        .status(),
-                    200
-                );
+                assert_eq!(http.get(format!("{base}/api/v1/wars")).bearer_auth(&token).send().await.unwrap().status(), 200);
                 slowest[1] = slowest[1].max(asked.elapsed());
                 let asked = Instant::now();
-                let env =
-                    serde_json::json!({"name": format!("e{round}"), "tomcat": "10.1", "jdk": "17"});
-                let created = http
-                    .post(format!("{base}/api/v1/envs"))
-                    .bearer_auth(&token)
-                    .json(&env)
-                    .send()
-                    .await
-                    .unwrap();
+                let env = serde_json::json!({"name": format!("e{round}"), "tomcat": "10.1", "jdk": "17"});
+                let created = http.post(format!("{base}/api/v1/envs")).bearer_auth(&token).json(&env).send().await.unwrap();
                 assert_eq!(created.status(), 201);
                 slowest[2] = slowest[2].max(asked.elapsed());
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -199,52 +141,18 @@ async fn six_hundred_slow_uploads_are_capped_and_slow_nothing_else() {
     let mut statuses: Vec<u16> = seen.iter().map(|s| s.status).collect();
     statuses.sort();
     statuses.dedup();
-    assert_eq!(
-        (refused.len(), idle.len()),
-        (SLOW - HOST_CAP, HOST_CAP),
-        "every upload is refused or admitted, the host's cap binding (statuses {statuses:?})"
-    );
-    assert!(
-        refused.iter().all(|s| s.retry_after),
-        "every 429 says when to try again"
-    );
-    assert!(
-        slowest_refusal < Duration::from_secs(2),
-        "refusals are answered at once: {slowest_refusal:?}"
-    );
+    assert_eq!((refused.len(), idle.len()), (SLOW - HOST_CAP, HOST_CAP), "every upload is refused or admitted, the host's cap binding (statuses {statuses:?})");
+    assert!(refused.iter().all(|s| s.retry_after), "every 429 says when to try again");
+    assert!(slowest_refusal < Duration::from_secs(2), "refusals are answered at once: {slowest_refusal:?}");
     let idle_window = Duration::from_secs(IDLE_SECS)..Duration::from_secs(IDLE_SECS + 3);
-    assert!(
-        idle.iter()
-            .all(|s| idle_window.contains(&s.after_last_byte)),
-        "dropped after the idle timeout"
-    );
-    for (what, took) in ["readyz", "an authenticated GET", "an env created"]
-        .iter()
-        .zip(slowest)
-    {
-        assert!(
-            took < Duration::from_secs(1),
-            "{what} took {took:?} beside the slow uploads"
-        );
+    assert!(idle.iter().all(|s| idle_window.contains(&s.after_last_byte)), "dropped after the idle timeout");
+    for (what, took) in ["readyz", "an authenticated GET", "an env created"].iter().zip(slowest) {
+        assert!(took < Duration::from_secs(1), "{what} took {took:?} beside the slow uploads");
     }
     // Nothing of the dropped uploads is left: no temp file, no blob, no record.
-    assert_eq!(
-        files_under(&dir.path().join("data/wars/tmp")),
-        Vec::<std::path::PathBuf>::new()
-    );
-    assert_eq!(
-        files_under(&dir.path().join("data/wars/sha256")),
-        Vec::<std::path::PathBuf>::new()
-    );
-    let listed: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/wars", host.base))
-        .bearer_auth(&tokens[0])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(files_under(&dir.path().join("data/wars/tmp")), Vec::<std::path::PathBuf>::new());
+    assert_eq!(files_under(&dir.path().join("data/wars/sha256")), Vec::<std::path::PathBuf>::new());
+    let listed: serde_json::Value = reqwest::Client::new().get(format!("{}/api/v1/wars", host.base)).bearer_auth(&tokens[0]).send().await.unwrap().json().await.unwrap();
     assert_eq!(listed, serde_json::json!([]));
 }
 

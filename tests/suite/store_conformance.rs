@@ -21,28 +21,9 @@ pub(crate) async fn suite(store: DynStore) {
 async fn writes_held_under_a_lock_are_fenced_by_it(store: &dyn Store) {
     let ttl = Duration::from_secs(2);
     let holder = store.try_lock("job/fence", "host-a", ttl).await.unwrap();
-    let r1 = store
-        .put_held("job/record", b"a1".to_vec(), Precondition::Absent, &holder)
-        .await
-        .unwrap();
-    let r2 = store
-        .put_held(
-            "job/record",
-            b"a2".to_vec(),
-            Precondition::Revision(r1),
-            &holder,
-        )
-        .await
-        .unwrap();
-    match store
-        .put_held(
-            "job/record",
-            b"stale".to_vec(),
-            Precondition::Revision(r1),
-            &holder,
-        )
-        .await
-    {
+    let r1 = store.put_held("job/record", b"a1".to_vec(), Precondition::Absent, &holder).await.unwrap();
+    let r2 = store.put_held("job/record", b"a2".to_vec(), Precondition::Revision(r1), &holder).await.unwrap();
+    match store.put_held("job/record", b"stale".to_vec(), Precondition::Revision(r1), &holder).await {
         Err(StoreError::Conflict { found, .. }) => assert_eq!(found, Some(r2)),
         other => panic!("a held write with a stale revision: {other:?}"),
     }
@@ -56,155 +37,74 @@ async fn writes_held_under_a_lock_are_fenced_by_it(store: &dyn Store) {
         }
     };
     assert!(matches!(
-        store
-            .put_held(
-                "job/record",
-                b"late".to_vec(),
-                Precondition::Revision(r2),
-                &holder
-            )
-            .await,
+        store.put_held("job/record", b"late".to_vec(), Precondition::Revision(r2), &holder).await,
         Err(StoreError::LockLost { .. })
     ));
-    store
-        .put_held(
-            "job/record",
-            b"b1".to_vec(),
-            Precondition::Revision(r2),
-            &taken,
-        )
-        .await
-        .unwrap();
+    store.put_held("job/record", b"b1".to_vec(), Precondition::Revision(r2), &taken).await.unwrap();
     assert_eq!(store.get("job/record").await.unwrap().unwrap().value, b"b1");
     store.release_lock(&taken).await.unwrap();
-    assert!(matches!(
-        store
-            .put_held("job/record", b"after".to_vec(), Precondition::Any, &taken)
-            .await,
-        Err(StoreError::LockLost { .. })
-    ));
+    assert!(matches!(store.put_held("job/record", b"after".to_vec(), Precondition::Any, &taken).await, Err(StoreError::LockLost { .. })));
 }
 
 async fn next(watch: &mut warship_host::store::Watch) -> warship_host::store::Versioned {
     use futures_util::StreamExt;
-    tokio::time::timeout(Duration::from_secs(5), watch.next())
-        .await
-        .expect("a write is told")
-        .unwrap()
-        .unwrap()
+    tokio::time::timeout(Duration::from_secs(5), watch.next()).await.expect("a write is told").unwrap().unwrap()
 }
 
 async fn watches_tell_what_is_there_then_each_write(store: &dyn Store) {
-    let before = store
-        .put("w/1", b"one".to_vec(), Precondition::Any)
-        .await
-        .unwrap();
-    store
-        .put("w/2", b"two".to_vec(), Precondition::Any)
-        .await
-        .unwrap();
-    store
-        .put("elsewhere", b"x".to_vec(), Precondition::Any)
-        .await
-        .unwrap();
+    let before = store.put("w/1", b"one".to_vec(), Precondition::Any).await.unwrap();
+    store.put("w/2", b"two".to_vec(), Precondition::Any).await.unwrap();
+    store.put("elsewhere", b"x".to_vec(), Precondition::Any).await.unwrap();
     let mut watch = store.watch("w/", before).await.unwrap();
-    assert_eq!(
-        next(&mut watch).await.value,
-        b"two",
-        "only what came after `after`"
-    );
-    store
-        .put("elsewhere", b"y".to_vec(), Precondition::Any)
-        .await
-        .unwrap();
-    let three = store
-        .put("w/3", b"three".to_vec(), Precondition::Absent)
-        .await
-        .unwrap();
+    assert_eq!(next(&mut watch).await.value, b"two", "only what came after `after`");
+    store.put("elsewhere", b"y".to_vec(), Precondition::Any).await.unwrap();
+    let three = store.put("w/3", b"three".to_vec(), Precondition::Absent).await.unwrap();
     let told = next(&mut watch).await;
-    assert_eq!(
-        (told.key.as_str(), told.value.as_slice(), told.revision),
-        ("w/3", &b"three"[..], three)
-    );
-    store
-        .put("w/1", b"uno".to_vec(), Precondition::Any)
-        .await
-        .unwrap();
+    assert_eq!((told.key.as_str(), told.value.as_slice(), told.revision), ("w/3", &b"three"[..], three));
+    store.put("w/1", b"uno".to_vec(), Precondition::Any).await.unwrap();
     assert_eq!(next(&mut watch).await.value, b"uno");
 }
 
 async fn get_put_and_compare_and_swap(store: &dyn Store) {
     assert_eq!(store.get("k").await.unwrap(), None);
-    let r1 = store
-        .put("k", b"one".to_vec(), Precondition::Absent)
-        .await
-        .unwrap();
+    let r1 = store.put("k", b"one".to_vec(), Precondition::Absent).await.unwrap();
     let got = store.get("k").await.unwrap().unwrap();
-    assert_eq!(
-        (got.key.as_str(), got.value.as_slice(), got.revision),
-        ("k", &b"one"[..], r1)
-    );
+    assert_eq!((got.key.as_str(), got.value.as_slice(), got.revision), ("k", &b"one"[..], r1));
 
-    match store
-        .put("k", b"again".to_vec(), Precondition::Absent)
-        .await
-    {
+    match store.put("k", b"again".to_vec(), Precondition::Absent).await {
         Err(StoreError::Conflict { found, .. }) => assert_eq!(found, Some(r1)),
         other => panic!("create over an existing key: {other:?}"),
     }
-    let r2 = store
-        .put("k", b"two".to_vec(), Precondition::Revision(r1))
-        .await
-        .unwrap();
+    let r2 = store.put("k", b"two".to_vec(), Precondition::Revision(r1)).await.unwrap();
     assert!(r2 > r1, "revisions grow: {r1} then {r2}");
-    match store
-        .put("k", b"stale".to_vec(), Precondition::Revision(r1))
-        .await
-    {
+    match store.put("k", b"stale".to_vec(), Precondition::Revision(r1)).await {
         Err(StoreError::Conflict { found, .. }) => assert_eq!(found, Some(r2)),
         other => panic!("write with a stale revision: {other:?}"),
     }
     assert!(matches!(
-        store
-            .put("never", b"x".to_vec(), Precondition::Revision(r2))
-            .await,
+        store.put("never", b"x".to_vec(), Precondition::Revision(r2)).await,
         Err(StoreError::Conflict { found: None, .. })
     ));
-    let r3 = store
-        .put("k", b"three".to_vec(), Precondition::Any)
-        .await
-        .unwrap();
+    let r3 = store.put("k", b"three".to_vec(), Precondition::Any).await.unwrap();
     assert!(r3 > r2);
     assert_eq!(store.get("k").await.unwrap().unwrap().value, b"three");
 }
 
 async fn delete_with_preconditions(store: &dyn Store) {
-    let rev = store
-        .put("d", b"x".to_vec(), Precondition::Any)
-        .await
-        .unwrap();
+    let rev = store.put("d", b"x".to_vec(), Precondition::Any).await.unwrap();
     assert!(matches!(
         store.delete("d", Precondition::Revision(rev - 1)).await,
         Err(StoreError::Conflict { .. })
     ));
-    assert!(
-        store.get("d").await.unwrap().is_some(),
-        "a refused delete deletes nothing"
-    );
-    assert!(store
-        .delete("d", Precondition::Revision(rev))
-        .await
-        .unwrap());
+    assert!(store.get("d").await.unwrap().is_some(), "a refused delete deletes nothing");
+    assert!(store.delete("d", Precondition::Revision(rev)).await.unwrap());
     assert_eq!(store.get("d").await.unwrap(), None);
     assert!(!store.delete("d", Precondition::Any).await.unwrap());
 }
 
 async fn prefix_listing(store: &dyn Store) {
     for key in ["p/b", "p/a", "p/c/deep", "pz", "o/p/a"] {
-        store
-            .put(key, key.as_bytes().to_vec(), Precondition::Any)
-            .await
-            .unwrap();
+        store.put(key, key.as_bytes().to_vec(), Precondition::Any).await.unwrap();
     }
     let listed = store.list("p/").await.unwrap();
     let keys: Vec<_> = listed.iter().map(|v| v.key.as_str()).collect();
@@ -214,10 +114,7 @@ async fn prefix_listing(store: &dyn Store) {
 }
 
 async fn concurrent_compare_and_swap_loses_no_update(store: DynStore) {
-    store
-        .put("counter", b"0".to_vec(), Precondition::Any)
-        .await
-        .unwrap();
+    store.put("counter", b"0".to_vec(), Precondition::Any).await.unwrap();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let store = store.clone();
@@ -227,10 +124,7 @@ async fn concurrent_compare_and_swap_loses_no_update(store: DynStore) {
                         let current = store.get("counter").await.unwrap().unwrap();
                         let n: u64 = String::from_utf8(current.value).unwrap().parse().unwrap();
                         let next = (n + 1).to_string().into_bytes();
-                        match store
-                            .put("counter", next, Precondition::Revision(current.revision))
-                            .await
-                        {
+                        match store.put("counter", next, Precondition::Revision(current.revision)).await {
                             Ok(_) => break,
                             Err(StoreError::Conflict { .. }) => continue,
                             Err(e) => panic!("{e}"),
@@ -259,25 +153,16 @@ async fn locks_exclude_and_release(store: &dyn Store) {
     store.release_lock(&lease).await.unwrap();
     let next = store.try_lock("env/shop", "deploy-2", ttl).await.unwrap();
     let renewed = store.renew_lock(&lease).await;
-    assert!(
-        matches!(renewed, Err(StoreError::LockLost { .. })),
-        "a released lease cannot be renewed: {renewed:?}"
-    );
+    assert!(matches!(renewed, Err(StoreError::LockLost { .. })), "a released lease cannot be renewed: {renewed:?}");
     store.release_lock(&next).await.unwrap();
     store.release_lock(&other).await.unwrap();
 }
 
 async fn lock_lapses_when_its_holder_stops_renewing(store: &dyn Store) {
     let ttl = Duration::from_secs(2);
-    let dead = store
-        .try_lock("env/lapse", "crashed-host", ttl)
-        .await
-        .unwrap();
+    let dead = store.try_lock("env/lapse", "crashed-host", ttl).await.unwrap();
     store.renew_lock(&dead).await.unwrap();
-    assert!(matches!(
-        store.try_lock("env/lapse", "other-host", ttl).await,
-        Err(StoreError::Locked { .. })
-    ));
+    assert!(matches!(store.try_lock("env/lapse", "other-host", ttl).await, Err(StoreError::Locked { .. })));
     // The holder "dies": it renews no more. The lock must free itself.
     let mut waited = Duration::ZERO;
     let taken = loop {
@@ -289,22 +174,10 @@ async fn lock_lapses_when_its_holder_stops_renewing(store: &dyn Store) {
             other => panic!("lock never lapsed: {other:?}"),
         }
     };
-    assert!(
-        waited >= Duration::from_millis(1500),
-        "lapsed too early, after {waited:?}"
-    );
-    assert!(matches!(
-        store.renew_lock(&dead).await,
-        Err(StoreError::LockLost { .. })
-    ));
+    assert!(waited >= Duration::from_millis(1500), "lapsed too early, after {waited:?}");
+    assert!(matches!(store.renew_lock(&dead).await, Err(StoreError::LockLost { .. })));
     store.release_lock(&dead).await.unwrap();
-    assert!(
-        matches!(
-            store.try_lock("env/lapse", "third", ttl).await,
-            Err(StoreError::Locked { .. })
-        ),
-        "a stale release must not free another's lock"
-    );
+    assert!(matches!(store.try_lock("env/lapse", "third", ttl).await, Err(StoreError::Locked { .. })), "a stale release must not free another's lock");
     store.release_lock(&taken).await.unwrap();
 }
 
@@ -320,28 +193,13 @@ async fn embedded_store_keeps_data_across_reopen_and_refuses_a_second_opener() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.redb");
     let store = EmbeddedStore::open(&path).unwrap();
-    let rev = store
-        .put("k", b"v".to_vec(), Precondition::Any)
-        .await
-        .unwrap();
-    let err = EmbeddedStore::open(&path)
-        .err()
-        .expect("second open must fail");
-    assert!(
-        err.to_string().contains("in use by another process"),
-        "{err}"
-    );
+    let rev = store.put("k", b"v".to_vec(), Precondition::Any).await.unwrap();
+    let err = EmbeddedStore::open(&path).err().expect("second open must fail");
+    assert!(err.to_string().contains("in use by another process"), "{err}");
     drop(store);
     let reopened = EmbeddedStore::open(&path).unwrap();
     assert_eq!(reopened.get("k").await.unwrap().unwrap().revision, rev);
-    assert!(
-        reopened
-            .put("k2", b"v".to_vec(), Precondition::Any)
-            .await
-            .unwrap()
-            > rev,
-        "revisions keep growing after reopen"
-    );
+    assert!(reopened.put("k2", b"v".to_vec(), Precondition::Any).await.unwrap() > rev, "revisions keep growing after reopen");
 }
 
 #[tokio::test]

@@ -37,11 +37,7 @@ fn weighted(desired: u32, stable: Option<u32>) -> Sim {
 
 /// The plugin as the simulated host asks it; a failing call fails the test.
 fn asking(plugin: &Plugin) -> impl Fn(&RolloutState) -> Result<Step, String> + '_ {
-    move |state| {
-        Ok(plugin
-            .next_step(state)
-            .unwrap_or_else(|e| panic!("{}: {e}\nstate: {state:?}", plugin.name)))
-    }
+    move |state| Ok(plugin.next_step(state).unwrap_or_else(|e| panic!("{}: {e}\nstate: {state:?}", plugin.name)))
 }
 
 /// Pods the Service reaches: the ready ones of the workloads traffic goes to, without
@@ -59,10 +55,7 @@ fn serving(s: &RolloutState) -> u32 {
 
 /// A built-in strategy with its default settings, as the platform loads it.
 fn builtin(name: &str) -> Arc<Plugin> {
-    support::builtin_plugins()
-        .strategy(name)
-        .unwrap_or_else(|| panic!("no strategy {name}"))
-        .clone()
+    support::builtin_plugins().strategy(name).unwrap_or_else(|| panic!("no strategy {name}")).clone()
 }
 
 /// A built-in strategy (`canary` for `builtin:strategy-canary`) with other settings
@@ -78,12 +71,7 @@ fn builtin_with(name: &str, settings: &str) -> Plugin {
         memory_mb: None,
         deadline_ms: None,
     };
-    Plugin::load(
-        &support::plugin_runtime(),
-        &config,
-        &PluginRuntimeConfig::default(),
-    )
-    .unwrap()
+    Plugin::load(&support::plugin_runtime(), &config, &PluginRuntimeConfig::default()).unwrap()
 }
 
 fn repeat(kind: &'static str, n: usize) -> Vec<&'static str> {
@@ -94,18 +82,12 @@ fn repeat(kind: &'static str, n: usize) -> Vec<&'static str> {
 fn recreate_stops_the_old_release_before_starting_the_new_one() {
     let mut sim = sim(3, Some(3));
     assert_eq!(sim.run(&asking(&builtin("recreate"))), End::Done);
-    assert_eq!(
-        sim.kinds(),
-        ["scale", "wait-ready", "scale", "wait-ready", "done"]
-    );
+    assert_eq!(sim.kinds(), ["scale", "wait-ready", "scale", "wait-ready", "done"]);
     assert_eq!(sim.scales(), [(0, 0), (0, 3)]);
     // Two releases never run side by side: no candidate pod while a stable one is left.
     for s in &sim.history {
         let stable = s.stable.unwrap();
-        assert!(
-            s.candidate.replicas == 0 || (stable.replicas, stable.ready) == (0, 0),
-            "{s:?}"
-        );
+        assert!(s.candidate.replicas == 0 || (stable.replicas, stable.ready) == (0, 0), "{s:?}");
     }
     assert_eq!(sim.counts(), ((0, 0), (3, 3)));
 }
@@ -116,19 +98,9 @@ fn a_recreate_whose_candidate_never_comes_up_is_aborted() {
     // candidate would leave the env down for good; the abort has the host restore it.
     for (fault, settings, says, waits) in [
         // Past the default of 3 restarts, on the 4th tick of crashing.
-        (
-            Fault::CrashLoop,
-            "",
-            "restarted 4 times, more than the 3 allowed",
-            4,
-        ),
+        (Fault::CrashLoop, "", "restarted 4 times, more than the 3 allowed", 4),
         // Asked every tick, it gives up on the first observation past its limit.
-        (
-            Fault::NeverReady,
-            "max-unready-seconds = 30",
-            "unready for 31s, more than the 30s allowed",
-            31,
-        ),
+        (Fault::NeverReady, "max-unready-seconds = 30", "unready for 31s, more than the 30s allowed", 31),
     ] {
         let mut sim = sim(3, Some(3));
         sim.cluster.fault = Some(fault);
@@ -137,13 +109,7 @@ fn a_recreate_whose_candidate_never_comes_up_is_aborted() {
         };
         assert!(reason.contains(says), "{fault:?}: {reason}");
         // Stop the old release (a pod a tick), start the candidate, wait, give up.
-        let expected = [
-            &["scale"][..],
-            &repeat("wait-ready", 3),
-            &["scale"],
-            &repeat("wait-ready", waits),
-            &["abort"],
-        ];
+        let expected = [&["scale"][..], &repeat("wait-ready", 3), &["scale"], &repeat("wait-ready", waits), &["abort"]];
         assert_eq!(sim.kinds(), expected.concat(), "{fault:?}");
         assert_eq!(sim.scales(), [(0, 0), (0, 3)], "{fault:?}");
         assert_eq!(sim.steps.last().unwrap().step_index, 1, "{fault:?}");
@@ -151,10 +117,7 @@ fn a_recreate_whose_candidate_never_comes_up_is_aborted() {
         // Still one release at a time.
         for s in &sim.history {
             let stable = s.stable.unwrap();
-            assert!(
-                s.candidate.replicas == 0 || (stable.replicas, stable.ready) == (0, 0),
-                "{s:?}"
-            );
+            assert!(s.candidate.replicas == 0 || (stable.replicas, stable.ready) == (0, 0), "{s:?}");
         }
     }
 }
@@ -163,34 +126,14 @@ fn a_recreate_whose_candidate_never_comes_up_is_aborted() {
 fn rolling_replaces_one_pod_at_a_time_without_losing_capacity() {
     let mut sim = sim(3, Some(3));
     assert_eq!(sim.run(&asking(&builtin("rolling"))), End::Done);
-    let rounds = repeat("scale", 6)
-        .into_iter()
-        .flat_map(|s| [s, "wait-ready"]);
-    let expected: Vec<_> = ["switch-traffic"]
-        .into_iter()
-        .chain(rounds)
-        .chain(["done"])
-        .collect();
+    let rounds = repeat("scale", 6).into_iter().flat_map(|s| [s, "wait-ready"]);
+    let expected: Vec<_> = ["switch-traffic"].into_iter().chain(rounds).chain(["done"]).collect();
     assert_eq!(sim.kinds(), expected);
-    assert!(matches!(
-        sim.steps[0].action,
-        Action::SwitchTraffic(Traffic::Both)
-    ));
+    assert!(matches!(sim.steps[0].action, Action::SwitchTraffic(Traffic::Both)));
     // The candidate grows by one, then the stable shrinks by one.
-    assert_eq!(
-        sim.scales(),
-        [(3, 1), (2, 1), (2, 2), (1, 2), (1, 3), (0, 3)]
-    );
-    let after_switch: Vec<_> = sim
-        .history
-        .iter()
-        .skip_while(|s| s.traffic == Traffic::Stable)
-        .collect();
-    assert_eq!(
-        after_switch.len(),
-        sim.history.len() - 1,
-        "the very first answer splits traffic"
-    );
+    assert_eq!(sim.scales(), [(3, 1), (2, 1), (2, 2), (1, 2), (1, 3), (0, 3)]);
+    let after_switch: Vec<_> = sim.history.iter().skip_while(|s| s.traffic == Traffic::Stable).collect();
+    assert_eq!(after_switch.len(), sim.history.len() - 1, "the very first answer splits traffic");
     for s in after_switch {
         assert!(serving(s) >= 3, "fewer than 3 pods serve: {s:?}");
     }
@@ -205,38 +148,16 @@ fn canary_walks_its_default_plan_and_waits_for_a_promotion() {
     // Each weight: start candidate pods beside the stable ones, wait, then stop as many
     // stable pods as the weight asks, wait.
     let weight = ["scale", "wait-ready", "scale", "wait-ready"];
-    let expected = [
-        &["switch-traffic"][..],
-        &weight,
-        &["pause"],
-        &weight,
-        &["await-promotion"],
-        &weight,
-        &["done"],
-    ];
+    let expected = [&["switch-traffic"][..], &weight, &["pause"], &weight, &["await-promotion"], &weight, &["done"]];
     // Split traffic, 10%, 60 s, 50%, a promotion, 100%.
     assert_eq!(sim.kinds(), expected.concat());
-    assert_eq!(
-        sim.scales(),
-        [(4, 1), (3, 1), (3, 2), (2, 2), (2, 4), (0, 4)]
-    );
+    assert_eq!(sim.scales(), [(4, 1), (3, 1), (3, 2), (2, 2), (2, 4), (0, 4)]);
     let indices: Vec<u32> = sim.steps.iter().map(|s| s.step_index).collect();
     assert_eq!(indices, [0, 0, 0, 0, 0, 1, 2, 2, 2, 2, 3, 4, 4, 4, 4, 5]);
-    assert!(matches!(
-        sim.steps[0].action,
-        Action::SwitchTraffic(Traffic::Both)
-    ));
+    assert!(matches!(sim.steps[0].action, Action::SwitchTraffic(Traffic::Both)));
     // Capacity never dips: from the split on, at least the 4 desired pods serve.
-    let after_switch: Vec<_> = sim
-        .history
-        .iter()
-        .skip_while(|s| s.traffic == Traffic::Stable)
-        .collect();
-    assert_eq!(
-        after_switch.len(),
-        sim.history.len() - 1,
-        "the very first answer splits traffic"
-    );
+    let after_switch: Vec<_> = sim.history.iter().skip_while(|s| s.traffic == Traffic::Stable).collect();
+    assert_eq!(after_switch.len(), sim.history.len() - 1, "the very first answer splits traffic");
     for s in after_switch {
         assert!(serving(s) >= 4, "fewer than 4 pods serve: {s:?}");
     }
@@ -256,35 +177,14 @@ fn on_exact_weights_the_canary_sets_shares_of_requests_and_keeps_the_stable_whol
     assert_eq!(canary.contract, Contract::V0_2);
     assert_eq!(sim.run(&asking(&canary)), End::Done);
     let weight = ["scale", "wait-ready", "set-weight"];
-    assert_eq!(
-        sim.kinds(),
-        [
-            &weight[..],
-            &["pause"],
-            &weight,
-            &["await-promotion"],
-            &weight,
-            &["done"]
-        ]
-        .concat()
-    );
-    let weights: Vec<u8> = sim
-        .steps
-        .iter()
-        .filter_map(|s| match s.action {
-            Action::SetWeight(w) => Some(w),
-            _ => None,
-        })
-        .collect();
+    assert_eq!(sim.kinds(), [&weight[..], &["pause"], &weight, &["await-promotion"], &weight, &["done"]].concat());
+    let weights: Vec<u8> = sim.steps.iter().filter_map(|s| match s.action { Action::SetWeight(w) => Some(w), _ => None }).collect();
     assert_eq!(weights, [10, 50, 100]);
     // The stable release serves whole until the candidate does: capacity never dips.
     for s in &sim.history {
         assert_eq!(s.stable.map(|w| w.replicas), Some(4), "{s:?}");
     }
-    assert_eq!(
-        (sim.state.traffic, sim.state.weight),
-        (Traffic::Both, Some(100))
-    );
+    assert_eq!((sim.state.traffic, sim.state.weight), (Traffic::Both, Some(100)));
 }
 
 #[test]
@@ -305,9 +205,7 @@ fn a_canary_waiting_for_promotion_can_be_aborted_by_the_host() {
 fn a_canary_that_never_gets_ready_is_aborted_in_time() {
     let mut sim = sim(4, Some(4));
     sim.cluster.fault = Some(Fault::NeverReady);
-    let End::Aborted(reason) =
-        sim.run(&asking(&builtin_with("canary", "max-unready-seconds = 30")))
-    else {
+    let End::Aborted(reason) = sim.run(&asking(&builtin_with("canary", "max-unready-seconds = 30"))) else {
         panic!("not aborted: {:?}", sim.kinds());
     };
     assert!(reason.contains("unready"), "{reason}");
@@ -317,27 +215,14 @@ fn a_canary_that_never_gets_ready_is_aborted_in_time() {
     expected.push("abort");
     assert_eq!(sim.kinds(), expected);
     let unready = sim.state.candidate.unready_ms;
-    assert!(
-        (30_000..=30_000 + 3 * TICK_MS).contains(&unready),
-        "aborted after {unready} ms unready"
-    );
+    assert!((30_000..=30_000 + 3 * TICK_MS).contains(&unready), "aborted after {unready} ms unready");
     assert_eq!(sim.state.candidate.ready, 0);
     // Nothing was taken from the stable release: it still serves whole.
     assert_eq!(sim.counts().0, (4, 4), "{:?}", sim.state);
-    assert!(
-        serving(&sim.state) >= 4,
-        "the stable release still serves: {:?}",
-        sim.state
-    );
+    assert!(serving(&sim.state) >= 4, "the stable release still serves: {:?}", sim.state);
     // Then the host, as against Kubernetes, restored it: all traffic, the candidate gone.
-    assert_eq!(
-        sim.cluster.releases.keys().copied().collect::<Vec<_>>(),
-        [STABLE]
-    );
-    assert_eq!(
-        (sim.cluster.traffic, sim.rollout.progress.scale.candidate),
-        (Some(Traffic::Stable), 0)
-    );
+    assert_eq!(sim.cluster.releases.keys().copied().collect::<Vec<_>>(), [STABLE]);
+    assert_eq!((sim.cluster.traffic, sim.rollout.progress.scale.candidate), (Some(Traffic::Stable), 0));
 }
 
 #[test]
@@ -347,17 +232,7 @@ fn a_candidate_that_keeps_restarting_is_aborted() {
         ("rolling", &["switch-traffic", "scale"]),
         ("bluegreen", &["scale"]),
         // The old release stops first, a pod a tick, before the candidate starts.
-        (
-            "recreate",
-            &[
-                "scale",
-                "wait-ready",
-                "wait-ready",
-                "wait-ready",
-                "wait-ready",
-                "scale",
-            ],
-        ),
+        ("recreate", &["scale", "wait-ready", "wait-ready", "wait-ready", "wait-ready", "scale"]),
     ] {
         let mut sim = sim(4, Some(4));
         sim.cluster.fault = Some(Fault::CrashLoop);
@@ -378,27 +253,12 @@ fn blue_green_switches_only_after_a_promotion() {
     assert_eq!(sim.run(&asking(&builtin("bluegreen"))), End::Done);
     assert_eq!(
         sim.kinds(),
-        [
-            "scale",
-            "wait-ready",
-            "await-promotion",
-            "switch-traffic",
-            "scale",
-            "wait-ready",
-            "done"
-        ]
+        ["scale", "wait-ready", "await-promotion", "switch-traffic", "scale", "wait-ready", "done"]
     );
-    assert!(matches!(
-        sim.steps[3].action,
-        Action::SwitchTraffic(Traffic::Candidate)
-    ));
+    assert!(matches!(sim.steps[3].action, Action::SwitchTraffic(Traffic::Candidate)));
     assert_eq!(sim.scales(), [(2, 2), (0, 2)]);
     // Until the switch, all traffic stays on the whole stable release.
-    for s in sim
-        .history
-        .iter()
-        .take_while(|s| s.traffic == Traffic::Stable)
-    {
+    for s in sim.history.iter().take_while(|s| s.traffic == Traffic::Stable) {
         assert_eq!(serving(s), 2, "{s:?}");
     }
     assert_eq!(sim.state.traffic, Traffic::Candidate);
@@ -427,10 +287,7 @@ fn a_host_restart_mid_pause_resumes_at_the_same_step() {
     let plugins = Plugins::load(&support::plugin_runtime(), &Config::default()).unwrap();
     let mut before = sim(4, Some(4));
     let is_pause = |s: &Step| matches!(s.action, Action::Pause(_));
-    assert_eq!(
-        before.run_until(&asking(plugins.strategy("canary").unwrap()), is_pause),
-        End::Stopped
-    );
+    assert_eq!(before.run_until(&asking(plugins.strategy("canary").unwrap()), is_pause), End::Stopped);
     before.advance(20_000);
     drop(plugins);
 
@@ -440,10 +297,7 @@ fn a_host_restart_mid_pause_resumes_at_the_same_step() {
     let runtime = Runtime::new(None).unwrap();
     let plugins = Plugins::load(&runtime, &Config::default()).unwrap();
     let mut after = before.resume();
-    assert_eq!(
-        after.run(&asking(plugins.strategy("canary").unwrap())),
-        End::Done
-    );
+    assert_eq!(after.run(&asking(plugins.strategy("canary").unwrap())), End::Done);
 
     let first = &after.steps[0];
     assert!(matches!(first.action, Action::Pause(40_000)), "{first:?}");
@@ -453,11 +307,7 @@ fn a_host_restart_mid_pause_resumes_at_the_same_step() {
     assert_eq!(after.kinds(), whole.kinds()[from_pause..]);
     let indices = |steps: &[Step]| steps.iter().map(|s| s.step_index).collect::<Vec<_>>();
     assert_eq!(indices(&after.steps), indices(&whole.steps[from_pause..]));
-    assert_eq!(
-        after.scales(),
-        [(3, 2), (2, 2), (2, 4), (0, 4)],
-        "no earlier scale repeated"
-    );
+    assert_eq!(after.scales(), [(3, 2), (2, 2), (2, 4), (0, 4)], "no earlier scale repeated");
     assert_eq!(before.scales(), [(4, 1), (3, 1)]);
     assert_eq!(after.counts(), whole.counts());
 }
@@ -473,31 +323,21 @@ fn a_host_restart_between_a_weights_two_phases_resumes_there() {
     // performing it.
     let plugins = Plugins::load(&support::plugin_runtime(), &Config::default()).unwrap();
     let mut before = sim(4, Some(4));
-    let shrink =
-        |s: &Step| matches!(&s.action, Action::Scale(to) if (to.stable, to.candidate) == (2, 2));
-    assert_eq!(
-        before.run_until(&asking(plugins.strategy("canary").unwrap()), shrink),
-        End::Stopped
-    );
+    let shrink = |s: &Step| matches!(&s.action, Action::Scale(to) if (to.stable, to.candidate) == (2, 2));
+    assert_eq!(before.run_until(&asking(plugins.strategy("canary").unwrap()), shrink), End::Stopped);
     assert_eq!(before.counts(), ((3, 3), (2, 2)));
     drop(plugins);
 
     let runtime = Runtime::new(None).unwrap();
     let plugins = Plugins::load(&runtime, &Config::default()).unwrap();
     let mut after = before.resume();
-    assert_eq!(
-        after.run(&asking(plugins.strategy("canary").unwrap())),
-        End::Done
-    );
+    assert_eq!(after.run(&asking(plugins.strategy("canary").unwrap())), End::Done);
 
     // The same answer again, in the same step, and from there what the whole run did
     // (actions, step indices, descriptions, memory).
     let at = whole.steps.iter().position(shrink).unwrap();
     assert_eq!(after.steps[0].step_index, 2);
-    assert_eq!(
-        format!("{:?}", after.steps),
-        format!("{:?}", &whole.steps[at..])
-    );
+    assert_eq!(format!("{:?}", after.steps), format!("{:?}", &whole.steps[at..]));
     assert_eq!(after.scales(), [(2, 2), (2, 4), (0, 4)]);
     for s in &after.history {
         assert!(serving(s) >= 4, "fewer than 4 pods serve: {s:?}");
@@ -507,8 +347,7 @@ fn a_host_restart_between_a_weights_two_phases_resumes_there() {
 
 #[test]
 fn the_python_example_strategy_rolls_out_in_equal_steps() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/examples/strategy-linear-py.wasm");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/examples/strategy-linear-py.wasm");
     assert!(
         path.is_file(),
         "{} is missing: run examples/strategy-python/build (scripts/test does, before cargo test)",
@@ -525,12 +364,7 @@ fn the_python_example_strategy_rolls_out_in_equal_steps() {
         deadline_ms: Some(5000),
     };
     // The shared runtime's cache makes this fast after the first (~20 s) compile.
-    let plugin = Plugin::load(
-        &support::plugin_runtime(),
-        &config,
-        &PluginRuntimeConfig::default(),
-    )
-    .unwrap();
+    let plugin = Plugin::load(&support::plugin_runtime(), &config, &PluginRuntimeConfig::default()).unwrap();
     // Built against contract 0.1.0 and called through the host's adapter: it never sees
     // the weight fields, even where the host could split by weight.
     assert_eq!(plugin.contract, Contract::V0_1);
@@ -538,31 +372,14 @@ fn the_python_example_strategy_rolls_out_in_equal_steps() {
     assert_eq!(sim.run(&asking(&plugin)), End::Done);
     // Each step starts new pods, waits, stops old ones, waits.
     let step = ["scale", "wait-ready", "scale", "wait-ready"];
-    assert_eq!(
-        sim.kinds(),
-        [&["switch-traffic"][..], &step, &["pause"], &step, &["done"]].concat()
-    );
+    assert_eq!(sim.kinds(), [&["switch-traffic"][..], &step, &["pause"], &step, &["done"]].concat());
     assert_eq!(sim.scales(), [(4, 2), (2, 2), (2, 4), (0, 4)]);
     // The step lasts 5 s in all: 2 s of new pods starting, 2 s of old ones stopping,
     // then the rest as a pause.
-    assert!(
-        sim.steps
-            .iter()
-            .any(|s| matches!(s.action, Action::Pause(1_000))),
-        "{:?}",
-        sim.kinds()
-    );
+    assert!(sim.steps.iter().any(|s| matches!(s.action, Action::Pause(1_000))), "{:?}", sim.kinds());
     // Capacity never dips: from the split on, at least the 4 desired pods serve.
-    let after_switch: Vec<_> = sim
-        .history
-        .iter()
-        .skip_while(|s| s.traffic == Traffic::Stable)
-        .collect();
-    assert_eq!(
-        after_switch.len(),
-        sim.history.len() - 1,
-        "the very first answer splits traffic"
-    );
+    let after_switch: Vec<_> = sim.history.iter().skip_while(|s| s.traffic == Traffic::Stable).collect();
+    assert_eq!(after_switch.len(), sim.history.len() - 1, "the very first answer splits traffic");
     for s in after_switch {
         assert!(serving(s) >= 4, "fewer than 4 pods serve: {s:?}");
     }

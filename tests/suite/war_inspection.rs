@@ -82,17 +82,10 @@ pub(crate) fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, PEAK.get().max(0) as usize)
 }
 
-fn zip_of(
-    entries: impl IntoIterator<Item = (String, Vec<u8>)>,
-    method: CompressionMethod,
-) -> Vec<u8> {
+fn zip_of(entries: impl IntoIterator<Item = (String, Vec<u8>)>, method: CompressionMethod) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for (name, data) in entries {
-        w.start_file(
-            name,
-            SimpleFileOptions::default().compression_method(method),
-        )
-        .unwrap();
+        w.start_file(name, SimpleFileOptions::default().compression_method(method)).unwrap();
         w.write_all(&data).unwrap();
     }
     w.finish().unwrap().into_inner()
@@ -111,10 +104,7 @@ fn inspected_file(path: &Path) -> (String, usize) {
     let file = std::fs::File::open(path).unwrap();
     let (outcome, peak) = peak_of(|| inspect(std::io::BufReader::new(file), &limits));
     let said = match outcome {
-        Ok(facts) => format!(
-            "accepted: {} entries, {:?}",
-            facts.entries, facts.servlet_api
-        ),
+        Ok(facts) => format!("accepted: {} entries, {:?}", facts.entries, facts.servlet_api),
         Err(e) => format!("refused: {} ({e})", e.code()),
     };
     (said, peak)
@@ -137,96 +127,49 @@ fn an_inspection_holds_under_64_mib_whatever_the_war_declares() {
     // The worst the caps allow at once: a central directory just under its 6 MiB cap
     // (45,000 entries with long names) and a library at the largest size still opened
     // (8 MiB) whose own directory is just under its 2 MiB cap.
-    let packed_jar = zip_of(
-        (0..34_000).map(|i| (format!("p/{i}.class"), class(120))),
-        CompressionMethod::Stored,
-    );
+    let packed_jar = zip_of((0..34_000).map(|i| (format!("p/{i}.class"), class(120))), CompressionMethod::Stored);
     assert!(packed_jar.len() < 8 << 20, "{}", packed_jar.len());
     let long = "d".repeat(65);
     let directory = zip_of(
-        [
-            web_xml(),
-            ("WEB-INF/lib/packed.jar".to_owned(), packed_jar.clone()),
-        ]
-        .into_iter()
-        .chain((0..45_000).map(|i| (format!("WEB-INF/static/{long}/{i}.txt"), Vec::new()))),
+        [web_xml(), ("WEB-INF/lib/packed.jar".to_owned(), packed_jar.clone())]
+            .into_iter()
+            .chain((0..45_000).map(|i| (format!("WEB-INF/static/{long}/{i}.txt"), Vec::new()))),
         CompressionMethod::Stored,
     );
     // Libraries at their caps, several: one is read at a time.
     let packed = zip_of(
-        std::iter::once(web_xml())
-            .chain((0..4).map(|i| (format!("WEB-INF/lib/packed-{i}.jar"), packed_jar.clone()))),
+        std::iter::once(web_xml()).chain((0..4).map(|i| (format!("WEB-INF/lib/packed-{i}.jar"), packed_jar.clone()))),
         CompressionMethod::Stored,
     );
     // Classes of 1 MiB, the largest read: each is read and let go, so 40 hold no more than one.
     let classes = zip_of(
-        std::iter::once(web_xml())
-            .chain((0..40).map(|i| (format!("WEB-INF/classes/C{i}.class"), class(1 << 20)))),
+        std::iter::once(web_xml()).chain((0..40).map(|i| (format!("WEB-INF/classes/C{i}.class"), class(1 << 20)))),
         CompressionMethod::Stored,
     );
     // A library with more entries than allowed (80,000 of 65,536) inside 8 MiB.
-    let crowded_jar = zip_of(
-        (0..80_000).map(|i| (format!("{i:x}"), Vec::new())),
-        CompressionMethod::Stored,
-    );
-    let crowded = zip_of(
-        [
-            web_xml(),
-            ("WEB-INF/lib/crowded.jar".to_owned(), crowded_jar),
-        ],
-        CompressionMethod::Stored,
-    );
+    let crowded_jar = zip_of((0..80_000).map(|i| (format!("{i:x}"), Vec::new())), CompressionMethod::Stored);
+    let crowded = zip_of([web_xml(), ("WEB-INF/lib/crowded.jar".to_owned(), crowded_jar)], CompressionMethod::Stored);
 
     let mut rows = Vec::new();
-    for (name, war) in [
-        ("worst.war", &directory),
-        ("packed.war", &packed),
-        ("classes.war", &classes),
-        ("crowded.war", &crowded),
-    ] {
+    for (name, war) in [("worst.war", &directory), ("packed.war", &packed), ("classes.war", &classes), ("crowded.war", &crowded)] {
         let (said, peak) = inspected(dir.path(), name, war);
         rows.push((name.to_owned(), war.len(), said, peak));
     }
-    for fixture in [
-        "jolokia-war-1.7.2.war",
-        "jolokia-agent-war-2.0.0.war",
-        "helloworld-webapp-2.34.war",
-    ] {
+    for fixture in ["jolokia-war-1.7.2.war", "jolokia-agent-war-2.0.0.war", "helloworld-webapp-2.34.war"] {
         let path = support::fixture(fixture);
         let (said, peak) = inspected_file(&path);
-        rows.push((
-            fixture.to_owned(),
-            std::fs::metadata(&path).unwrap().len() as usize,
-            said,
-            peak,
-        ));
+        rows.push((fixture.to_owned(), std::fs::metadata(&path).unwrap().len() as usize, said, peak));
     }
     for (name, size, said, peak) in &rows {
-        println!(
-            "{name:<30} {:>7.1} MiB  peak {:>5.1} MiB  {said}",
-            *size as f64 / 1048576.0,
-            *peak as f64 / 1048576.0
-        );
+        println!("{name:<30} {:>7.1} MiB  peak {:>5.1} MiB  {said}", *size as f64 / 1048576.0, *peak as f64 / 1048576.0);
     }
     for (name, _, said, peak) in &rows {
         assert!(*peak < PEAK_MAX, "{name}: peak {peak} bytes ({said})");
     }
     let said = |name: &str| rows.iter().find(|r| r.0 == name).unwrap().2.clone();
-    assert!(
-        said("worst.war").starts_with("accepted: 45002 entries, Jakarta"),
-        "{}",
-        said("worst.war")
-    );
-    assert!(
-        said("packed.war").starts_with("accepted"),
-        "{}",
-        said("packed.war")
-    );
-    assert!(
-        said("classes.war").starts_with("accepted: 41 entries, Jakarta"),
-        "{}",
-        said("classes.war")
-    );
+    assert!(said("worst.war").starts_with("accepted: 45002 entries, Jakarta"), "{}", said("worst.war"));
+    assert!(said("packed.war").starts_with("accepted"), "{}", said("packed.war"));
+    assert!(said("classes.war").starts_with("accepted: 41 entries, Jakarta"), "{}", said("classes.war"));
     let crowded = said("crowded.war");
     assert!(crowded.starts_with("refused: war.too_many_entries (in WEB-INF/lib/crowded.jar: the archive has 80000 entries"), "{crowded}");
     // The counter counts: the largest real inspection holds something measurable.

@@ -5,9 +5,7 @@
 //! it against a simulated cluster in simulated time. Both get the same answers checked
 //! the same way, so the contract's host side exists once.
 
-use crate::types::{
-    Action, Change, Observed, RolloutState, ScaleTo, Split, Step, Traffic, Workload,
-};
+use crate::types::{Action, Change, Observed, RolloutState, ScaleTo, Split, Step, Traffic, Workload};
 
 /// Largest `memory` a strategy may keep between calls.
 pub const MEMORY_MAX: usize = 64 << 10;
@@ -61,11 +59,7 @@ impl Progress {
             candidate,
             scale: ScaleTo::default(),
             // A first deploy's env has no traffic to keep: it goes where the pods will be.
-            traffic: if stable.is_some() {
-                Traffic::Stable
-            } else {
-                Traffic::Candidate
-            },
+            traffic: if stable.is_some() { Traffic::Stable } else { Traffic::Candidate },
             weight: None,
             split: None,
             step: None,
@@ -110,9 +104,7 @@ impl Failure {
             Failure::Refused(_) => false,
             Failure::Deadline { .. } => true,
             // What the pods say, when some are unready: the limit hit is rarely the whole story.
-            Failure::Aborted(_) => {
-                state.candidate.ready < state.candidate.replicas || state.candidate.restarts > 0
-            }
+            Failure::Aborted(_) => state.candidate.ready < state.candidate.replicas || state.candidate.restarts > 0,
         }
     }
 }
@@ -166,20 +158,8 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    pub fn new(
-        progress: Progress,
-        desired: u32,
-        limits: Limits,
-        plugin: impl Into<String>,
-        now_ms: i64,
-    ) -> Self {
-        Rollout {
-            progress,
-            desired,
-            limits,
-            plugin: plugin.into(),
-            watching_since_ms: now_ms,
-        }
+    pub fn new(progress: Progress, desired: u32, limits: Limits, plugin: impl Into<String>, now_ms: i64) -> Self {
+        Rollout { progress, desired, limits, plugin: plugin.into(), watching_since_ms: now_ms }
     }
 
     pub fn desired(&self) -> u32 {
@@ -210,11 +190,7 @@ impl Rollout {
         if p.step.is_none() {
             if let Some(stable) = p.stable {
                 let running = view.observe(stable);
-                p.scale.stable = if running.exists {
-                    running.desired
-                } else {
-                    self.desired
-                };
+                p.scale.stable = if running.exists { running.desired } else { self.desired };
             }
         }
         let (traffic, weight) = (p.traffic, p.weight);
@@ -234,12 +210,7 @@ impl Rollout {
         let p = &self.progress;
         let workload = |revision: u32, replicas: u32| {
             let seen = view.observe(revision);
-            Workload {
-                replicas,
-                ready: seen.ready,
-                restarts: seen.restarts,
-                unready_ms: seen.unready_ms,
-            }
+            Workload { replicas, ready: seen.ready, restarts: seen.restarts, unready_ms: seen.unready_ms }
         };
         let step = p.step.as_ref();
         RolloutState {
@@ -258,24 +229,12 @@ impl Rollout {
 
     /// Takes the strategy's answer (or its failure) to `state`: the step bookkeeping
     /// moves, and the plan says what to change and what then.
-    pub fn answer(
-        &mut self,
-        view: &dyn View,
-        answer: Result<Step, String>,
-        state: &RolloutState,
-        now_ms: i64,
-    ) -> Plan {
+    pub fn answer(&mut self, view: &dyn View, answer: Result<Step, String>, state: &RolloutState, now_ms: i64) -> Plan {
         let step = match answer.and_then(|step| self.checked(step, state)) {
             Ok(step) => step,
             Err(e) => {
                 let progress = self.progress.clone();
-                return Plan {
-                    step_changed: false,
-                    changes: Vec::new(),
-                    save_after: false,
-                    progress,
-                    then: Then::Fail(Failure::Refused(e)),
-                };
+                return Plan { step_changed: false, changes: Vec::new(), save_after: false, progress, then: Then::Fail(Failure::Refused(e)) };
             }
         };
         let previous = self.progress.step.take();
@@ -300,35 +259,20 @@ impl Rollout {
         let mut after = self.progress.clone();
         let (changes, then) = match step.action {
             Action::Scale(to) => {
-                let mut changes = vec![Change::Candidate {
-                    replicas: to.candidate,
-                }];
+                let mut changes = vec![Change::Candidate { replicas: to.candidate }];
                 if let Some(stable) = after.stable.filter(|_| to.stable != after.scale.stable) {
-                    changes.push(Change::Scale {
-                        revision: stable,
-                        replicas: to.stable,
-                    });
+                    changes.push(Change::Scale { revision: stable, replicas: to.stable });
                 }
-                after.scale = ScaleTo {
-                    stable: if after.stable.is_some() { to.stable } else { 0 },
-                    candidate: to.candidate,
-                };
+                after.scale = ScaleTo { stable: if after.stable.is_some() { to.stable } else { 0 }, candidate: to.candidate };
                 (changes, Then::AskAgain)
             }
-            Action::SwitchTraffic(traffic) => {
-                (vec![route(&mut after, view, traffic, None)], Then::AskAgain)
-            }
-            Action::SetWeight(percent) => (
-                vec![route(&mut after, view, Traffic::Both, Some(percent))],
-                Then::AskAgain,
-            ),
+            Action::SwitchTraffic(traffic) => (vec![route(&mut after, view, traffic, None)], Then::AskAgain),
+            Action::SetWeight(percent) => (vec![route(&mut after, view, Traffic::Both, Some(percent))], Then::AskAgain),
             Action::WaitReady => (Vec::new(), self.wait_until_ready(state, in_step_ms)),
             Action::Pause(ms) => (Vec::new(), Then::Pause(ms)),
             Action::AwaitPromotion => (Vec::new(), Then::AwaitPromotion),
             // Accepted only once the candidate serves: until then it is a wait.
-            Action::Done if !state.candidate.all_ready() => {
-                (Vec::new(), self.wait_until_ready(state, in_step_ms))
-            }
+            Action::Done if !state.candidate.all_ready() => (Vec::new(), self.wait_until_ready(state, in_step_ms)),
             Action::Done => {
                 let mut changes = vec![route(&mut after, view, Traffic::Candidate, None)];
                 if let Some(stable) = after.stable {
@@ -339,13 +283,7 @@ impl Rollout {
             }
             Action::Abort(reason) => (Vec::new(), Then::Fail(Failure::Aborted(reason))),
         };
-        Plan {
-            step_changed,
-            save_after: after != self.progress,
-            changes,
-            progress: after,
-            then,
-        }
+        Plan { step_changed, save_after: after != self.progress, changes, progress: after, then }
     }
 
     /// The plan's changes were made: the progress says so from now on.
@@ -358,16 +296,11 @@ impl Rollout {
     pub fn restore(&mut self, view: &dyn View) -> Vec<Change> {
         let mut changes = Vec::new();
         if let Some(stable) = self.progress.stable {
-            changes.push(Change::Scale {
-                revision: stable,
-                replicas: self.desired,
-            });
+            changes.push(Change::Scale { revision: stable, replicas: self.desired });
             changes.push(route(&mut self.progress, view, Traffic::Stable, None));
             self.progress.scale.stable = self.desired;
         }
-        changes.push(Change::Remove {
-            revision: self.progress.candidate,
-        });
+        changes.push(Change::Remove { revision: self.progress.candidate });
         self.progress.scale.candidate = 0;
         changes
     }
@@ -391,10 +324,7 @@ impl Rollout {
 
     fn wait_until_ready(&self, state: &RolloutState, in_step_ms: u64) -> Then {
         if in_step_ms > self.limits.deadline_ms {
-            return Then::Fail(Failure::Deadline {
-                ready: state.candidate.ready,
-                replicas: state.candidate.replicas,
-            });
+            return Then::Fail(Failure::Deadline { ready: state.candidate.ready, replicas: state.candidate.replicas });
         }
         match state.all_ready() {
             true => Then::AskAgain,
@@ -406,16 +336,10 @@ impl Rollout {
     fn checked(&self, step: Step, state: &RolloutState) -> Result<Step, String> {
         let refuse = |what: String| Err(format!("strategy {} answered {what}", self.plugin));
         if step.memory.len() > MEMORY_MAX {
-            return refuse(format!(
-                "a memory of {} bytes, above the {MEMORY_MAX} allowed",
-                step.memory.len()
-            ));
+            return refuse(format!("a memory of {} bytes, above the {MEMORY_MAX} allowed", step.memory.len()));
         }
         if step.description.len() > DESCRIPTION_MAX {
-            return refuse(format!(
-                "a description of {} bytes, above the {DESCRIPTION_MAX} allowed",
-                step.description.len()
-            ));
+            return refuse(format!("a description of {} bytes, above the {DESCRIPTION_MAX} allowed", step.description.len()));
         }
         let max = self.limits.max_replicas;
         match &step.action {
@@ -443,12 +367,7 @@ fn route(p: &mut Progress, view: &dyn View, traffic: Traffic, weight: Option<u8>
         true => Split::Weights,
         false => Split::PodRatio,
     });
-    Change::Route {
-        traffic,
-        weight,
-        stable: p.stable,
-        candidate: p.candidate,
-    }
+    Change::Route { traffic, weight, stable: p.stable, candidate: p.candidate }
 }
 
 #[cfg(test)]
@@ -472,25 +391,11 @@ mod tests {
     }
 
     fn rollout(max_replicas: u32) -> Rollout {
-        Rollout::new(
-            Progress::new(None, 1),
-            2,
-            Limits {
-                deadline_ms: 1_000,
-                max_replicas,
-            },
-            "greedy",
-            0,
-        )
+        Rollout::new(Progress::new(None, 1), 2, Limits { deadline_ms: 1_000, max_replicas }, "greedy", 0)
     }
 
     fn answer(action: Action) -> Step {
-        Step {
-            action,
-            step_index: 0,
-            description: "d".into(),
-            memory: String::new(),
-        }
+        Step { action, step_index: 0, description: "d".into(), memory: String::new() }
     }
 
     fn refusal(rollout: &mut Rollout, step: Step) -> Option<String> {
@@ -504,47 +409,16 @@ mod tests {
     #[test]
     fn answers_past_the_limits_are_refused_naming_the_plugin() {
         let mut r = rollout(10);
-        let too_many = refusal(
-            &mut r,
-            answer(Action::Scale(ScaleTo {
-                stable: 0,
-                candidate: 11,
-            })),
-        );
-        assert!(
-            too_many
-                .as_ref()
-                .is_some_and(|e| e.contains("strategy greedy") && e.contains("maximum of 10")),
-            "{too_many:?}"
-        );
-        assert_eq!(
-            refusal(
-                &mut rollout(10),
-                answer(Action::Scale(ScaleTo {
-                    stable: 0,
-                    candidate: 10
-                }))
-            ),
-            None
-        );
-        let big = Step {
-            memory: "m".repeat(MEMORY_MAX + 1),
-            ..answer(Action::WaitReady)
-        };
+        let too_many = refusal(&mut r, answer(Action::Scale(ScaleTo { stable: 0, candidate: 11 })));
+        assert!(too_many.as_ref().is_some_and(|e| e.contains("strategy greedy") && e.contains("maximum of 10")), "{too_many:?}");
+        assert_eq!(refusal(&mut rollout(10), answer(Action::Scale(ScaleTo { stable: 0, candidate: 10 }))), None);
+        let big = Step { memory: "m".repeat(MEMORY_MAX + 1), ..answer(Action::WaitReady) };
         assert!(refusal(&mut rollout(10), big).is_some_and(|e| e.contains("memory")));
-        let wordy = Step {
-            description: "w".repeat(DESCRIPTION_MAX + 1),
-            ..answer(Action::WaitReady)
-        };
+        let wordy = Step { description: "w".repeat(DESCRIPTION_MAX + 1), ..answer(Action::WaitReady) };
         assert!(refusal(&mut rollout(10), wordy).is_some_and(|e| e.contains("description")));
-        assert!(refusal(&mut rollout(10), answer(Action::SetWeight(101)))
-            .is_some_and(|e| e.contains("above 100 percent")));
-        assert_eq!(
-            refusal(&mut rollout(10), answer(Action::SetWeight(100))),
-            None
-        );
-        assert!(refusal(&mut rollout(10), answer(Action::Done))
-            .is_some_and(|e| e.contains("serve nothing")));
+        assert!(refusal(&mut rollout(10), answer(Action::SetWeight(101))).is_some_and(|e| e.contains("above 100 percent")));
+        assert_eq!(refusal(&mut rollout(10), answer(Action::SetWeight(100))), None);
+        assert!(refusal(&mut rollout(10), answer(Action::Done)).is_some_and(|e| e.contains("serve nothing")));
     }
 
     #[test]
@@ -556,22 +430,11 @@ mod tests {
         r.promote(Some(0));
         assert!(r.progress.promoted);
         // The same answer again changes nothing to persist, and keeps the promotion.
-        let again = r.answer(
-            &Empty,
-            Ok(answer(Action::AwaitPromotion)),
-            &r.state(&Empty, 500),
-            500,
-        );
+        let again = r.answer(&Empty, Ok(answer(Action::AwaitPromotion)), &r.state(&Empty, 500), 500);
         assert!(!again.step_changed);
         assert_eq!(r.state(&Empty, 600).time_in_step_ms, 500);
-        let next = Step {
-            step_index: 1,
-            ..answer(Action::Pause(10))
-        };
-        assert!(
-            r.answer(&Empty, Ok(next), &r.state(&Empty, 700), 700)
-                .step_changed
-        );
+        let next = Step { step_index: 1, ..answer(Action::Pause(10)) };
+        assert!(r.answer(&Empty, Ok(next), &r.state(&Empty, 700), 700).step_changed);
         assert!(!r.progress.promoted);
         assert_eq!(r.state(&Empty, 700).time_in_step_ms, 0);
         // A promotion given in another step does not count.
@@ -581,84 +444,21 @@ mod tests {
 
     #[test]
     fn waiting_past_the_deadline_fails_and_restore_brings_the_stable_back() {
-        let mut r = Rollout::new(
-            Progress::new(Some(1), 2),
-            3,
-            Limits {
-                deadline_ms: 1_000,
-                max_replicas: 10,
-            },
-            "slow",
-            0,
-        );
-        let scaled = r.answer(
-            &Empty,
-            Ok(answer(Action::Scale(ScaleTo {
-                stable: 3,
-                candidate: 1,
-            }))),
-            &r.state(&Empty, 0),
-            0,
-        );
-        assert_eq!(
-            scaled.changes,
-            [
-                Change::Candidate { replicas: 1 },
-                Change::Scale {
-                    revision: 1,
-                    replicas: 3
-                }
-            ]
-        );
+        let mut r = Rollout::new(Progress::new(Some(1), 2), 3, Limits { deadline_ms: 1_000, max_replicas: 10 }, "slow", 0);
+        let scaled = r.answer(&Empty, Ok(answer(Action::Scale(ScaleTo { stable: 3, candidate: 1 }))), &r.state(&Empty, 0), 0);
+        assert_eq!(scaled.changes, [Change::Candidate { replicas: 1 }, Change::Scale { revision: 1, replicas: 3 }]);
         assert!(scaled.save_after);
         // Until its changes are made, the progress says what was true before them.
         assert_eq!(r.progress.scale, ScaleTo::default());
         r.commit(&scaled);
         // Nothing observed is ready: a wait, until the deadline.
-        let wait = r.answer(
-            &Empty,
-            Ok(answer(Action::WaitReady)),
-            &r.state(&Empty, 900),
-            900,
-        );
+        let wait = r.answer(&Empty, Ok(answer(Action::WaitReady)), &r.state(&Empty, 900), 900);
         assert_eq!(wait.then, Then::WaitForPods);
-        let late = r.answer(
-            &Empty,
-            Ok(answer(Action::WaitReady)),
-            &r.state(&Empty, 1_001),
-            1_001,
-        );
-        assert_eq!(
-            late.then,
-            Then::Fail(Failure::Deadline {
-                ready: 0,
-                replicas: 1
-            })
-        );
+        let late = r.answer(&Empty, Ok(answer(Action::WaitReady)), &r.state(&Empty, 1_001), 1_001);
+        assert_eq!(late.then, Then::Fail(Failure::Deadline { ready: 0, replicas: 1 }));
         let restore = r.restore(&Empty);
-        let route = Change::Route {
-            traffic: Traffic::Stable,
-            weight: None,
-            stable: Some(1),
-            candidate: 2,
-        };
-        assert_eq!(
-            restore,
-            [
-                Change::Scale {
-                    revision: 1,
-                    replicas: 3
-                },
-                route,
-                Change::Remove { revision: 2 }
-            ]
-        );
-        assert_eq!(
-            r.progress.scale,
-            ScaleTo {
-                stable: 3,
-                candidate: 0
-            }
-        );
+        let route = Change::Route { traffic: Traffic::Stable, weight: None, stable: Some(1), candidate: 2 };
+        assert_eq!(restore, [Change::Scale { revision: 1, replicas: 3 }, route, Change::Remove { revision: 2 }]);
+        assert_eq!(r.progress.scale, ScaleTo { stable: 3, candidate: 0 });
     }
 }

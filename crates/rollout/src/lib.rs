@@ -10,7 +10,5 @@ pub mod host;
 pub mod sim;
 pub mod types;
 
-pub use host::{
-    Failure, Limits, Plan, Progress, Rollout, StepMark, Then, View, DESCRIPTION_MAX, MEMORY_MAX,
-};
+pub use host::{Failure, Limits, Plan, Progress, Rollout, StepMark, Then, View, DESCRIPTION_MAX, MEMORY_MAX};
 pub use types::{Action, Change, Observed, RolloutState, ScaleTo, Split, Step, Traffic, Workload};

@@ -67,15 +67,13 @@ impl View for Cluster {
     }
 
     fn observe(&self, revision: u32) -> Observed {
-        self.releases
-            .get(&revision)
-            .map_or_else(Observed::default, |p| Observed {
-                exists: true,
-                desired: p.replicas,
-                ready: p.ready,
-                restarts: p.restarts,
-                unready_ms: p.unready_ms,
-            })
+        self.releases.get(&revision).map_or_else(Observed::default, |p| Observed {
+            exists: true,
+            desired: p.replicas,
+            ready: p.ready,
+            restarts: p.restarts,
+            unready_ms: p.unready_ms,
+        })
     }
 
     fn exact_weights(&self) -> bool {
@@ -86,17 +84,13 @@ impl View for Cluster {
 impl Cluster {
     fn apply(&mut self, change: &Change) {
         match *change {
-            Change::Candidate { replicas } => {
-                self.releases.entry(CANDIDATE).or_default().replicas = replicas
-            }
+            Change::Candidate { replicas } => self.releases.entry(CANDIDATE).or_default().replicas = replicas,
             Change::Scale { revision, replicas } => {
                 if let Some(pods) = self.releases.get_mut(&revision) {
                     pods.replicas = replicas;
                 }
             }
-            Change::Route {
-                traffic, weight, ..
-            } => {
+            Change::Route { traffic, weight, .. } => {
                 self.traffic = Some(traffic);
                 self.weight = weight;
             }
@@ -118,11 +112,7 @@ impl Cluster {
                 w.ready += 1;
             }
             // Pods still to start have been unready since the workload last settled.
-            w.unready_ms = if w.ready < w.replicas {
-                w.unready_ms + ms
-            } else {
-                0
-            };
+            w.unready_ms = if w.ready < w.replicas { w.unready_ms + ms } else { 0 };
             if stuck && fault == Fault::CrashLoop && w.replicas > 0 {
                 w.restarts += 1;
             }
@@ -167,20 +157,10 @@ impl Sim {
     pub fn new(desired: u32, stable: Option<u32>) -> Sim {
         let mut cluster = Cluster::default();
         if let Some(n) = stable {
-            cluster.releases.insert(
-                STABLE,
-                Pods {
-                    replicas: n,
-                    ready: n,
-                    ..Pods::default()
-                },
-            );
+            cluster.releases.insert(STABLE, Pods { replicas: n, ready: n, ..Pods::default() });
         }
         let progress = Progress::new(stable.map(|_| STABLE), CANDIDATE);
-        let limits = Limits {
-            deadline_ms: u64::MAX,
-            max_replicas: 1_000,
-        };
+        let limits = Limits { deadline_ms: u64::MAX, max_replicas: 1_000 };
         let rollout = Rollout::new(progress, desired, limits, "simulated", 0);
         let mut sim = Sim {
             state: rollout.state(&cluster, 0),
@@ -206,28 +186,14 @@ impl Sim {
     /// A new host taking the rollout over: the same cluster and clock, and of the
     /// rollout only what the host persisted (its progress).
     pub fn resume(&self) -> Sim {
-        let rollout = Rollout::new(
-            self.rollout.progress.clone(),
-            self.rollout.desired(),
-            self.limits(),
-            "simulated",
-            self.now_ms,
-        );
-        let mut sim = Sim {
-            rollout,
-            steps: Vec::new(),
-            history: Vec::new(),
-            ..self.clone()
-        };
+        let rollout = Rollout::new(self.rollout.progress.clone(), self.rollout.desired(), self.limits(), "simulated", self.now_ms);
+        let mut sim = Sim { rollout, steps: Vec::new(), history: Vec::new(), ..self.clone() };
         sim.begin();
         sim
     }
 
     fn limits(&self) -> Limits {
-        Limits {
-            deadline_ms: u64::MAX,
-            max_replicas: 1_000,
-        }
+        Limits { deadline_ms: u64::MAX, max_replicas: 1_000 }
     }
 
     fn begin(&mut self) {
@@ -266,10 +232,7 @@ impl Sim {
     fn step(&mut self, strategy: &dyn Strategy, stop: &dyn Fn(&Step) -> bool) -> Option<End> {
         if self.steps.len() >= MAX_CALLS {
             let kinds = self.kinds();
-            panic!(
-                "no end after {MAX_CALLS} calls, the last ones: {:?}",
-                &kinds[kinds.len() - 10..]
-            );
+            panic!("no end after {MAX_CALLS} calls, the last ones: {:?}", &kinds[kinds.len() - 10..]);
         }
         let state = self.observe().clone();
         let answer = strategy.next(&state);
@@ -278,9 +241,7 @@ impl Sim {
             refuse_noop(step, &state);
         }
         let stopping = answer.as_ref().is_ok_and(stop);
-        let plan = self
-            .rollout
-            .answer(&self.cluster, answer, &state, self.now_ms);
+        let plan = self.rollout.answer(&self.cluster, answer, &state, self.now_ms);
         if stopping {
             // The step is persisted; its changes were never made.
             return Some(End::Stopped);
@@ -314,9 +275,7 @@ impl Sim {
                 // strategy can give up on its limits while waiting.
                 loop {
                     self.tick(TICK_MS);
-                    if self.state.all_ready()
-                        || self.cluster.fault.is_some_and(|f| f != Fault::Healthy)
-                    {
+                    if self.state.all_ready() || self.cluster.fault.is_some_and(|f| f != Fault::Healthy) {
                         break;
                     }
                 }
@@ -385,10 +344,7 @@ impl Sim {
     /// (replicas, ready) of the stable workload and of the candidate, as last told or left.
     pub fn counts(&self) -> ((u32, u32), (u32, u32)) {
         let pair = |w: &crate::types::Workload| (w.replicas, w.ready);
-        (
-            self.state.stable.as_ref().map_or((0, 0), pair),
-            pair(&self.state.candidate),
-        )
+        (self.state.stable.as_ref().map_or((0, 0), pair), pair(&self.state.candidate))
     }
 
     /// The candidate's pods, for a script to break.
@@ -411,31 +367,14 @@ fn refuse_noop(step: &Step, s: &RolloutState) {
     let noop = |what: &str| format!("{what} does nothing: {step:?}\nstate: {s:?}");
     match &step.action {
         Action::Scale(to) => {
-            let unchanged = s.candidate.replicas == to.candidate
-                && s.stable.as_ref().is_none_or(|w| w.replicas == to.stable);
+            let unchanged = s.candidate.replicas == to.candidate && s.stable.as_ref().is_none_or(|w| w.replicas == to.stable);
             assert!(!unchanged, "{}", noop("scaling to the current counts"));
         }
-        Action::SwitchTraffic(to) => assert!(
-            s.traffic != *to,
-            "{}",
-            noop("switching traffic to where it goes")
-        ),
-        Action::SetWeight(w) => assert!(
-            s.weight != Some(*w),
-            "{}",
-            noop("setting the weight it has")
-        ),
-        Action::WaitReady => assert!(
-            !s.all_ready(),
-            "{}",
-            noop("wait-ready with every pod ready")
-        ),
+        Action::SwitchTraffic(to) => assert!(s.traffic != *to, "{}", noop("switching traffic to where it goes")),
+        Action::SetWeight(w) => assert!(s.weight != Some(*w), "{}", noop("setting the weight it has")),
+        Action::WaitReady => assert!(!s.all_ready(), "{}", noop("wait-ready with every pod ready")),
         Action::Pause(ms) => assert!(*ms > 0, "{}", noop("a pause of 0 ms")),
-        Action::AwaitPromotion => assert!(
-            !s.promoted,
-            "{}",
-            noop("awaiting a promotion already given")
-        ),
+        Action::AwaitPromotion => assert!(!s.promoted, "{}", noop("awaiting a promotion already given")),
         Action::Done | Action::Abort(_) => {}
     }
 }
@@ -446,34 +385,20 @@ mod tests {
     use crate::types::ScaleTo;
 
     fn answer(action: Action, step_index: u32) -> Result<Step, String> {
-        Ok(Step {
-            action,
-            step_index,
-            description: "d".into(),
-            memory: String::new(),
-        })
+        Ok(Step { action, step_index, description: "d".into(), memory: String::new() })
     }
 
     #[test]
     fn done_before_the_candidate_is_ready_is_a_wait_as_on_the_host() {
         let mut sim = Sim::new(2, Some(2));
         let hasty = |s: &RolloutState| match s.candidate.replicas {
-            0 => answer(
-                Action::Scale(ScaleTo {
-                    stable: 0,
-                    candidate: 2,
-                }),
-                0,
-            ),
+            0 => answer(Action::Scale(ScaleTo { stable: 0, candidate: 2 }), 0),
             _ => answer(Action::Done, 1),
         };
         assert_eq!(sim.run(&hasty), End::Done);
         // The first `done` found no pod ready: the host waited for them, then took the second.
         assert_eq!(sim.kinds(), ["scale", "done", "done"]);
-        assert_eq!(
-            sim.cluster.releases.keys().copied().collect::<Vec<_>>(),
-            [CANDIDATE]
-        );
+        assert_eq!(sim.cluster.releases.keys().copied().collect::<Vec<_>>(), [CANDIDATE]);
         assert_eq!(sim.cluster.observe(CANDIDATE).ready, 2);
         assert_eq!(sim.cluster.traffic, Some(Traffic::Candidate));
     }
@@ -481,48 +406,21 @@ mod tests {
     #[test]
     fn an_answer_the_host_refuses_fails_the_rollout_and_restores_the_stable_release() {
         let mut sim = Sim::new(2, Some(2));
-        let greedy = |_: &RolloutState| {
-            answer(
-                Action::Scale(ScaleTo {
-                    stable: 2,
-                    candidate: 5_000,
-                }),
-                0,
-            )
-        };
-        let End::Failed(why) = sim.run(&greedy) else {
-            panic!("not refused: {:?}", sim.kinds())
-        };
-        assert!(
-            why.contains("maximum of 1000") && why.contains("restored"),
-            "{why}"
-        );
-        assert_eq!(
-            sim.cluster.releases.keys().copied().collect::<Vec<_>>(),
-            [STABLE]
-        );
+        let greedy = |_: &RolloutState| answer(Action::Scale(ScaleTo { stable: 2, candidate: 5_000 }), 0);
+        let End::Failed(why) = sim.run(&greedy) else { panic!("not refused: {:?}", sim.kinds()) };
+        assert!(why.contains("maximum of 1000") && why.contains("restored"), "{why}");
+        assert_eq!(sim.cluster.releases.keys().copied().collect::<Vec<_>>(), [STABLE]);
         assert_eq!(sim.cluster.observe(STABLE).desired, 2);
     }
 
     #[test]
     fn a_crash_between_persisting_an_answer_and_carrying_it_out_resumes_at_that_answer() {
         let mut sim = Sim::new(2, Some(2));
-        let scale = |_: &RolloutState| {
-            answer(
-                Action::Scale(ScaleTo {
-                    stable: 2,
-                    candidate: 1,
-                }),
-                3,
-            )
-        };
+        let scale = |_: &RolloutState| answer(Action::Scale(ScaleTo { stable: 2, candidate: 1 }), 3);
         assert_eq!(sim.run_until(&scale, |_| true), End::Stopped);
         // The step is persisted; the scale was never made, and the progress does not claim it.
         let resumed = sim.resume();
-        assert_eq!(
-            (resumed.state.step_index, resumed.state.candidate.replicas),
-            (3, 0)
-        );
+        assert_eq!((resumed.state.step_index, resumed.state.candidate.replicas), (3, 0));
         assert!(!resumed.cluster.releases.contains_key(&CANDIDATE));
     }
 }

@@ -108,10 +108,7 @@ impl Action {
     /// Actions the host carries out at once and then asks again: a strategy answering
     /// only these would make the host spin, so they are rate-limited.
     pub fn acts_at_once(&self) -> bool {
-        matches!(
-            self,
-            Action::Scale(_) | Action::SwitchTraffic(_) | Action::SetWeight(_)
-        )
+        matches!(self, Action::Scale(_) | Action::SwitchTraffic(_) | Action::SetWeight(_))
     }
 }
 
@@ -147,12 +144,7 @@ pub enum Change {
     Scale { revision: u32, replicas: u32 },
     /// Where the env's traffic goes; with `weight`, the candidate's share of requests
     /// when traffic goes to both (exact where the target can split by weight).
-    Route {
-        traffic: Traffic,
-        weight: Option<u8>,
-        stable: Option<u32>,
-        candidate: u32,
-    },
+    Route { traffic: Traffic, weight: Option<u8>, stable: Option<u32>, candidate: u32 },
     /// A release's workload and pods removed (gone already is fine).
     Remove { revision: u32 },
 }

@@ -32,37 +32,17 @@ async fn run(global: &Global, action: UserAction) -> Result<(), super::CliError>
             if json_out {
                 print_json(&users);
             } else {
-                println!(
-                    "{:<24} {:<8} {:<26} ROTATED / REVOKED",
-                    "USER", "TOKEN", "CREATED"
-                );
+                println!("{:<24} {:<8} {:<26} ROTATED / REVOKED", "USER", "TOKEN", "CREATED");
                 for user in users.as_array().into_iter().flatten() {
                     let text = |key: &str| user[key].as_str().unwrap_or("-").to_owned();
-                    let state = if user["active"] == Value::Bool(true) {
-                        "active"
-                    } else {
-                        "revoked"
-                    };
-                    let when = user["revoked_at"]
-                        .as_str()
-                        .or(user["rotated_at"].as_str())
-                        .unwrap_or("-");
-                    println!(
-                        "{:<24} {:<8} {:<26} {when}",
-                        text("name"),
-                        state,
-                        text("created_at")
-                    );
+                    let state = if user["active"] == Value::Bool(true) { "active" } else { "revoked" };
+                    let when = user["revoked_at"].as_str().or(user["rotated_at"].as_str()).unwrap_or("-");
+                    println!("{:<24} {:<8} {:<26} {when}", text("name"), state, text("created_at"));
                 }
             }
         }
         UserAction::Rotate(name) => {
-            let issued = client
-                .post(
-                    &format!("/api/v1/admin/users/{}/rotate", segment(&name)),
-                    &json!({}),
-                )
-                .await?;
+            let issued = client.post(&format!("/api/v1/admin/users/{}/rotate", segment(&name)), &json!({})).await?;
             if json_out {
                 print_json(&issued);
             } else {
@@ -71,13 +51,7 @@ async fn run(global: &Global, action: UserAction) -> Result<(), super::CliError>
             }
         }
         UserAction::Revoke(name) => {
-            client
-                .json(
-                    reqwest::Method::POST,
-                    &format!("/api/v1/admin/users/{}/revoke", segment(&name)),
-                    None,
-                )
-                .await?;
+            client.json(reqwest::Method::POST, &format!("/api/v1/admin/users/{}/revoke", segment(&name)), None).await?;
             if json_out {
                 print_json(&json!({"name": name, "revoked": true}));
             } else {

@@ -104,17 +104,10 @@ pub struct Login {
 impl Login {
     /// `$XDG_CONFIG_HOME/warship/login.toml`, or `~/.config/warship/login.toml`.
     pub fn path() -> Result<PathBuf, CliError> {
-        let base = match (
-            std::env::var_os("XDG_CONFIG_HOME"),
-            std::env::var_os("HOME"),
-        ) {
+        let base = match (std::env::var_os("XDG_CONFIG_HOME"), std::env::var_os("HOME")) {
             (Some(xdg), _) if !xdg.is_empty() => PathBuf::from(xdg),
             (_, Some(home)) => PathBuf::from(home).join(".config"),
-            _ => {
-                return Err(CliError::Usage(
-                    "neither XDG_CONFIG_HOME nor HOME is set: cannot find the login file".into(),
-                ))
-            }
+            _ => return Err(CliError::Usage("neither XDG_CONFIG_HOME nor HOME is set: cannot find the login file".into())),
         };
         Ok(base.join("warship").join("login.toml"))
     }
@@ -122,17 +115,9 @@ impl Login {
     pub fn load() -> Result<Option<Login>, CliError> {
         let path = Self::path()?;
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map(Some).map_err(|e| {
-                CliError::Usage(format!(
-                    "{} is not a login file: {e}; run warship login again",
-                    path.display()
-                ))
-            }),
+            Ok(text) => toml::from_str(&text).map(Some).map_err(|e| CliError::Usage(format!("{} is not a login file: {e}; run warship login again", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(CliError::Usage(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))),
+            Err(e) => Err(CliError::Usage(format!("cannot read {}: {e}", path.display()))),
         }
     }
 
@@ -141,20 +126,12 @@ impl Login {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let path = Self::path()?;
-        let failed =
-            |e: std::io::Error| CliError::Usage(format!("cannot write {}: {e}", path.display()));
+        let failed = |e: std::io::Error| CliError::Usage(format!("cannot write {}: {e}", path.display()));
         std::fs::create_dir_all(path.parent().expect("the path has a parent")).map_err(failed)?;
         let text = toml::to_string(self).expect("a login serializes");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(failed)?;
+        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(failed)?;
         // An existing file keeps its mode on open; make sure of it.
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(failed)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(failed)?;
         file.write_all(text.as_bytes()).map_err(failed)?;
         Ok(path)
     }
@@ -168,15 +145,8 @@ pub struct Client {
 
 impl Client {
     pub fn new(url: &str, token: &str) -> Client {
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .expect("an HTTP client builds");
-        Client {
-            http,
-            url: url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
-        }
+        let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10)).build().expect("an HTTP client builds");
+        Client { http, url: url.trim_end_matches('/').to_owned(), token: token.to_owned() }
     }
 
     /// The server and token: `WARSHIP_URL` / `WARSHIP_TOKEN` (or the flags) over the login file.
@@ -191,20 +161,12 @@ impl Client {
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
+        self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token)
     }
 
     /// Sends, and turns every failure into its CliError.
-    pub async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, CliError> {
-        let response = request.send().await.map_err(|e| CliError::Unreachable {
-            url: self.url.clone(),
-            message: root_cause(&e),
-        })?;
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, CliError> {
+        let response = request.send().await.map_err(|e| CliError::Unreachable { url: self.url.clone(), message: root_cause(&e) })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -222,34 +184,20 @@ impl Client {
                 self.url, body.code, body.detail, self.url
             )));
         }
-        Err(CliError::Problem {
-            status: status.as_u16(),
-            body,
-        })
+        Err(CliError::Problem { status: status.as_u16(), body })
     }
 
-    pub async fn json(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, CliError> {
+    pub async fn json(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(body);
         }
         let response = self.send(request).await?;
-        let text = response.text().await.map_err(|e| CliError::Unreachable {
-            url: self.url.clone(),
-            message: root_cause(&e),
-        })?;
+        let text = response.text().await.map_err(|e| CliError::Unreachable { url: self.url.clone(), message: root_cause(&e) })?;
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).map_err(|e| CliError::Unreachable {
-            url: self.url.clone(),
-            message: format!("the answer is not JSON: {e}"),
-        })
+        serde_json::from_str(&text).map_err(|e| CliError::Unreachable { url: self.url.clone(), message: format!("the answer is not JSON: {e}") })
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, CliError> {
@@ -266,15 +214,9 @@ impl Client {
                 request = request.query(&[("cursor", cursor)]);
             }
             let response = self.send(request).await?;
-            let next = response
-                .headers()
-                .get("x-next-cursor")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let page: Vec<Value> = response.json().await.map_err(|e| CliError::Unreachable {
-                url: self.url.clone(),
-                message: format!("the answer is not a JSON list: {e}"),
-            })?;
+            let next = response.headers().get("x-next-cursor").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let page: Vec<Value> =
+                response.json().await.map_err(|e| CliError::Unreachable { url: self.url.clone(), message: format!("the answer is not a JSON list: {e}") })?;
             all.extend(page);
             match next {
                 Some(next) => cursor = Some(next),
@@ -301,9 +243,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 pub fn segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -330,19 +270,9 @@ mod tests {
             busy.explain(),
             "error: Deploy in progress (409, deploy.in_progress)\n  deploy abc is running on env shop\n  watch it with: warship follow abc"
         );
-        assert_eq!(
-            CliError::Unreachable {
-                url: "u".into(),
-                message: "m".into()
-            }
-            .exit_code(),
-            exit::UNREACHABLE
-        );
+        assert_eq!(CliError::Unreachable { url: "u".into(), message: "m".into() }.exit_code(), exit::UNREACHABLE);
         assert_eq!(CliError::Auth("a".into()).exit_code(), exit::AUTH);
-        assert_eq!(
-            CliError::DeployEnded("d".into()).exit_code(),
-            exit::DEPLOY_FAILED
-        );
+        assert_eq!(CliError::DeployEnded("d".into()).exit_code(), exit::DEPLOY_FAILED);
         assert_eq!(CliError::Usage("u".into()).exit_code(), exit::USAGE);
     }
 

@@ -23,11 +23,7 @@ impl Event {
     /// An SSE event with JSON data; keep-alives and other data are not events here.
     fn parsed(event: &eventsource_stream::Event) -> Option<Event> {
         let data = serde_json::from_str(&event.data).ok()?;
-        let name = if event.event.is_empty() {
-            "message".to_owned()
-        } else {
-            event.event.clone()
-        };
+        let name = if event.event.is_empty() { "message".to_owned() } else { event.event.clone() };
         Some(Event { name, data })
     }
 }
@@ -67,16 +63,9 @@ pub struct Watch {
 impl Watch {
     pub fn new(id: &str, view: View) -> Watch {
         let (terminal, silent) = (view == View::Bars, view == View::Silent);
-        let bars = MultiProgress::with_draw_target(if terminal {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        });
+        let bars = MultiProgress::with_draw_target(if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
         let spinner = bars.add(ProgressBar::new_spinner());
-        spinner.set_style(
-            ProgressStyle::with_template("{spinner:.cyan} {elapsed:>4} {msg}")
-                .expect("a valid template"),
-        );
+        spinner.set_style(ProgressStyle::with_template("{spinner:.cyan} {elapsed:>4} {msg}").expect("a valid template"));
         if terminal {
             spinner.enable_steady_tick(Duration::from_millis(120));
         }
@@ -120,11 +109,7 @@ impl Watch {
                         }
                     }
                     let extra = match status.as_str() {
-                        "queued" => format!(
-                            " (revision {}, {} strategy)",
-                            text(&data["revision"]),
-                            text(&data["strategy"])
-                        ),
+                        "queued" => format!(" (revision {}, {} strategy)", text(&data["revision"]), text(&data["strategy"])),
                         "rolling-out" => format!(" ({})", short_digest(&data["image"])),
                         _ => String::new(),
                     };
@@ -154,10 +139,7 @@ impl Watch {
             }
             "build" => match data["type"].as_str() {
                 Some("bytes") => {
-                    let (done, total) = (
-                        data["done"].as_u64().unwrap_or(0),
-                        data["total"].as_u64().unwrap_or(0),
-                    );
+                    let (done, total) = (data["done"].as_u64().unwrap_or(0), data["total"].as_u64().unwrap_or(0));
                     if self.terminal {
                         let bar = self.push.get_or_insert_with(|| {
                             let bar = self.bars.add(ProgressBar::new(total));
@@ -172,35 +154,15 @@ impl Watch {
                         bar.set_length(total);
                         bar.set_position(done);
                     } else if done == total {
-                        self.say(format!(
-                            "  pushed {} ({})",
-                            text(&data["what"]),
-                            bytes(total)
-                        ));
+                        self.say(format!("  pushed {} ({})", text(&data["what"]), bytes(total)));
                     }
                 }
-                Some("step") => self.say(format!(
-                    "  {}: {}",
-                    text(&data["step"]),
-                    text(&data["detail"])
-                )),
-                Some("retry") => self.say(format!(
-                    "  retrying {} (attempt {}): {}",
-                    text(&data["what"]),
-                    text(&data["attempt"]),
-                    text(&data["error"])
-                )),
+                Some("step") => self.say(format!("  {}: {}", text(&data["step"]), text(&data["detail"]))),
+                Some("retry") => self.say(format!("  retrying {} (attempt {}): {}", text(&data["what"]), text(&data["attempt"]), text(&data["error"]))),
                 _ => {}
             },
             "replicas" => {
-                let side = |w: &Value| {
-                    format!(
-                        "r{} {}/{} ready",
-                        text(&w["revision"]),
-                        text(&w["ready"]),
-                        text(&w["replicas"])
-                    )
-                };
+                let side = |w: &Value| format!("r{} {}/{} ready", text(&w["revision"]), text(&w["ready"]), text(&w["replicas"]));
                 let mut now = format!("candidate {}", side(&data["candidate"]));
                 if !data["stable"].is_null() {
                     now = format!("stable {}, {now}", side(&data["stable"]));
@@ -219,24 +181,14 @@ impl Watch {
     }
 
     fn message(&self) -> String {
-        let step = self
-            .step
-            .as_ref()
-            .map(|(i, _, words)| format!(" · step {i}: {words}"))
-            .unwrap_or_default();
-        let replicas = if self.replicas.is_empty() {
-            String::new()
-        } else {
-            format!(" · {}", self.replicas)
-        };
+        let step = self.step.as_ref().map(|(i, _, words)| format!(" · step {i}: {words}")).unwrap_or_default();
+        let replicas = if self.replicas.is_empty() { String::new() } else { format!(" · {}", self.replicas) };
         format!("{}{step}{replicas}", self.status)
     }
 
     /// The stream broke; following goes on once the server answers again.
     pub fn note_reconnecting(&self, why: &str) {
-        self.say(format!(
-            "  (connection to the server lost: {why}; reconnecting)"
-        ));
+        self.say(format!("  (connection to the server lost: {why}; reconnecting)"));
     }
 
     pub fn finish(&self) {
@@ -271,13 +223,7 @@ pub async fn follow(client: &Client, id: &str, view: View) -> Result<Value, CliE
             Err(CliError::Unreachable { url, message }) => {
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > RECONNECT_FOR {
-                    break Err(CliError::Unreachable {
-                        url,
-                        message: format!(
-                            "{message} (for {}s while following deploy {id})",
-                            RECONNECT_FOR.as_secs()
-                        ),
-                    });
+                    break Err(CliError::Unreachable { url, message: format!("{message} (for {}s while following deploy {id})", RECONNECT_FOR.as_secs()) });
                 }
                 watch.note_reconnecting(&message);
                 tokio::select! {
@@ -314,10 +260,7 @@ pub async fn follow(client: &Client, id: &str, view: View) -> Result<Value, CliE
             Some(result) => break result,
             None => {
                 // An ended deploy whose events are gone still has its record.
-                if let Ok(record) = client
-                    .get(&format!("/api/v1/deploys/{}", segment(id)))
-                    .await
-                {
+                if let Ok(record) = client.get(&format!("/api/v1/deploys/{}", segment(id))).await {
                     if record["finished_at"].is_string() {
                         break Ok(record);
                     }
@@ -331,9 +274,7 @@ pub async fn follow(client: &Client, id: &str, view: View) -> Result<Value, CliE
 }
 
 fn interrupted(id: &str) -> CliError {
-    CliError::Interrupted(format!(
-        "stopped following; deploy {id} goes on. Watch it again with: warship follow {id}"
-    ))
+    CliError::Interrupted(format!("stopped following; deploy {id} goes on. Watch it again with: warship follow {id}"))
 }
 
 #[cfg(test)]
@@ -345,45 +286,18 @@ mod tests {
     async fn events_are_parsed_across_chunks_with_their_ids_and_keep_alives_are_skipped() {
         // A multi-byte character split between chunks, multi-line data, a keep-alive.
         let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
-            Ok(bytes::Bytes::from_static(
-                b"id: 7\nevent: record\ndata: {\"status\":",
-            )),
-            Ok(bytes::Bytes::from(
-                &"\"queued\", \"by\": \"J\u{f6}rg\"}\n\n:\n\n".as_bytes()[..19],
-            )),
-            Ok(bytes::Bytes::from(
-                &"\"queued\", \"by\": \"J\u{f6}rg\"}\n\n:\n\n".as_bytes()[19..],
-            )),
-            Ok(bytes::Bytes::from_static(
-                b"id: 8\nevent: build\ndata: {\"type\":\ndata: \"bytes\"}\n\n",
-            )),
+            Ok(bytes::Bytes::from_static(b"id: 7\nevent: record\ndata: {\"status\":")),
+            Ok(bytes::Bytes::from(&"\"queued\", \"by\": \"J\u{f6}rg\"}\n\n:\n\n".as_bytes()[..19])),
+            Ok(bytes::Bytes::from(&"\"queued\", \"by\": \"J\u{f6}rg\"}\n\n:\n\n".as_bytes()[19..])),
+            Ok(bytes::Bytes::from_static(b"id: 8\nevent: build\ndata: {\"type\":\ndata: \"bytes\"}\n\n")),
         ];
-        let parsed: Vec<_> = futures_util::stream::iter(chunks)
-            .eventsource()
-            .map(|e| e.unwrap())
-            .collect()
-            .await;
-        let events: Vec<(String, Option<Event>)> = parsed
-            .iter()
-            .map(|e| (e.id.clone(), Event::parsed(e)))
-            .collect();
+        let parsed: Vec<_> = futures_util::stream::iter(chunks).eventsource().map(|e| e.unwrap()).collect().await;
+        let events: Vec<(String, Option<Event>)> = parsed.iter().map(|e| (e.id.clone(), Event::parsed(e))).collect();
         assert_eq!(
             events,
             [
-                (
-                    "7".to_owned(),
-                    Some(Event {
-                        name: "record".into(),
-                        data: json!({"status": "queued", "by": "J\u{f6}rg"})
-                    })
-                ),
-                (
-                    "8".to_owned(),
-                    Some(Event {
-                        name: "build".into(),
-                        data: json!({"type": "bytes"})
-                    })
-                ),
+                ("7".to_owned(), Some(Event { name: "record".into(), data: json!({"status": "queued", "by": "J\u{f6}rg"}) })),
+                ("8".to_owned(), Some(Event { name: "build".into(), data: json!({"type": "bytes"}) })),
             ]
         );
     }
@@ -391,10 +305,7 @@ mod tests {
     #[test]
     fn a_canary_waiting_for_promotion_says_the_command_and_the_end_is_returned() {
         let mut watch = Watch::new("d1", View::Silent);
-        let record = |status: &str, step: Value| Event {
-            name: "record".into(),
-            data: json!({"status": status, "step": step}),
-        };
+        let record = |status: &str, step: Value| Event { name: "record".into(), data: json!({"status": status, "step": step}) };
         assert_eq!(watch.show(&record("rolling-out", json!({"index": 1, "action": "await-promotion", "description": "canary at 10%: waiting"}))), None);
         assert_eq!(watch.told_promotion_for, Some(1));
         let end = watch.show(&record("succeeded", Value::Null));

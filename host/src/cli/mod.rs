@@ -158,9 +158,7 @@ pub enum EnvCommand {
         health_path: Option<String>,
     },
     List,
-    Show {
-        name: String,
-    },
+    Show { name: String },
     /// Change some fields (the rest stay).
     Update {
         name: String,
@@ -184,9 +182,7 @@ pub enum EnvCommand {
         health_path: Option<String>,
     },
     /// Delete an env and everything it runs.
-    Delete {
-        name: String,
-    },
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,12 +196,8 @@ pub enum WarCommand {
     },
     List,
     /// `app/file.war`
-    Show {
-        war: String,
-    },
-    Delete {
-        war: String,
-    },
+    Show { war: String },
+    Delete { war: String },
 }
 
 /// Runs a client command; the exit code.
@@ -220,10 +212,7 @@ pub async fn run(global: Global, command: ClientCommand) -> u8 {
 }
 
 fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON prints")
-    );
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON prints"));
 }
 
 fn key_value(text: &str, flag: &str) -> Result<(String, String), CliError> {
@@ -235,9 +224,7 @@ fn key_value(text: &str, flag: &str) -> Result<(String, String), CliError> {
 
 /// `app/file.war` → its API path.
 fn war_path(war: &str) -> Result<String, CliError> {
-    let (app, file) = war
-        .split_once('/')
-        .ok_or_else(|| CliError::Usage(format!("{war:?} is not app/file.war")))?;
+    let (app, file) = war.split_once('/').ok_or_else(|| CliError::Usage(format!("{war:?} is not app/file.war")))?;
     Ok(format!("/api/v1/wars/{}/{}", segment(app), segment(file)))
 }
 
@@ -258,20 +245,11 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
         };
         let client = Client::new(url, &token);
         let envs = client.get("/api/v1/envs").await?;
-        let path = Login {
-            url: client.url.clone(),
-            token,
-        }
-        .save()?;
+        let path = Login { url: client.url.clone(), token }.save()?;
         if json_out {
             print_json(&json!({"url": client.url, "login": path}));
         } else {
-            println!(
-                "logged in to {} ({} envs); saved to {}",
-                client.url,
-                envs.as_array().map_or(0, Vec::len),
-                path.display()
-            );
+            println!("logged in to {} ({} envs); saved to {}", client.url, envs.as_array().map_or(0, Vec::len), path.display());
         }
         return Ok(());
     }
@@ -288,14 +266,7 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
         ClientCommand::Env { command } => env_command(&client, command, &print).await?,
         ClientCommand::Catalog => print(&client.get("/api/v1/catalog").await?, &show::catalog),
         ClientCommand::War { command } => war_command(&client, command, json_out, &print).await?,
-        ClientCommand::Deploy {
-            env,
-            war,
-            version,
-            strategy,
-            settings,
-            follow,
-        } => {
+        ClientCommand::Deploy { env, war, version, strategy, settings, follow } => {
             let mut overrides = Map::new();
             for setting in &settings {
                 let (k, v) = key_value(setting, "--set")?;
@@ -308,53 +279,29 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
             if !overrides.is_empty() {
                 body["settings"] = Value::Object(overrides);
             }
-            let record = client
-                .post(&format!("/api/v1/envs/{}/deploys", segment(&env)), &body)
-                .await?;
+            let record = client.post(&format!("/api/v1/envs/{}/deploys", segment(&env)), &body).await?;
             started(&client, record, follow, view, json_out).await?;
         }
-        ClientCommand::Deploys { env } => print(
-            &client
-                .get_all(&format!("/api/v1/envs/{}/deploys", segment(&env)))
-                .await?,
-            &show::deploys,
-        ),
+        ClientCommand::Deploys { env } => print(&client.get_all(&format!("/api/v1/envs/{}/deploys", segment(&env))).await?, &show::deploys),
         ClientCommand::Follow { id } => {
             let record = follow::follow(&client, &id, view).await?;
             ended(&client, &record, json_out).await?;
         }
         ClientCommand::Promote { id, follow } => {
-            let record = client
-                .post(
-                    &format!("/api/v1/deploys/{}/promote", segment(&id)),
-                    &json!({}),
-                )
-                .await?;
+            let record = client.post(&format!("/api/v1/deploys/{}/promote", segment(&id)), &json!({})).await?;
             if !json_out {
                 println!("promoted deploy {id}");
             }
             after_signal(&client, record, follow, view, json_out).await?;
         }
         ClientCommand::Abort { id, follow } => {
-            let record = client
-                .post(
-                    &format!("/api/v1/deploys/{}/abort", segment(&id)),
-                    &json!({}),
-                )
-                .await?;
+            let record = client.post(&format!("/api/v1/deploys/{}/abort", segment(&id)), &json!({})).await?;
             if !json_out {
-                println!(
-                    "abort asked for deploy {id}; the previous release will serve alone again"
-                );
+                println!("abort asked for deploy {id}; the previous release will serve alone again");
             }
             after_signal(&client, record, follow, view, json_out).await?;
         }
-        ClientCommand::Rollback {
-            env,
-            revision,
-            strategy,
-            follow,
-        } => {
+        ClientCommand::Rollback { env, revision, strategy, follow } => {
             let mut body = json!({});
             if let Some(revision) = revision {
                 body["revision"] = json!(revision);
@@ -362,77 +309,39 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
             if let Some(strategy) = strategy {
                 body["strategy"] = json!(strategy);
             }
-            let record = client
-                .post(&format!("/api/v1/envs/{}/rollback", segment(&env)), &body)
-                .await?;
+            let record = client.post(&format!("/api/v1/envs/{}/rollback", segment(&env)), &body).await?;
             started(&client, record, follow, view, json_out).await?;
         }
-        ClientCommand::Status { env } => print(
-            &client
-                .get(&format!("/api/v1/envs/{}", segment(&env)))
-                .await?,
-            &show::status,
-        ),
-        ClientCommand::Logs {
-            env,
-            pod,
-            follow,
-            tail,
-        } => logs(&client, &env, pod, follow, tail).await?,
-        ClientCommand::Plugins => print(
-            &client.get("/api/v1/plugins").await?["loaded"],
-            &show::plugins,
-        ),
+        ClientCommand::Status { env } => print(&client.get(&format!("/api/v1/envs/{}", segment(&env))).await?, &show::status),
+        ClientCommand::Logs { env, pod, follow, tail } => logs(&client, &env, pod, follow, tail).await?,
+        ClientCommand::Plugins => print(&client.get("/api/v1/plugins").await?["loaded"], &show::plugins),
     }
     Ok(())
 }
 
 /// After a deploy or rollback was accepted: follow it, or say how to.
-async fn started(
-    client: &Client,
-    record: Value,
-    follow: bool,
-    view: View,
-    json_out: bool,
-) -> Result<(), CliError> {
+async fn started(client: &Client, record: Value, follow: bool, view: View, json_out: bool) -> Result<(), CliError> {
     let id = show::text(&record["id"]);
     if !follow {
         if json_out {
             print_json(&record);
         } else {
-            println!(
-                "deploy {id} started: revision {} of {}. Follow it with: warship follow {id}",
-                show::text(&record["revision"]),
-                show::text(&record["env"])
-            );
+            println!("deploy {id} started: revision {} of {}. Follow it with: warship follow {id}", show::text(&record["revision"]), show::text(&record["env"]));
         }
         return Ok(());
     }
     if view != View::Silent {
         let what = match record["rollback_of"].as_u64() {
             Some(back) => format!("rollback to release {back}"),
-            None => format!(
-                "deploy of {} as {}",
-                show::text(&record["war"]),
-                show::text(&record["version"])
-            ),
+            None => format!("deploy of {} as {}", show::text(&record["war"]), show::text(&record["version"])),
         };
-        println!(
-            "deploy {id}: {what} to {} (Ctrl-C stops watching, not the deploy)",
-            show::text(&record["env"])
-        );
+        println!("deploy {id}: {what} to {} (Ctrl-C stops watching, not the deploy)", show::text(&record["env"]));
     }
     let record = follow::follow(client, &id, view).await?;
     ended(client, &record, json_out).await
 }
 
-async fn after_signal(
-    client: &Client,
-    record: Value,
-    follow: bool,
-    view: View,
-    json_out: bool,
-) -> Result<(), CliError> {
+async fn after_signal(client: &Client, record: Value, follow: bool, view: View, json_out: bool) -> Result<(), CliError> {
     if !follow {
         if json_out {
             print_json(&record);
@@ -461,13 +370,7 @@ async fn ended(client: &Client, record: &Value, json_out: bool) -> Result<(), Cl
                     show::text(&record["digest"])
                 );
                 // The deploy succeeded either way: a status that cannot be read only costs the line.
-                if let Ok(status) = client
-                    .get(&format!(
-                        "/api/v1/envs/{}",
-                        segment(&show::text(&record["env"]))
-                    ))
-                    .await
-                {
+                if let Ok(status) = client.get(&format!("/api/v1/envs/{}", segment(&show::text(&record["env"])))).await {
                     if let Some(url) = status["url"].as_str() {
                         println!("open {url}");
                     }
@@ -477,77 +380,30 @@ async fn ended(client: &Client, record: &Value, json_out: bool) -> Result<(), Cl
         }
         Some(status @ ("failed" | "aborted")) => {
             let error = &record["error"];
-            let cause = error["cause"]
-                .as_str()
-                .map(|c| format!(" [{c}]"))
-                .unwrap_or_default();
-            Err(CliError::DeployEnded(format!(
-                "deploy {id} {status} ({}{cause}): {}",
-                show::text(&error["code"]),
-                show::text(&error["message"])
-            )))
+            let cause = error["cause"].as_str().map(|c| format!(" [{c}]")).unwrap_or_default();
+            Err(CliError::DeployEnded(format!("deploy {id} {status} ({}{cause}): {}", show::text(&error["code"]), show::text(&error["message"]))))
         }
-        other => Err(CliError::DeployEnded(format!(
-            "deploy {id} is {}; follow it again with: warship follow {id}",
-            other.unwrap_or("unknown")
-        ))),
+        other => Err(CliError::DeployEnded(format!("deploy {id} is {}; follow it again with: warship follow {id}", other.unwrap_or("unknown")))),
     }
 }
 
-async fn env_command(
-    client: &Client,
-    command: EnvCommand,
-    print: &dyn Fn(&Value, &dyn Fn(&Value) -> String),
-) -> Result<(), CliError> {
+async fn env_command(client: &Client, command: EnvCommand, print: &dyn Fn(&Value, &dyn Fn(&Value) -> String)) -> Result<(), CliError> {
     let env_vars = |pairs: &[String]| -> Result<Map<String, Value>, CliError> {
-        pairs
-            .iter()
-            .map(|p| key_value(p, "--set-env").map(|(k, v)| (k, Value::String(v))))
-            .collect()
+        pairs.iter().map(|p| key_value(p, "--set-env").map(|(k, v)| (k, Value::String(v)))).collect()
     };
     match command {
-        EnvCommand::Create {
-            name,
-            tomcat,
-            jdk,
-            replicas,
-            jvm_opts,
-            set_env,
-            context_path,
-            health_path,
-        } => {
+        EnvCommand::Create { name, tomcat, jdk, replicas, jvm_opts, set_env, context_path, health_path } => {
             let mut body = json!({"name": name, "tomcat": tomcat, "jdk": jdk, "replicas": replicas, "env": env_vars(&set_env)?});
-            for (key, value) in [
-                ("jvm_options", jvm_opts),
-                ("context_path", context_path),
-                ("health_path", health_path),
-            ] {
+            for (key, value) in [("jvm_options", jvm_opts), ("context_path", context_path), ("health_path", health_path)] {
                 if let Some(value) = value {
                     body[key] = json!(value);
                 }
             }
-            print(&client.post("/api/v1/envs", &body).await?, &|e| {
-                format!("created env {}", show::text(&e["name"]))
-            });
+            print(&client.post("/api/v1/envs", &body).await?, &|e| format!("created env {}", show::text(&e["name"])));
         }
         EnvCommand::List => print(&client.get_all("/api/v1/envs").await?, &show::envs),
-        EnvCommand::Show { name } => print(
-            &client
-                .get(&format!("/api/v1/envs/{}", segment(&name)))
-                .await?,
-            &show::status,
-        ),
-        EnvCommand::Update {
-            name,
-            tomcat,
-            jdk,
-            replicas,
-            jvm_opts,
-            set_env,
-            unset_env,
-            context_path,
-            health_path,
-        } => {
+        EnvCommand::Show { name } => print(&client.get(&format!("/api/v1/envs/{}", segment(&name))).await?, &show::status),
+        EnvCommand::Update { name, tomcat, jdk, replicas, jvm_opts, set_env, unset_env, context_path, health_path } => {
             let path = format!("/api/v1/envs/{}", segment(&name));
             let mut patch = Map::new();
             let fields = [
@@ -578,38 +434,18 @@ async fn env_command(
                     "nothing to change: give --replicas, --jvm-opts, --set-env, --unset-env, --tomcat, --jdk, --context-path or --health-path".into(),
                 ));
             }
-            let updated = client
-                .json(reqwest::Method::PATCH, &path, Some(&Value::Object(patch)))
-                .await?;
-            print(&updated, &|e| {
-                format!(
-                    "updated env {}; the next deploy rolls it out",
-                    show::text(&e["name"])
-                )
-            });
+            let updated = client.json(reqwest::Method::PATCH, &path, Some(&Value::Object(patch))).await?;
+            print(&updated, &|e| format!("updated env {}; the next deploy rolls it out", show::text(&e["name"])));
         }
         EnvCommand::Delete { name } => {
-            client
-                .json(
-                    reqwest::Method::DELETE,
-                    &format!("/api/v1/envs/{}", segment(&name)),
-                    None,
-                )
-                .await?;
-            print(&json!({"deleted": name}), &|_| {
-                format!("deleted env {name} and everything it ran")
-            });
+            client.json(reqwest::Method::DELETE, &format!("/api/v1/envs/{}", segment(&name)), None).await?;
+            print(&json!({"deleted": name}), &|_| format!("deleted env {name} and everything it ran"));
         }
     }
     Ok(())
 }
 
-async fn war_command(
-    client: &Client,
-    command: WarCommand,
-    json_out: bool,
-    print: &dyn Fn(&Value, &dyn Fn(&Value) -> String),
-) -> Result<(), CliError> {
+async fn war_command(client: &Client, command: WarCommand, json_out: bool, print: &dyn Fn(&Value, &dyn Fn(&Value) -> String)) -> Result<(), CliError> {
     match command {
         WarCommand::Push { file, app } => {
             let record = push_war(client, &file, app, json_out).await?;
@@ -618,9 +454,7 @@ async fn war_command(
         WarCommand::List => print(&client.get_all("/api/v1/wars").await?, &show::wars),
         WarCommand::Show { war } => print(&client.get(&war_path(&war)?).await?, &show::war),
         WarCommand::Delete { war } => {
-            client
-                .json(reqwest::Method::DELETE, &war_path(&war)?, None)
-                .await?;
+            client.json(reqwest::Method::DELETE, &war_path(&war)?, None).await?;
             print(&json!({"deleted": war}), &|_| format!("deleted {war}"));
         }
     }
@@ -628,19 +462,9 @@ async fn war_command(
 }
 
 /// Streams the file to the server (never whole in memory), with a byte bar on a terminal.
-async fn push_war(
-    client: &Client,
-    file: &std::path::Path,
-    app: Option<String>,
-    json_out: bool,
-) -> Result<Value, CliError> {
-    let unreadable =
-        |e: std::io::Error| CliError::Usage(format!("cannot read {}: {e}", file.display()));
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| CliError::Usage(format!("{} has no file name", file.display())))?
-        .to_owned();
+async fn push_war(client: &Client, file: &std::path::Path, app: Option<String>, json_out: bool) -> Result<Value, CliError> {
+    let unreadable = |e: std::io::Error| CliError::Usage(format!("cannot read {}: {e}", file.display()));
+    let name = file.file_name().and_then(|n| n.to_str()).ok_or_else(|| CliError::Usage(format!("{} has no file name", file.display())))?.to_owned();
     let app = app.unwrap_or_else(|| name.strip_suffix(".war").unwrap_or(&name).to_owned());
     let opened = tokio::fs::File::open(file).await.map_err(unreadable)?;
     let size = opened.metadata().await.map_err(unreadable)?.len();
@@ -657,36 +481,23 @@ async fn push_war(
         indicatif::ProgressBar::hidden()
     };
     let counted = bar.clone();
-    let stream =
-        tokio_util::io::ReaderStream::with_capacity(opened, 256 * 1024).inspect(move |chunk| {
-            if let Ok(chunk) = chunk {
-                counted.inc(chunk.len() as u64);
-            }
-        });
+    let stream = tokio_util::io::ReaderStream::with_capacity(opened, 256 * 1024).inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            counted.inc(chunk.len() as u64);
+        }
+    });
     let request = client
-        .request(
-            reqwest::Method::PUT,
-            &format!("/api/v1/wars/{}/{}", segment(&app), segment(&name)),
-        )
+        .request(reqwest::Method::PUT, &format!("/api/v1/wars/{}/{}", segment(&app), segment(&name)))
         .header(reqwest::header::CONTENT_LENGTH, size)
         .header(reqwest::header::CONTENT_TYPE, "application/java-archive")
         .body(reqwest::Body::wrap_stream(stream));
     let response = client.send(request).await;
     bar.finish_and_clear();
     let response = response?;
-    response.json().await.map_err(|e| CliError::Unreachable {
-        url: client.url.clone(),
-        message: format!("the answer is not JSON: {e}"),
-    })
+    response.json().await.map_err(|e| CliError::Unreachable { url: client.url.clone(), message: format!("the answer is not JSON: {e}") })
 }
 
-async fn logs(
-    client: &Client,
-    env: &str,
-    pod: Option<String>,
-    follow: bool,
-    tail: Option<i64>,
-) -> Result<(), CliError> {
+async fn logs(client: &Client, env: &str, pod: Option<String>, follow: bool, tail: Option<i64>) -> Result<(), CliError> {
     use std::io::Write;
     let mut query = vec![format!("follow={follow}")];
     if let Some(pod) = pod {
@@ -695,17 +506,8 @@ async fn logs(
     if let Some(tail) = tail {
         query.push(format!("tail={tail}"));
     }
-    let response = client
-        .send(client.request(
-            reqwest::Method::GET,
-            &format!("/api/v1/envs/{}/logs?{}", segment(env), query.join("&")),
-        ))
-        .await?;
-    if let Some(pod) = response
-        .headers()
-        .get("x-warship-pod")
-        .and_then(|v| v.to_str().ok())
-    {
+    let response = client.send(client.request(reqwest::Method::GET, &format!("/api/v1/envs/{}/logs?{}", segment(env), query.join("&")))).await?;
+    if let Some(pod) = response.headers().get("x-warship-pod").and_then(|v| v.to_str().ok()) {
         eprintln!("log of pod {pod}:");
     }
     let mut body = response.bytes_stream();
@@ -716,10 +518,7 @@ async fn logs(
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
         let Some(chunk) = chunk else { return Ok(()) };
-        let chunk = chunk.map_err(|e| CliError::Unreachable {
-            url: client.url.clone(),
-            message: e.to_string(),
-        })?;
+        let chunk = chunk.map_err(|e| CliError::Unreachable { url: client.url.clone(), message: e.to_string() })?;
         let _ = stdout.write_all(&chunk);
         let _ = stdout.flush();
     }
@@ -737,14 +536,10 @@ fn configured_client(global: &Global) -> Result<Client, CliError> {
 /// The first line of standard input, trimmed: a token piped in (`pass warship | warship login URL --token -`).
 fn read_token_from_stdin() -> Result<String, CliError> {
     let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| CliError::Usage(format!("could not read the token from stdin: {e}")))?;
+    std::io::stdin().read_line(&mut line).map_err(|e| CliError::Usage(format!("could not read the token from stdin: {e}")))?;
     let token = line.trim().to_owned();
     if token.is_empty() {
-        return Err(CliError::Usage(
-            "--token - reads the token from stdin, which gave none".into(),
-        ));
+        return Err(CliError::Usage("--token - reads the token from stdin, which gave none".into()));
     }
     Ok(token)
 }

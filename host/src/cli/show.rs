@@ -32,16 +32,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
+        let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
         padded.join("  ").trim_end().to_owned()
     };
-    let mut out = vec![style(line(headers.iter().map(|h| h.to_string()).collect()))
-        .bold()
-        .to_string()];
+    let mut out = vec![style(line(headers.iter().map(|h| h.to_string()).collect())).bold().to_string()];
     out.extend(rows.iter().map(|r| line(r.clone())));
     out.join("\n")
 }
@@ -52,20 +46,10 @@ pub fn envs(list: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|e| {
-            vec![
-                text(&e["name"]),
-                text(&e["tomcat"]),
-                text(&e["jdk"]),
-                text(&e["replicas"]),
-                text(&e["current"]["version"]),
-                text(&e["used"]),
-            ]
+            vec![text(&e["name"]), text(&e["tomcat"]), text(&e["jdk"]), text(&e["replicas"]), text(&e["current"]["version"]), text(&e["used"])]
         })
         .collect();
-    table(
-        &["NAME", "TOMCAT", "JDK", "REPLICAS", "VERSION", "RELEASES"],
-        &rows,
-    )
+    table(&["NAME", "TOMCAT", "JDK", "REPLICAS", "VERSION", "RELEASES"], &rows)
 }
 
 pub fn wars(list: &Value) -> String {
@@ -73,14 +57,7 @@ pub fn wars(list: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|w| {
-            vec![
-                format!("{}/{}", text(&w["app"]), text(&w["file"])),
-                bytes(w["size"].as_u64().unwrap_or(0)),
-                text(&w["servlet_api"]),
-                short_sha(&w["sha256"]),
-            ]
-        })
+        .map(|w| vec![format!("{}/{}", text(&w["app"]), text(&w["file"])), bytes(w["size"].as_u64().unwrap_or(0)), text(&w["servlet_api"]), short_sha(&w["sha256"])])
         .collect();
     table(&["WAR", "SIZE", "SERVLET API", "SHA256"], &rows)
 }
@@ -90,23 +67,12 @@ pub fn war(w: &Value) -> String {
         format!("{}/{}", text(&w["app"]), text(&w["file"])),
         format!("  size         {}", bytes(w["size"].as_u64().unwrap_or(0))),
         format!("  sha256       {}", text(&w["sha256"])),
-        format!(
-            "  servlet API  {} (from {})",
-            text(&w["servlet_api"]),
-            text(&w["servlet_api_source"])
-        ),
+        format!("  servlet API  {} (from {})", text(&w["servlet_api"]), text(&w["servlet_api_source"])),
     ];
     if let Some(evidence) = w["servlet_api_evidence"].as_str().filter(|e| !e.is_empty()) {
         lines.push(format!("  decided by   {evidence}"));
     }
-    lines.push(format!(
-        "  web.xml      {}",
-        if w["has_web_xml"] == true {
-            "yes"
-        } else {
-            "no"
-        }
-    ));
+    lines.push(format!("  web.xml      {}", if w["has_web_xml"] == true { "yes" } else { "no" }));
     lines.push(format!("  entries      {}", text(&w["entries"])));
     lines.join("\n")
 }
@@ -121,51 +87,25 @@ pub fn deploys(list: &Value) -> String {
                 Some(code) => format!("{} ({code})", text(&d["status"])),
                 None => text(&d["status"]),
             };
-            vec![
-                text(&d["id"]),
-                text(&d["revision"]),
-                text(&d["version"]),
-                text(&d["strategy"]),
-                status_colour(&result),
-                short_digest(&d["digest"]),
-                moment(&d["created_at"]),
-            ]
+            vec![text(&d["id"]), text(&d["revision"]), text(&d["version"]), text(&d["strategy"]), status_colour(&result), short_digest(&d["digest"]), moment(&d["created_at"])]
         })
         .collect();
-    table(
-        &[
-            "ID", "REV", "VERSION", "STRATEGY", "RESULT", "DIGEST", "STARTED",
-        ],
-        &rows,
-    )
+    table(&["ID", "REV", "VERSION", "STRATEGY", "RESULT", "DIGEST", "STARTED"], &rows)
 }
 
 pub fn catalog(list: &Value) -> String {
-    let rows: Vec<Vec<String>> = list
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| vec![text(&c["tomcat"]), text(&c["jdk"]), text(&c["base_image"])])
-        .collect();
+    let rows: Vec<Vec<String>> =
+        list.as_array().into_iter().flatten().map(|c| vec![text(&c["tomcat"]), text(&c["jdk"]), text(&c["base_image"])]).collect();
     table(&["TOMCAT", "JDK", "BASE IMAGE"], &rows)
 }
 
 pub fn plugins(list: &Value) -> String {
     let rows: Vec<Vec<String>> = match list {
-        Value::Array(items) => items
-            .iter()
-            .map(|p| vec![text(&p["name"]), text(&p["kind"]), text(&p["version"])])
-            .collect(),
+        Value::Array(items) => items.iter().map(|p| vec![text(&p["name"]), text(&p["kind"]), text(&p["version"])]).collect(),
         // {kind: [names]}
         Value::Object(kinds) => kinds
             .iter()
-            .flat_map(|(kind, names)| {
-                names
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(move |n| vec![text(n), kind.clone(), "-".into()])
-            })
+            .flat_map(|(kind, names)| names.as_array().into_iter().flatten().map(move |n| vec![text(n), kind.clone(), "-".into()]))
             .collect(),
         _ => Vec::new(),
     };
@@ -189,12 +129,7 @@ pub fn status(s: &Value) -> String {
     let serving = if current.is_null() {
         "no release yet".to_owned()
     } else {
-        format!(
-            "release {} ({}, {})",
-            text(&current["revision"]),
-            text(&current["version"]),
-            short_digest(&current["digest"])
-        )
+        format!("release {} ({}, {})", text(&current["revision"]), text(&current["version"]), short_digest(&current["digest"]))
     };
     out.push(format!(
         "{} {}  tomcat {} · jdk {} · {} replicas · {serving}",
@@ -205,73 +140,32 @@ pub fn status(s: &Value) -> String {
         text(&s["replicas"])
     ));
     if let Some(url) = s["url"].as_str() {
-        out.push(format!(
-            "  {} {}  (or {})",
-            style("url").dim(),
-            style(url).cyan(),
-            text(&s["path_url"])
-        ));
+        out.push(format!("  {} {}  (or {})", style("url").dim(), style(url).cyan(), text(&s["path_url"])));
     }
     if let Some(health) = s["health_path"].as_str() {
-        out.push(format!(
-            "  {} GET {}{} answers",
-            style("ready when").dim(),
-            text(&s["context_path"]).trim_end_matches('/'),
-            health
-        ));
+        out.push(format!("  {} GET {}{} answers", style("ready when").dim(), text(&s["context_path"]).trim_end_matches('/'), health));
     }
     if let Some(id) = s["deploying"].as_str() {
-        out.push(format!(
-            "  {} deploy {id} in progress (warship follow {id})",
-            style("⟳").yellow()
-        ));
+        out.push(format!("  {} deploy {id} in progress (warship follow {id})", style("⟳").yellow()));
     }
     let service = &s["service"];
     if service.is_null() {
         out.push("  (no cluster configured: nothing runs)".into());
         return out.join("\n");
     }
-    let selector = service["selector"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", text(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    out.push(format!(
-        "└─ {} {}/{}  selector {selector}",
-        style("service").dim(),
-        text(&service["namespace"]),
-        text(&service["name"])
-    ));
+    let selector = service["selector"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={}", text(v))).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    out.push(format!("└─ {} {}/{}  selector {selector}", style("service").dim(), text(&service["namespace"]), text(&service["name"])));
     let workloads = service["workloads"].as_array().cloned().unwrap_or_default();
     if workloads.is_empty() {
         out.push("   (no workloads)".into());
     }
     for (i, w) in workloads.iter().enumerate() {
         let last = i + 1 == workloads.len();
-        let (branch, indent) = if last {
-            ("└─", "   ")
-        } else {
-            ("├─", "│  ")
-        };
-        let (ready, desired) = (
-            w["ready"].as_u64().unwrap_or(0),
-            w["desired"].as_u64().unwrap_or(0),
-        );
+        let (branch, indent) = if last { ("└─", "   ") } else { ("├─", "│  ") };
+        let (ready, desired) = (w["ready"].as_u64().unwrap_or(0), w["desired"].as_u64().unwrap_or(0));
         let counts = format!("{ready}/{desired} ready");
-        let counts = if ready == desired {
-            style(counts).green()
-        } else {
-            style(counts).yellow()
-        };
-        let serving = if w["serving"] == true {
-            style(" serving").cyan().to_string()
-        } else {
-            String::new()
-        };
+        let counts = if ready == desired { style(counts).green() } else { style(counts).yellow() };
+        let serving = if w["serving"] == true { style(" serving").cyan().to_string() } else { String::new() };
         out.push(format!(
             "   {branch} {} {}  release {} · {} · {} · {counts}{serving}",
             style("workload").dim(),
@@ -282,16 +176,8 @@ pub fn status(s: &Value) -> String {
         ));
         let pods = w["pods"].as_array().cloned().unwrap_or_default();
         for (j, p) in pods.iter().enumerate() {
-            let pod_branch = if j + 1 == pods.len() {
-                "└─"
-            } else {
-                "├─"
-            };
-            let ready = if p["ready"] == true {
-                style("ready").green()
-            } else {
-                style("not ready").red()
-            };
+            let pod_branch = if j + 1 == pods.len() { "└─" } else { "├─" };
+            let ready = if p["ready"] == true { style("ready").green() } else { style("not ready").red() };
             let mut line = format!(
                 "   {indent}   {pod_branch} {} {}  {} · {ready} · restarts {} · node {}",
                 style("pod").dim(),
@@ -361,18 +247,12 @@ mod tests {
         let status = json!({"name": "api", "tomcat": "9.0", "jdk": "17", "replicas": 1, "current": null,
             "context_path": "/shop", "health_path": "/helloworld", "deploying": null, "service": null});
         let shown = super::status(&status);
-        assert!(
-            shown.contains("\n  ready when GET /shop/helloworld answers\n"),
-            "{shown}"
-        );
+        assert!(shown.contains("\n  ready when GET /shop/helloworld answers\n"), "{shown}");
     }
 
     #[test]
     fn tables_pad_to_the_widest_cell() {
         console::set_colors_enabled(false);
-        assert_eq!(
-            table(&["A", "BB"], &[vec!["long".into(), "x".into()]]),
-            "A     BB\nlong  x"
-        );
+        assert_eq!(table(&["A", "BB"], &[vec!["long".into(), "x".into()]]), "A     BB\nlong  x");
     }
 }

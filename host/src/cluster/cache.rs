@@ -102,20 +102,11 @@ struct Index<V> {
 
 impl<V> Default for Index<V> {
     fn default() -> Self {
-        Self {
-            by_env: HashMap::new(),
-            relisting: None,
-            synced: false,
-        }
+        Self { by_env: HashMap::new(), relisting: None, synced: false }
     }
 }
 
-fn insert<V>(
-    map: &mut HashMap<EnvKey, BTreeMap<String, Arc<V>>>,
-    key: EnvKey,
-    name: String,
-    view: V,
-) {
+fn insert<V>(map: &mut HashMap<EnvKey, BTreeMap<String, Arc<V>>>, key: EnvKey, name: String, view: V) {
     map.entry(key).or_default().insert(name, Arc::new(view));
 }
 
@@ -134,12 +125,7 @@ impl<V> Index<V> {
             Event::Apply((key, name, view)) => insert(&mut self.by_env, key, name, view),
             Event::Delete((key, name, _)) => remove(&mut self.by_env, &key, &name),
             Event::Init => self.relisting = Some(HashMap::new()),
-            Event::InitApply((key, name, view)) => insert(
-                self.relisting.get_or_insert_with(HashMap::new),
-                key,
-                name,
-                view,
-            ),
+            Event::InitApply((key, name, view)) => insert(self.relisting.get_or_insert_with(HashMap::new), key, name, view),
             Event::InitDone => {
                 self.by_env = self.relisting.take().unwrap_or_default();
                 self.synced = true;
@@ -149,15 +135,7 @@ impl<V> Index<V> {
 }
 
 /// What a kind contributes to the caches: its projection, keyed by env.
-trait Project:
-    Resource<DynamicType = ()>
-    + Clone
-    + std::fmt::Debug
-    + serde::de::DeserializeOwned
-    + Send
-    + Sync
-    + 'static
-{
+trait Project: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static {
     type View: Send + Sync + 'static;
     fn project(&self) -> Self::View;
 }
@@ -176,13 +154,9 @@ impl Project for Pod {
     type View = PodView;
     fn project(&self) -> PodView {
         let status = self.status.as_ref();
-        let ready_condition = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+        let ready_condition = status.and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
         let ready = ready_condition.is_some_and(|c| c.status == "True");
-        let containers = status
-            .and_then(|s| s.container_statuses.as_deref())
-            .unwrap_or_default();
+        let containers = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
         let unready_since_ms = (!ready).then(|| {
             ready_condition
                 .and_then(|c| c.last_transition_time.as_ref())
@@ -193,14 +167,9 @@ impl Project for Pod {
         PodView {
             name: self.metadata.name.clone().unwrap_or_default(),
             release: release_of(self),
-            phase: status
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_else(|| "Pending".into()),
+            phase: status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into()),
             ready,
-            restarts: containers
-                .iter()
-                .map(|c| c.restart_count.max(0) as u32)
-                .sum(),
+            restarts: containers.iter().map(|c| c.restart_count.max(0) as u32).sum(),
             node: self.spec.as_ref().and_then(|s| s.node_name.clone()),
             terminating: self.metadata.deletion_timestamp.is_some(),
             waiting: containers
@@ -212,27 +181,14 @@ impl Project for Pod {
             last_exit_code: containers
                 .iter()
                 .find_map(|c| Some(c.last_state.as_ref()?.terminated.as_ref()?.exit_code)),
-            last_exit_reason: containers
-                .iter()
-                .find_map(|c| c.last_state.as_ref()?.terminated.as_ref()?.reason.clone()),
-            running: !containers.is_empty()
-                && containers
-                    .iter()
-                    .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())),
+            last_exit_reason: containers.iter().find_map(|c| c.last_state.as_ref()?.terminated.as_ref()?.reason.clone()),
+            running: !containers.is_empty() && containers.iter().all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())),
             reason: status.and_then(|s| s.reason.clone()),
             message: status.and_then(|s| s.message.clone()),
             unschedulable: status
                 .and_then(|s| s.conditions.as_ref())
-                .and_then(|c| {
-                    c.iter()
-                        .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-                })
-                .map(|c| {
-                    c.message
-                        .clone()
-                        .or_else(|| c.reason.clone())
-                        .unwrap_or_default()
-                }),
+                .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled" && c.status == "False"))
+                .map(|c| c.message.clone().or_else(|| c.reason.clone()).unwrap_or_default()),
             unready_since_ms,
         }
     }
@@ -241,24 +197,12 @@ impl Project for Pod {
 impl Project for Deployment {
     type View = DeploymentView;
     fn project(&self) -> DeploymentView {
-        let annotation = |key: &str| {
-            self.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(key))
-                .cloned()
-                .unwrap_or_default()
-        };
+        let annotation = |key: &str| self.metadata.annotations.as_ref().and_then(|a| a.get(key)).cloned().unwrap_or_default();
         DeploymentView {
             name: self.metadata.name.clone().unwrap_or_default(),
             release: release_of(self),
             desired: self.spec.replicas.unwrap_or(1).max(0) as u32,
-            ready: self
-                .status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0)
-                .max(0) as u32,
+            ready: self.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0).max(0) as u32,
             image: annotation(IMAGE),
             version: annotation(VERSION),
             war_sha256: annotation(WAR_SHA256),
@@ -301,10 +245,7 @@ pub struct EnvObjects {
 
 impl EnvObjects {
     pub fn is_empty(&self) -> bool {
-        self.service.is_none()
-            && self.release_services.is_empty()
-            && self.deployments.is_empty()
-            && self.pods.is_empty()
+        self.service.is_none() && self.release_services.is_empty() && self.deployments.is_empty() && self.pods.is_empty()
     }
 
     pub fn pods_of(&self, release: u32) -> impl Iterator<Item = &Arc<PodView>> {
@@ -334,11 +275,7 @@ impl Drop for Caches {
 
 fn read<V>(index: &RwLock<Index<V>>, key: &EnvKey) -> Vec<Arc<V>> {
     let index = index.read().expect("cache lock");
-    index
-        .by_env
-        .get(key)
-        .map(|objects| objects.values().cloned().collect())
-        .unwrap_or_default()
+    index.by_env.get(key).map(|objects| objects.values().cloned().collect()).unwrap_or_default()
 }
 
 impl Caches {
@@ -350,29 +287,11 @@ impl Caches {
         let pods = Arc::new(RwLock::new(Index::default()));
         let services = Arc::new(RwLock::new(Index::default()));
         let tasks = vec![
-            tokio::spawn(reflect(
-                Api::<Deployment>::all(client.clone()),
-                deployments.clone(),
-                bump.clone(),
-            )),
-            tokio::spawn(reflect(
-                Api::<Pod>::all(client.clone()),
-                pods.clone(),
-                bump.clone(),
-            )),
-            tokio::spawn(reflect(
-                Api::<Service>::all(client.clone()),
-                services.clone(),
-                bump,
-            )),
+            tokio::spawn(reflect(Api::<Deployment>::all(client.clone()), deployments.clone(), bump.clone())),
+            tokio::spawn(reflect(Api::<Pod>::all(client.clone()), pods.clone(), bump.clone())),
+            tokio::spawn(reflect(Api::<Service>::all(client.clone()), services.clone(), bump)),
         ];
-        Self {
-            deployments,
-            pods,
-            services,
-            generation,
-            tasks,
-        }
+        Self { deployments, pods, services, generation, tasks }
     }
 
     /// Every kind has been listed once.
@@ -391,16 +310,13 @@ impl Caches {
     pub async fn wait_synced(&self) {
         let mut changes = self.changes();
         while !self.synced() {
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), changes.changed())
-                .await;
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), changes.changed()).await;
         }
     }
 
     pub fn env(&self, namespace: &str, env: &str) -> EnvObjects {
         let key = (namespace.to_owned(), env.to_owned());
-        let (mut service, release_services): (Vec<_>, Vec<_>) = read(&self.services, &key)
-            .into_iter()
-            .partition(|s| s.name == env);
+        let (mut service, release_services): (Vec<_>, Vec<_>) = read(&self.services, &key).into_iter().partition(|s| s.name == env);
         EnvObjects {
             service: service.pop(),
             release_services,
@@ -410,11 +326,8 @@ impl Caches {
     }
 }
 
-async fn reflect<K: Project>(
-    api: Api<K>,
-    index: Arc<RwLock<Index<K::View>>>,
-    bump: Arc<watch::Sender<u64>>,
-) where
+async fn reflect<K: Project>(api: Api<K>, index: Arc<RwLock<Index<K::View>>>, bump: Arc<watch::Sender<u64>>)
+where
     K::View: Send + Sync,
 {
     let config = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
@@ -428,15 +341,9 @@ async fn reflect<K: Project>(
             }
         };
         let projected = match event {
-            Event::Apply(k) => {
-                env_key(&k).map(|(key, name)| Event::Apply((key, name, k.project())))
-            }
-            Event::Delete(k) => {
-                env_key(&k).map(|(key, name)| Event::Delete((key, name, k.project())))
-            }
-            Event::InitApply(k) => {
-                env_key(&k).map(|(key, name)| Event::InitApply((key, name, k.project())))
-            }
+            Event::Apply(k) => env_key(&k).map(|(key, name)| Event::Apply((key, name, k.project()))),
+            Event::Delete(k) => env_key(&k).map(|(key, name)| Event::Delete((key, name, k.project()))),
+            Event::InitApply(k) => env_key(&k).map(|(key, name)| Event::InitApply((key, name, k.project()))),
             Event::Init => Some(Event::Init),
             Event::InitDone => Some(Event::InitDone),
         };
@@ -469,15 +376,9 @@ mod tests {
         index.apply(Event::InitApply((key("b"), "b-r1".into(), 3)));
         assert_eq!(index.by_env[&key("a")].len(), 2);
         index.apply(Event::InitDone);
-        assert!(
-            !index.by_env.contains_key(&key("a")),
-            "a-r1 and a-r2 were deleted while the watch was down"
-        );
+        assert!(!index.by_env.contains_key(&key("a")), "a-r1 and a-r2 were deleted while the watch was down");
         assert_eq!(*index.by_env[&key("b")]["b-r1"], 3);
         index.apply(Event::Delete((key("b"), "b-r1".into(), 3)));
-        assert!(
-            index.by_env.is_empty(),
-            "an env with nothing left has no entry"
-        );
+        assert!(index.by_env.is_empty(), "an env with nothing left has no entry");
     }
 }

@@ -63,24 +63,15 @@ pub struct Evidence<'a> {
 /// The cause that best explains why `pods` (one release's) are not ready.
 pub fn diagnose(pods: &[&PodView], evidence: &Evidence, context: &Context) -> Diagnosis {
     let warnings = evidence.warnings;
-    let unready: Vec<&PodView> = pods
-        .iter()
-        .copied()
-        .filter(|p| !p.ready && !p.terminating)
-        .collect();
+    let unready: Vec<&PodView> = pods.iter().copied().filter(|p| !p.ready && !p.terminating).collect();
     let first = |test: &dyn Fn(&PodView) -> bool| unready.iter().copied().find(|p| test(p));
     let newest_warning = |pod: &PodView, reason: &str| {
-        warnings(&pod.name)
-            .into_iter()
-            .find(|w| w.starts_with(reason))
-            .map(|w| w[reason.len()..].trim_start_matches(':').trim().to_owned())
+        warnings(&pod.name).into_iter().find(|w| w.starts_with(reason)).map(|w| w[reason.len()..].trim_start_matches(':').trim().to_owned())
     };
 
     if let Some(pod) = first(&|p| p.reason.as_deref() == Some("Evicted")) {
         let said = pod.message.clone().unwrap_or_default();
-        let disk = ["ephemeral-storage", "disk", "nodefs", "imagefs"]
-            .iter()
-            .any(|w| said.contains(w));
+        let disk = ["ephemeral-storage", "disk", "nodefs", "imagefs"].iter().any(|w| said.contains(w));
         return if disk {
             Diagnosis {
                 cause: Cause::NodeOutOfDisk,
@@ -92,29 +83,12 @@ pub fn diagnose(pods: &[&PodView], evidence: &Evidence, context: &Context) -> Di
                 ),
             }
         } else {
-            Diagnosis {
-                cause: Cause::Evicted,
-                message: format!(
-                    "pod {} was evicted: {}",
-                    pod.name,
-                    said.trim_end_matches('.')
-                ),
-            }
+            Diagnosis { cause: Cause::Evicted, message: format!("pod {} was evicted: {}", pod.name, said.trim_end_matches('.')) }
         };
     }
-    const PULL: [&str; 5] = [
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "InvalidImageName",
-        "ErrImageNeverPull",
-        "RegistryUnavailable",
-    ];
+    const PULL: [&str; 5] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable"];
     if let Some(pod) = first(&|p| p.waiting.as_deref().is_some_and(|w| PULL.contains(&w))) {
-        let said = pod
-            .waiting_message
-            .clone()
-            .or_else(|| newest_warning(pod, "Failed"))
-            .unwrap_or_default();
+        let said = pod.waiting_message.clone().or_else(|| newest_warning(pod, "Failed")).unwrap_or_default();
         let registry = context.image.split('/').next().unwrap_or_default();
         return Diagnosis {
             cause: Cause::ImagePull,
@@ -128,23 +102,14 @@ pub fn diagnose(pods: &[&PodView], evidence: &Evidence, context: &Context) -> Di
         };
     }
     if let Some(pod) = first(&|p| p.last_exit_reason.as_deref() == Some("OOMKilled")) {
-        return Diagnosis {
-            cause: Cause::OomKilled,
-            message: out_of_memory(pod, context),
-        };
+        return Diagnosis { cause: Cause::OomKilled, message: out_of_memory(pod, context) };
     }
     // A container that exited with an error counts as crashing even while its next run
     // has just started.
-    let crashed = |p: &PodView| {
-        p.restarts > 0 && (!p.running || p.last_exit_code.is_some_and(|code| code != 0))
-    };
+    let crashed = |p: &PodView| p.restarts > 0 && (!p.running || p.last_exit_code.is_some_and(|code| code != 0));
     if let Some(pod) = first(&|p| p.waiting.as_deref() == Some("CrashLoopBackOff") || crashed(p)) {
-        let exit = pod
-            .last_exit_code
-            .map_or_else(String::new, |code| format!(", last exit code {code}"));
-        let said = (evidence.last_words)(&pod.name)
-            .map(|line| format!("; it last said: {line}"))
-            .unwrap_or_default();
+        let exit = pod.last_exit_code.map_or_else(String::new, |code| format!(", last exit code {code}"));
+        let said = (evidence.last_words)(&pod.name).map(|line| format!("; it last said: {line}")).unwrap_or_default();
         return Diagnosis {
             cause: Cause::CrashLoop,
             message: format!(
@@ -170,42 +135,20 @@ pub fn diagnose(pods: &[&PodView], evidence: &Evidence, context: &Context) -> Di
         };
     }
     if let Some(pod) = first(&|p| p.node.is_none() && p.unschedulable.is_some()) {
-        let said = pod
-            .unschedulable
-            .as_deref()
-            .unwrap_or_default()
-            .trim_end_matches('.');
+        let said = pod.unschedulable.as_deref().unwrap_or_default().trim_end_matches('.');
         let (cause, advice) = if said.contains("disk-pressure") {
-            (
-                Cause::NodeOutOfDisk,
-                "the nodes are out of disk; free disk on them or add nodes",
-            )
+            (Cause::NodeOutOfDisk, "the nodes are out of disk; free disk on them or add nodes")
         } else if said.contains("Insufficient") {
-            (
-                Cause::Unschedulable,
-                "lower the env's resources.requests or add nodes",
-            )
+            (Cause::Unschedulable, "lower the env's resources.requests or add nodes")
         } else {
             (Cause::Unschedulable, "check the nodes' taints and capacity")
         };
-        let what = ["cpu", "memory"]
-            .into_iter()
-            .filter(|r| said.contains(&format!("Insufficient {r}")))
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let lead = if what.is_empty() {
-            "no node can run the pods".to_owned()
-        } else {
-            format!("not enough {what}: no node can run the pods")
-        };
-        return Diagnosis {
-            cause,
-            message: format!("{lead} ({said}); {advice}"),
-        };
+        let what = ["cpu", "memory"].into_iter().filter(|r| said.contains(&format!("Insufficient {r}"))).collect::<Vec<_>>().join(" and ");
+        let lead = if what.is_empty() { "no node can run the pods".to_owned() } else { format!("not enough {what}: no node can run the pods") };
+        return Diagnosis { cause, message: format!("{lead} ({said}); {advice}") };
     }
     if let Some(pod) = first(&|p| p.running) {
-        let said =
-            newest_warning(pod, "Unhealthy").unwrap_or_else(|| "it does not answer yet".into());
+        let said = newest_warning(pod, "Unhealthy").unwrap_or_else(|| "it does not answer yet".into());
         return Diagnosis {
             cause: Cause::Readiness,
             message: format!(
@@ -220,29 +163,17 @@ pub fn diagnose(pods: &[&PodView], evidence: &Evidence, context: &Context) -> Di
         None => "the pods are not there yet".to_owned(),
         Some(pod) => match (&pod.node, &pod.waiting) {
             (None, _) => format!("pod {} is not scheduled yet", pod.name),
-            (Some(node), Some(waiting)) => {
-                format!("pod {} on {node} is waiting: {waiting}", pod.name)
-            }
-            (Some(node), None) => {
-                format!("pod {} on {node} is {} and not ready", pod.name, pod.phase)
-            }
+            (Some(node), Some(waiting)) => format!("pod {} on {node} is waiting: {waiting}", pod.name),
+            (Some(node), None) => format!("pod {} on {node} is {} and not ready", pod.name, pod.phase),
         },
     };
-    Diagnosis {
-        cause: Cause::NotReady,
-        message,
-    }
+    Diagnosis { cause: Cause::NotReady, message }
 }
 
 /// What the JVM asked of memory against the limit, and what to change.
 fn out_of_memory(pod: &PodView, context: &Context) -> String {
     let limit = context.memory_limit.unwrap_or("the namespace's default");
-    let heap = context
-        .jvm_options
-        .split_whitespace()
-        .rev()
-        .find_map(|o| o.strip_prefix("-Xmx"))
-        .map(str::to_owned);
+    let heap = context.jvm_options.split_whitespace().rev().find_map(|o| o.strip_prefix("-Xmx")).map(str::to_owned);
     let arithmetic = match (&heap, context.memory_limit.and_then(mebibytes)) {
         (Some(heap), Some(limit_mib)) => match mebibytes(heap) {
             Some(heap_mib) => format!(
@@ -322,25 +253,9 @@ mod tests {
 
     fn diagnosed(pods: &[PodView], warnings: &[(&str, &str)]) -> Diagnosis {
         let pods: Vec<&PodView> = pods.iter().collect();
-        let warnings = |name: &str| {
-            warnings
-                .iter()
-                .filter(|(p, _)| *p == name)
-                .map(|(_, w)| w.to_string())
-                .collect()
-        };
-        let last_words = |name: &str| {
-            (name == "shop-r2-a")
-                .then(|| "Error: Could not create the Java Virtual Machine.".to_owned())
-        };
-        diagnose(
-            &pods,
-            &Evidence {
-                warnings: &warnings,
-                last_words: &last_words,
-            },
-            &CONTEXT,
-        )
+        let warnings = |name: &str| warnings.iter().filter(|(p, _)| *p == name).map(|(_, w)| w.to_string()).collect();
+        let last_words = |name: &str| (name == "shop-r2-a").then(|| "Error: Could not create the Java Virtual Machine.".to_owned());
+        diagnose(&pods, &Evidence { warnings: &warnings, last_words: &last_words }, &CONTEXT)
     }
 
     #[test]
@@ -372,21 +287,11 @@ mod tests {
         let mut p = pod("shop-r2-a");
         p.node = Some("kwok-0".into());
         p.waiting = Some("ImagePullBackOff".into());
-        p.waiting_message =
-            Some("Back-off pulling image \"registry.local:5000/alice/shop@sha256:ab\"".into());
+        p.waiting_message = Some("Back-off pulling image \"registry.local:5000/alice/shop@sha256:ab\"".into());
         let d = diagnosed(&[p], &[]);
         assert_eq!(d.cause, Cause::ImagePull);
-        assert!(
-            d.message.contains("registry registry.local:5000 is up"),
-            "{}",
-            d.message
-        );
-        assert!(
-            d.message
-                .contains("ImagePullBackOff, Back-off pulling image"),
-            "{}",
-            d.message
-        );
+        assert!(d.message.contains("registry registry.local:5000 is up"), "{}", d.message);
+        assert!(d.message.contains("ImagePullBackOff, Back-off pulling image"), "{}", d.message);
     }
 
     #[test]
@@ -411,13 +316,7 @@ mod tests {
         p.node = Some("kwok-0".into());
         p.phase = "Running".into();
         p.running = true;
-        let d = diagnosed(
-            &[p],
-            &[(
-                "shop-r2-a",
-                "Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503",
-            )],
-        );
+        let d = diagnosed(&[p], &[("shop-r2-a", "Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503")]);
         assert_eq!(d.cause, Cause::Readiness);
         assert!(d.message.contains("readiness probe on /shop fails (Readiness probe failed: HTTP probe failed with statuscode: 503)"), "{}", d.message);
     }
@@ -425,17 +324,10 @@ mod tests {
     #[test]
     fn unschedulable_pods_say_what_is_missing() {
         let mut p = pod("shop-r2-a");
-        p.unschedulable =
-            Some("0/3 nodes are available: 3 Insufficient cpu, 3 Insufficient memory.".into());
+        p.unschedulable = Some("0/3 nodes are available: 3 Insufficient cpu, 3 Insufficient memory.".into());
         let d = diagnosed(&[p], &[]);
         assert_eq!(d.cause, Cause::Unschedulable);
-        assert!(
-            d.message.starts_with(
-                "not enough cpu and memory: no node can run the pods (0/3 nodes are available"
-            ),
-            "{}",
-            d.message
-        );
+        assert!(d.message.starts_with("not enough cpu and memory: no node can run the pods (0/3 nodes are available"), "{}", d.message);
         let mut tainted = pod("shop-r2-b");
         tainted.unschedulable =
             Some("0/3 nodes are available: 3 node(s) had untolerated taint {node.kubernetes.io/disk-pressure: }.".into());
@@ -489,12 +381,6 @@ mod tests {
         leaving.terminating = true;
         leaving.waiting = Some("ErrImagePull".into());
         let d = diagnosed(&[ready, leaving, pod("shop-r2-c")], &[]);
-        assert_eq!(
-            d,
-            Diagnosis {
-                cause: Cause::NotReady,
-                message: "pod shop-r2-c is not scheduled yet".into()
-            }
-        );
+        assert_eq!(d, Diagnosis { cause: Cause::NotReady, message: "pod shop-r2-c is not scheduled yet".into() });
     }
 }

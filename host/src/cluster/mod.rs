@@ -12,9 +12,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use bytes::Bytes;
 use futures_util::Stream;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
 use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -50,14 +50,8 @@ impl ClusterError {
 
     fn api(what: impl Into<String>, e: kube::Error) -> Self {
         match e {
-            kube::Error::Api(status) => ClusterError::Refused {
-                what: what.into(),
-                message: status.message.clone(),
-            },
-            other => ClusterError::Unreachable {
-                what: what.into(),
-                message: other.to_string(),
-            },
+            kube::Error::Api(status) => ClusterError::Refused { what: what.into(), message: status.message.clone() },
+            other => ClusterError::Unreachable { what: what.into(), message: other.to_string() },
         }
     }
 }
@@ -65,11 +59,8 @@ impl ClusterError {
 /// The last three lines of a log that are not stack frames, joined: a JVM that cannot start
 /// says why in the line before its two generic `Error:` lines.
 fn last_words(log: &str) -> Option<String> {
-    let said: Vec<&str> = log
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("at ") && !l.starts_with("... "))
-        .collect();
+    let said: Vec<&str> =
+        log.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("at ") && !l.starts_with("... ")).collect();
     let words = said[said.len().saturating_sub(3)..].join(" | ");
     (!words.is_empty()).then(|| words.chars().take(600).collect())
 }
@@ -96,20 +87,17 @@ impl Cluster {
     /// The configured cluster, or `None` when none is configured.
     pub async fn connect(config: &KubernetesConfig) -> Result<Option<Arc<Self>>, ClusterError> {
         let kube_config = if let Some(path) = &config.kubeconfig {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?;
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
                 .map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?
         } else if config.in_cluster {
-            kube::Config::incluster()
-                .map_err(|e| ClusterError::Config(format!("in-cluster config: {e}")))?
+            kube::Config::incluster().map_err(|e| ClusterError::Config(format!("in-cluster config: {e}")))?
         } else {
             return Ok(None);
         };
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client =
-            Client::try_from(kube_config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        let client = Client::try_from(kube_config).map_err(|e| ClusterError::Config(e.to_string()))?;
         Ok(Some(Arc::new(Self::with_client(client, config))))
     }
 
@@ -128,85 +116,47 @@ impl Cluster {
 
     /// Where an env answers from outside the cluster, when a Gateway is configured and
     /// the cluster has the Gateway API.
-    pub fn address(
-        &self,
-        user: &UserName,
-        env: &str,
-        context_path: &str,
-    ) -> Option<routes::EnvAddress> {
-        self.gateway
-            .as_ref()
-            .filter(|_| self.routes_enabled())
-            .map(|g| g.address(user.as_str(), env, context_path))
+    pub fn address(&self, user: &UserName, env: &str, context_path: &str) -> Option<routes::EnvAddress> {
+        self.gateway.as_ref().filter(|_| self.routes_enabled()).map(|g| g.address(user.as_str(), env, context_path))
     }
 
     /// Envs get routes: a Gateway is configured, and the cluster has not said it lacks
     /// the Gateway API. Routes split requests between releases by exact weights.
     pub fn routes_enabled(&self) -> bool {
-        self.gateway.is_some()
-            && !self
-                .no_gateway_api
-                .load(std::sync::atomic::Ordering::Relaxed)
+        self.gateway.is_some() && !self.no_gateway_api.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn route_api(&self, namespace: &str) -> Api<kube::api::DynamicObject> {
-        let resource = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-            "gateway.networking.k8s.io",
-            "v1",
-            routes::KIND,
-        ));
+        let resource = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", routes::KIND));
         Api::namespaced_with(self.client.clone(), namespace, &resource)
     }
 
     /// Applies the env's two HTTPRoutes (by hostname, by path) on the configured Gateway.
     /// A cluster without the Gateway API is remembered and the env keeps its Service only.
-    pub async fn apply_routes(
-        &self,
-        user: &UserName,
-        env: &str,
-        context_path: &str,
-        backends: routes::Backends,
-    ) -> Result<(), ClusterError> {
-        let Some(gateway) = &self.gateway else {
-            return Ok(());
-        };
-        if self
-            .no_gateway_api
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+    pub async fn apply_routes(&self, user: &UserName, env: &str, context_path: &str, backends: routes::Backends) -> Result<(), ClusterError> {
+        let Some(gateway) = &self.gateway else { return Ok(()) };
+        if self.no_gateway_api.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
         let namespace = self.ensure_namespace(user).await?;
         let api = self.route_api(&namespace);
-        if let routes::Backends::Weighted {
-            stable, candidate, ..
-        } = backends
-        {
+        if let routes::Backends::Weighted { stable, candidate, .. } = backends {
             // Each already exists when routes were on as it was applied; older releases may lack theirs.
             for revision in [stable, candidate] {
                 self.apply_release_service(user, env, revision).await?;
             }
         }
         let mut applied = Vec::new();
-        for route in [
-            gateway.route(user.as_str(), env, context_path, backends),
-            gateway.path_route(user.as_str(), env, context_path, backends),
-        ] {
+        for route in [gateway.route(user.as_str(), env, context_path, backends), gateway.path_route(user.as_str(), env, context_path, backends)] {
             let name = route["metadata"]["name"].as_str().unwrap_or(env).to_owned();
             match api.patch(&name, &self.apply, &Patch::Apply(&route)).await {
                 Ok(written) => applied.push((name, written.metadata.generation.unwrap_or(0))),
                 Err(e) if is_not_found(&e) => {
                     tracing::warn!(%namespace, %name, "the cluster has no Gateway API (HTTPRoute): envs get no URL");
-                    self.no_gateway_api
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.no_gateway_api.store(true, std::sync::atomic::Ordering::Relaxed);
                     return Ok(());
                 }
-                Err(e) => {
-                    return Err(ClusterError::api(
-                        format!("apply httproute {namespace}/{name}"),
-                        e,
-                    ))
-                }
+                Err(e) => return Err(ClusterError::api(format!("apply httproute {namespace}/{name}"), e)),
             }
         }
         if matches!(backends, routes::Backends::Weighted { .. }) {
@@ -223,12 +173,7 @@ impl Cluster {
 
     /// Waits until the gateway accepted generation `generation` of a route, at most
     /// [`routes::ACCEPT_WAIT`].
-    async fn route_accepted(
-        &self,
-        api: &Api<kube::api::DynamicObject>,
-        name: &str,
-        generation: i64,
-    ) -> bool {
+    async fn route_accepted(&self, api: &Api<kube::api::DynamicObject>, name: &str, generation: i64) -> bool {
         let started = std::time::Instant::now();
         while started.elapsed() < routes::ACCEPT_WAIT {
             if let Ok(route) = api.get(name).await {
@@ -256,35 +201,19 @@ impl Cluster {
 
     /// The warnings Kubernetes recorded about a pod (`Unhealthy: Readiness probe failed…`),
     /// newest first. Read once, when a rollout fails, so no events are watched.
-    pub async fn pod_warnings(
-        &self,
-        user: &UserName,
-        pod: &str,
-    ) -> Result<Vec<String>, ClusterError> {
+    pub async fn pod_warnings(&self, user: &UserName, pod: &str) -> Result<Vec<String>, ClusterError> {
         let namespace = self.namespace(user);
-        let params =
-            ListParams::default().fields(&format!("involvedObject.name={pod},type=Warning"));
+        let params = ListParams::default().fields(&format!("involvedObject.name={pod},type=Warning"));
         let mut events = Api::<Event>::namespaced(self.client.clone(), &namespace)
             .list(&params)
             .await
             .map_err(|e| ClusterError::api(format!("list the events of pod {namespace}/{pod}"), e))?
             .items;
-        let last_seen = |e: &Event| {
-            e.last_timestamp
-                .as_ref()
-                .map(|t| t.0)
-                .or(e.event_time.as_ref().map(|t| t.0))
-        };
+        let last_seen = |e: &Event| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0));
         events.sort_by_key(|e| std::cmp::Reverse(last_seen(e)));
         Ok(events
             .into_iter()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.reason.unwrap_or_default(),
-                    e.message.unwrap_or_default().trim()
-                )
-            })
+            .map(|e| format!("{}: {}", e.reason.unwrap_or_default(), e.message.unwrap_or_default().trim()))
             .collect())
     }
 
@@ -299,60 +228,36 @@ impl Cluster {
     ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, ClusterError> {
         use futures_util::AsyncReadExt;
         let namespace = self.namespace(user);
-        let params = LogParams {
-            container: Some(objects::CONTAINER.into()),
-            follow,
-            tail_lines: tail,
-            ..Default::default()
-        };
+        let params = LogParams { container: Some(objects::CONTAINER.into()), follow, tail_lines: tail, ..Default::default() };
         let reader = Api::<Pod>::namespaced(self.client.clone(), &namespace)
             .log_stream(pod, &params)
             .await
             .map_err(|e| ClusterError::api(format!("get the logs of pod {namespace}/{pod}"), e))?;
         // The stream ends after an error: the log cannot be resumed where it broke.
-        Ok(futures_util::stream::unfold(
-            Some(Box::pin(reader)),
-            |reader| async move {
-                let mut reader = reader?;
-                let mut chunk = vec![0u8; 16 * 1024];
-                match reader.read(&mut chunk).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        chunk.truncate(n);
-                        Some((Ok(Bytes::from(chunk)), Some(reader)))
-                    }
-                    Err(e) => Some((Err(e), None)),
+        Ok(futures_util::stream::unfold(Some(Box::pin(reader)), |reader| async move {
+            let mut reader = reader?;
+            let mut chunk = vec![0u8; 16 * 1024];
+            match reader.read(&mut chunk).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Some((Ok(Bytes::from(chunk)), Some(reader)))
                 }
-            },
-        ))
+                Err(e) => Some((Err(e), None)),
+            }
+        }))
     }
 
     /// What a pod's container last wrote before it ended (the JVM's dying words), or
     /// `None` when it wrote nothing or has not ended yet.
-    pub async fn last_log_line(
-        &self,
-        user: &UserName,
-        pod: &str,
-    ) -> Result<Option<String>, ClusterError> {
+    pub async fn last_log_line(&self, user: &UserName, pod: &str) -> Result<Option<String>, ClusterError> {
         let namespace = self.namespace(user);
-        let params = LogParams {
-            container: Some(objects::CONTAINER.into()),
-            previous: true,
-            tail_lines: Some(20),
-            limit_bytes: Some(16 * 1024),
-            ..Default::default()
-        };
-        match Api::<Pod>::namespaced(self.client.clone(), &namespace)
-            .logs(pod, &params)
-            .await
-        {
+        let params = LogParams { container: Some(objects::CONTAINER.into()), previous: true, tail_lines: Some(20), limit_bytes: Some(16 * 1024), ..Default::default() };
+        match Api::<Pod>::namespaced(self.client.clone(), &namespace).logs(pod, &params).await {
             Ok(text) => Ok(last_words(&text)),
             // No previous run (yet): nothing said.
             Err(kube::Error::Api(status)) if status.code == 400 || status.code == 404 => Ok(None),
-            Err(e) => Err(ClusterError::api(
-                format!("get the last log of pod {namespace}/{pod}"),
-                e,
-            )),
+            Err(e) => Err(ClusterError::api(format!("get the last log of pod {namespace}/{pod}"), e)),
         }
     }
 
@@ -382,20 +287,10 @@ impl Cluster {
     /// namespace when a restarted host first writes there.
     pub async fn ensure_namespace(&self, user: &UserName) -> Result<String, ClusterError> {
         let name = self.namespace(user);
-        if self
-            .namespaces
-            .lock()
-            .expect("namespaces lock")
-            .contains(&name)
-        {
+        if self.namespaces.lock().expect("namespaces lock").contains(&name) {
             return Ok(name);
         }
-        self.ensure_ours(
-            &Api::<Namespace>::all(self.client.clone()),
-            &name,
-            "namespace",
-        )
-        .await?;
+        self.ensure_ours(&Api::<Namespace>::all(self.client.clone()), &name, "namespace").await?;
         Api::<Namespace>::all(self.client.clone())
             .patch(&name, &self.apply, &Patch::Apply(objects::namespace(&name)))
             .await
@@ -439,25 +334,14 @@ impl Cluster {
     }
 
     /// Applies the release's Deployment with `replicas` pods.
-    pub async fn apply_release(
-        &self,
-        user: &UserName,
-        env: &EnvSpec,
-        release: &ReleaseSpec,
-        replicas: u32,
-    ) -> Result<(), ClusterError> {
+    pub async fn apply_release(&self, user: &UserName, env: &EnvSpec, release: &ReleaseSpec, replicas: u32) -> Result<(), ClusterError> {
         let namespace = self.ensure_namespace(user).await?;
         let deployment =
             objects::deployment(user.as_str(), env, release, replicas, self.tenancy.limits());
         let name = objects::deployment_name(&env.name, release.revision);
         let api = Api::<Deployment>::namespaced(self.client.clone(), &namespace);
         // Ours when the caches (which hold only warship's objects) have it.
-        if self
-            .caches
-            .env(&namespace, &env.name)
-            .deployment_of(release.revision)
-            .is_none()
-        {
+        if self.caches.env(&namespace, &env.name).deployment_of(release.revision).is_none() {
             self.ensure_ours(&api, &name, "deployment").await?;
         }
         api.patch(&name, &self.apply, &Patch::Apply(deployment))
@@ -465,50 +349,27 @@ impl Cluster {
             .map_err(|e| ClusterError::api(format!("apply deployment {namespace}/{name}"), e))?;
         if self.routes_enabled() {
             // Made with the release, so its endpoints exist before a route weighs it.
-            self.apply_release_service(user, &env.name, release.revision)
-                .await?;
+            self.apply_release_service(user, &env.name, release.revision).await?;
         }
         Ok(())
     }
 
     /// Applies a release's own Service, a backend the env's route can weigh.
-    async fn apply_release_service(
-        &self,
-        user: &UserName,
-        env: &str,
-        revision: u32,
-    ) -> Result<(), ClusterError> {
+    async fn apply_release_service(&self, user: &UserName, env: &str, revision: u32) -> Result<(), ClusterError> {
         let namespace = self.ensure_namespace(user).await?;
         let name = objects::deployment_name(env, revision);
         let api = Api::<Service>::namespaced(self.client.clone(), &namespace);
-        if !self
-            .caches
-            .env(&namespace, env)
-            .release_services
-            .iter()
-            .any(|s| s.name == name)
-        {
+        if !self.caches.env(&namespace, env).release_services.iter().any(|s| s.name == name) {
             self.ensure_ours(&api, &name, "service").await?;
         }
-        api.patch(
-            &name,
-            &self.apply,
-            &Patch::Apply(objects::release_service(user.as_str(), env, revision)),
-        )
-        .await
-        .map_err(|e| ClusterError::api(format!("apply service {namespace}/{name}"), e))?;
+        api.patch(&name, &self.apply, &Patch::Apply(objects::release_service(user.as_str(), env, revision)))
+            .await
+            .map_err(|e| ClusterError::api(format!("apply service {namespace}/{name}"), e))?;
         Ok(())
     }
 
     /// Points the env's Service at the releases `traffic` names.
-    pub async fn apply_service(
-        &self,
-        user: &UserName,
-        env: &str,
-        traffic: Traffic,
-        stable: Option<u32>,
-        candidate: u32,
-    ) -> Result<(), ClusterError> {
+    pub async fn apply_service(&self, user: &UserName, env: &str, traffic: Traffic, stable: Option<u32>, candidate: u32) -> Result<(), ClusterError> {
         let namespace = self.ensure_namespace(user).await?;
         let service = objects::service(user.as_str(), env, traffic, stable, candidate);
         let api = Api::<Service>::namespaced(self.client.clone(), &namespace);
@@ -523,29 +384,10 @@ impl Cluster {
 
     /// Sets a release's replica count through the scale subresource, leaving its pod
     /// template as it was applied.
-    pub async fn scale_release(
-        &self,
-        user: &UserName,
-        env: &str,
-        revision: u32,
-        replicas: u32,
-    ) -> Result<(), ClusterError> {
-        let (namespace, name) = (
-            self.namespace(user),
-            objects::deployment_name(env, revision),
-        );
-        if self
-            .caches
-            .env(&namespace, env)
-            .deployment_of(revision)
-            .is_none()
-        {
-            self.ensure_ours(
-                &Api::<Deployment>::namespaced(self.client.clone(), &namespace),
-                &name,
-                "deployment",
-            )
-            .await?;
+    pub async fn scale_release(&self, user: &UserName, env: &str, revision: u32, replicas: u32) -> Result<(), ClusterError> {
+        let (namespace, name) = (self.namespace(user), objects::deployment_name(env, revision));
+        if self.caches.env(&namespace, env).deployment_of(revision).is_none() {
+            self.ensure_ours(&Api::<Deployment>::namespaced(self.client.clone(), &namespace), &name, "deployment").await?;
         }
         let patch = serde_json::json!({"spec": {"replicas": replicas}});
         match Api::<Deployment>::namespaced(self.client.clone(), &namespace)
@@ -555,51 +397,22 @@ impl Cluster {
             Ok(_) => Ok(()),
             // Scaling a release that is gone to zero is what was wanted.
             Err(e) if is_not_found(&e) && replicas == 0 => Ok(()),
-            Err(e) => Err(ClusterError::api(
-                format!("scale deployment {namespace}/{name} to {replicas}"),
-                e,
-            )),
+            Err(e) => Err(ClusterError::api(format!("scale deployment {namespace}/{name} to {replicas}"), e)),
         }
     }
 
     /// Deletes a release's Deployment (and, through it, its pods); gone already is fine.
-    pub async fn delete_release(
-        &self,
-        user: &UserName,
-        env: &str,
-        revision: u32,
-    ) -> Result<(), ClusterError> {
-        let (namespace, name) = (
-            self.namespace(user),
-            objects::deployment_name(env, revision),
-        );
-        if self
-            .caches
-            .env(&namespace, env)
-            .deployment_of(revision)
-            .is_none()
-        {
+    pub async fn delete_release(&self, user: &UserName, env: &str, revision: u32) -> Result<(), ClusterError> {
+        let (namespace, name) = (self.namespace(user), objects::deployment_name(env, revision));
+        if self.caches.env(&namespace, env).deployment_of(revision).is_none() {
             // Someone else's object of that name is not warship's to delete.
-            if let Err(e) = self
-                .ensure_ours(
-                    &Api::<Deployment>::namespaced(self.client.clone(), &namespace),
-                    &name,
-                    "deployment",
-                )
-                .await
-            {
+            if let Err(e) = self.ensure_ours(&Api::<Deployment>::namespaced(self.client.clone(), &namespace), &name, "deployment").await {
                 tracing::warn!(%namespace, %name, error = %e, "not deleting a deployment warship did not create");
                 return Ok(());
             }
         }
         self.delete::<Deployment>(&namespace, &name).await?;
-        if self
-            .caches
-            .env(&namespace, env)
-            .release_services
-            .iter()
-            .any(|s| s.name == name)
-        {
+        if self.caches.env(&namespace, env).release_services.iter().any(|s| s.name == name) {
             self.delete::<Service>(&namespace, &name).await?;
         }
         Ok(())
@@ -612,27 +425,16 @@ impl Cluster {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        match Api::<K>::namespaced(self.client.clone(), namespace)
-            .delete(name, &DeleteParams::background())
-            .await
-        {
+        match Api::<K>::namespaced(self.client.clone(), namespace).delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(ClusterError::api(
-                format!("delete {} {namespace}/{name}", K::kind(&())),
-                e,
-            )),
+            Err(e) => Err(ClusterError::api(format!("delete {} {namespace}/{name}", K::kind(&())), e)),
         }
     }
 
     /// Deletes every object of the env and waits until the caches hold none of them,
     /// pods included.
-    pub async fn delete_env(
-        &self,
-        user: &UserName,
-        env: &str,
-        timeout: Duration,
-    ) -> Result<(), ClusterError> {
+    pub async fn delete_env(&self, user: &UserName, env: &str, timeout: Duration) -> Result<(), ClusterError> {
         let namespace = self.namespace(user);
         self.caches.wait_synced().await;
         let objects = self.caches.env(&namespace, env);
@@ -642,28 +444,18 @@ impl Cluster {
         for service in &objects.release_services {
             self.delete::<Service>(&namespace, &service.name).await?;
         }
-        if self.gateway.is_some()
-            && !self
-                .no_gateway_api
-                .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        if self.gateway.is_some() && !self.no_gateway_api.load(std::sync::atomic::Ordering::Relaxed) {
             let api = self.route_api(&namespace);
             for name in [env.to_owned(), routes::path_route_name(env)] {
                 match api.delete(&name, &DeleteParams::background()).await {
                     Ok(_) => {}
                     Err(e) if is_not_found(&e) => {}
-                    Err(e) => {
-                        return Err(ClusterError::api(
-                            format!("delete httproute {namespace}/{name}"),
-                            e,
-                        ))
-                    }
+                    Err(e) => return Err(ClusterError::api(format!("delete httproute {namespace}/{name}"), e)),
                 }
             }
         }
         for deployment in &objects.deployments {
-            self.delete::<Deployment>(&namespace, &deployment.name)
-                .await?;
+            self.delete::<Deployment>(&namespace, &deployment.name).await?;
         }
         let mut changes = self.caches.changes();
         let gone = async {
@@ -693,10 +485,7 @@ mod tests {
             "Unrecognized VM option 'Nope' | Error: Could not create the Java Virtual Machine. | Error: A fatal exception has occurred. Program will exit."
         );
         let trace = "SEVERE: boom\njava.lang.IllegalStateException: no db\n\tat a.B.c(B.java:1)\n\t... 12 more\n";
-        assert_eq!(
-            super::last_words(trace).unwrap(),
-            "SEVERE: boom | java.lang.IllegalStateException: no db"
-        );
+        assert_eq!(super::last_words(trace).unwrap(), "SEVERE: boom | java.lang.IllegalStateException: no db");
         assert_eq!(super::last_words("\n \n"), None);
     }
 }

@@ -5,13 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler,
-    Namespace, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecurityContext, Service, ServicePort, ServiceSpec, SleepAction,
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler, Namespace, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    SleepAction,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -55,10 +53,7 @@ pub fn namespace(name: &str) -> Namespace {
     Namespace {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some(BTreeMap::from([(
-                MANAGED_BY.to_owned(),
-                MANAGER.to_owned(),
-            )])),
+            labels: Some(BTreeMap::from([(MANAGED_BY.to_owned(), MANAGER.to_owned())])),
             ..Default::default()
         },
         ..Default::default()
@@ -68,19 +63,8 @@ pub fn namespace(name: &str) -> Namespace {
 /// A label value from free text: at most 63 characters of `[A-Za-z0-9_.-]`, starting
 /// and ending with an alphanumeric (the full text goes into an annotation).
 fn label_value(text: &str) -> String {
-    let kept: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(63)
-        .collect();
-    kept.trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_owned()
+    let kept: String = text.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' }).take(63).collect();
+    kept.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
 }
 
 fn release_labels(user: &str, env: &str, release: &ReleaseSpec) -> BTreeMap<String, String> {
@@ -93,10 +77,7 @@ fn release_labels(user: &str, env: &str, release: &ReleaseSpec) -> BTreeMap<Stri
         (MANAGED_BY.to_owned(), MANAGER.to_owned()),
         ("app.kubernetes.io/name".to_owned(), env.to_owned()),
         ("app.kubernetes.io/instance".to_owned(), name),
-        (
-            "app.kubernetes.io/version".to_owned(),
-            label_value(&release.version),
-        ),
+        ("app.kubernetes.io/version".to_owned(), label_value(&release.version)),
         ("app.kubernetes.io/component".to_owned(), "web".to_owned()),
         ("app.kubernetes.io/part-of".to_owned(), "warship".to_owned()),
     ])
@@ -105,11 +86,7 @@ fn release_labels(user: &str, env: &str, release: &ReleaseSpec) -> BTreeMap<Stri
 fn quantities(amounts: &ResourceAmounts) -> Option<BTreeMap<String, Quantity>> {
     let map: BTreeMap<String, Quantity> = [("cpu", &amounts.cpu), ("memory", &amounts.memory)]
         .into_iter()
-        .filter_map(|(name, value)| {
-            value
-                .as_ref()
-                .map(|v| (name.to_owned(), Quantity(v.clone())))
-        })
+        .filter_map(|(name, value)| value.as_ref().map(|v| (name.to_owned(), Quantity(v.clone()))))
         .collect();
     (!map.is_empty()).then_some(map)
 }
@@ -145,40 +122,22 @@ pub fn deployment(
     defaults: &LimitsConfig,
 ) -> Deployment {
     let labels = release_labels(user, &env.name, release);
-    let selector = BTreeMap::from([
-        (ENV.to_owned(), env.name.clone()),
-        (RELEASE.to_owned(), release.revision.to_string()),
-    ]);
+    let selector = BTreeMap::from([(ENV.to_owned(), env.name.clone()), (RELEASE.to_owned(), release.revision.to_string())]);
     let annotations = BTreeMap::from([
         (IMAGE.to_owned(), release.image.clone()),
         (WAR_SHA256.to_owned(), release.war_sha256.clone()),
         (VERSION.to_owned(), release.version.clone()),
         (DEPLOY.to_owned(), release.deploy_id.clone()),
     ]);
-    let mut vars = vec![EnvVar {
-        name: "JAVA_OPTS".into(),
-        value: Some(env.jvm_options.clone()),
-        ..Default::default()
-    }];
+    let mut vars = vec![EnvVar { name: "JAVA_OPTS".into(), value: Some(env.jvm_options.clone()), ..Default::default() }];
     vars.extend(
-        env.env
-            .iter()
-            .filter(|(k, _)| k.as_str() != "JAVA_OPTS")
-            .map(|(k, v)| EnvVar {
-                name: k.clone(),
-                value: Some(v.clone()),
-                ..Default::default()
-            }),
+        env.env.iter().filter(|(k, _)| k.as_str() != "JAVA_OPTS").map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() }),
     );
     let container = Container {
         name: CONTAINER.into(),
         image: Some(release.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: CONTAINER_PORT,
-            ..Default::default()
-        }]),
+        ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: CONTAINER_PORT, ..Default::default() }]),
         env: Some(vars),
         resources: Some(resources(env, defaults)),
         readiness_probe: Some(Probe {
@@ -195,12 +154,7 @@ pub fn deployment(
             ..Default::default()
         }),
         lifecycle: Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction {
-                    seconds: DRAIN_SECONDS,
-                }),
-                ..Default::default()
-            }),
+            pre_stop: Some(LifecycleHandler { sleep: Some(SleepAction { seconds: DRAIN_SECONDS }), ..Default::default() }),
             ..Default::default()
         }),
         // Tomcat on 8080 needs no privilege: none is given. The kubelet refuses to start
@@ -209,14 +163,8 @@ pub fn deployment(
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
             ..Default::default()
         }),
         ..Default::default()
@@ -230,10 +178,7 @@ pub fn deployment(
         },
         spec: DeploymentSpec {
             replicas: Some(replicas as i32),
-            selector: LabelSelector {
-                match_labels: Some(selector),
-                ..Default::default()
-            },
+            selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
             // Changes within a release (none today but a scale) roll without losing capacity.
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
@@ -244,11 +189,7 @@ pub fn deployment(
             }),
             revision_history_limit: Some(2),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: Some(annotations),
-                    ..Default::default()
-                }),
+                metadata: Some(ObjectMeta { labels: Some(labels), annotations: Some(annotations), ..Default::default() }),
                 // The app has no business with the Kubernetes API.
                 spec: Some(PodSpec {
                     containers: vec![container],
@@ -264,13 +205,7 @@ pub fn deployment(
 }
 
 /// The env's Service, sending traffic to the releases `traffic` names.
-pub fn service(
-    user: &str,
-    env: &str,
-    traffic: Traffic,
-    stable: Option<u32>,
-    candidate: u32,
-) -> Service {
+pub fn service(user: &str, env: &str, traffic: Traffic, stable: Option<u32>, candidate: u32) -> Service {
     let release = match (traffic, stable) {
         (Traffic::Stable, Some(stable)) => Some(stable),
         (Traffic::Both, Some(_)) => None,
@@ -291,10 +226,7 @@ pub fn release_service(user: &str, env: &str, revision: u32) -> Service {
 
 /// A Service of `env` on port 80 to the pods' `http` port: of one release, or of all.
 fn service_named(name: String, user: &str, env: &str, release: Option<u32>) -> Service {
-    let mut selector = BTreeMap::from([
-        (ENV.to_owned(), env.to_owned()),
-        (MANAGED_BY.to_owned(), MANAGER.to_owned()),
-    ]);
+    let mut selector = BTreeMap::from([(ENV.to_owned(), env.to_owned()), (MANAGED_BY.to_owned(), MANAGER.to_owned())]);
     if let Some(release) = release {
         selector.insert(RELEASE.to_owned(), release.to_string());
     }
@@ -358,35 +290,12 @@ mod tests {
         assert_eq!(labels["app.kubernetes.io/version"], "1.0_build_7");
         let spec = d.spec;
         assert_eq!(spec.replicas, Some(2));
-        assert_eq!(
-            spec.selector.match_labels.unwrap().len(),
-            2,
-            "the selector is immutable: env and release only"
-        );
+        assert_eq!(spec.selector.match_labels.unwrap().len(), 2, "the selector is immutable: env and release only");
         let pod = spec.template.spec.unwrap();
-        assert_eq!(
-            pod.automount_service_account_token,
-            Some(false),
-            "no API token in the app's pods"
-        );
-        assert_eq!(
-            pod.termination_grace_period_seconds,
-            Some(DRAIN_SECONDS + STOP_SECONDS)
-        );
-        let drain = pod.containers[0]
-            .lifecycle
-            .as_ref()
-            .unwrap()
-            .pre_stop
-            .as_ref()
-            .unwrap()
-            .sleep
-            .as_ref()
-            .unwrap();
-        assert_eq!(
-            drain.seconds, DRAIN_SECONDS,
-            "endpoints drain before Tomcat stops"
-        );
+        assert_eq!(pod.automount_service_account_token, Some(false), "no API token in the app's pods");
+        assert_eq!(pod.termination_grace_period_seconds, Some(DRAIN_SECONDS + STOP_SECONDS));
+        let drain = pod.containers[0].lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap().sleep.as_ref().unwrap();
+        assert_eq!(drain.seconds, DRAIN_SECONDS, "endpoints drain before Tomcat stops");
         let c = &pod.containers[0];
         let security = c.security_context.as_ref().unwrap();
         assert_eq!(
@@ -395,43 +304,12 @@ mod tests {
             "the kubelet refuses a root (or unverifiable) image user"
         );
         assert_eq!(security.allow_privilege_escalation, Some(false));
-        assert_eq!(
-            security.capabilities.as_ref().unwrap().drop.as_deref(),
-            Some(&["ALL".to_owned()][..])
-        );
-        assert_eq!(
-            security.seccomp_profile.as_ref().unwrap().type_,
-            "RuntimeDefault"
-        );
-        assert_eq!(
-            c.image.as_deref(),
-            Some("registry:5000/alice/shop@sha256:abc")
-        );
-        let vars: Vec<(String, String)> = c
-            .env
-            .clone()
-            .unwrap()
-            .into_iter()
-            .map(|v| (v.name, v.value.unwrap()))
-            .collect();
-        assert_eq!(
-            vars,
-            [
-                ("JAVA_OPTS".into(), "-Xmx512m".into()),
-                ("MODE".into(), "prod".into())
-            ]
-        );
-        assert_eq!(
-            c.readiness_probe
-                .as_ref()
-                .unwrap()
-                .http_get
-                .as_ref()
-                .unwrap()
-                .path
-                .as_deref(),
-            Some("/shop/")
-        );
+        assert_eq!(security.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
+        assert_eq!(security.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+        assert_eq!(c.image.as_deref(), Some("registry:5000/alice/shop@sha256:abc"));
+        let vars: Vec<(String, String)> = c.env.clone().unwrap().into_iter().map(|v| (v.name, v.value.unwrap())).collect();
+        assert_eq!(vars, [("JAVA_OPTS".into(), "-Xmx512m".into()), ("MODE".into(), "prod".into())]);
+        assert_eq!(c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/shop/"));
         let resources = c.resources.clone().unwrap();
         assert_eq!(resources.limits.unwrap()["memory"], Quantity("1Gi".into()));
         assert!(
@@ -460,21 +338,11 @@ mod tests {
 
     #[test]
     fn the_service_follows_the_traffic() {
-        let selector = |traffic, stable| {
-            service("alice", "shop", traffic, stable, 5)
-                .spec
-                .unwrap()
-                .selector
-                .unwrap()
-        };
+        let selector = |traffic, stable| service("alice", "shop", traffic, stable, 5).spec.unwrap().selector.unwrap();
         assert_eq!(selector(Traffic::Stable, Some(4))[RELEASE], "4");
         assert_eq!(selector(Traffic::Candidate, Some(4))[RELEASE], "5");
         assert!(!selector(Traffic::Both, Some(4)).contains_key(RELEASE));
-        assert_eq!(
-            selector(Traffic::Stable, None)[RELEASE],
-            "5",
-            "a first deploy has only the candidate"
-        );
+        assert_eq!(selector(Traffic::Stable, None)[RELEASE], "5", "a first deploy has only the candidate");
     }
 
     #[test]
@@ -482,14 +350,8 @@ mod tests {
         let service = release_service("alice", "shop", 7);
         assert_eq!(service.metadata.name.as_deref(), Some("shop-r7"));
         let labels = service.metadata.labels.unwrap();
-        assert_eq!(
-            (labels[ENV].as_str(), labels[RELEASE].as_str()),
-            ("shop", "7")
-        );
+        assert_eq!((labels[ENV].as_str(), labels[RELEASE].as_str()), ("shop", "7"));
         let selector = service.spec.unwrap().selector.unwrap();
-        assert_eq!(
-            (selector[ENV].as_str(), selector[RELEASE].as_str()),
-            ("shop", "7")
-        );
+        assert_eq!((selector[ENV].as_str(), selector[RELEASE].as_str()), ("shop", "7"));
     }
 }

@@ -9,22 +9,21 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 
-use super::record::{
-    failure, note_milestone, status_words, DeployEvent, DeployFailure, DeployRecord, DeployStatus,
-};
+use super::record::{failure, note_milestone, status_words, DeployEvent, DeployFailure, DeployRecord, DeployStatus};
 use super::rollout::{self, Ending, Limits};
 use super::signals::{self, Signal, Signals};
 use super::target::{Change, Target};
 use super::{keys, Deploys};
 use crate::domain::{EnvName, Release, ReleaseSpec};
 use crate::envs::keys as env_keys;
+use crate::journal::{self, Journal};
 use crate::image::{BuildEvent, Progress, ProgressThrottle};
 use crate::images::{ImageError, ImageStatus, PreparedBuild};
 use crate::jobs::{self, Lease, LEASE_TTL};
-use crate::journal::{self, Journal};
 use crate::plugins::Plugin;
 use crate::store::{self, DynStore, Precondition, StoreError};
 use crate::users::UserName;
+
 
 /// One running deploy: its record, where it is stored, what it needs.
 pub struct Run {
@@ -56,63 +55,28 @@ pub enum Begin {
 
 fn store_failure(e: StoreError) -> DeployFailure {
     match e {
-        StoreError::LockLost { .. } => failure(
-            "deploy.fenced",
-            format!("{e}; another host carries the deploy on"),
-        ),
-        other => failure(
-            "store.unavailable",
-            format!("{other}; the deploy could not go on"),
-        ),
+        StoreError::LockLost { .. } => failure("deploy.fenced", format!("{e}; another host carries the deploy on")),
+        other => failure("store.unavailable", format!("{other}; the deploy could not go on")),
     }
 }
 
 impl Run {
-    pub fn new(
-        user: UserName,
-        env_name: EnvName,
-        record: DeployRecord,
-        stored: u64,
-        settings: String,
-        plugin: Option<Arc<Plugin>>,
-        journal: Arc<Journal<DeployEvent>>,
-        lease: Arc<Lease>,
-        store: DynStore,
-    ) -> Self {
+    pub fn new(user: UserName, env_name: EnvName, record: DeployRecord, stored: u64, settings: String, plugin: Option<Arc<Plugin>>, journal: Arc<Journal<DeployEvent>>, lease: Arc<Lease>, store: DynStore) -> Self {
         // The driver replaces this with the live channel before anything reads it.
         let signals = watch::channel(Signals::default()).1;
-        Self {
-            user,
-            env_name,
-            record,
-            settings,
-            plugin,
-            journal,
-            signals,
-            lease,
-            store,
-            stored,
-        }
+        Self { user, env_name, record, settings, plugin, journal, signals, lease, store, stored }
     }
 
     /// One change to the target, only while the lease is provably held.
-    pub async fn apply(
-        &mut self,
-        target: &dyn Target,
-        change: Change,
-    ) -> Result<(), DeployFailure> {
-        self.lease
-            .check()
-            .map_err(|fenced| store_failure(fenced.into()))?;
+    pub async fn apply(&mut self, target: &dyn Target, change: Change) -> Result<(), DeployFailure> {
+        self.lease.check().map_err(|fenced| store_failure(fenced.into()))?;
         target.apply(change).await.map_err(DeployFailure::from)
     }
 
     /// Writes the record and tells watchers.
     pub async fn save(&mut self) -> Result<(), DeployFailure> {
         self.persist().await.map_err(store_failure)?;
-        self.journal
-            .append(&DeployEvent::Record(Box::new(self.record.clone())))
-            .await;
+        self.journal.append(&DeployEvent::Record(Box::new(self.record.clone()))).await;
         Ok(())
     }
 
@@ -124,19 +88,14 @@ impl Run {
         note_milestone(&mut self.record);
         let key = keys::record(&self.user, &self.record.id);
         let (lease, record, stored) = (self.lease.clone(), &self.record, self.stored);
-        let written = jobs::retrying(&lease, "deploy record", || {
-            lease.put_json(&key, record, Precondition::Revision(stored))
-        })
-        .await;
+        let written = jobs::retrying(&lease, "deploy record", || lease.put_json(&key, record, Precondition::Revision(stored))).await;
         self.stored = match written {
             Ok(revision) => revision,
             // A write that landed although its answer was lost reads back as ours.
-            Err(StoreError::Conflict { .. }) => {
-                match store::get_json::<DeployRecord>(&*self.store, &key).await? {
-                    Some((stored, revision)) if stored == self.record => revision,
-                    _ => return Err(StoreError::LockLost { key }),
-                }
-            }
+            Err(StoreError::Conflict { .. }) => match store::get_json::<DeployRecord>(&*self.store, &key).await? {
+                Some((stored, revision)) if stored == self.record => revision,
+                _ => return Err(StoreError::LockLost { key }),
+            },
             Err(e) => return Err(e),
         };
         Ok(())
@@ -166,10 +125,7 @@ impl Deploys {
     pub(super) async fn drive(self: Arc<Self>, mut run: Run, begin: Begin) {
         let (id, user, lease) = (run.record.id.clone(), run.user.clone(), run.lease.clone());
         let poke = Arc::new(Notify::new());
-        self.pokes
-            .lock()
-            .expect("pokes lock")
-            .insert(id.clone(), poke.clone());
+        self.pokes.lock().expect("pokes lock").insert(id.clone(), poke.clone());
         let (signals_tx, signals) = watch::channel(Signals::default());
         run.signals = signals.clone();
 
@@ -212,13 +168,7 @@ impl Deploys {
 
     /// Drops an ended deploy from the active index, and its signals; prunes old records.
     async fn forget(&self, run: &Run) {
-        let _ = self
-            .store
-            .delete(
-                &env_keys::active(&run.user, &run.record.env, &run.record.id),
-                Precondition::Any,
-            )
-            .await;
+        let _ = self.store.delete(&env_keys::active(&run.user, &run.record.env, &run.record.id), Precondition::Any).await;
         signals::clear(&self.store, &run.user, &run.record.id).await;
         if let Err(e) = self.prune(&run.user, &run.record.env).await {
             tracing::warn!(env = %run.record.env, error = %e, "could not prune old deploys");
@@ -229,10 +179,7 @@ impl Deploys {
     async fn aborted(&self, run: &mut Run, signal: Signal) -> Ending {
         let who = signal.by;
         if run.record.status != DeployStatus::RollingOut {
-            let message = format!(
-                "aborted by {who} while {}; nothing was rolled out",
-                status_words(run.record.status)
-            );
+            let message = format!("aborted by {who} while {}; nothing was rolled out", status_words(run.record.status));
             return Ending::Aborted(failure("deploy.aborted", message));
         }
         if self.targets.is_none() {
@@ -244,33 +191,16 @@ impl Deploys {
                     Some(stable) => format!("release {stable} serves alone again"),
                     None => "the new release was removed".to_owned(),
                 };
-                Ending::Aborted(failure(
-                    "deploy.aborted",
-                    format!("aborted by {who} during the rollout; {now}"),
-                ))
+                Ending::Aborted(failure("deploy.aborted", format!("aborted by {who} during the rollout; {now}")))
             }
-            Err(e) => Ending::Failed(failure(
-                &e.code,
-                format!(
-                    "aborted by {who}, but putting the previous release back failed: {}",
-                    e.message
-                ),
-            )),
+            Err(e) => Ending::Failed(failure(&e.code, format!("aborted by {who}, but putting the previous release back failed: {}", e.message))),
         }
     }
 
     /// The release that served before serves alone again; the candidate is removed.
     async fn put_back(&self, run: &mut Run) -> Result<(), DeployFailure> {
-        let targets = self.targets.clone().ok_or_else(|| {
-            failure(
-                "kubernetes.not_configured",
-                "no Kubernetes cluster is configured",
-            )
-        })?;
-        let env =
-            self.envs.get(&run.user, &run.env_name).await.map_err(|e| {
-                failure("env.unavailable", format!("the env could not be read: {e}"))
-            })?;
+        let targets = self.targets.clone().ok_or_else(|| failure("kubernetes.not_configured", "no Kubernetes cluster is configured"))?;
+        let env = self.envs.get(&run.user, &run.env_name).await.map_err(|e| failure("env.unavailable", format!("the env could not be read: {e}")))?;
         let target = targets.target(&run.user, &env.spec, run.release_spec());
         rollout::restore(run, &*target, env.spec.replicas).await
     }
@@ -300,11 +230,7 @@ impl Deploys {
         run.set_status(DeployStatus::Validating).await?;
         run.set_status(DeployStatus::Building).await?;
         let image_id = uuid::Uuid::new_v4().simple().to_string();
-        let started = self
-            .images
-            .begin(&run.user, &image_id, prepared, &run.lease)
-            .await
-            .map_err(|e| Ending::Failed(build_failure(e)))?;
+        let started = self.images.begin(&run.user, &image_id, prepared, &run.lease).await.map_err(|e| Ending::Failed(build_failure(e)))?;
         run.record.image_build = Some(image_id);
         run.save().await.map_err(Ending::Failed)?;
         let (told, mut progress) = tokio::sync::mpsc::unbounded_channel::<BuildEvent>();
@@ -331,22 +257,14 @@ impl Deploys {
                 Ok(())
             }
             _ => {
-                let cause = built.error.map_or_else(
-                    || failure("build.failed", "the image build did not finish"),
-                    |e| failure(&e.code, e.message),
-                );
+                let cause = built.error.map_or_else(|| failure("build.failed", "the image build did not finish"), |e| failure(&e.code, e.message));
                 Err(Ending::Failed(cause))
             }
         }
     }
 
     /// One build event: `pushing` once bytes go to the registry; bytes a few times a second.
-    async fn tell_build(
-        &self,
-        run: &mut Run,
-        event: BuildEvent,
-        throttle: &mut ProgressThrottle,
-    ) -> Result<(), Ending> {
+    async fn tell_build(&self, run: &mut Run, event: BuildEvent, throttle: &mut ProgressThrottle) -> Result<(), Ending> {
         let pushing = matches!(&event, BuildEvent::Bytes { .. })
             || matches!(&event, BuildEvent::Step { step, .. } if ["layer", "config", "manifest", "push"].contains(&step.as_str()));
         if pushing && run.record.status == DeployStatus::Building {
@@ -362,21 +280,14 @@ impl Deploys {
     /// release is put back as far as they let us.
     async fn roll_out(&self, run: &mut Run) -> Ending {
         let Some(targets) = self.targets.clone() else {
-            return Ending::Failed(failure(
-                "kubernetes.not_configured",
-                "no Kubernetes cluster is configured",
-            ));
+            return Ending::Failed(failure("kubernetes.not_configured", "no Kubernetes cluster is configured"));
         };
         let env = match self.envs.get(&run.user, &run.env_name).await {
             Ok(env) => env,
             Err(e) => return Ending::Failed(failure("env.unavailable", e.to_string())),
         };
         let limits = Limits {
-            deadline: Duration::from_secs(
-                env.spec
-                    .rollout_deadline_secs
-                    .unwrap_or(self.config.deploys.rollout_deadline_secs),
-            ),
+            deadline: Duration::from_secs(env.spec.rollout_deadline_secs.unwrap_or(self.config.deploys.rollout_deadline_secs)),
             max_replicas: self.config.deploys.max_replicas,
         };
         let target = targets.target(&run.user, &env.spec, run.release_spec());
@@ -412,20 +323,14 @@ impl Deploys {
                 };
                 let recorded = async {
                     run.lease.check().map_err(|fenced| fenced.to_string())?;
-                    self.envs
-                        .record_release(&run.user, &run.env_name, &release)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    self.envs.record_release(&run.user, &run.env_name, &release).await.map_err(|e| e.to_string())?;
                     Ok::<_, String>(())
                 };
                 match recorded.await {
                     Ok(()) => run.record.status = DeployStatus::Succeeded,
                     Err(e) => {
                         run.record.status = DeployStatus::Failed;
-                        run.record.error = Some(failure(
-                            "store.unavailable",
-                            format!("the release serves, but recording it failed: {e}"),
-                        ));
+                        run.record.error = Some(failure("store.unavailable", format!("the release serves, but recording it failed: {e}")));
                     }
                 }
             }
@@ -453,9 +358,7 @@ impl Deploys {
     /// Tells watchers the record as it ended, once the env is free again.
     async fn tell_end(&self, run: &Run, stored: bool) {
         if stored {
-            run.journal
-                .append_unfenced(&DeployEvent::Record(Box::new(run.record.clone())))
-                .await;
+            run.journal.append_unfenced(&DeployEvent::Record(Box::new(run.record.clone()))).await;
         }
     }
 
@@ -475,28 +378,14 @@ impl jobs::Recover for Deploys {
 
     async fn recover_once(self: Arc<Self>) -> Result<(), StoreError> {
         for entry in self.store.list(env_keys::ACTIVE).await? {
-            let Ok(active) = serde_json::from_slice::<env_keys::ActiveDeploy>(&entry.value) else {
-                continue;
-            };
+            let Ok(active) = serde_json::from_slice::<env_keys::ActiveDeploy>(&entry.value) else { continue };
             let id = active.id.clone();
-            let lease = match Lease::take(
-                &self.store,
-                &env_keys::lock(&active.user, &active.env),
-                &id,
-                LEASE_TTL,
-            )
-            .await
-            {
+            let lease = match Lease::take(&self.store, &env_keys::lock(&active.user, &active.env), &id, LEASE_TTL).await {
                 Ok(lease) => lease,
                 Err(StoreError::Locked { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let (record, stored) = match store::get_json::<DeployRecord>(
-                &*self.store,
-                &keys::record(&active.user, &id),
-            )
-            .await?
-            {
+            let (record, stored) = match store::get_json::<DeployRecord>(&*self.store, &keys::record(&active.user, &id)).await? {
                 Some((record, stored)) if !record.status.is_final() => (record, stored),
                 _ => {
                     self.store.delete(&entry.key, Precondition::Any).await?;
@@ -513,14 +402,7 @@ impl jobs::Recover for Deploys {
                     continue;
                 }
             };
-            let journal = Arc::new(
-                Journal::open(
-                    &self.store,
-                    journal::prefix(active.user.as_str(), "deploy", &id),
-                    Some(lease.clone()),
-                )
-                .await?,
-            );
+            let journal = Arc::new(Journal::open(&self.store, journal::prefix(active.user.as_str(), "deploy", &id), Some(lease.clone())).await?);
             let plugin = self.plugins.strategy(&record.strategy).cloned();
             let resumable = record.status == DeployStatus::RollingOut && record.image.is_some();
             let cause = match (&plugin, resumable) {
@@ -539,34 +421,17 @@ impl jobs::Recover for Deploys {
             };
             tracing::warn!(%id, status = ?record.status, resumed = cause.is_none(), "taking over a deploy whose host stopped");
             let settings = record.settings.to_string();
-            let mut run = Run::new(
-                active.user.clone(),
-                env_name,
-                record,
-                stored,
-                settings,
-                plugin,
-                journal,
-                lease.clone(),
-                self.store.clone(),
-            );
+            let mut run = Run::new(active.user.clone(), env_name, record, stored, settings, plugin, journal, lease.clone(), self.store.clone());
             let this = self.clone();
             tokio::spawn(async move {
                 match cause {
                     None => this.drive(run, Begin::Rollout).await,
                     Some(mut cause) => {
                         // Mid-rollout, the previous release is put back before the deploy ends.
-                        if run.record.status == DeployStatus::RollingOut
-                            && run.record.image.is_some()
-                        {
+                        if run.record.status == DeployStatus::RollingOut && run.record.image.is_some() {
                             match this.put_back(&mut run).await {
-                                Ok(()) => cause
-                                    .message
-                                    .push_str("; the previous release was put back"),
-                                Err(e) => cause.message.push_str(&format!(
-                                    "; putting the previous release back failed: {}",
-                                    e.message
-                                )),
+                                Ok(()) => cause.message.push_str("; the previous release was put back"),
+                                Err(e) => cause.message.push_str(&format!("; putting the previous release back failed: {}", e.message)),
                             }
                         }
                         let told = this.finish(&mut run, Ending::Failed(cause)).await;
@@ -587,11 +452,7 @@ fn build_failure(e: ImageError) -> DeployFailure {
     match e {
         ImageError::Invalid(violations) => failure(
             "deploy.invalid",
-            violations
-                .iter()
-                .map(|v| format!("{}: {}", v.field, v.message))
-                .collect::<Vec<_>>()
-                .join("; "),
+            violations.iter().map(|v| format!("{}: {}", v.field, v.message)).collect::<Vec<_>>().join("; "),
         ),
         ImageError::Failed(f) => failure(&f.code, f.message),
         other => failure("build.failed", other.to_string()),

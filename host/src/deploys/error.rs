@@ -40,11 +40,7 @@ impl From<ImageError> for DeployError {
             ImageError::Invalid(v) => DeployError::Invalid(v),
             ImageError::Env(e) => DeployError::Env(e),
             ImageError::War(e @ WarError::NotFound { .. }) => {
-                DeployError::Invalid(vec![Violation::new(
-                    "war",
-                    "deploy.war.not_found",
-                    format!("{e}; GET /api/v1/wars lists yours"),
-                )])
+                DeployError::Invalid(vec![Violation::new("war", "deploy.war.not_found", format!("{e}; GET /api/v1/wars lists yours"))])
             }
             ImageError::War(WarError::InvalidName(v)) => DeployError::Invalid(v),
             ImageError::War(WarError::Store(e)) => DeployError::Store(e),
@@ -52,9 +48,7 @@ impl From<ImageError> for DeployError {
             ImageError::Plugin(e) => DeployError::Plugin(e),
             ImageError::Store(e) => DeployError::Store(e),
             ImageError::NotFound(id) => DeployError::NotFound(id),
-            ImageError::Failed(f) => {
-                DeployError::Invalid(vec![Violation::new("war", &f.code, f.message)])
-            }
+            ImageError::Failed(f) => DeployError::Invalid(vec![Violation::new("war", &f.code, f.message)]),
         }
     }
 }
@@ -65,27 +59,12 @@ mod tests {
 
     #[test]
     fn a_store_outage_under_a_war_lookup_is_not_the_requests_fault() {
-        let outage = DeployError::from(ImageError::War(WarError::Store(StoreError::Unavailable(
-            "etcd: connection refused".into(),
-        ))));
-        assert!(
-            matches!(outage, DeployError::Store(StoreError::Unavailable(_))),
-            "{outage:?}"
-        );
-        let missing = DeployError::from(ImageError::War(WarError::NotFound {
-            app: "shop".into(),
-            file: "shop.war".into(),
-        }));
-        let DeployError::Invalid(violations) = missing else {
-            panic!("a missing WAR is the request's fault")
-        };
+        let outage = DeployError::from(ImageError::War(WarError::Store(StoreError::Unavailable("etcd: connection refused".into()))));
+        assert!(matches!(outage, DeployError::Store(StoreError::Unavailable(_))), "{outage:?}");
+        let missing = DeployError::from(ImageError::War(WarError::NotFound { app: "shop".into(), file: "shop.war".into() }));
+        let DeployError::Invalid(violations) = missing else { panic!("a missing WAR is the request's fault") };
         assert_eq!(violations[0].code, "deploy.war.not_found");
-        let disk = DeployError::from(ImageError::War(WarError::Io(std::io::Error::other(
-            "disk gone",
-        ))));
-        assert!(
-            matches!(disk, DeployError::War(WarError::Io(_))),
-            "{disk:?}"
-        );
+        let disk = DeployError::from(ImageError::War(WarError::Io(std::io::Error::other("disk gone"))));
+        assert!(matches!(disk, DeployError::War(WarError::Io(_))), "{disk:?}");
     }
 }

@@ -26,9 +26,9 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::domain::{Env, EnvName, Release, Violation};
 use crate::envs::{keys as env_keys, Envs};
+use crate::journal::{self, Journal};
 use crate::images::{ImageRequest, Images};
 use crate::jobs::{Lease, LEASE_TTL};
-use crate::journal::{self, Journal};
 use crate::plugins::{Plugin, Plugins};
 use crate::store::{self, DynStore, Precondition, StoreError};
 use crate::users::UserName;
@@ -36,11 +36,10 @@ use crate::users::UserName;
 use driver::{Begin, Run};
 pub use error::DeployError;
 pub use record::{
-    DeployEvent, DeployFailure, DeployRecord, DeployRequest, DeployStatus, Milestone,
-    RollbackRequest, Scale, StrategyStep, WorkloadReplicas,
+    DeployEvent, DeployFailure, DeployRecord, DeployRequest, DeployStatus, Milestone, RollbackRequest, Scale, StrategyStep, WorkloadReplicas,
 };
-pub use target::{Change, Observed, Target, Targets};
 pub use warship_rollout::{DESCRIPTION_MAX, MEMORY_MAX};
+pub use target::{Change, Observed, Target, Targets};
 
 pub struct Deploys {
     store: DynStore,
@@ -70,32 +69,14 @@ impl Deploys {
         images: Arc<Images>,
         targets: Option<Arc<dyn Targets>>,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            store,
-            config,
-            plugins,
-            envs,
-            images,
-            targets,
-            pokes: Mutex::default(),
-        })
+        Arc::new(Self { store, config, plugins, envs, images, targets, pokes: Mutex::default() })
     }
 
     /// The strategy plugin and its settings for this deploy, or what is wrong with them.
-    async fn strategy(
-        &self,
-        name: Option<String>,
-        overrides: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Strategy, DeployError> {
+    async fn strategy(&self, name: Option<String>, overrides: &serde_json::Map<String, serde_json::Value>) -> Result<Strategy, DeployError> {
         let name = name.unwrap_or_else(|| self.config.deploys.default_strategy.clone());
         let Some(plugin) = self.plugins.strategy(&name).cloned() else {
-            let known = self
-                .plugins
-                .names()
-                .get("strategy")
-                .cloned()
-                .unwrap_or_default()
-                .join(", ");
+            let known = self.plugins.names().get("strategy").cloned().unwrap_or_default().join(", ");
             return Err(DeployError::Invalid(vec![Violation::new(
                 "strategy",
                 "deploy.strategy.unknown",
@@ -117,15 +98,9 @@ impl Deploys {
             return Err(DeployError::Invalid(fixed));
         }
         let (checked, overrides) = (plugin.clone(), overrides.clone());
-        let settings = tokio::task::spawn_blocking(move || checked.settings_with(&overrides))
-            .await
-            .expect("plugin calls do not panic")?;
+        let settings = tokio::task::spawn_blocking(move || checked.settings_with(&overrides)).await.expect("plugin calls do not panic")?;
         match settings {
-            Ok(settings) => Ok(Strategy {
-                name,
-                plugin,
-                settings,
-            }),
+            Ok(settings) => Ok(Strategy { name, plugin, settings }),
             Err(message) => Err(DeployError::Invalid(vec![Violation::new(
                 "settings",
                 "deploy.settings.invalid",
@@ -137,64 +112,36 @@ impl Deploys {
     /// Checks the request (env, WAR, version, strategy, settings) and only then
     /// whether a cluster is there to deploy to; takes the env's lock and starts the
     /// deploy; returns its record (status `queued`) at once.
-    pub async fn start(
-        self: &Arc<Self>,
-        user: &UserName,
-        env_name: &EnvName,
-        request: DeployRequest,
-    ) -> Result<DeployRecord, DeployError> {
+    pub async fn start(self: &Arc<Self>, user: &UserName, env_name: &EnvName, request: DeployRequest) -> Result<DeployRecord, DeployError> {
         self.envs.get(user, env_name).await?;
         let overrides = request.settings.clone().unwrap_or_default();
         let strategy = self.strategy(request.strategy.clone(), &overrides).await?;
         let prepared = self
             .images
-            .prepare(
-                user,
-                ImageRequest {
-                    war: request.war.clone(),
-                    env: env_name.to_string(),
-                    version: request.version.clone(),
-                },
-            )
+            .prepare(user, ImageRequest { war: request.war.clone(), env: env_name.to_string(), version: request.version.clone() })
             .await?;
         if self.targets.is_none() {
             return Err(DeployError::NoCluster);
         }
-        let (war, war_sha256) = (
-            format!("{}/{}", prepared.war.app, prepared.war.file),
-            prepared.war.sha256.clone(),
-        );
-        self.launch(
-            user,
-            env_name,
-            strategy,
-            Begin::Build(prepared),
-            |record, _| {
-                record.war = war;
-                record.war_sha256 = war_sha256;
-                record.version = request.version;
-                Ok(())
-            },
-        )
+        let (war, war_sha256) = (format!("{}/{}", prepared.war.app, prepared.war.file), prepared.war.sha256.clone());
+        self.launch(user, env_name, strategy, Begin::Build(prepared), |record, _| {
+            record.war = war;
+            record.war_sha256 = war_sha256;
+            record.version = request.version;
+            Ok(())
+        })
         .await
     }
 
     /// Brings back a recorded release by its digest, without building: a deploy like
     /// any other (its own revision, the strategy's rollout, history), of an old image.
-    pub async fn rollback(
-        self: &Arc<Self>,
-        user: &UserName,
-        env_name: &EnvName,
-        request: RollbackRequest,
-    ) -> Result<DeployRecord, DeployError> {
+    pub async fn rollback(self: &Arc<Self>, user: &UserName, env_name: &EnvName, request: RollbackRequest) -> Result<DeployRecord, DeployError> {
         let env = self.envs.get(user, env_name).await?;
         let releases = self.envs.releases(user, env_name).await?;
         // Checked here for a clear answer before anything is locked, and again under
         // the lock, against the env as it is then.
         rollback_target(&env, &releases, request.revision)?;
-        let strategy = self
-            .strategy(request.strategy.clone(), &serde_json::Map::new())
-            .await?;
+        let strategy = self.strategy(request.strategy.clone(), &serde_json::Map::new()).await?;
         if self.targets.is_none() {
             return Err(DeployError::NoCluster);
         }
@@ -231,41 +178,14 @@ impl Deploys {
             // used again by the next; a recorded release is never written twice.
             let stable = env.current.as_ref().map(|r| r.revision);
             let revision = stable.unwrap_or(0) + 1;
-            let settings: serde_json::Value =
-                serde_json::from_str(&strategy.settings).expect("settings are JSON");
-            let mut record = DeployRecord::queued(
-                id.clone(),
-                env_name.to_string(),
-                revision,
-                stable,
-                (strategy.name.clone(), settings),
-                user.to_string(),
-            );
+            let settings: serde_json::Value = serde_json::from_str(&strategy.settings).expect("settings are JSON");
+            let mut record = DeployRecord::queued(id.clone(), env_name.to_string(), revision, stable, (strategy.name.clone(), settings), user.to_string());
             fill(&mut record, &env)?;
-            let stored = lease
-                .put_json(&keys::record(user, &id), &record, Precondition::Absent)
-                .await?;
-            let active = env_keys::ActiveDeploy {
-                user: user.clone(),
-                env: env_name.to_string(),
-                id: id.clone(),
-            };
-            lease
-                .put_json(
-                    &env_keys::active(user, env_name.as_str(), &id),
-                    &active,
-                    Precondition::Any,
-                )
-                .await?;
-            let journal = Journal::open(
-                &self.store,
-                journal::prefix(user.as_str(), "deploy", &id),
-                Some(lease.clone()),
-            )
-            .await?;
-            journal
-                .append(&DeployEvent::Record(Box::new(record.clone())))
-                .await;
+            let stored = lease.put_json(&keys::record(user, &id), &record, Precondition::Absent).await?;
+            let active = env_keys::ActiveDeploy { user: user.clone(), env: env_name.to_string(), id: id.clone() };
+            lease.put_json(&env_keys::active(user, env_name.as_str(), &id), &active, Precondition::Any).await?;
+            let journal = Journal::open(&self.store, journal::prefix(user.as_str(), "deploy", &id), Some(lease.clone())).await?;
+            journal.append(&DeployEvent::Record(Box::new(record.clone()))).await;
             Ok::<_, DeployError>((record, stored, Arc::new(journal)))
         };
         let (record, stored, journal) = match started.await {
@@ -276,17 +196,7 @@ impl Deploys {
             }
         };
         tracing::info!(id = %record.id, %user, env = %env_name, strategy = %record.strategy, revision = record.revision, rollback_of = ?record.rollback_of, "deploy queued");
-        let run = Run::new(
-            user.clone(),
-            env_name.clone(),
-            record.clone(),
-            stored,
-            strategy.settings,
-            Some(strategy.plugin),
-            journal,
-            lease,
-            self.store.clone(),
-        );
+        let run = Run::new(user.clone(), env_name.clone(), record.clone(), stored, strategy.settings, Some(strategy.plugin), journal, lease, self.store.clone());
         let this = self.clone();
         tokio::spawn(async move { this.drive(run, begin).await });
         Ok(record)
@@ -295,12 +205,7 @@ impl Deploys {
     /// The env's deploy lock, held by `id`. A deploy that just ended lets go of it a
     /// moment after its final record is written; a request in that moment waits for it
     /// rather than being told that a finished deploy runs.
-    async fn take_env_lock(
-        &self,
-        user: &UserName,
-        env_name: &EnvName,
-        id: &str,
-    ) -> Result<Arc<Lease>, DeployError> {
+    async fn take_env_lock(&self, user: &UserName, env_name: &EnvName, id: &str) -> Result<Arc<Lease>, DeployError> {
         let key = env_keys::lock(user, env_name.as_str());
         let waiting_since = std::time::Instant::now();
         loop {
@@ -316,16 +221,9 @@ impl Deploys {
                     format!("env {env_name} is being deleted; create it again once it is gone"),
                 )]));
             }
-            let ended = waiting_since.elapsed() < env_keys::ENDING_GRACE
-                && self
-                    .get(user, &holder)
-                    .await
-                    .is_ok_and(|r| r.status.is_final());
+            let ended = waiting_since.elapsed() < env_keys::ENDING_GRACE && self.get(user, &holder).await.is_ok_and(|r| r.status.is_final());
             if !ended {
-                return Err(DeployError::Running {
-                    env: env_name.to_string(),
-                    running: holder,
-                });
+                return Err(DeployError::Running { env: env_name.to_string(), running: holder });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -335,29 +233,17 @@ impl Deploys {
     pub async fn promote(&self, user: &UserName, id: &str) -> Result<DeployRecord, DeployError> {
         let record = self.get(user, id).await?;
         if record.status.is_final() {
-            return Err(DeployError::Finished {
-                id: id.to_owned(),
-                status: record.status,
-            });
+            return Err(DeployError::Finished { id: id.to_owned(), status: record.status });
         }
-        let step = record
-            .step
-            .as_ref()
-            .filter(|s| record.status == DeployStatus::RollingOut && s.action == "await-promotion");
+        let step = record.step.as_ref().filter(|s| record.status == DeployStatus::RollingOut && s.action == "await-promotion");
         let Some(step) = step else {
             let now = match (&record.step, record.status) {
-                (Some(step), DeployStatus::RollingOut) => {
-                    format!("it is at step {} ({})", step.index, step.description)
-                }
+                (Some(step), DeployStatus::RollingOut) => format!("it is at step {} ({})", step.index, step.description),
                 (_, status) => format!("it is {}", record::status_words(status)),
             };
-            return Err(DeployError::NotAwaitingPromotion {
-                id: id.to_owned(),
-                now,
-            });
+            return Err(DeployError::NotAwaitingPromotion { id: id.to_owned(), now });
         };
-        self.signal(user, id, signals::PROMOTE, Some(step.index))
-            .await?;
+        self.signal(user, id, signals::PROMOTE, Some(step.index)).await?;
         tracing::info!(%id, %user, step = step.index, "deploy promoted");
         Ok(record)
     }
@@ -367,23 +253,14 @@ impl Deploys {
     pub async fn abort(&self, user: &UserName, id: &str) -> Result<DeployRecord, DeployError> {
         let record = self.get(user, id).await?;
         if record.status.is_final() {
-            return Err(DeployError::Finished {
-                id: id.to_owned(),
-                status: record.status,
-            });
+            return Err(DeployError::Finished { id: id.to_owned(), status: record.status });
         }
         self.signal(user, id, signals::ABORT, None).await?;
         tracing::info!(%id, %user, "deploy abort asked");
         Ok(record)
     }
 
-    async fn signal(
-        &self,
-        user: &UserName,
-        id: &str,
-        kind: &str,
-        step: Option<u32>,
-    ) -> Result<(), StoreError> {
+    async fn signal(&self, user: &UserName, id: &str, kind: &str, step: Option<u32>) -> Result<(), StoreError> {
         signals::send(&self.store, user, id, kind, step).await?;
         if let Some(poke) = self.pokes.lock().expect("pokes lock").get(id) {
             poke.notify_one();
@@ -392,20 +269,13 @@ impl Deploys {
     }
 
     pub async fn get(&self, user: &UserName, id: &str) -> Result<DeployRecord, DeployError> {
-        store::get_json(&*self.store, &keys::record(user, id))
-            .await?
-            .map(|(r, _)| r)
-            .ok_or_else(|| DeployError::NotFound(id.to_owned()))
+        store::get_json(&*self.store, &keys::record(user, id)).await?.map(|(r, _)| r).ok_or_else(|| DeployError::NotFound(id.to_owned()))
     }
 
     /// An env's deploys, newest first.
     pub async fn list(&self, user: &UserName, env: &str) -> Result<Vec<DeployRecord>, DeployError> {
-        let mut all: Vec<DeployRecord> = store::list_json(&*self.store, &keys::records(user))
-            .await?
-            .into_iter()
-            .map(|(r, _)| r)
-            .filter(|r: &DeployRecord| r.env == env)
-            .collect();
+        let mut all: Vec<DeployRecord> =
+            store::list_json(&*self.store, &keys::records(user)).await?.into_iter().map(|(r, _)| r).filter(|r: &DeployRecord| r.env == env).collect();
         all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         Ok(all)
     }
@@ -414,21 +284,9 @@ impl Deploys {
     /// among them); older ones go, with their signals.
     async fn prune(&self, user: &UserName, env: &str) -> Result<(), DeployError> {
         let keep = self.config.deploys.keep_per_env;
-        for old in self
-            .list(user, env)
-            .await?
-            .into_iter()
-            .skip(keep)
-            .filter(|r| r.status.is_final())
-        {
-            journal::remove(
-                &self.store,
-                &journal::prefix(user.as_str(), "deploy", &old.id),
-            )
-            .await?;
-            self.store
-                .delete(&keys::record(user, &old.id), Precondition::Any)
-                .await?;
+        for old in self.list(user, env).await?.into_iter().skip(keep).filter(|r| r.status.is_final()) {
+            journal::remove(&self.store, &journal::prefix(user.as_str(), "deploy", &old.id)).await?;
+            self.store.delete(&keys::record(user, &old.id), Precondition::Any).await?;
             signals::clear(&self.store, user, &old.id).await;
         }
         Ok(())
@@ -441,37 +299,19 @@ impl Deploys {
         user: &UserName,
         id: &str,
         after: u64,
-    ) -> Result<
-        impl futures_util::Stream<Item = Result<(u64, DeployEvent), StoreError>> + Send + 'static,
-        DeployError,
-    > {
+    ) -> Result<impl futures_util::Stream<Item = Result<(u64, DeployEvent), StoreError>> + Send + 'static, DeployError> {
         self.get(user, id).await?;
-        Ok(journal::follow(
-            &self.store,
-            journal::prefix(user.as_str(), "deploy", id),
-            after,
-            DeployEvent::is_end,
-        )
-        .await?)
+        Ok(journal::follow(&self.store, journal::prefix(user.as_str(), "deploy", id), after, DeployEvent::is_end).await?)
     }
 }
 
 /// The release a rollback brings back: the one asked for, or the one before the
 /// release serving now.
-fn rollback_target(
-    env: &Env,
-    releases: &[Release],
-    wanted: Option<u32>,
-) -> Result<Release, DeployError> {
+fn rollback_target(env: &Env, releases: &[Release], wanted: Option<u32>) -> Result<Release, DeployError> {
     let env_name = &env.spec.name;
-    let invalid = |code: &str, message: String| {
-        DeployError::Invalid(vec![Violation::new("revision", code, message)])
-    };
+    let invalid = |code: &str, message: String| DeployError::Invalid(vec![Violation::new("revision", code, message)]);
     let Some(current) = env.current.as_ref() else {
-        return Err(invalid(
-            "rollback.no_release",
-            format!("env {env_name} has no release yet; deploy one first"),
-        ));
+        return Err(invalid("rollback.no_release", format!("env {env_name} has no release yet; deploy one first")));
     };
     let target = match wanted {
         Some(wanted) => releases.iter().find(|r| r.revision == wanted).cloned().ok_or_else(|| {
@@ -483,10 +323,7 @@ fn rollback_target(
         })?,
     };
     if target.revision == current.revision {
-        return Err(invalid(
-            "rollback.revision.current",
-            format!("release {} already serves env {env_name}", target.revision),
-        ));
+        return Err(invalid("rollback.revision.current", format!("release {} already serves env {env_name}", target.revision)));
     }
     Ok(target)
 }

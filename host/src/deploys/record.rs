@@ -24,10 +24,7 @@ pub enum DeployStatus {
 
 impl DeployStatus {
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            DeployStatus::Succeeded | DeployStatus::Failed | DeployStatus::Aborted
-        )
+        matches!(self, DeployStatus::Succeeded | DeployStatus::Failed | DeployStatus::Aborted)
     }
 }
 
@@ -144,25 +141,14 @@ pub struct DeployRecord {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<OffsetDateTime>,
 }
 
 impl DeployRecord {
     /// A deploy just accepted: revision `revision` of `env`, replacing release `stable`.
-    pub fn queued(
-        id: String,
-        env: String,
-        revision: u32,
-        stable: Option<u32>,
-        (strategy, settings): (String, serde_json::Value),
-        by: String,
-    ) -> Self {
+    pub fn queued(id: String, env: String, revision: u32, stable: Option<u32>, (strategy, settings): (String, serde_json::Value), by: String) -> Self {
         let now = OffsetDateTime::now_utc();
         let mut record = DeployRecord {
             id,
@@ -179,11 +165,7 @@ impl DeployRecord {
             image_build: None,
             image: None,
             digest: None,
-            traffic: if stable.is_some() {
-                Traffic::Stable
-            } else {
-                Traffic::Candidate
-            },
+            traffic: if stable.is_some() { Traffic::Stable } else { Traffic::Candidate },
             weight: None,
             split: None,
             scale: Scale::default(),
@@ -240,10 +222,7 @@ pub enum DeployEvent {
     /// Build and push progress.
     Build(BuildEvent),
     /// Replicas ready of each workload, as observed.
-    Replicas {
-        stable: Option<WorkloadReplicas>,
-        candidate: WorkloadReplicas,
-    },
+    Replicas { stable: Option<WorkloadReplicas>, candidate: WorkloadReplicas },
 }
 
 /// A workload as events show it.
@@ -264,37 +243,22 @@ impl DeployEvent {
 
 impl WorkloadReplicas {
     pub fn of(revision: u32, w: &Workload) -> Self {
-        Self {
-            revision,
-            replicas: w.replicas,
-            ready: w.ready,
-            restarts: w.restarts,
-        }
+        Self { revision, replicas: w.replicas, ready: w.ready, restarts: w.restarts }
     }
 }
 
 /// A failure with its stable code and words.
 pub fn failure(code: &str, message: impl Into<String>) -> DeployFailure {
-    DeployFailure {
-        code: code.into(),
-        message: message.into(),
-        cause: None,
-    }
+    DeployFailure { code: code.into(), message: message.into(), cause: None }
 }
 
 /// Adds a milestone when the status or the strategy's step changed since the last one.
 pub fn note_milestone(record: &mut DeployRecord) {
     let (step, action, words) = match (&record.step, record.status) {
-        (Some(s), DeployStatus::RollingOut) => {
-            (Some(s.index), Some(s.action.clone()), s.description.clone())
-        }
+        (Some(s), DeployStatus::RollingOut) => (Some(s.index), Some(s.action.clone()), s.description.clone()),
         _ => (None, None, String::new()),
     };
-    if record
-        .history
-        .last()
-        .is_some_and(|m| m.status == record.status && m.step == step && m.action == action)
-    {
+    if record.history.last().is_some_and(|m| m.status == record.status && m.step == step && m.action == action) {
         return;
     }
     let description = match &record.error {
@@ -305,13 +269,7 @@ pub fn note_milestone(record: &mut DeployRecord) {
         // Keep the first (queued) and the latest ones.
         record.history.remove(1);
     }
-    record.history.push(Milestone {
-        at: record.updated_at,
-        status: record.status,
-        step,
-        action,
-        description,
-    });
+    record.history.push(Milestone { at: record.updated_at, status: record.status, step, action, description });
 }
 
 pub fn status_words(status: DeployStatus) -> &'static str {
@@ -330,27 +288,14 @@ mod tests {
     use super::*;
 
     fn record() -> DeployRecord {
-        let mut r = DeployRecord::queued(
-            "d1".into(),
-            "shop".into(),
-            2,
-            Some(1),
-            ("canary".into(), serde_json::json!({})),
-            "alice".into(),
-        );
+        let mut r = DeployRecord::queued("d1".into(), "shop".into(), 2, Some(1), ("canary".into(), serde_json::json!({})), "alice".into());
         r.history.clear();
         r
     }
 
     fn step(index: u32, action: &str, description: &str) -> Option<StrategyStep> {
         let since = OffsetDateTime::now_utc();
-        Some(StrategyStep {
-            index,
-            action: action.into(),
-            description: description.into(),
-            memory: String::new(),
-            since,
-        })
+        Some(StrategyStep { index, action: action.into(), description: description.into(), memory: String::new(), since })
     }
 
     #[test]
@@ -359,65 +304,25 @@ mod tests {
         note_milestone(&mut r);
         note_milestone(&mut r);
         r.status = DeployStatus::RollingOut;
-        r.step = step(
-            0,
-            "wait-ready",
-            "canary at 10%: 0 of 1 candidate pods ready",
-        );
+        r.step = step(0, "wait-ready", "canary at 10%: 0 of 1 candidate pods ready");
         note_milestone(&mut r);
         // The same step in other words (a pod became ready) is not a new milestone.
-        r.step = step(
-            0,
-            "wait-ready",
-            "canary at 10%: 1 of 1 candidate pods ready",
-        );
+        r.step = step(0, "wait-ready", "canary at 10%: 1 of 1 candidate pods ready");
         note_milestone(&mut r);
-        r.step = step(
-            1,
-            "await-promotion",
-            "canary at 10%: waiting for someone to promote it",
-        );
+        r.step = step(1, "await-promotion", "canary at 10%: waiting for someone to promote it");
         note_milestone(&mut r);
         r.status = DeployStatus::Aborted;
-        r.error = Some(failure(
-            "deploy.aborted",
-            "aborted by alice during the rollout; release 1 serves alone again",
-        ));
+        r.error = Some(failure("deploy.aborted", "aborted by alice during the rollout; release 1 serves alone again"));
         note_milestone(&mut r);
-        let seen: Vec<(DeployStatus, Option<u32>, Option<&str>, &str)> = r
-            .history
-            .iter()
-            .map(|m| {
-                (
-                    m.status,
-                    m.step,
-                    m.action.as_deref(),
-                    m.description.as_str(),
-                )
-            })
-            .collect();
+        let seen: Vec<(DeployStatus, Option<u32>, Option<&str>, &str)> =
+            r.history.iter().map(|m| (m.status, m.step, m.action.as_deref(), m.description.as_str())).collect();
         assert_eq!(
             seen,
             [
                 (DeployStatus::Queued, None, None, ""),
-                (
-                    DeployStatus::RollingOut,
-                    Some(0),
-                    Some("wait-ready"),
-                    "canary at 10%: 0 of 1 candidate pods ready"
-                ),
-                (
-                    DeployStatus::RollingOut,
-                    Some(1),
-                    Some("await-promotion"),
-                    "canary at 10%: waiting for someone to promote it"
-                ),
-                (
-                    DeployStatus::Aborted,
-                    None,
-                    None,
-                    "aborted by alice during the rollout; release 1 serves alone again"
-                ),
+                (DeployStatus::RollingOut, Some(0), Some("wait-ready"), "canary at 10%: 0 of 1 candidate pods ready"),
+                (DeployStatus::RollingOut, Some(1), Some("await-promotion"), "canary at 10%: waiting for someone to promote it"),
+                (DeployStatus::Aborted, None, None, "aborted by alice during the rollout; release 1 serves alone again"),
             ]
         );
     }
@@ -433,9 +338,6 @@ mod tests {
         }
         assert_eq!(r.history.len(), MILESTONES_KEPT);
         assert_eq!(r.history[0].status, DeployStatus::Queued);
-        assert_eq!(
-            r.history.last().unwrap().step,
-            Some(MILESTONES_KEPT as u32 * 2 - 1)
-        );
+        assert_eq!(r.history.last().unwrap().step, Some(MILESTONES_KEPT as u32 * 2 - 1));
     }
 }

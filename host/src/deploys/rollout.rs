@@ -44,24 +44,10 @@ impl From<ClusterError> for DeployFailure {
 
 /// Drives the strategy to its end. `Err` is a failure of the target or the store under
 /// it: the caller puts the previous release back.
-pub async fn roll(
-    run: &mut Run,
-    target: &dyn Target,
-    env: &EnvSpec,
-    limits: &Limits,
-) -> Result<Ending, DeployFailure> {
+pub async fn roll(run: &mut Run, target: &dyn Target, env: &EnvSpec, limits: &Limits) -> Result<Ending, DeployFailure> {
     target.sync(Duration::from_secs(60)).await?;
-    let limits = warship_rollout::Limits {
-        deadline_ms: limits.deadline.as_millis() as u64,
-        max_replicas: limits.max_replicas,
-    };
-    let mut rollout = Rollout::new(
-        progress_of(run),
-        env.replicas,
-        limits,
-        run.record.strategy.clone(),
-        now_ms(),
-    );
+    let limits = warship_rollout::Limits { deadline_ms: limits.deadline.as_millis() as u64, max_replicas: limits.max_replicas };
+    let mut rollout = Rollout::new(progress_of(run), env.replicas, limits, run.record.strategy.clone(), now_ms());
     let (changes, gone) = rollout.begin(target);
     if let Some(gone) = gone {
         tracing::warn!(id = %run.record.id, release = gone, "the serving release has no workload; rolling out as a first deploy");
@@ -74,18 +60,10 @@ pub async fn roll(
     let mut signals = run.signals.clone();
     let mut at_once = Bucket::new();
     loop {
-        rollout.promote(
-            signals
-                .borrow_and_update()
-                .promote
-                .as_ref()
-                .and_then(|p| p.step),
-        );
+        rollout.promote(signals.borrow_and_update().promote.as_ref().and_then(|p| p.step));
         let state = rollout.state(target, now_ms());
         let seen = DeployEvent::Replicas {
-            stable: stable
-                .zip(state.stable)
-                .map(|(revision, w)| WorkloadReplicas::of(revision, &w)),
+            stable: stable.zip(state.stable).map(|(revision, w)| WorkloadReplicas::of(revision, &w)),
             candidate: WorkloadReplicas::of(candidate, &state.candidate),
         };
         if last_seen.as_ref() != Some(&seen) {
@@ -95,9 +73,7 @@ pub async fn roll(
         let answer = match run.plugin.clone() {
             Some(plugin) => {
                 let (settings, state) = (run.settings.clone(), state.clone());
-                tokio::task::spawn_blocking(move || plugin.next_step_with(&settings, &state))
-                    .await
-                    .expect("plugin calls do not panic")
+                tokio::task::spawn_blocking(move || plugin.next_step_with(&settings, &state)).await.expect("plugin calls do not panic")
             }
             None => Err(crate::plugins::PluginError::gone(&run.record.strategy)),
         };
@@ -115,12 +91,8 @@ pub async fn roll(
             let restore = rollout.restore(target);
             apply_all(run, target, restore).await?;
             put_progress(run, &rollout.progress);
-            let message =
-                rollout.failure_message(failure, diagnosis.as_ref().map(|d| d.message.as_str()));
-            let ended = DeployFailure {
-                cause: diagnosis.map(|d| d.cause),
-                ..self::failure(failure.code(), message)
-            };
+            let message = rollout.failure_message(failure, diagnosis.as_ref().map(|d| d.message.as_str()));
+            let ended = DeployFailure { cause: diagnosis.map(|d| d.cause), ..self::failure(failure.code(), message) };
             return Ok(match failure {
                 Failure::Aborted(_) => Ending::Aborted(ended),
                 _ => Ending::Failed(ended),
@@ -155,33 +127,16 @@ pub async fn roll(
 
 /// Back to the release that served before: scaled to the env's replicas, with all
 /// traffic, and the candidate gone.
-pub async fn restore(
-    run: &mut Run,
-    target: &dyn Target,
-    desired: u32,
-) -> Result<(), DeployFailure> {
-    let limits = warship_rollout::Limits {
-        deadline_ms: 0,
-        max_replicas: desired,
-    };
-    let mut rollout = Rollout::new(
-        progress_of(run),
-        desired,
-        limits,
-        run.record.strategy.clone(),
-        now_ms(),
-    );
+pub async fn restore(run: &mut Run, target: &dyn Target, desired: u32) -> Result<(), DeployFailure> {
+    let limits = warship_rollout::Limits { deadline_ms: 0, max_replicas: desired };
+    let mut rollout = Rollout::new(progress_of(run), desired, limits, run.record.strategy.clone(), now_ms());
     let changes = rollout.restore(target);
     apply_all(run, target, changes).await?;
     put_progress(run, &rollout.progress);
     Ok(())
 }
 
-async fn apply_all(
-    run: &mut Run,
-    target: &dyn Target,
-    changes: Vec<Change>,
-) -> Result<(), DeployFailure> {
+async fn apply_all(run: &mut Run, target: &dyn Target, changes: Vec<Change>) -> Result<(), DeployFailure> {
     for change in changes {
         run.apply(target, change).await?;
     }
@@ -202,10 +157,7 @@ fn progress_of(run: &Run) -> Progress {
     Progress {
         stable: r.stable,
         candidate: r.revision,
-        scale: ScaleTo {
-            stable: r.scale.stable,
-            candidate: r.scale.candidate,
-        },
+        scale: ScaleTo { stable: r.scale.stable, candidate: r.scale.candidate },
         traffic: r.traffic,
         weight: r.weight,
         split: r.split,
@@ -224,10 +176,7 @@ fn progress_of(run: &Run) -> Progress {
 fn put_progress(run: &mut Run, p: &Progress) {
     let r = &mut run.record;
     r.stable = p.stable;
-    r.scale = Scale {
-        stable: p.scale.stable,
-        candidate: p.scale.candidate,
-    };
+    r.scale = Scale { stable: p.scale.stable, candidate: p.scale.candidate };
     r.traffic = p.traffic;
     r.weight = p.weight;
     r.split = p.split;
@@ -240,8 +189,7 @@ fn put_progress(run: &mut Run, p: &Progress) {
         // The record's time keeps its own precision when the step did not move.
         since: match &r.step {
             Some(old) if ms_of(old.since) == s.since_ms => old.since,
-            _ => OffsetDateTime::from_unix_timestamp_nanos(s.since_ms as i128 * 1_000_000)
-                .unwrap_or_else(|_| OffsetDateTime::now_utc()),
+            _ => OffsetDateTime::from_unix_timestamp_nanos(s.since_ms as i128 * 1_000_000).unwrap_or_else(|_| OffsetDateTime::now_utc()),
         },
     });
 }
@@ -254,17 +202,12 @@ struct Bucket {
 
 impl Bucket {
     fn new() -> Self {
-        Self {
-            tokens: AT_ONCE_BURST as f64,
-            at: tokio::time::Instant::now(),
-        }
+        Self { tokens: AT_ONCE_BURST as f64, at: tokio::time::Instant::now() }
     }
 
     async fn take(&mut self) {
         let now = tokio::time::Instant::now();
-        self.tokens = (self.tokens
-            + now.duration_since(self.at).as_secs_f64() * AT_ONCE_PER_SEC as f64)
-            .min(AT_ONCE_BURST as f64);
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * AT_ONCE_PER_SEC as f64).min(AT_ONCE_BURST as f64);
         self.at = now;
         if self.tokens < 1.0 {
             let wait = Duration::from_secs_f64((1.0 - self.tokens) / AT_ONCE_PER_SEC as f64);
@@ -288,9 +231,6 @@ mod tests {
             bucket.take().await;
         }
         let took = started.elapsed();
-        assert!(
-            took >= Duration::from_millis(1900),
-            "a burst, then {AT_ONCE_PER_SEC} a second: {took:?}"
-        );
+        assert!(took >= Duration::from_millis(1900), "a burst, then {AT_ONCE_PER_SEC} a second: {took:?}");
     }
 }

@@ -34,64 +34,30 @@ pub const ABORT: &str = "abort";
 /// How often a running deploy looks for signals sent through another host.
 const POLL: Duration = Duration::from_secs(1);
 
-pub async fn send(
-    store: &DynStore,
-    user: &UserName,
-    id: &str,
-    kind: &str,
-    step: Option<u32>,
-) -> Result<(), StoreError> {
-    let signal = Signal {
-        by: user.to_string(),
-        at: OffsetDateTime::now_utc(),
-        step,
-    };
-    store::put_json(
-        &**store,
-        &format!("{}{kind}", keys::signals(user, id)),
-        &signal,
-        Precondition::Any,
-    )
-    .await
-    .map(drop)
+pub async fn send(store: &DynStore, user: &UserName, id: &str, kind: &str, step: Option<u32>) -> Result<(), StoreError> {
+    let signal = Signal { by: user.to_string(), at: OffsetDateTime::now_utc(), step };
+    store::put_json(&**store, &format!("{}{kind}", keys::signals(user, id)), &signal, Precondition::Any).await.map(drop)
 }
 
 /// Drops an ended deploy's signals.
 pub async fn clear(store: &DynStore, user: &UserName, id: &str) {
     for kind in [PROMOTE, ABORT] {
-        let _ = store
-            .delete(
-                &format!("{}{kind}", keys::signals(user, id)),
-                Precondition::Any,
-            )
-            .await;
+        let _ = store.delete(&format!("{}{kind}", keys::signals(user, id)), Precondition::Any).await;
     }
 }
 
 /// Keeps `signals` up to date with what is stored for the deploy: at once when this
 /// host receives one (`poke`), and every second for those sent through another host.
-pub async fn watch(
-    store: DynStore,
-    user: UserName,
-    id: String,
-    signals: watch::Sender<Signals>,
-    poke: Arc<Notify>,
-) -> std::convert::Infallible {
+pub async fn watch(store: DynStore, user: UserName, id: String, signals: watch::Sender<Signals>, poke: Arc<Notify>) -> std::convert::Infallible {
     let prefix = keys::signals(&user, &id);
     loop {
         match store.list(&prefix).await {
             Ok(entries) => {
                 let read = |kind: &str| {
                     let key = format!("{prefix}{kind}");
-                    entries
-                        .iter()
-                        .find(|e| e.key == key)
-                        .and_then(|e| serde_json::from_slice::<Signal>(&e.value).ok())
+                    entries.iter().find(|e| e.key == key).and_then(|e| serde_json::from_slice::<Signal>(&e.value).ok())
                 };
-                let now = Signals {
-                    promote: read(PROMOTE),
-                    abort: read(ABORT),
-                };
+                let now = Signals { promote: read(PROMOTE), abort: read(ABORT) };
                 signals.send_if_modified(|seen| std::mem::replace(seen, now.clone()) != now);
             }
             Err(e) => tracing::warn!(%id, error = %e, "could not read the deploy's signals"),

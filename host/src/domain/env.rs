@@ -19,11 +19,7 @@ impl EnvName {
     pub fn parse(name: &str) -> Result<Self, Violation> {
         match dns_label_problem(name, ENV_NAME_MAX) {
             None => Ok(Self(name.to_owned())),
-            Some(problem) => Err(Violation::new(
-                "name",
-                "env.name.invalid",
-                format!("env name {name:?} {problem}"),
-            )),
+            Some(problem) => Err(Violation::new("name", "env.name.invalid", format!("env name {name:?} {problem}"))),
         }
     }
     pub fn as_str(&self) -> &str {
@@ -148,19 +144,12 @@ pub fn health_path_problem(path: &str) -> Option<Violation> {
         "must start with '/' (it is below the context path: \"/health\")"
     } else if path.len() > MAX {
         "must be at most 200 characters"
-    } else if path
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%'))
-    {
+    } else if path.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%')) {
         "must be a plain path: no spaces, '?', '#' or '%'"
     } else {
         return None;
     };
-    Some(Violation::new(
-        "health_path",
-        "env.health_path.invalid",
-        format!("health_path {path:?} {problem}"),
-    ))
+    Some(Violation::new("health_path", "env.health_path.invalid", format!("health_path {path:?} {problem}")))
 }
 
 fn one() -> u32 {
@@ -239,44 +228,16 @@ pub struct Env {
 
 impl EnvPatch {
     pub fn apply(self, spec: &mut EnvSpec) {
-        let EnvPatch {
-            tomcat,
-            jdk,
-            replicas,
-            jvm_options,
-            env,
-            resources,
-            context_path,
-            health_path,
-            rollout_deadline_secs,
-        } = self;
-        if let Some(v) = tomcat {
-            spec.tomcat = v
-        }
-        if let Some(v) = jdk {
-            spec.jdk = v
-        }
-        if let Some(v) = replicas {
-            spec.replicas = v
-        }
-        if let Some(v) = jvm_options {
-            spec.jvm_options = v
-        }
-        if let Some(v) = env {
-            spec.env = v
-        }
-        if let Some(v) = resources {
-            spec.resources = v
-        }
-        if let Some(v) = context_path {
-            spec.context_path = v
-        }
-        if let Some(v) = health_path {
-            spec.health_path = Some(v)
-        }
-        if let Some(v) = rollout_deadline_secs {
-            spec.rollout_deadline_secs = Some(v)
-        }
+        let EnvPatch { tomcat, jdk, replicas, jvm_options, env, resources, context_path, health_path, rollout_deadline_secs } = self;
+        if let Some(v) = tomcat { spec.tomcat = v }
+        if let Some(v) = jdk { spec.jdk = v }
+        if let Some(v) = replicas { spec.replicas = v }
+        if let Some(v) = jvm_options { spec.jvm_options = v }
+        if let Some(v) = env { spec.env = v }
+        if let Some(v) = resources { spec.resources = v }
+        if let Some(v) = context_path { spec.context_path = v }
+        if let Some(v) = health_path { spec.health_path = Some(v) }
+        if let Some(v) = rollout_deadline_secs { spec.rollout_deadline_secs = Some(v) }
     }
 }
 
@@ -286,18 +247,14 @@ mod tests {
 
     #[test]
     fn a_minimal_spec_gets_defaults() {
-        let s: EnvSpec =
-            serde_json::from_str(r#"{"name":"shop","tomcat":"10.1","jdk":"17"}"#).unwrap();
+        let s: EnvSpec = serde_json::from_str(r#"{"name":"shop","tomcat":"10.1","jdk":"17"}"#).unwrap();
         assert_eq!(s.replicas, 1);
         assert_eq!(s.context_path, "/");
     }
 
     #[test]
     fn patch_keeps_what_it_does_not_name() {
-        let mut s: EnvSpec = serde_json::from_str(
-            r#"{"name":"shop","tomcat":"10.1","jdk":"17","jvm_options":"-Xmx1g"}"#,
-        )
-        .unwrap();
+        let mut s: EnvSpec = serde_json::from_str(r#"{"name":"shop","tomcat":"10.1","jdk":"17","jvm_options":"-Xmx1g"}"#).unwrap();
         let patch: EnvPatch = serde_json::from_str(r#"{"replicas":3}"#).unwrap();
         patch.apply(&mut s);
         assert_eq!(s.replicas, 3);
@@ -308,8 +265,7 @@ mod tests {
 
     #[test]
     fn the_probe_asks_the_context_path_or_the_health_path_below_it() {
-        let mut s: EnvSpec =
-            serde_json::from_str(r#"{"name":"shop","tomcat":"10.1","jdk":"17"}"#).unwrap();
+        let mut s: EnvSpec = serde_json::from_str(r#"{"name":"shop","tomcat":"10.1","jdk":"17"}"#).unwrap();
         assert_eq!(s.probe_path(), "/");
         s.context_path = "/shop".into();
         assert_eq!(s.probe_path(), "/shop/");
@@ -320,18 +276,9 @@ mod tests {
         s.context_path = "/".into();
         assert_eq!(s.probe_path(), "/helloworld");
         assert!(health_path_problem("/health/ready").is_none());
-        for bad in [
-            "health",
-            "/a b",
-            "/x?y=1",
-            "/%2e",
-            &format!("/{}", "a".repeat(200)),
-        ] {
+        for bad in ["health", "/a b", "/x?y=1", "/%2e", &format!("/{}", "a".repeat(200))] {
             let v = health_path_problem(bad).unwrap_or_else(|| panic!("{bad} passes"));
-            assert_eq!(
-                (v.field.as_str(), v.code.as_str()),
-                ("health_path", "env.health_path.invalid")
-            );
+            assert_eq!((v.field.as_str(), v.code.as_str()), ("health_path", "env.health_path.invalid"));
         }
     }
 

@@ -7,11 +7,8 @@ mod env;
 mod platform;
 mod violation;
 
-pub use env::{
-    health_path_problem, Env, EnvName, EnvPatch, EnvSpec, JdkVersion, Release, ReleaseSpec,
-    ResourceAmounts, Resources, TomcatVersion, ENV_NAME_MAX,
-};
+pub use env::{health_path_problem, Env, EnvName, EnvPatch, EnvSpec, JdkVersion, Release, ReleaseSpec, ResourceAmounts, Resources, TomcatVersion, ENV_NAME_MAX};
 pub use platform::Platform;
 // Rollouts are the shared crate's: the plugins' simulator speaks the same types.
-pub use violation::{dns_label_problem, Violation, RESERVED_NAMES};
 pub use warship_rollout::types::{Action, RolloutState, ScaleTo, Split, Step, Traffic, Workload};
+pub use violation::{dns_label_problem, Violation, RESERVED_NAMES};

@@ -14,11 +14,7 @@ impl Platform {
         let os = parts.next().filter(|s| !s.is_empty())?.to_owned();
         let architecture = parts.next().filter(|s| !s.is_empty())?.to_owned();
         let variant = parts.next().map(str::to_owned);
-        parts.next().is_none().then_some(Self {
-            os,
-            architecture,
-            variant,
-        })
+        parts.next().is_none().then_some(Self { os, architecture, variant })
     }
 }
 
@@ -39,14 +35,8 @@ mod tests {
     #[test]
     fn platforms_parse_with_and_without_variant() {
         let p = Platform::parse("linux/amd64").unwrap();
-        assert_eq!(
-            (p.os.as_str(), p.architecture.as_str(), p.variant),
-            ("linux", "amd64", None)
-        );
-        assert_eq!(
-            Platform::parse("linux/arm64/v8").unwrap().to_string(),
-            "linux/arm64/v8"
-        );
+        assert_eq!((p.os.as_str(), p.architecture.as_str(), p.variant), ("linux", "amd64", None));
+        assert_eq!(Platform::parse("linux/arm64/v8").unwrap().to_string(), "linux/arm64/v8");
         assert!(Platform::parse("linux").is_none());
         assert!(Platform::parse("linux/arm64/v8/x").is_none());
     }

@@ -14,16 +14,8 @@ pub struct Violation {
 }
 
 impl Violation {
-    pub fn new(
-        field: impl Into<String>,
-        code: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            field: field.into(),
-            code: code.into(),
-            message: message.into(),
-        }
+    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), code: code.into(), message: message.into() }
     }
 }
 
@@ -38,10 +30,7 @@ pub fn dns_label_problem(value: &str, max: usize) -> Option<String> {
         return Some("must not be empty".into());
     }
     if value.len() > max {
-        return Some(format!(
-            "must be at most {max} characters (it is {})",
-            value.len()
-        ));
+        return Some(format!("must be at most {max} characters (it is {})", value.len()));
     }
     let bytes = value.as_bytes();
     if !bytes[0].is_ascii_lowercase() {
@@ -50,13 +39,8 @@ pub fn dns_label_problem(value: &str, max: usize) -> Option<String> {
     if !bytes[bytes.len() - 1].is_ascii_alphanumeric() {
         return Some("must end with a letter or digit".into());
     }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        return Some(format!(
-            "may hold only lowercase letters, digits and '-' (found {bad:?})"
-        ));
+    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Some(format!("may hold only lowercase letters, digits and '-' (found {bad:?})"));
     }
     None
 }

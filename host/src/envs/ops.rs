@@ -17,11 +17,7 @@ pub enum EnvOpsError {
     #[error("deploy {running} is running on env {env}")]
     Running { env: String, running: String },
     #[error("env {env} has no pod {pod:?}")]
-    NoSuchPod {
-        env: String,
-        pod: String,
-        pods: Vec<String>,
-    },
+    NoSuchPod { env: String, pod: String, pods: Vec<String> },
     #[error("env {0} has no pods")]
     NoPods(String),
     #[error("Kubernetes could not give the log of pod {pod}: {source}")]
@@ -45,18 +41,8 @@ pub struct EnvOps {
 }
 
 impl EnvOps {
-    pub fn new(
-        store: DynStore,
-        config: Arc<Config>,
-        envs: Envs,
-        cluster: Option<Arc<Cluster>>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            store,
-            config,
-            envs,
-            cluster,
-        })
+    pub fn new(store: DynStore, config: Arc<Config>, envs: Envs, cluster: Option<Arc<Cluster>>) -> Arc<Self> {
+        Arc::new(Self { store, config, envs, cluster })
     }
 
     /// Deletes an env: its Kubernetes objects first (waiting until they are gone),
@@ -66,25 +52,13 @@ impl EnvOps {
         let holder = format!("{}{}", keys::DELETING, uuid::Uuid::new_v4().simple());
         let waiting_since = std::time::Instant::now();
         let lease = loop {
-            match Lease::take(
-                &self.store,
-                &keys::lock(user, env.as_str()),
-                &holder,
-                LEASE_TTL,
-            )
-            .await
-            {
+            match Lease::take(&self.store, &keys::lock(user, env.as_str()), &holder, LEASE_TTL).await {
                 Ok(lease) => break lease,
                 // A deploy that just ended has left the active index a moment before it
                 // lets go of the lock: wait for that moment rather than refuse.
                 Err(StoreError::Locked { holder, .. }) => {
-                    if waiting_since.elapsed() >= keys::ENDING_GRACE
-                        || self.running(user, env.as_str()).await?.is_some()
-                    {
-                        return Err(EnvOpsError::Running {
-                            env: env.to_string(),
-                            running: holder,
-                        });
+                    if waiting_since.elapsed() >= keys::ENDING_GRACE || self.running(user, env.as_str()).await?.is_some() {
+                        return Err(EnvOpsError::Running { env: env.to_string(), running: holder });
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -119,50 +93,24 @@ impl EnvOps {
         pod: Option<&str>,
         follow: bool,
         tail: Option<i64>,
-    ) -> Result<
-        (
-            String,
-            impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
-        ),
-        EnvOpsError,
-    > {
+    ) -> Result<(String, impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static), EnvOpsError> {
         let cluster = self.cluster.as_ref().ok_or(EnvOpsError::NoCluster)?;
         let env = self.envs.get(user, env_name).await?;
         let objects = cluster.objects(user, env_name.as_str());
         let pod = match pod {
-            Some(wanted) => objects
-                .pods
-                .iter()
-                .find(|p| p.name == wanted)
-                .map(|p| p.name.clone())
-                .ok_or_else(|| EnvOpsError::NoSuchPod {
-                    env: env_name.to_string(),
-                    pod: wanted.to_owned(),
-                    pods: objects.pods.iter().map(|p| p.name.clone()).collect(),
-                })?,
+            Some(wanted) => objects.pods.iter().find(|p| p.name == wanted).map(|p| p.name.clone()).ok_or_else(|| EnvOpsError::NoSuchPod {
+                env: env_name.to_string(),
+                pod: wanted.to_owned(),
+                pods: objects.pods.iter().map(|p| p.name.clone()).collect(),
+            })?,
             None => {
                 let serving = env.current.as_ref().map(|r| r.revision);
                 let mut pods: Vec<_> = objects.pods.iter().collect();
-                pods.sort_by_key(|p| {
-                    (
-                        p.release != serving,
-                        !p.ready,
-                        p.terminating,
-                        p.name.clone(),
-                    )
-                });
-                pods.first()
-                    .map(|p| p.name.clone())
-                    .ok_or_else(|| EnvOpsError::NoPods(env_name.to_string()))?
+                pods.sort_by_key(|p| (p.release != serving, !p.ready, p.terminating, p.name.clone()));
+                pods.first().map(|p| p.name.clone()).ok_or_else(|| EnvOpsError::NoPods(env_name.to_string()))?
             }
         };
-        let stream = cluster
-            .pod_logs(user, &pod, follow, tail)
-            .await
-            .map_err(|source| EnvOpsError::Logs {
-                pod: pod.clone(),
-                source,
-            })?;
+        let stream = cluster.pod_logs(user, &pod, follow, tail).await.map_err(|source| EnvOpsError::Logs { pod: pod.clone(), source })?;
         Ok((pod, stream))
     }
 }

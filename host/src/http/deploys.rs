@@ -27,15 +27,8 @@ pub async fn create(
     ApiPath(env): ApiPath<String>,
     ApiJson(request): ApiJson<DeployRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let record = state
-        .deploys
-        .start(&user, &env_name(&env)?, request)
-        .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, format!("/api/v1/deploys/{}", record.id))],
-        Json(record),
-    ))
+    let record = state.deploys.start(&user, &env_name(&env)?, request).await?;
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/api/v1/deploys/{}", record.id))], Json(record)))
 }
 
 /// An env's deploys, newest first: the history, a page at a time (`Link` to the next).
@@ -50,21 +43,13 @@ pub async fn list(
 ) -> Result<Page<DeployRecord>, ApiError> {
     let env = env_name(&env)?;
     state.envs.get(&user, &env).await?;
-    page.page(
-        state.deploys.list(&user, env.as_str()).await?,
-        |d| newest_first(d.created_at, &d.id),
-        uri,
-    )
+    page.page(state.deploys.list(&user, env.as_str()).await?, |d| newest_first(d.created_at, &d.id), uri)
 }
 
 /// One deploy: its status, the strategy's step, and the cause if it failed.
 #[utoipa::path(get, path = "/api/v1/deploys/{id}", tag = "deploys",
     responses((status = 200, body = DeployRecord), (status = 404, body = super::Problem)), security(("bearer" = [])))]
-pub async fn get(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<DeployRecord>, ApiError> {
+pub async fn get(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<Json<DeployRecord>, ApiError> {
     Ok(Json(state.deploys.get(&user, &id).await?))
 }
 
@@ -81,10 +66,7 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let events = state
-        .deploys
-        .events(&user, &id, super::last_event_id(&headers))
-        .await?;
+    let events = state.deploys.events(&user, &id, super::last_event_id(&headers)).await?;
     Ok(super::event_stream(events, |event| match event {
         DeployEvent::Record(_) => "record",
         DeployEvent::Build(_) => "build",
@@ -97,15 +79,8 @@ pub async fn events(
 #[utoipa::path(post, path = "/api/v1/deploys/{id}/promote", tag = "deploys",
     responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
     security(("bearer" = [])))]
-pub async fn promote(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    ApiPath(id): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(state.deploys.promote(&user, &id).await?),
-    ))
+pub async fn promote(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok((StatusCode::ACCEPTED, Json(state.deploys.promote(&user, &id).await?)))
 }
 
 /// Stop a deploy. During its rollout the release that served before serves alone again
@@ -114,15 +89,8 @@ pub async fn promote(
 #[utoipa::path(post, path = "/api/v1/deploys/{id}/abort", tag = "deploys",
     responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
     security(("bearer" = [])))]
-pub async fn abort(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    ApiPath(id): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(state.deploys.abort(&user, &id).await?),
-    ))
+pub async fn abort(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok((StatusCode::ACCEPTED, Json(state.deploys.abort(&user, &id).await?)))
 }
 
 /// Bring back a recorded release by its digest, without rebuilding: by default the
@@ -138,18 +106,7 @@ pub async fn rollback(
     ApiPath(env): ApiPath<String>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RollbackRequest::default()
-    } else {
-        parse_json(&body)?
-    };
-    let record = state
-        .deploys
-        .rollback(&user, &env_name(&env)?, request)
-        .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, format!("/api/v1/deploys/{}", record.id))],
-        Json(record),
-    ))
+    let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) { RollbackRequest::default() } else { parse_json(&body)? };
+    let record = state.deploys.rollback(&user, &env_name(&env)?, request).await?;
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/api/v1/deploys/{}", record.id))], Json(record)))
 }

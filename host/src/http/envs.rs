@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::page::{Page, PageQuery};
 use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
-use crate::domain::{Env, EnvName, EnvPatch, EnvSpec};
 use crate::envs::EnvStatus;
+use crate::domain::{Env, EnvName, EnvPatch, EnvSpec};
 
 pub(super) fn env_name(name: &str) -> Result<EnvName, ApiError> {
     // A name that can never exist is simply not found: no hint about others' envs.
@@ -26,11 +26,7 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let env = state.envs.create(&user, spec, Default::default()).await?;
     let location = format!("/api/v1/envs/{}", env.spec.name);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(env),
-    ))
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(env)))
 }
 
 /// List your envs by name, a page at a time (`Link` to the next).
@@ -67,9 +63,7 @@ pub async fn update(
     ApiPath(name): ApiPath<String>,
     ApiJson(patch): ApiJson<EnvPatch>,
 ) -> Result<Json<Env>, ApiError> {
-    Ok(Json(
-        state.envs.update(&user, &env_name(&name)?, patch).await?,
-    ))
+    Ok(Json(state.envs.update(&user, &env_name(&name)?, patch).await?))
 }
 
 /// Delete an env: its Service, Deployments and pods go first, and the answer comes
@@ -109,24 +103,9 @@ pub async fn logs(
     ApiPath(env): ApiPath<String>,
     Query(query): Query<LogsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (pod, stream) = state
-        .env_ops
-        .logs(
-            &user,
-            &env_name(&env)?,
-            query.pod.as_deref(),
-            query.follow,
-            query.tail,
-        )
-        .await?;
+    let (pod, stream) = state.env_ops.logs(&user, &env_name(&env)?, query.pod.as_deref(), query.follow, query.tail).await?;
     Ok((
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (
-                header::HeaderName::from_static("x-warship-pod"),
-                pod.as_str(),
-            ),
-        ],
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::HeaderName::from_static("x-warship-pod"), pod.as_str())],
         Body::from_stream(stream),
     )
         .into_response())

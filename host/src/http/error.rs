@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 
 use crate::cluster::ClusterError;
 use crate::deploys::DeployError;
-use crate::domain::Violation;
 use crate::envs::{EnvError, EnvOpsError};
 use crate::images::ImageError;
 use crate::store::StoreError;
 use crate::users::UserError;
+use crate::domain::Violation;
 use crate::wars::WarError;
 
 #[derive(Debug)]
@@ -43,21 +43,8 @@ pub struct Problem {
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            code,
-            title,
-            detail: detail.into(),
-            errors: Vec::new(),
-            extra: Default::default(),
-            headers: Vec::new(),
-        }
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, title, detail: detail.into(), errors: Vec::new(), extra: Default::default(), headers: Vec::new() }
     }
 
     pub fn with_errors(mut self, errors: Vec<Violation>) -> Self {
@@ -82,13 +69,7 @@ impl ApiError {
     }
 
     pub fn invalid(detail: impl Into<String>, errors: Vec<Violation>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "Validation failed",
-            detail,
-        )
-        .with_errors(errors)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed", detail).with_errors(errors)
     }
 
     pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
@@ -118,15 +99,10 @@ impl IntoResponse for ApiError {
             errors: self.errors,
         })
         .expect("problems serialize");
-        body.as_object_mut()
-            .expect("problem is an object")
-            .extend(self.extra);
+        body.as_object_mut().expect("problem is an object").extend(self.extra);
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
@@ -259,9 +235,7 @@ impl From<crate::plugins::PluginError> for ApiError {
             StatusCode::INTERNAL_SERVER_ERROR,
             "plugin.failed",
             "A plugin failed",
-            format!(
-                "{e}; nothing was changed. Retry, and tell the platform admins if it keeps failing"
-            ),
+            format!("{e}; nothing was changed. Retry, and tell the platform admins if it keeps failing"),
         )
     }
 }
@@ -271,16 +245,8 @@ impl From<UserError> for ApiError {
         match e {
             UserError::Store(e) => e.into(),
             UserError::InvalidName(message) => ApiError::bad_request("user.invalid_name", message),
-            UserError::Exists(name) => ApiError::new(
-                StatusCode::CONFLICT,
-                "user.exists",
-                "Conflict",
-                format!("user {name} already exists; rotate its token instead"),
-            ),
-            UserError::NotFound(name) => ApiError::not_found(
-                "user.not_found",
-                format!("there is no user {name}; GET /api/v1/admin/users lists them"),
-            ),
+            UserError::Exists(name) => ApiError::new(StatusCode::CONFLICT, "user.exists", "Conflict", format!("user {name} already exists; rotate its token instead")),
+            UserError::NotFound(name) => ApiError::not_found("user.not_found", format!("there is no user {name}; GET /api/v1/admin/users lists them")),
         }
     }
 }
@@ -306,9 +272,7 @@ impl From<ImageError> for ApiError {
                     "The build failed",
                     format!("{}; nothing was recorded as built", failure.message),
                 );
-                problem
-                    .extra
-                    .insert("cause".into(), serde_json::json!(failure.code));
+                problem.extra.insert("cause".into(), serde_json::json!(failure.code));
                 problem
             }
             ImageError::Env(e) => e.into(),
@@ -399,11 +363,6 @@ impl From<ClusterError> for ApiError {
             ClusterError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         };
-        ApiError::new(
-            status,
-            e.code(),
-            "Kubernetes failed",
-            format!("{e}; nothing else was changed, retry in a moment"),
-        )
+        ApiError::new(status, e.code(), "Kubernetes failed", format!("{e}; nothing else was changed, retry in a moment"))
     }
 }

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState};
-use crate::domain::Violation;
 use crate::users::{Bearer, UserName};
+use crate::domain::Violation;
 
 /// The user named by the request's bearer token. Every API route takes one.
 #[derive(Debug, Clone)]
@@ -33,22 +33,11 @@ impl FromRequestParts<AppState> for CurrentUser {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                unauthorized(
-                    "auth.malformed",
-                    "the Authorization header must read `Bearer <token>`",
-                )
-            })?;
-        let from = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
+            .ok_or_else(|| unauthorized("auth.malformed", "the Authorization header must read `Bearer <token>`"))?;
+        let from = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
         match state.users.bearer(token, from).await? {
             Bearer::User(user) => {
                 tracing::Span::current().record("user", user.as_str());
@@ -75,20 +64,12 @@ impl FromRequestParts<AppState> for AdminUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
-        if !state
-            .config
-            .users
-            .admins
-            .iter()
-            .any(|admin| admin == user.as_str())
-        {
+        if !state.config.users.admins.iter().any(|admin| admin == user.as_str()) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "auth.not_admin",
                 "Forbidden",
-                format!(
-                    "{user} is not an admin; admins are named in platform.toml's [users] admins"
-                ),
+                format!("{user} is not an admin; admins are named in platform.toml's [users] admins"),
             ));
         }
         Ok(AdminUser(user))
@@ -110,8 +91,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .and_then(|v| v.split(';').next())
             .map(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         if !is_json {
@@ -140,28 +120,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let message = inner.to_string();
         let mut field = e.path().to_string();
         // serde names an unknown field only in its message; put it in the path.
-        if let Some(name) = message
-            .strip_prefix("unknown field `")
-            .and_then(|m| m.split('`').next())
-        {
-            field = if field == "." {
-                name.to_owned()
-            } else if field.ends_with(name) {
-                field
-            } else {
-                format!("{field}.{name}")
-            };
+        if let Some(name) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
+            field = if field == "." { name.to_owned() } else if field.ends_with(name) { field } else { format!("{field}.{name}") };
         }
-        let code = if message.starts_with("unknown field") {
-            "request.unknown_field"
-        } else {
-            "request.invalid_field"
-        };
-        ApiError::bad_request(
-            code,
-            format!("the body does not fit this request: {message}"),
-        )
-        .with_errors(vec![Violation::new(field, code, message)])
+        let code = if message.starts_with("unknown field") { "request.unknown_field" } else { "request.invalid_field" };
+        ApiError::bad_request(code, format!("the body does not fit this request: {message}"))
+            .with_errors(vec![Violation::new(field, code, message)])
     })
 }
 

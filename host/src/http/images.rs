@@ -33,21 +33,11 @@ pub async fn create(
     ApiJson(request): ApiJson<ImageRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (status, record) = if query.wait {
-        (
-            StatusCode::CREATED,
-            state.images.build_and_wait(&user, request).await?,
-        )
+        (StatusCode::CREATED, state.images.build_and_wait(&user, request).await?)
     } else {
-        (
-            StatusCode::ACCEPTED,
-            state.images.build(&user, request).await?,
-        )
+        (StatusCode::ACCEPTED, state.images.build(&user, request).await?)
     };
-    Ok((
-        status,
-        [(header::LOCATION, format!("/api/v1/images/{}", record.id))],
-        Json(record),
-    ))
+    Ok((status, [(header::LOCATION, format!("/api/v1/images/{}", record.id))], Json(record)))
 }
 
 /// Your images, newest first, a page at a time (`Link` to the next).
@@ -58,21 +48,13 @@ pub async fn list(
     axum::extract::Query(page): axum::extract::Query<PageQuery>,
     uri: axum::http::Uri,
 ) -> Result<Page<ImageRecord>, ApiError> {
-    page.page(
-        state.images.list(&user).await?,
-        |i| newest_first(i.created_at, &i.id),
-        uri,
-    )
+    page.page(state.images.list(&user).await?, |i| newest_first(i.created_at, &i.id), uri)
 }
 
 /// One image build: its status, and its digest once built.
 #[utoipa::path(get, path = "/api/v1/images/{id}", tag = "images",
     responses((status = 200, body = ImageRecord), (status = 404, body = super::Problem)), security(("bearer" = [])))]
-pub async fn get(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<ImageRecord>, ApiError> {
+pub async fn get(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<Json<ImageRecord>, ApiError> {
     Ok(Json(state.images.get(&user, &id).await?))
 }
 
@@ -87,10 +69,7 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let events = state
-        .images
-        .events(&user, &id, super::last_event_id(&headers))
-        .await?;
+    let events = state.images.events(&user, &id, super::last_event_id(&headers)).await?;
     Ok(super::event_stream(events, |event| match event {
         ImageEvent::Progress(progress) => match progress {
             crate::image::BuildEvent::Step { .. } => "step",

@@ -11,10 +11,10 @@ use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, AppState, CurrentUser};
 use crate::deploys::{DeployError, DeployRequest};
-use crate::domain::EnvSpec;
-use crate::domain::Violation;
 use crate::envs::EnvStatus;
+use crate::domain::EnvSpec;
 use crate::envs::{EnvError, Origin};
+use crate::domain::Violation;
 use crate::wars::WarRecord;
 
 /// The original response shape: a named node with facts in `context` and nested
@@ -34,19 +34,10 @@ pub struct Details {
 
 impl Details {
     fn node(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            status: None,
-            value: None,
-            context: Vec::new(),
-            children: Vec::new(),
-        }
+        Self { name: name.into(), status: None, value: None, context: Vec::new(), children: Vec::new() }
     }
     fn fact(name: &str, value: impl ToString) -> Self {
-        Self {
-            value: Some(value.to_string()),
-            ..Self::node(name)
-        }
+        Self { value: Some(value.to_string()), ..Self::node(name) }
     }
 }
 
@@ -99,16 +90,10 @@ pub async fn createenv(
         health_path: None,
         rollout_deadline_secs: None,
     };
-    let origin = Origin {
-        node_num: Some(body.NodeNum),
-    };
+    let origin = Origin { node_num: Some(body.NodeNum) };
     let result = if body.Used != 0 {
         // Report Used together with everything else wrong.
-        let mut violations = vec![Violation::new(
-            "Used",
-            "env.used.read_only",
-            "Used is counted by warship; send 0 or leave it out",
-        )];
+        let mut violations = vec![Violation::new("Used", "env.used.read_only", "Used is counted by warship; send 0 or leave it out")];
         violations.extend(state.envs.validate(&spec, origin).await?);
         Err(EnvError::Invalid(violations))
     } else {
@@ -116,13 +101,7 @@ pub async fn createenv(
     };
     let env = result.map_err(|e| match e {
         EnvError::Invalid(violations) => EnvError::Invalid(
-            violations
-                .into_iter()
-                .map(|v| Violation {
-                    field: legacy_field(&v.field),
-                    ..v
-                })
-                .collect(),
+            violations.into_iter().map(|v| Violation { field: legacy_field(&v.field), ..v }).collect(),
         ),
         other => other,
     })?;
@@ -144,13 +123,7 @@ fn war_details(war: &WarRecord) -> Details {
         Details::fact("appName", &war.app),
         Details::fact("size", war.size),
         Details::fact("sha256", &war.sha256),
-        Details::fact(
-            "servletApi",
-            serde_json::to_value(war.servlet_api)
-                .expect("enum")
-                .as_str()
-                .unwrap_or_default(),
-        ),
+        Details::fact("servletApi", serde_json::to_value(war.servlet_api).expect("enum").as_str().unwrap_or_default()),
         Details::fact("hasWebXml", war.has_web_xml),
         Details::fact("uploadTime", war.uploaded_at.unix_timestamp()),
     ];
@@ -160,20 +133,13 @@ fn war_details(war: &WarRecord) -> Details {
 /// List uploaded WARs, grouped by app (original API).
 #[utoipa::path(get, path = "/getuploadwars", tag = "original",
     responses((status = 200, body = Details)), security(("bearer" = [])))]
-pub async fn getuploadwars(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-) -> Result<Json<Details>, ApiError> {
+pub async fn getuploadwars(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Details>, ApiError> {
     let mut root = Details::node(user.as_str());
     for war in state.wars.list(&user).await? {
         if root.children.last().is_none_or(|app| app.name != war.app) {
             root.children.push(Details::node(&war.app));
         }
-        root.children
-            .last_mut()
-            .expect("pushed above")
-            .children
-            .push(war_details(&war));
+        root.children.last_mut().expect("pushed above").children.push(war_details(&war));
     }
     Ok(Json(root))
 }
@@ -186,12 +152,11 @@ pub const TEXT_FIELD_MAX: usize = 4 << 10;
 async fn capped_text(mut field: axum::extract::multipart::Field<'_>) -> Result<String, ApiError> {
     let name = field.name().unwrap_or_default().to_owned();
     let mut text = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(|e| {
-        ApiError::bad_request(
-            "request.multipart",
-            format!("the multipart body could not be read: {}", e.body_text()),
-        )
-    })? {
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request("request.multipart", format!("the multipart body could not be read: {}", e.body_text())))?
+    {
         if text.len() + chunk.len() > TEXT_FIELD_MAX {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -202,12 +167,7 @@ async fn capped_text(mut field: axum::extract::multipart::Field<'_>) -> Result<S
         }
         text.extend_from_slice(&chunk);
     }
-    String::from_utf8(text).map_err(|_| {
-        ApiError::bad_request(
-            "request.multipart",
-            format!("the form field `{name}` is not UTF-8 text"),
-        )
-    })
+    String::from_utf8(text).map_err(|_| ApiError::bad_request("request.multipart", format!("the form field `{name}` is not UTF-8 text")))
 }
 
 /// Upload a WAR as multipart form data (original API): the file in `file` (or
@@ -224,24 +184,16 @@ pub async fn upload(
 ) -> Result<(StatusCode, Json<Details>), ApiError> {
     super::wars::check_declared_length(&headers, state.wars.max_bytes())?;
     let multipart_error = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request(
-            "request.multipart",
-            format!("the multipart body could not be read: {}", e.body_text()),
-        )
+        ApiError::bad_request("request.multipart", format!("the multipart body could not be read: {}", e.body_text()))
     };
     let (mut received, mut file_name, mut app, mut version) = (None, None, None, None);
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
             "file" | "uploadfile" if received.is_some() => {
-                return Err(ApiError::bad_request(
-                    "request.duplicate_field",
-                    "the form has two `file` parts; send one WAR per upload",
-                ))
+                return Err(ApiError::bad_request("request.duplicate_field", "the form has two `file` parts; send one WAR per upload"))
             }
             "file" | "uploadfile" => {
-                file_name = field
-                    .file_name()
-                    .map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).to_owned());
+                file_name = field.file_name().map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).to_owned());
                 received = Some(state.wars.receive(&user, field).await?);
             }
             "name" | "appName" | "app" => app = Some(capped_text(field).await?),
@@ -249,24 +201,16 @@ pub async fn upload(
             other => {
                 return Err(ApiError::bad_request(
                     "request.unknown_field",
-                    format!(
-                    "unexpected form field {other:?}; send `file`, `name` and optionally `version`"
-                ),
+                    format!("unexpected form field {other:?}; send `file`, `name` and optionally `version`"),
                 ))
             }
         }
     }
     let Some(received) = received else {
-        return Err(ApiError::bad_request(
-            "war.missing_file",
-            "the form has no `file` part; attach the WAR as `file`",
-        ));
+        return Err(ApiError::bad_request("war.missing_file", "the form has no `file` part; attach the WAR as `file`"));
     };
     let Some(app) = app.or_else(|| file_name.clone()) else {
-        return Err(ApiError::bad_request(
-            "war.missing_name",
-            "the form has no `name` part; send the app name as `name`",
-        ));
+        return Err(ApiError::bad_request("war.missing_name", "the form has no `name` part; send the app name as `name`"));
     };
     let app = app.trim_end_matches(".war").to_owned();
     let file = match (version.filter(|v| !v.is_empty()), file_name) {
@@ -308,10 +252,8 @@ pub fn status_details(status: &EnvStatus) -> Details {
         Details::fact("Used", status.env.used),
     ];
     if let Some(current) = &status.env.current {
-        root.context
-            .push(Details::fact("release", current.revision));
-        root.context
-            .push(Details::fact("AppVersion", &current.version));
+        root.context.push(Details::fact("release", current.revision));
+        root.context.push(Details::fact("AppVersion", &current.version));
         root.context.push(Details::fact("digest", &current.digest));
     }
     if let Some(deploying) = &status.deploying {
@@ -326,10 +268,7 @@ pub fn status_details(status: &EnvStatus) -> Details {
             w.status = Some(format!("{}/{} ready", workload.ready, workload.desired));
             w.value = Some(workload.digest.clone());
             w.context = vec![
-                Details::fact(
-                    "release",
-                    workload.release.map(|r| r.to_string()).unwrap_or_default(),
-                ),
+                Details::fact("release", workload.release.map(|r| r.to_string()).unwrap_or_default()),
                 Details::fact("AppVersion", &workload.version),
                 Details::fact("image", &workload.image),
                 Details::fact("desired", workload.desired),
@@ -370,51 +309,23 @@ pub async fn deploy(
         other => {
             return Err(ApiError::invalid(
                 "IsGreyUpdating must be \"0\" (replace everything) or \"1\" (grey release)",
-                vec![Violation::new(
-                    "IsGreyUpdating",
-                    "deploy.grey.invalid",
-                    format!("{other:?} is neither \"0\" nor \"1\""),
-                )],
+                vec![Violation::new("IsGreyUpdating", "deploy.grey.invalid", format!("{other:?} is neither \"0\" nor \"1\""))],
             ))
         }
     };
     let env = super::envs::env_name(&body.EnvName)?;
-    let request = DeployRequest {
-        war: body.WarName,
-        version: body.AppVersion,
-        strategy: Some(strategy),
-        settings: None,
-    };
-    let record = state
-        .deploys
-        .start(&user, &env, request)
-        .await
-        .map_err(|e| match e {
-            DeployError::Invalid(violations) => DeployError::Invalid(
-                violations
-                    .into_iter()
-                    .map(|v| Violation {
-                        field: match v.field.as_str() {
-                            "war" => "WarName",
-                            "version" => "AppVersion",
-                            "env" => "EnvName",
-                            other => other,
-                        }
-                        .to_owned(),
-                        ..v
-                    })
-                    .collect(),
-            ),
-            other => other,
-        })?;
+    let request = DeployRequest { war: body.WarName, version: body.AppVersion, strategy: Some(strategy), settings: None };
+    let record = state.deploys.start(&user, &env, request).await.map_err(|e| match e {
+        DeployError::Invalid(violations) => DeployError::Invalid(
+            violations
+                .into_iter()
+                .map(|v| Violation { field: match v.field.as_str() { "war" => "WarName", "version" => "AppVersion", "env" => "EnvName", other => other }.to_owned(), ..v })
+                .collect(),
+        ),
+        other => other,
+    })?;
     let mut details = status_details(&state.env_ops.status(&user, &env).await?);
-    details.status = Some(
-        serde_json::to_value(record.status)
-            .expect("enum")
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    );
+    details.status = Some(serde_json::to_value(record.status).expect("enum").as_str().unwrap_or_default().to_owned());
     details.value = Some(record.id.clone());
     details.context.extend([
         Details::fact("deployId", &record.id),

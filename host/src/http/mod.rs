@@ -7,8 +7,8 @@ mod error;
 mod extract;
 mod images;
 mod legacy;
-mod ops;
 mod page;
+mod ops;
 mod users;
 mod wars;
 
@@ -79,10 +79,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/plugins", get(ops::plugins))
         .route("/api/v1/envs", post(envs::create).get(envs::list))
         .route("/api/v1/envs/{name}", get(envs::get).patch(envs::update))
-        .route(
-            "/api/v1/envs/{name}/deploys",
-            post(deploys::create).get(deploys::list),
-        )
+        .route("/api/v1/envs/{name}/deploys", post(deploys::create).get(deploys::list))
         .route("/api/v1/deploys/{id}", get(deploys::get))
         .route("/api/v1/deploys/{id}/promote", post(deploys::promote))
         .route("/api/v1/deploys/{id}/abort", post(deploys::abort))
@@ -90,10 +87,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/wars", get(wars::list))
         .route("/api/v1/images", get(images::list))
         .route("/api/v1/images/{id}", get(images::get))
-        .route(
-            "/api/v1/wars/{app}/{file}",
-            get(wars::get).delete(wars::delete),
-        )
+        .route("/api/v1/wars/{app}/{file}", get(wars::get).delete(wars::delete))
         .route("/createenv", post(legacy::createenv))
         .route("/getuploadwars", get(legacy::getuploadwars))
         .route("/deploy", post(legacy::deploy))
@@ -125,13 +119,9 @@ pub fn app(state: AppState) -> Router {
 /// named by `name`. A store failure ends the stream; the client reconnects with
 /// `Last-Event-ID` and goes on where it was.
 fn event_stream<T: serde::Serialize + Send + 'static>(
-    events: impl futures_util::Stream<Item = Result<(u64, T), crate::store::StoreError>>
-        + Send
-        + 'static,
+    events: impl futures_util::Stream<Item = Result<(u64, T), crate::store::StoreError>> + Send + 'static,
     name: fn(&T) -> &'static str,
-) -> axum::response::sse::Sse<
-    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
-> {
+) -> axum::response::sse::Sse<impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>> {
     use futures_util::StreamExt;
     let events = events
         .take_while(|item| {
@@ -142,11 +132,7 @@ fn event_stream<T: serde::Serialize + Send + 'static>(
         })
         .filter_map(move |item| {
             futures_util::future::ready(item.ok().map(|(seq, event)| {
-                Ok(axum::response::sse::Event::default()
-                    .id(seq.to_string())
-                    .event(name(&event))
-                    .json_data(&event)
-                    .expect("events serialize"))
+                Ok(axum::response::sse::Event::default().id(seq.to_string()).event(name(&event)).json_data(&event).expect("events serialize"))
             }))
         });
     axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default())
@@ -154,11 +140,7 @@ fn event_stream<T: serde::Serialize + Send + 'static>(
 
 /// Where a reconnecting client left off: the `Last-Event-ID` it sends (0: from the start).
 fn last_event_id(headers: &axum::http::HeaderMap) -> u64 {
-    headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
@@ -168,10 +150,7 @@ async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> 
             StatusCode::SERVICE_UNAVAILABLE,
             "request.timeout",
             "Request timed out",
-            format!(
-                "the request took longer than {}s; retry, and report it if it keeps happening",
-                timeout.as_secs()
-            ),
+            format!("the request took longer than {}s; retry, and report it if it keeps happening", timeout.as_secs()),
         )
         .into_response(),
     }
@@ -195,10 +174,7 @@ async fn record_metrics(req: Request, next: Next) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found(
-        "route.not_found",
-        "no such endpoint; GET /api/v1/openapi.json lists them all",
-    )
+    ApiError::not_found("route.not_found", "no such endpoint; GET /api/v1/openapi.json lists them all")
 }
 
 async fn method_not_allowed() -> ApiError {

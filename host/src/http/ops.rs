@@ -32,10 +32,7 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
     }
 }
 
@@ -50,15 +47,7 @@ pub async fn openapi() -> impl IntoResponse {
 pub async fn plugins(State(state): State<AppState>, _user: CurrentUser) -> Json<PluginList> {
     Json(PluginList {
         loaded: state.plugins.views(),
-        skipped: state
-            .plugins
-            .skipped()
-            .iter()
-            .map(|(name, reason)| SkippedPlugin {
-                name: name.clone(),
-                reason: reason.clone(),
-            })
-            .collect(),
+        skipped: state.plugins.skipped().iter().map(|(name, reason)| SkippedPlugin { name: name.clone(), reason: reason.clone() }).collect(),
     })
 }
 
@@ -98,19 +87,11 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "not ready");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "Not ready",
-            "the store does not answer; see the host's logs",
-        )
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "Not ready", "the store does not answer; see the host's logs")
     })?;
     Ok(Json(Health { status: "ready" }))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

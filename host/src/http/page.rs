@@ -36,31 +36,17 @@ fn engine() -> base64::engine::GeneralPurpose {
 }
 
 fn bad(field: &str, code: &str, message: String) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "request.invalid",
-        "Invalid request",
-        "fix the query parameters listed in `errors`",
-    )
-    .with_errors(vec![Violation::new(field, code, message)])
+    ApiError::new(StatusCode::BAD_REQUEST, "request.invalid", "Invalid request", "fix the query parameters listed in `errors`")
+        .with_errors(vec![Violation::new(field, code, message)])
 }
 
 impl PageQuery {
     /// The page after the cursor of `items`, listed in the order of `key` (unique per item).
-    pub fn page<T>(
-        &self,
-        mut items: Vec<T>,
-        key: impl Fn(&T) -> String,
-        uri: Uri,
-    ) -> Result<Page<T>, ApiError> {
+    pub fn page<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String, uri: Uri) -> Result<Page<T>, ApiError> {
         items.sort_by_cached_key(|item| key(item));
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(bad(
-                "limit",
-                "page.limit.out_of_range",
-                format!("limit must be between 1 and {MAX_LIMIT} (got {limit})"),
-            ));
+            return Err(bad("limit", "page.limit.out_of_range", format!("limit must be between 1 and {MAX_LIMIT} (got {limit})")));
         }
         let after = match &self.cursor {
             None => None,
@@ -69,29 +55,16 @@ impl PageQuery {
                     .decode(cursor)
                     .ok()
                     .and_then(|raw| String::from_utf8(raw).ok())
-                    .ok_or_else(|| {
-                        bad(
-                            "cursor",
-                            "page.cursor.invalid",
-                            "this cursor was not given by this API; start again without one".into(),
-                        )
-                    })?,
+                    .ok_or_else(|| bad("cursor", "page.cursor.invalid", "this cursor was not given by this API; start again without one".into()))?,
             ),
         };
         let mut rest: Vec<T> = match &after {
             None => items,
-            Some(after) => items
-                .into_iter()
-                .filter(|item| key(item) > *after)
-                .collect(),
+            Some(after) => items.into_iter().filter(|item| key(item) > *after).collect(),
         };
         let next = (rest.len() > limit).then(|| engine().encode(key(&rest[limit - 1])));
         rest.truncate(limit);
-        Ok(Page {
-            items: rest,
-            next,
-            uri,
-        })
+        Ok(Page { items: rest, next, uri })
     }
 }
 
@@ -109,9 +82,7 @@ impl<T: Serialize> IntoResponse for Page<T> {
                 .chain([format!("cursor={next}")])
                 .collect();
             let link = format!("<{}?{}>; rel=\"next\"", self.uri.path(), query.join("&"));
-            if let (Ok(link), Ok(cursor)) =
-                (HeaderValue::from_str(&link), HeaderValue::from_str(next))
-            {
+            if let (Ok(link), Ok(cursor)) = (HeaderValue::from_str(&link), HeaderValue::from_str(next)) {
                 headers.insert(header::LINK, link);
                 headers.insert("x-next-cursor", cursor);
             }
@@ -134,17 +105,8 @@ mod tests {
         let mut out = Vec::new();
         let mut cursor = None;
         loop {
-            let query = PageQuery {
-                limit: Some(limit),
-                cursor: cursor.clone(),
-            };
-            let page = query
-                .page(
-                    items.clone(),
-                    |n| format!("{n:05}"),
-                    "/x?limit=2".parse().unwrap(),
-                )
-                .unwrap();
+            let query = PageQuery { limit: Some(limit), cursor: cursor.clone() };
+            let page = query.page(items.clone(), |n| format!("{n:05}"), "/x?limit=2".parse().unwrap()).unwrap();
             out.push(page.items);
             match page.next {
                 Some(next) => cursor = Some(next),
@@ -155,47 +117,19 @@ mod tests {
 
     #[test]
     fn pages_cover_every_item_once_and_the_last_has_no_next() {
-        assert_eq!(
-            pages(2, vec![1, 2, 3, 4, 5]),
-            vec![vec![1, 2], vec![3, 4], vec![5]]
-        );
+        assert_eq!(pages(2, vec![1, 2, 3, 4, 5]), vec![vec![1, 2], vec![3, 4], vec![5]]);
         assert_eq!(pages(5, vec![1, 2, 3, 4, 5]), vec![vec![1, 2, 3, 4, 5]]);
         assert_eq!(pages(3, vec![]), vec![Vec::<u32>::new()]);
     }
 
     #[test]
     fn the_next_link_keeps_the_query_and_bad_input_is_refused() {
-        let page = PageQuery {
-            limit: Some(1),
-            cursor: None,
-        }
-        .page(
-            vec![1, 2],
-            |n: &u32| n.to_string(),
-            "/api/v1/wars?limit=1".parse().unwrap(),
-        )
-        .unwrap();
+        let page = PageQuery { limit: Some(1), cursor: None }.page(vec![1, 2], |n: &u32| n.to_string(), "/api/v1/wars?limit=1".parse().unwrap()).unwrap();
         let response = page.into_response();
-        let link = response.headers()[header::LINK]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert!(
-            link.starts_with("</api/v1/wars?limit=1&cursor=") && link.ends_with(">; rel=\"next\""),
-            "{link}"
-        );
-        assert!(PageQuery {
-            limit: Some(0),
-            cursor: None
-        }
-        .page(vec![1], |n: &u32| n.to_string(), "/x".parse().unwrap())
-        .is_err());
-        assert!(PageQuery {
-            limit: None,
-            cursor: Some("%%".into())
-        }
-        .page(vec![1], |n: &u32| n.to_string(), "/x".parse().unwrap())
-        .is_err());
+        let link = response.headers()[header::LINK].to_str().unwrap().to_owned();
+        assert!(link.starts_with("</api/v1/wars?limit=1&cursor=") && link.ends_with(">; rel=\"next\""), "{link}");
+        assert!(PageQuery { limit: Some(0), cursor: None }.page(vec![1], |n: &u32| n.to_string(), "/x".parse().unwrap()).is_err());
+        assert!(PageQuery { limit: None, cursor: Some("%%".into()) }.page(vec![1], |n: &u32| n.to_string(), "/x".parse().unwrap()).is_err());
     }
 
     #[test]

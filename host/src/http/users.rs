@@ -28,10 +28,7 @@ pub struct IssuedToken {
 /// Every user added through `warship user add` or this API.
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin",
     responses((status = 200, body = Vec<UserView>), (status = 403, body = super::Problem)), security(("bearer" = [])))]
-pub async fn list(
-    State(state): State<AppState>,
-    _admin: AdminUser,
-) -> Result<Json<Vec<UserView>>, ApiError> {
+pub async fn list(State(state): State<AppState>, _admin: AdminUser) -> Result<Json<Vec<UserView>>, ApiError> {
     Ok(Json(state.users.list().await?))
 }
 
@@ -39,31 +36,17 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = NewUser,
     responses((status = 201, body = IssuedToken), (status = 409, body = super::Problem), (status = 403, body = super::Problem)),
     security(("bearer" = [])))]
-pub async fn add(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    ApiJson(new): ApiJson<NewUser>,
-) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+pub async fn add(State(state): State<AppState>, AdminUser(admin): AdminUser, ApiJson(new): ApiJson<NewUser>) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     let token = state.users.add(&new.name).await?;
     tracing::info!(%admin, user = %new.name, "user added");
-    Ok((
-        StatusCode::CREATED,
-        Json(IssuedToken {
-            name: new.name,
-            token,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(IssuedToken { name: new.name, token })))
 }
 
 /// Gives the user a new token; the old one ends at once, on every host.
 #[utoipa::path(post, path = "/api/v1/admin/users/{name}/rotate", tag = "admin",
     responses((status = 200, body = IssuedToken), (status = 404, body = super::Problem), (status = 403, body = super::Problem)),
     security(("bearer" = [])))]
-pub async fn rotate(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    ApiPath(name): ApiPath<String>,
-) -> Result<Json<IssuedToken>, ApiError> {
+pub async fn rotate(State(state): State<AppState>, AdminUser(admin): AdminUser, ApiPath(name): ApiPath<String>) -> Result<Json<IssuedToken>, ApiError> {
     let token = state.users.rotate(&name).await?;
     tracing::info!(%admin, user = %name, "token rotated");
     Ok(Json(IssuedToken { name, token }))
@@ -72,11 +55,7 @@ pub async fn rotate(
 /// Ends the user's token at once, on every host (until an admin rotates it).
 #[utoipa::path(post, path = "/api/v1/admin/users/{name}/revoke", tag = "admin",
     responses((status = 204), (status = 404, body = super::Problem), (status = 403, body = super::Problem)), security(("bearer" = [])))]
-pub async fn revoke(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    ApiPath(name): ApiPath<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn revoke(State(state): State<AppState>, AdminUser(admin): AdminUser, ApiPath(name): ApiPath<String>) -> Result<StatusCode, ApiError> {
     state.users.revoke(&name).await?;
     tracing::info!(%admin, user = %name, "token revoked");
     Ok(StatusCode::NO_CONTENT)

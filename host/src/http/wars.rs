@@ -40,16 +40,8 @@ pub async fn upload(
     let received = state.wars.receive(&user, body.into_data_stream()).await?;
     let (record, replaced) = state.wars.keep(&user, &app, &file, received).await?;
     tracing::info!(app, file, sha256 = %record.sha256, size = record.size, "WAR stored");
-    let status = if replaced {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((
-        status,
-        [(header::LOCATION, format!("/api/v1/wars/{app}/{file}"))],
-        Json(record),
-    ))
+    let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, [(header::LOCATION, format!("/api/v1/wars/{app}/{file}"))], Json(record)))
 }
 
 /// List your WARs with their facts, by app and file, a page at a time (`Link` to the next).
@@ -61,11 +53,7 @@ pub async fn list(
     axum::extract::Query(page): axum::extract::Query<PageQuery>,
     uri: axum::http::Uri,
 ) -> Result<Page<WarRecord>, ApiError> {
-    page.page(
-        state.wars.list(&user).await?,
-        |w| format!("{}/{}", w.app, w.file),
-        uri,
-    )
+    page.page(state.wars.list(&user).await?, |w| format!("{}/{}", w.app, w.file), uri)
 }
 
 /// One WAR's facts.

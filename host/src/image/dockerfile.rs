@@ -16,8 +16,7 @@ pub struct DockerfileError {
     pub message: String,
 }
 
-const DOCKER_HINT: &str =
-    "the oci builder assembles images without running anything; set build.builder = \"docker\" \
+const DOCKER_HINT: &str = "the oci builder assembles images without running anything; set build.builder = \"docker\" \
                            in platform.toml to build this Dockerfile with a Docker Engine";
 
 /// One instruction as written: its keyword, the rest of its (joined) line, and where it starts.
@@ -35,10 +34,7 @@ impl Instruction {
     }
 
     fn fail(&self, message: impl Into<String>) -> DockerfileError {
-        DockerfileError {
-            line: self.line,
-            message: message.into(),
-        }
+        DockerfileError { line: self.line, message: message.into() }
     }
 }
 
@@ -83,28 +79,15 @@ pub struct Copy {
 
 /// Splits the text into instructions (comments dropped, continuation lines joined) and
 /// resolves FROM, with `build_args` overriding the defaults of ARGs before it.
-pub fn parse(
-    text: &str,
-    build_args: &BTreeMap<String, String>,
-) -> Result<Dockerfile, DockerfileError> {
+pub fn parse(text: &str, build_args: &BTreeMap<String, String>) -> Result<Dockerfile, DockerfileError> {
     let mut instructions = Vec::new();
     let mut pending: Option<(usize, String)> = None;
     for (index, raw) in text.lines().enumerate() {
         let number = index + 1;
         let trimmed = raw.trim_start();
         if trimmed.starts_with('#') {
-            if pending.is_none()
-                && trimmed
-                    .to_ascii_lowercase()
-                    .replace(' ', "")
-                    .starts_with("#escape=")
-                && instructions.is_empty()
-            {
-                return Err(DockerfileError {
-                    line: number,
-                    message: "the escape parser directive is not supported; use the default `\\`"
-                        .into(),
-                });
+            if pending.is_none() && trimmed.to_ascii_lowercase().replace(' ', "").starts_with("#escape=") && instructions.is_empty() {
+                return Err(DockerfileError { line: number, message: "the escape parser directive is not supported; use the default `\\`".into() });
             }
             continue;
         }
@@ -133,10 +116,7 @@ pub fn parse(
     let mut iter = instructions.into_iter();
     let from = loop {
         let Some(instruction) = iter.next() else {
-            return Err(DockerfileError {
-                line: 1,
-                message: "no FROM line: a Dockerfile starts from a base image".into(),
-            });
+            return Err(DockerfileError { line: 1, message: "no FROM line: a Dockerfile starts from a base image".into() });
         };
         match instruction.keyword.as_str() {
             "ARG" => {
@@ -146,12 +126,7 @@ pub fn parse(
                 }
             }
             "FROM" => break instruction,
-            _ => {
-                return Err(instruction.fail(format!(
-                    "{} before FROM: only ARG may come before FROM",
-                    instruction.keyword
-                )))
-            }
+            _ => return Err(instruction.fail(format!("{} before FROM: only ARG may come before FROM", instruction.keyword))),
         }
     };
     let mut words = expand_words(&from, &from.args, &global_args)?;
@@ -179,34 +154,21 @@ pub fn parse(
             "RUN" | "SHELL" | "ONBUILD" | "HEALTHCHECK" | "MAINTAINER" => {
                 return Err(step.fail(format!("{} is not supported: {DOCKER_HINT}", step.keyword)))
             }
-            "ARG" | "ENV" | "LABEL" | "EXPOSE" | "USER" | "WORKDIR" | "VOLUME" | "STOPSIGNAL"
-            | "CMD" | "ENTRYPOINT" | "COPY" | "ADD" => {}
+            "ARG" | "ENV" | "LABEL" | "EXPOSE" | "USER" | "WORKDIR" | "VOLUME" | "STOPSIGNAL" | "CMD" | "ENTRYPOINT" | "COPY" | "ADD" => {}
             other => return Err(step.fail(format!("unknown instruction {other}"))),
         }
     }
-    Ok(Dockerfile {
-        base,
-        platform,
-        steps,
-        global_args,
-    })
+    Ok(Dockerfile { base, platform, steps, global_args })
 }
 
 fn split_instruction(line: usize, text: &str) -> Instruction {
     let text = text.trim();
     let (keyword, args) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
-    Instruction {
-        line,
-        keyword: keyword.to_ascii_uppercase(),
-        args: args.trim().to_owned(),
-    }
+    Instruction { line, keyword: keyword.to_ascii_uppercase(), args: args.trim().to_owned() }
 }
 
 /// `ARG a=1 b` → [(a, Some(1)), (b, None)].
-fn arg_declarations(
-    instruction: &Instruction,
-    vars: &BTreeMap<String, String>,
-) -> Result<Vec<(String, Option<String>)>, DockerfileError> {
+fn arg_declarations(instruction: &Instruction, vars: &BTreeMap<String, String>) -> Result<Vec<(String, Option<String>)>, DockerfileError> {
     let words = expand_words(instruction, &instruction.args, vars)?;
     if words.is_empty() {
         return Err(instruction.fail("ARG needs a name"));
@@ -228,10 +190,7 @@ fn arg_declarations(
 
 fn is_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Turns the instructions after FROM into actions, in order. `vars` starts as the
@@ -244,28 +203,10 @@ pub struct Interpreter<'a> {
 }
 
 impl<'a> Interpreter<'a> {
-    pub fn new(
-        dockerfile: &'a Dockerfile,
-        base_env: &[String],
-        base_workdir: &str,
-        build_args: &'a BTreeMap<String, String>,
-    ) -> Self {
-        let vars = base_env
-            .iter()
-            .filter_map(|e| e.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        let workdir = if base_workdir.is_empty() {
-            "/".to_owned()
-        } else {
-            base_workdir.to_owned()
-        };
-        Self {
-            vars,
-            workdir,
-            build_args,
-            global_args: &dockerfile.global_args,
-        }
+    pub fn new(dockerfile: &'a Dockerfile, base_env: &[String], base_workdir: &str, build_args: &'a BTreeMap<String, String>) -> Self {
+        let vars = base_env.iter().filter_map(|e| e.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let workdir = if base_workdir.is_empty() { "/".to_owned() } else { base_workdir.to_owned() };
+        Self { vars, workdir, build_args, global_args: &dockerfile.global_args }
     }
 
     pub fn action(&mut self, step: &Instruction) -> Result<Action, DockerfileError> {
@@ -303,9 +244,7 @@ impl<'a> Interpreter<'a> {
                 for port in ports {
                     let (number, protocol) = port.split_once('/').unwrap_or((&port, "tcp"));
                     let protocol = protocol.to_ascii_lowercase();
-                    if number.parse::<u16>().map_or(true, |n| n == 0)
-                        || !["tcp", "udp", "sctp"].contains(&protocol.as_str())
-                    {
+                    if number.parse::<u16>().map_or(true, |n| n == 0) || !["tcp", "udp", "sctp"].contains(&protocol.as_str()) {
                         return Err(step.fail(format!("{port:?} is not a port: use a number from 1 to 65535, optionally /tcp or /udp")));
                     }
                     out.push(format!("{number}/{protocol}"));
@@ -335,9 +274,7 @@ impl<'a> Interpreter<'a> {
             "CMD" | "ENTRYPOINT" => {
                 let command = match json_array(&step.args) {
                     Some(list) => list.map_err(|e| step.fail(e))?,
-                    None if step.args.is_empty() => {
-                        return Err(step.fail(format!("{} needs a command", step.keyword)))
-                    }
+                    None if step.args.is_empty() => return Err(step.fail(format!("{} needs a command", step.keyword))),
                     None => vec!["/bin/sh".into(), "-c".into(), step.args.clone()],
                 };
                 if step.keyword == "CMD" {
@@ -411,31 +348,15 @@ impl<'a> Interpreter<'a> {
                     }
                 }
                 "chmod" => {
-                    mode = Some(
-                        u32::from_str_radix(&value, 8)
-                            .ok()
-                            .filter(|m| *m <= 0o7777)
-                            .ok_or_else(|| {
-                                step.fail(format!("--chmod={value} is not an octal mode"))
-                            })?,
-                    )
+                    mode = Some(u32::from_str_radix(&value, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| step.fail(format!("--chmod={value} is not an octal mode")))?)
                 }
                 "link" => {}
-                "from" => {
-                    return Err(step.fail(format!(
-                        "{} --from copies from another stage or image; {DOCKER_HINT}",
-                        step.keyword
-                    )))
-                }
+                "from" => return Err(step.fail(format!("{} --from copies from another stage or image; {DOCKER_HINT}", step.keyword))),
                 other => return Err(step.fail(format!("{} does not take --{other}", step.keyword))),
             }
         }
         let words = match json_array(args) {
-            Some(list) => list
-                .map_err(|e| step.fail(e))?
-                .into_iter()
-                .map(|w| expand_words(step, &w, &self.vars).map(|p| p.concat()))
-                .collect::<Result<Vec<_>, _>>()?,
+            Some(list) => list.map_err(|e| step.fail(e))?.into_iter().map(|w| expand_words(step, &w, &self.vars).map(|p| p.concat())).collect::<Result<Vec<_>, _>>()?,
             None => expand_words(step, args, &self.vars)?,
         };
         let Some((dest, sources)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
@@ -445,25 +366,15 @@ impl<'a> Interpreter<'a> {
             if step.keyword == "ADD" && source.contains("://") {
                 return Err(step.fail(format!("ADD of a URL ({source}) downloads at build time; copy the file into the build context instead")));
             }
-            if step.keyword == "ADD"
-                && [".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz"]
-                    .iter()
-                    .any(|ext| source.ends_with(ext))
-            {
-                return Err(step.fail(format!(
-                    "ADD of an archive ({source}) unpacks it; {DOCKER_HINT}"
-                )));
+            if step.keyword == "ADD" && [".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz"].iter().any(|ext| source.ends_with(ext)) {
+                return Err(step.fail(format!("ADD of an archive ({source}) unpacks it; {DOCKER_HINT}")));
             }
             if source.contains(['*', '?', '[']) {
-                return Err(step.fail(format!(
-                    "{source:?}: wildcards are not supported; name each file"
-                )));
+                return Err(step.fail(format!("{source:?}: wildcards are not supported; name each file")));
             }
         }
         // `.` and `..` name directories even without a trailing slash.
-        let into_directory = dest.ends_with('/')
-            || sources.len() > 1
-            || matches!(dest.rsplit('/').next(), Some("." | ".."));
+        let into_directory = dest.ends_with('/') || sources.len() > 1 || matches!(dest.rsplit('/').next(), Some("." | ".."));
         let dest = resolve(&self.workdir, dest);
         let targets = sources
             .iter()
@@ -479,13 +390,7 @@ impl<'a> Interpreter<'a> {
         if targets.iter().any(|t| t == "/") {
             return Err(step.fail("cannot copy a file onto /"));
         }
-        Ok(Copy {
-            sources: sources.to_vec(),
-            targets,
-            uid,
-            gid,
-            mode,
-        })
+        Ok(Copy { sources: sources.to_vec(), targets, uid, gid, mode })
     }
 }
 
@@ -495,19 +400,12 @@ fn json_array(args: &str) -> Option<Result<Vec<String>, String>> {
     if !trimmed.starts_with('[') {
         return None;
     }
-    Some(
-        serde_json::from_str::<Vec<String>>(trimmed)
-            .map_err(|e| format!("not a JSON array of strings: {e}")),
-    )
+    Some(serde_json::from_str::<Vec<String>>(trimmed).map_err(|e| format!("not a JSON array of strings: {e}")))
 }
 
 /// Joins `path` to `dir` unless absolute, and normalises `.` and `..` (never above `/`).
 pub fn resolve(dir: &str, path: &str) -> String {
-    let joined = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("{dir}/{path}")
-    };
+    let joined = if path.starts_with('/') { path.to_owned() } else { format!("{dir}/{path}") };
     let mut parts: Vec<&str> = Vec::new();
     for part in joined.split('/') {
         match part {
@@ -522,36 +420,13 @@ pub fn resolve(dir: &str, path: &str) -> String {
 }
 
 /// Splits `text` into words by Docker's quoting rules, expanding variables.
-pub fn expand_words(
-    instruction: &Instruction,
-    text: &str,
-    vars: &BTreeMap<String, String>,
-) -> Result<Vec<String>, DockerfileError> {
-    Lexer {
-        chars: text.chars().collect(),
-        at: 0,
-        vars,
-        keep_spaces: false,
-    }
-    .words()
-    .map_err(|m| instruction.fail(m))
+pub fn expand_words(instruction: &Instruction, text: &str, vars: &BTreeMap<String, String>) -> Result<Vec<String>, DockerfileError> {
+    Lexer { chars: text.chars().collect(), at: 0, vars, keep_spaces: false }.words().map_err(|m| instruction.fail(m))
 }
 
 /// The whole text as one word: quotes and variables processed, spaces kept.
-fn expand_words_keeping_spaces(
-    instruction: &Instruction,
-    text: &str,
-    vars: &BTreeMap<String, String>,
-) -> Result<String, DockerfileError> {
-    Ok(Lexer {
-        chars: text.chars().collect(),
-        at: 0,
-        vars,
-        keep_spaces: true,
-    }
-    .words()
-    .map_err(|m| instruction.fail(m))?
-    .concat())
+fn expand_words_keeping_spaces(instruction: &Instruction, text: &str, vars: &BTreeMap<String, String>) -> Result<String, DockerfileError> {
+    Ok(Lexer { chars: text.chars().collect(), at: 0, vars, keep_spaces: true }.words().map_err(|m| instruction.fail(m))?.concat())
 }
 
 struct Lexer<'a> {
@@ -640,10 +515,7 @@ impl Lexer<'_> {
         if self.peek() == Some('{') {
             self.at += 1;
             let mut name = String::new();
-            while let Some(c) = self
-                .peek()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            {
+            while let Some(c) = self.peek().filter(|c| c.is_ascii_alphanumeric() || *c == '_') {
                 name.push(c);
                 self.at += 1;
             }
@@ -663,11 +535,7 @@ impl Lexer<'_> {
                     }
                     match op {
                         Some('-') => Ok(if value.is_empty() { word } else { value }),
-                        Some('+') => Ok(if value.is_empty() {
-                            String::new()
-                        } else {
-                            word
-                        }),
+                        Some('+') => Ok(if value.is_empty() { String::new() } else { word }),
                         _ => Err(format!("${{{name}:…}}: only :- and :+ are supported")),
                     }
                 }
@@ -675,10 +543,7 @@ impl Lexer<'_> {
             }
         } else {
             let mut name = String::new();
-            while let Some(c) = self
-                .peek()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            {
+            while let Some(c) = self.peek().filter(|c| c.is_ascii_alphanumeric() || *c == '_') {
                 name.push(c);
                 self.at += 1;
             }

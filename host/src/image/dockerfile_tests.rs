@@ -7,11 +7,7 @@ fn actions(text: &str, base_env: &[&str]) -> Result<(Dockerfile, Vec<Action>), D
     let env: Vec<String> = base_env.iter().map(|s| s.to_string()).collect();
     let args = BTreeMap::new();
     let mut interpreter = Interpreter::new(&dockerfile, &env, "/usr/local/tomcat", &args);
-    let actions = dockerfile
-        .steps
-        .iter()
-        .map(|s| interpreter.action(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let actions = dockerfile.steps.iter().map(|s| interpreter.action(s)).collect::<Result<Vec<_>, _>>()?;
     Ok((dockerfile, actions))
 }
 
@@ -35,10 +31,7 @@ fn the_template_plugins_dockerfile() {
                 ("org.opencontainers.image.version".into(), "1.0".into()),
                 ("dev.warship.user".into(), "alice".into()),
             ]),
-            Action::Env(vec![(
-                "JAVA_OPTS".into(),
-                "-Xmx512m -Dgreeting=\"hi $USER\"".into()
-            )]),
+            Action::Env(vec![("JAVA_OPTS".into(), "-Xmx512m -Dgreeting=\"hi $USER\"".into())]),
             Action::Copy(Copy {
                 sources: vec!["shop-1.0.war".into()],
                 targets: vec!["/usr/local/tomcat/webapps/ROOT.war".into()],
@@ -60,13 +53,7 @@ fn args_variables_and_continuations() {
                 LABEL v=${UNSET:-fallback} w=${APP:+set}\n";
     let (dockerfile, actions) = actions(text, &[]).unwrap();
     assert_eq!(dockerfile.base, "warship/tomcat:10.1-jdk17");
-    assert_eq!(
-        actions[1],
-        Action::Env(vec![
-            ("HOME_DIR".into(), "/srv".into()),
-            ("GREETING".into(), "hello $APP".into())
-        ])
-    );
+    assert_eq!(actions[1], Action::Env(vec![("HOME_DIR".into(), "/srv".into()), ("GREETING".into(), "hello $APP".into())]));
     assert_eq!(actions[2], Action::Workdir("/srv/shop".into()));
     assert_eq!(
         actions[3],
@@ -78,58 +65,28 @@ fn args_variables_and_continuations() {
             mode: Some(0o640)
         })
     );
-    assert_eq!(
-        actions[4],
-        Action::Env(vec![("LEGACY".into(), "the rest of the line".into())])
-    );
-    assert_eq!(
-        actions[5],
-        Action::Cmd(vec!["catalina.sh".into(), "run".into()])
-    );
-    assert_eq!(
-        actions[6],
-        Action::Entrypoint(vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            "exec java -jar x".into()
-        ])
-    );
-    assert_eq!(
-        actions[7],
-        Action::Label(vec![
-            ("v".into(), "fallback".into()),
-            ("w".into(), "set".into())
-        ])
-    );
+    assert_eq!(actions[4], Action::Env(vec![("LEGACY".into(), "the rest of the line".into())]));
+    assert_eq!(actions[5], Action::Cmd(vec!["catalina.sh".into(), "run".into()]));
+    assert_eq!(actions[6], Action::Entrypoint(vec!["/bin/sh".into(), "-c".into(), "exec java -jar x".into()]));
+    assert_eq!(actions[7], Action::Label(vec![("v".into(), "fallback".into()), ("w".into(), "set".into())]));
 }
 
 #[test]
 fn copy_into_the_working_directory_and_blank_lines_in_continuations() {
-    let (_, actions) = actions(
-        "FROM a\nWORKDIR /srv\nCOPY app.war .\nCOPY b.war ./sub/..\nLABEL a=1 \\\n\n  b=2\n",
-        &[],
-    )
-    .unwrap();
+    let (_, actions) = actions("FROM a\nWORKDIR /srv\nCOPY app.war .\nCOPY b.war ./sub/..\nLABEL a=1 \\\n\n  b=2\n", &[]).unwrap();
     let targets = |i: usize| match &actions[i] {
         Action::Copy(c) => c.targets.clone(),
         other => panic!("{other:?}"),
     };
     assert_eq!(targets(1), ["/srv/app.war"]);
     assert_eq!(targets(2), ["/srv/b.war"]);
-    assert_eq!(
-        actions[3],
-        Action::Label(vec![("a".into(), "1".into()), ("b".into(), "2".into())])
-    );
+    assert_eq!(actions[3], Action::Label(vec![("a".into(), "1".into()), ("b".into(), "2".into())]));
 }
 
 #[test]
 fn what_needs_a_container_names_its_line_and_the_docker_builder() {
     for (text, line, says) in [
-        (
-            "FROM a\nCOPY x.war /x.war\nRUN apt-get install -y curl\n",
-            3,
-            "RUN is not supported",
-        ),
+        ("FROM a\nCOPY x.war /x.war\nRUN apt-get install -y curl\n", 3, "RUN is not supported"),
         ("FROM a AS build\nFROM b\n", 2, "multi-stage"),
         ("FROM a\nCOPY --from=build /x /x\n", 2, "--from"),
         ("FROM a\n\n# comment\nADD app.tar.gz /srv/\n", 4, "archive"),
@@ -139,10 +96,7 @@ fn what_needs_a_container_names_its_line_and_the_docker_builder() {
         assert_eq!(err.line, line, "{text}");
         assert!(err.message.contains(says), "{err}");
         let shown = err.to_string();
-        assert!(
-            shown.starts_with(&format!("Dockerfile line {line}:")),
-            "{shown}"
-        );
+        assert!(shown.starts_with(&format!("Dockerfile line {line}:")), "{shown}");
         assert!(shown.contains("build.builder = \"docker\""), "{shown}");
     }
 }
@@ -167,10 +121,7 @@ fn bad_lines_say_what_is_wrong() {
 
 #[test]
 fn paths_resolve_without_escaping_root() {
-    assert_eq!(
-        resolve("/usr/local", "tomcat/webapps"),
-        "/usr/local/tomcat/webapps"
-    );
+    assert_eq!(resolve("/usr/local", "tomcat/webapps"), "/usr/local/tomcat/webapps");
     assert_eq!(resolve("/a/b", "../../../etc"), "/etc");
     assert_eq!(resolve("/a", "/b/./c/"), "/b/c");
 }

@@ -52,9 +52,7 @@ impl Layer {
         for file in files {
             by_path.insert(file.path.clone(), file);
         }
-        Self {
-            files: by_path.into_values().collect(),
-        }
+        Self { files: by_path.into_values().collect() }
     }
 
     pub fn files(&self) -> &[LayerFile] {
@@ -64,21 +62,12 @@ impl Layer {
     /// The tar's length, known before reading a byte: headers, contents padded to
     /// 512-byte blocks, and the two zero blocks that end a tar.
     pub fn size(&self) -> u64 {
-        self.files
-            .iter()
-            .map(|f| BLOCK + f.size.div_ceil(BLOCK) * BLOCK)
-            .sum::<u64>()
-            + 2 * BLOCK
+        self.files.iter().map(|f| BLOCK + f.size.div_ceil(BLOCK) * BLOCK).sum::<u64>() + 2 * BLOCK
     }
 
     /// A fresh stream of the tar (every retry reads the files again). When it ends,
     /// `outcome` holds the digest (`sha256:…`) or what went wrong.
-    pub fn stream(
-        &self,
-    ) -> (
-        impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-        LayerOutcome,
-    ) {
+    pub fn stream(&self) -> (impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, LayerOutcome) {
         let outcome: LayerOutcome = Arc::new(Mutex::new(None));
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         let files = self.files.clone();
@@ -102,9 +91,7 @@ impl Layer {
 fn header(file: &LayerFile) -> Result<[u8; 512], String> {
     let mut header = tar::Header::new_ustar();
     let name = file.path.trim_start_matches('/');
-    header
-        .set_path(name)
-        .map_err(|e| format!("{} cannot be a tar entry: {e}", file.path))?;
+    header.set_path(name).map_err(|e| format!("{} cannot be a tar entry: {e}", file.path))?;
     header.set_size(file.size);
     header.set_mode(file.mode);
     header.set_uid(file.uid);
@@ -129,21 +116,15 @@ impl From<String> for TarError {
 }
 
 /// Writes the tar into `sender`, returning its digest.
-fn write_tar(
-    files: &[LayerFile],
-    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-) -> Result<String, TarError> {
+fn write_tar(files: &[LayerFile], sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> Result<String, TarError> {
     let mut digest = Context::new(&SHA256);
     let send = |bytes: Bytes, digest: &mut Context| -> Result<(), TarError> {
         digest.update(&bytes);
-        sender
-            .blocking_send(Ok(bytes))
-            .map_err(|_| TarError::HungUp)
+        sender.blocking_send(Ok(bytes)).map_err(|_| TarError::HungUp)
     };
     for file in files {
         send(Bytes::copy_from_slice(&header(file)?), &mut digest)?;
-        let mut source = std::fs::File::open(&file.source)
-            .map_err(|e| format!("cannot open {}: {e}", file.source.display()))?;
+        let mut source = std::fs::File::open(&file.source).map_err(|e| format!("cannot open {}: {e}", file.source.display()))?;
         // The file's own hash runs on another thread, so checking it costs no time here.
         let verifier = file.sha256.as_ref().map(|_| Verifier::spawn());
         let mut left = file.size;
@@ -250,20 +231,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let war = vec![7u8; 1000];
         let layer = Layer::new(vec![
-            file(
-                dir.path(),
-                "b.war",
-                &war,
-                "/usr/local/tomcat/webapps/ROOT.war",
-            ),
+            file(dir.path(), "b.war", &war, "/usr/local/tomcat/webapps/ROOT.war"),
             file(dir.path(), "a.txt", b"hello", "/etc/app/a.txt"),
         ]);
         let (bytes, outcome) = collect(&layer).await;
         assert_eq!(bytes.len() as u64, layer.size());
-        assert_eq!(
-            outcome.unwrap(),
-            format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
-        );
+        assert_eq!(outcome.unwrap(), format!("sha256:{}", hex::encode(Sha256::digest(&bytes))));
         let mut archive = tar::Archive::new(&bytes[..]);
         let entries: Vec<(String, u64, u64, u32, Vec<u8>)> = archive
             .entries()
@@ -273,22 +246,14 @@ mod tests {
                 let mut data = Vec::new();
                 e.read_to_end(&mut data).unwrap();
                 let h = e.header();
-                (
-                    e.path().unwrap().display().to_string(),
-                    h.mtime().unwrap(),
-                    h.uid().unwrap(),
-                    h.mode().unwrap(),
-                    data,
-                )
+                (e.path().unwrap().display().to_string(), h.mtime().unwrap(), h.uid().unwrap(), h.mode().unwrap(), data)
             })
             .collect();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].0, "etc/app/a.txt", "sorted by path");
         assert_eq!(entries[1].0, "usr/local/tomcat/webapps/ROOT.war");
         assert_eq!(entries[1].4, war);
-        assert!(entries
-            .iter()
-            .all(|e| e.1 == FIXED_MTIME && e.2 == 0 && e.3 == 0o644));
+        assert!(entries.iter().all(|e| e.1 == FIXED_MTIME && e.2 == 0 && e.3 == 0o644));
     }
 
     #[tokio::test]
@@ -297,12 +262,7 @@ mod tests {
         let a = file(dir.path(), "a", b"one", "/x/a");
         let b = file(dir.path(), "b", b"two", "/x/b");
         let (_, first) = collect(&Layer::new(vec![a.clone(), b.clone()])).await;
-        std::fs::File::options()
-            .write(true)
-            .open(&a.source)
-            .unwrap()
-            .set_modified(std::time::SystemTime::now())
-            .unwrap();
+        std::fs::File::options().write(true).open(&a.source).unwrap().set_modified(std::time::SystemTime::now()).unwrap();
         let (_, second) = collect(&Layer::new(vec![b, a])).await;
         assert_eq!(first.unwrap(), second.unwrap());
     }
@@ -316,30 +276,17 @@ mod tests {
         assert!(outcome.unwrap_err().contains("does not hold the bytes"));
         f.size = 100;
         let (_, outcome) = collect(&Layer::new(vec![f])).await;
-        assert!(outcome
-            .unwrap_err()
-            .contains("is shorter than the 100 bytes that were uploaded"));
+        assert!(outcome.unwrap_err().contains("is shorter than the 100 bytes that were uploaded"));
     }
 
     #[test]
     fn long_paths_use_the_ustar_prefix() {
         let long = format!("/{}/ROOT.war", "d".repeat(120));
-        let f = LayerFile {
-            path: long.clone(),
-            source: "x".into(),
-            size: 0,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            sha256: None,
-        };
+        let f = LayerFile { path: long.clone(), source: "x".into(), size: 0, mode: 0o644, uid: 0, gid: 0, sha256: None };
         let h = header(&f).unwrap();
         let parsed = tar::Header::from_byte_slice(&h);
         assert_eq!(format!("/{}", parsed.path().unwrap().display()), long);
-        let too_long = LayerFile {
-            path: format!("/{}", "d".repeat(300)),
-            ..f
-        };
+        let too_long = LayerFile { path: format!("/{}", "d".repeat(300)), ..f };
         assert!(header(&too_long).is_err());
     }
 }

@@ -32,12 +32,7 @@ pub enum BuildEvent {
     /// Bytes of a blob sent so far.
     Bytes { what: String, done: u64, total: u64 },
     /// A transient registry failure; the operation runs again after `delay_ms`.
-    Retry {
-        what: String,
-        attempt: u32,
-        delay_ms: u64,
-        error: String,
-    },
+    Retry { what: String, attempt: u32, delay_ms: u64, error: String },
     /// A line the Docker Engine printed.
     Output { line: String },
 }
@@ -54,14 +49,9 @@ impl ProgressThrottle {
     const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
     pub fn lets_through(&mut self, event: &BuildEvent) -> bool {
-        let BuildEvent::Bytes { what, done, total } = event else {
-            return true;
-        };
+        let BuildEvent::Bytes { what, done, total } = event else { return true };
         let now = std::time::Instant::now();
-        let due = self
-            .last
-            .get(what)
-            .is_none_or(|at| now - *at >= Self::EVERY);
+        let due = self.last.get(what).is_none_or(|at| now - *at >= Self::EVERY);
         if due || done >= total {
             self.last.insert(what.clone(), now);
             return true;
@@ -69,6 +59,7 @@ impl ProgressThrottle {
         false
     }
 }
+
 
 /// A file the Dockerfile may COPY, by its name in the build context.
 #[derive(Debug, Clone)]
@@ -82,11 +73,7 @@ pub struct ContextFile {
 impl ContextFile {
     pub fn from_path(path: PathBuf) -> std::io::Result<Self> {
         let size = std::fs::metadata(&path)?.len();
-        Ok(Self {
-            path,
-            size,
-            sha256: None,
-        })
+        Ok(Self { path, size, sha256: None })
     }
 }
 
@@ -153,30 +140,13 @@ pub trait Builder: Send + Sync {
 /// Tells a build's watchers about registry retries.
 pub(crate) fn notify_retries(progress: &Progress) -> crate::registry::Notify {
     let progress = progress.clone();
-    Arc::new(
-        move |crate::registry::Notice::Retrying {
-                  what,
-                  attempt,
-                  delay,
-                  error,
-              }| {
-            progress(BuildEvent::Retry {
-                what,
-                attempt,
-                delay_ms: delay.as_millis() as u64,
-                error,
-            })
-        },
-    )
+    Arc::new(move |crate::registry::Notice::Retrying { what, attempt, delay, error }| {
+        progress(BuildEvent::Retry { what, attempt, delay_ms: delay.as_millis() as u64, error })
+    })
 }
 
 /// Emits `Bytes` events as a stream is read: every few MiB, and at the end.
-pub(crate) fn count_bytes<S>(
-    stream: S,
-    what: String,
-    total: u64,
-    progress: Progress,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>
+pub(crate) fn count_bytes<S>(stream: S, what: String, total: u64, progress: Progress) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>,
 {
@@ -189,11 +159,7 @@ where
             done += chunk.len() as u64;
             if done - told >= EVERY || done == total {
                 told = done;
-                progress(BuildEvent::Bytes {
-                    what: what.clone(),
-                    done,
-                    total,
-                });
+                progress(BuildEvent::Bytes { what: what.clone(), done, total });
             }
         }
     })

@@ -6,12 +6,7 @@ use super::bindings::v0_1::types as old;
 use super::types;
 
 fn workload(w: types::Workload) -> old::Workload {
-    old::Workload {
-        replicas: w.replicas,
-        ready: w.ready,
-        restarts: w.restarts,
-        unready_ms: w.unready_ms,
-    }
+    old::Workload { replicas: w.replicas, ready: w.ready, restarts: w.restarts, unready_ms: w.unready_ms }
 }
 
 fn traffic_down(t: types::Traffic) -> old::Traffic {
@@ -47,10 +42,7 @@ pub fn rollout_state(s: &types::RolloutState) -> old::RolloutState {
 /// A 0.1.0 answer as a 0.2.0 one: every 0.1.0 action exists in 0.2.0 unchanged.
 pub fn step(s: old::Step) -> types::Step {
     let action = match s.action {
-        old::Action::Scale(to) => types::Action::Scale(types::ScaleTo {
-            stable: to.stable,
-            candidate: to.candidate,
-        }),
+        old::Action::Scale(to) => types::Action::Scale(types::ScaleTo { stable: to.stable, candidate: to.candidate }),
         old::Action::SwitchTraffic(t) => types::Action::SwitchTraffic(traffic_up(t)),
         old::Action::WaitReady => types::Action::WaitReady,
         old::Action::Pause(ms) => types::Action::Pause(ms),
@@ -58,20 +50,11 @@ pub fn step(s: old::Step) -> types::Step {
         old::Action::Done => types::Action::Done,
         old::Action::Abort(reason) => types::Action::Abort(reason),
     };
-    types::Step {
-        action,
-        step_index: s.step_index,
-        description: s.description,
-        memory: s.memory,
-    }
+    types::Step { action, step_index: s.step_index, description: s.description, memory: s.memory }
 }
 
 pub fn plugin_info(info: old::PluginInfo) -> types::PluginInfo {
-    types::PluginInfo {
-        name: info.name,
-        version: info.version,
-        settings_schema: info.settings_schema,
-    }
+    types::PluginInfo { name: info.name, version: info.version, settings_schema: info.settings_schema }
 }
 
 #[cfg(test)]
@@ -80,12 +63,7 @@ mod tests {
 
     #[test]
     fn an_old_strategy_sees_the_state_without_weights_and_its_answers_pass_unchanged() {
-        let w = types::Workload {
-            replicas: 3,
-            ready: 2,
-            restarts: 1,
-            unready_ms: 40,
-        };
+        let w = types::Workload { replicas: 3, ready: 2, restarts: 1, unready_ms: 40 };
         let state = types::RolloutState {
             desired_replicas: 3,
             stable: Some(w),
@@ -100,10 +78,7 @@ mod tests {
         };
         let seen = rollout_state(&state);
         assert!(matches!(seen.traffic, old::Traffic::Both));
-        assert_eq!(
-            (seen.step_index, seen.memory.as_str(), seen.candidate.ready),
-            (4, "m", 2)
-        );
+        assert_eq!((seen.step_index, seen.memory.as_str(), seen.candidate.ready), (4, "m", 2));
         let answer = old::Step {
             action: old::Action::SwitchTraffic(old::Traffic::Both),
             step_index: 5,
@@ -111,13 +86,7 @@ mod tests {
             memory: "n".into(),
         };
         let up = step(answer);
-        assert!(matches!(
-            up.action,
-            types::Action::SwitchTraffic(types::Traffic::Both)
-        ));
-        assert_eq!(
-            (up.step_index, up.description.as_str(), up.memory.as_str()),
-            (5, "d", "n")
-        );
+        assert!(matches!(up.action, types::Action::SwitchTraffic(types::Traffic::Both)));
+        assert_eq!((up.step_index, up.description.as_str(), up.memory.as_str()), (5, "d", "n"));
     }
 }

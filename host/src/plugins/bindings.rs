@@ -92,30 +92,18 @@ pub use v0_2::types;
 
 /// The contract a component was built against, from the interfaces it exports
 /// (`warship:plugin/rollout@0.2.0`); `Err` says what was found instead.
-pub fn contract_of(
-    component: &wasmtime::component::Component,
-    engine: &wasmtime::Engine,
-) -> Result<Contract, String> {
+pub fn contract_of(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> Result<Contract, String> {
     let mut versions: Vec<String> = component
         .component_type()
         .exports(engine)
         .filter_map(|(name, _)| name.strip_prefix("warship:plugin/"))
-        .map(|interface| {
-            interface
-                .split_once('@')
-                .map_or("(none)", |(_, version)| version)
-                .to_owned()
-        })
+        .map(|interface| interface.split_once('@').map_or("(none)", |(_, version)| version).to_owned())
         .collect();
     versions.sort();
     versions.dedup();
     match versions.as_slice() {
         [] => Err("it exports no warship:plugin interface".into()),
-        [version] => Contract::parse(version)
-            .ok_or_else(|| format!("it was built against warship:plugin@{version}")),
-        several => Err(format!(
-            "it exports interfaces of several contract versions ({})",
-            several.join(", ")
-        )),
+        [version] => Contract::parse(version).ok_or_else(|| format!("it was built against warship:plugin@{version}")),
+        several => Err(format!("it exports interfaces of several contract versions ({})", several.join(", "))),
     }
 }

@@ -5,11 +5,7 @@ use crate::config::Config;
 use crate::domain::{self, Violation};
 
 pub fn violation(v: types::Violation) -> Violation {
-    Violation {
-        field: v.field,
-        code: v.code,
-        message: v.message,
-    }
+    Violation { field: v.field, code: v.code, message: v.message }
 }
 
 pub fn platform(config: &Config) -> types::Platform {
@@ -28,10 +24,7 @@ pub fn platform(config: &Config) -> types::Platform {
 }
 
 fn amounts(a: &domain::ResourceAmounts) -> types::ResourceAmounts {
-    types::ResourceAmounts {
-        cpu: a.cpu.clone(),
-        memory: a.memory.clone(),
-    }
+    types::ResourceAmounts { cpu: a.cpu.clone(), memory: a.memory.clone() }
 }
 
 pub fn env_spec(env: &domain::EnvSpec, node_num: Option<String>) -> types::EnvSpec {
@@ -42,15 +35,8 @@ pub fn env_spec(env: &domain::EnvSpec, node_num: Option<String>) -> types::EnvSp
         replicas: env.replicas,
         node_num,
         jvm_options: env.jvm_options.clone(),
-        env: env
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        resources: types::Resources {
-            requests: amounts(&env.resources.requests),
-            limits: amounts(&env.resources.limits),
-        },
+        env: env.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        resources: types::Resources { requests: amounts(&env.resources.requests), limits: amounts(&env.resources.limits) },
         context_path: env.context_path.clone(),
     }
 }
@@ -82,12 +68,7 @@ fn traffic(t: domain::Traffic) -> types::Traffic {
 }
 
 fn workload(w: &domain::Workload) -> types::Workload {
-    types::Workload {
-        replicas: w.replicas,
-        ready: w.ready,
-        restarts: w.restarts,
-        unready_ms: w.unready_ms,
-    }
+    types::Workload { replicas: w.replicas, ready: w.ready, restarts: w.restarts, unready_ms: w.unready_ms }
 }
 
 pub fn rollout_state(s: &domain::RolloutState) -> types::RolloutState {
@@ -108,10 +89,7 @@ pub fn rollout_state(s: &domain::RolloutState) -> types::RolloutState {
 pub fn step(s: types::Step) -> domain::Step {
     use domain::Action;
     let action = match s.action {
-        types::Action::Scale(to) => Action::Scale(domain::ScaleTo {
-            stable: to.stable,
-            candidate: to.candidate,
-        }),
+        types::Action::Scale(to) => Action::Scale(domain::ScaleTo { stable: to.stable, candidate: to.candidate }),
         types::Action::SwitchTraffic(t) => Action::SwitchTraffic(match t {
             types::Traffic::Stable => domain::Traffic::Stable,
             types::Traffic::Candidate => domain::Traffic::Candidate,
@@ -124,10 +102,5 @@ pub fn step(s: types::Step) -> domain::Step {
         types::Action::Done => Action::Done,
         types::Action::Abort(reason) => Action::Abort(reason),
     };
-    domain::Step {
-        action,
-        step_index: s.step_index,
-        description: s.description,
-        memory: s.memory,
-    }
+    domain::Step { action, step_index: s.step_index, description: s.description, memory: s.memory }
 }

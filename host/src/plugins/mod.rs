@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use bindings::v0_1;
-use bindings::v0_2::{strategy, template, validator};
 pub use bindings::{types, Contract};
+use bindings::v0_2::{strategy, template, validator};
+use bindings::v0_1;
 pub use runtime::{Limits, Loaded, Runtime};
 
 use crate::config::{Config, PluginConfig, PluginKind};
@@ -56,10 +56,7 @@ pub struct PluginError {
 impl PluginError {
     /// A plugin a record names that this host no longer loads.
     pub fn gone(plugin: &str) -> Self {
-        Self {
-            plugin: plugin.to_owned(),
-            failure: PluginFailure::NotLoaded,
-        }
+        Self { plugin: plugin.to_owned(), failure: PluginFailure::NotLoaded }
     }
 }
 
@@ -67,40 +64,17 @@ impl PluginError {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("plugin {name}: cannot read {source_path}: {error}")]
-    Read {
-        name: String,
-        source_path: String,
-        error: std::io::Error,
-    },
+    Read { name: String, source_path: String, error: std::io::Error },
     #[error("plugin {name}: no built-in plugin is called {builtin:?}; built-ins are: {known}")]
-    UnknownBuiltin {
-        name: String,
-        builtin: String,
-        known: String,
-    },
+    UnknownBuiltin { name: String, builtin: String, known: String },
     #[error("plugin {name}: {found}, which this host does not load; it loads warship:plugin {accepted} (rebuild it against wit/{newest}/plugin.wit)")]
-    Contract {
-        name: String,
-        found: String,
-        accepted: String,
-        newest: &'static str,
-    },
+    Contract { name: String, found: String, accepted: String, newest: &'static str },
     #[error("plugin {name}: not a {kind} component: {error}")]
-    Component {
-        name: String,
-        kind: &'static str,
-        error: String,
-    },
+    Component { name: String, kind: &'static str, error: String },
     #[error("plugin {name}: its settings were refused: {message} (fix [[plugins]] name = {name:?} settings in platform.toml)")]
     Settings { name: String, message: String },
-    #[error(
-        "plugin {name}: memory_mb = {memory_mb} is above the most a plugin may have, {max_mb}"
-    )]
-    TooMuchMemory {
-        name: String,
-        memory_mb: u64,
-        max_mb: u64,
-    },
+    #[error("plugin {name}: memory_mb = {memory_mb} is above the most a plugin may have, {max_mb}")]
+    TooMuchMemory { name: String, memory_mb: u64, max_mb: u64 },
     #[error("plugin {0}")]
     Call(#[from] PluginError),
 }
@@ -169,21 +143,13 @@ pub struct PluginView {
 
 impl Plugin {
     /// Loads, checks and pre-instantiates one plugin.
-    pub fn load(
-        runtime: &Runtime,
-        config: &PluginConfig,
-        defaults: &crate::config::PluginRuntimeConfig,
-    ) -> Result<Self, LoadError> {
+    pub fn load(runtime: &Runtime, config: &PluginConfig, defaults: &crate::config::PluginRuntimeConfig) -> Result<Self, LoadError> {
         let started = Instant::now();
         let name = config.name.clone();
         let memory_mb = config.memory_mb.unwrap_or(defaults.memory_mb);
         let max_mb = (runtime::MAX_MEMORY_BYTES >> 20) as u64;
         if memory_mb > max_mb {
-            return Err(LoadError::TooMuchMemory {
-                name,
-                memory_mb,
-                max_mb,
-            });
+            return Err(LoadError::TooMuchMemory { name, memory_mb, max_mb });
         }
         let bytes = match config.source.strip_prefix("builtin:") {
             Some(builtin) => builtin::bytes(builtin)
@@ -201,49 +167,25 @@ impl Plugin {
         };
         let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
         let kind_name = kind_name(config.kind);
-        let component_error = |error: &dyn std::fmt::Display| LoadError::Component {
+        let component_error = |error: &dyn std::fmt::Display| LoadError::Component { name: name.clone(), kind: kind_name, error: format!("{error:#}") };
+        let (component, loaded) = runtime.component(&bytes, &sha256).map_err(|e| component_error(&e))?;
+        let contract = bindings::contract_of(&component, runtime.engine()).map_err(|found| LoadError::Contract {
             name: name.clone(),
-            kind: kind_name,
-            error: format!("{error:#}"),
-        };
-        let (component, loaded) = runtime
-            .component(&bytes, &sha256)
-            .map_err(|e| component_error(&e))?;
-        let contract = bindings::contract_of(&component, runtime.engine()).map_err(|found| {
-            LoadError::Contract {
-                name: name.clone(),
-                found,
-                accepted: Contract::accepted(),
-                newest: Contract::ACCEPTED[0].version(),
-            }
+            found,
+            accepted: Contract::accepted(),
+            newest: Contract::ACCEPTED[0].version(),
         })?;
-        let instance_pre = runtime
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(|e| component_error(&e))?;
+        let instance_pre = runtime.linker().instantiate_pre(&component).map_err(|e| component_error(&e))?;
         let pre = match (config.kind, contract) {
-            (PluginKind::Validator, Contract::V0_2) => {
-                validator::ValidatorPre::new(instance_pre).map(Pre::Validator)
-            }
-            (PluginKind::Template, Contract::V0_2) => {
-                template::TemplatePre::new(instance_pre).map(Pre::Template)
-            }
-            (PluginKind::Strategy, Contract::V0_2) => {
-                strategy::StrategyPre::new(instance_pre).map(Pre::Strategy)
-            }
-            (PluginKind::Validator, Contract::V0_1) => {
-                v0_1::validator::ValidatorPre::new(instance_pre).map(Pre::ValidatorV0_1)
-            }
-            (PluginKind::Template, Contract::V0_1) => {
-                v0_1::template::TemplatePre::new(instance_pre).map(Pre::TemplateV0_1)
-            }
-            (PluginKind::Strategy, Contract::V0_1) => {
-                v0_1::strategy::StrategyPre::new(instance_pre).map(Pre::StrategyV0_1)
-            }
+            (PluginKind::Validator, Contract::V0_2) => validator::ValidatorPre::new(instance_pre).map(Pre::Validator),
+            (PluginKind::Template, Contract::V0_2) => template::TemplatePre::new(instance_pre).map(Pre::Template),
+            (PluginKind::Strategy, Contract::V0_2) => strategy::StrategyPre::new(instance_pre).map(Pre::Strategy),
+            (PluginKind::Validator, Contract::V0_1) => v0_1::validator::ValidatorPre::new(instance_pre).map(Pre::ValidatorV0_1),
+            (PluginKind::Template, Contract::V0_1) => v0_1::template::TemplatePre::new(instance_pre).map(Pre::TemplateV0_1),
+            (PluginKind::Strategy, Contract::V0_1) => v0_1::strategy::StrategyPre::new(instance_pre).map(Pre::StrategyV0_1),
         }
         .map_err(|e| component_error(&e))?;
-        let settings =
-            serde_json::to_string(&config.settings).expect("TOML tables convert to JSON");
+        let settings = serde_json::to_string(&config.settings).expect("TOML tables convert to JSON");
         let limits = Limits {
             memory_bytes: (memory_mb << 20) as usize,
             deadline: Duration::from_millis(config.deadline_ms.unwrap_or(defaults.deadline_ms)),
@@ -270,10 +212,7 @@ impl Plugin {
         plugin.settings_schema = info.settings_schema;
         plugin
             .check_config()?
-            .map_err(|message| LoadError::Settings {
-                name: name.clone(),
-                message,
-            })?;
+            .map_err(|message| LoadError::Settings { name: name.clone(), message })?;
         plugin.load_time = started.elapsed();
         Ok(plugin)
     }
@@ -293,27 +232,15 @@ impl Plugin {
                 Loaded::Compiled => "compiled",
             },
             load_ms: self.load_time.as_secs_f64() * 1000.0,
-            settings_schema: serde_json::from_str(&self.settings_schema)
-                .unwrap_or(serde_json::Value::Null),
+            settings_schema: serde_json::from_str(&self.settings_schema).unwrap_or(serde_json::Value::Null),
         }
     }
 
     /// One call in a fresh store; `f` gets the instantiated bindings.
-    fn call<R>(
-        &self,
-        f: impl FnOnce(&mut wasmtime::Store<runtime::CallState>, &Instance) -> wasmtime::Result<R>,
-    ) -> Result<R, PluginError> {
-        let fail = |failure| PluginError {
-            plugin: self.name.clone(),
-            failure,
-        };
+    fn call<R>(&self, f: impl FnOnce(&mut wasmtime::Store<runtime::CallState>, &Instance) -> wasmtime::Result<R>) -> Result<R, PluginError> {
+        let fail = |failure| PluginError { plugin: self.name.clone(), failure };
         // Declared before the store, so it is given back after the store (and its instance) is gone.
-        let _slot = self.runtime.slot().ok_or_else(|| {
-            fail(PluginFailure::Busy {
-                slots: self.runtime.instances(),
-                waited: runtime::SLOT_WAIT,
-            })
-        })?;
+        let _slot = self.runtime.slot().ok_or_else(|| fail(PluginFailure::Busy { slots: self.runtime.instances(), waited: runtime::SLOT_WAIT }))?;
         let (mut store, output) = self.runtime.store(self.limits);
         let instance = match &self.pre {
             Pre::Validator(pre) => pre.instantiate(&mut store).map(Instance::Validator),
@@ -325,9 +252,7 @@ impl Plugin {
         };
         let result = match instance {
             Ok(instance) => match f(&mut store, &instance) {
-                Ok(_) if runtime::past_deadline(&store) => Err(PluginFailure::DeadlineExceeded {
-                    deadline: self.limits.deadline,
-                }),
+                Ok(_) if runtime::past_deadline(&store) => Err(PluginFailure::DeadlineExceeded { deadline: self.limits.deadline }),
                 answer => answer.map_err(|e| runtime::classify(&store, e, self.limits)),
             },
             Err(e) => Err(match runtime::classify(&store, e, self.limits) {
@@ -335,10 +260,7 @@ impl Plugin {
                 other => other,
             }),
         };
-        output.log(
-            &self.name,
-            &mut self.log_lines.lock().expect("log budget lock"),
-        );
+        output.log(&self.name, &mut self.log_lines.lock().expect("log budget lock"));
         result.map_err(fail)
     }
 
@@ -349,10 +271,7 @@ impl Plugin {
             Instance::Strategy(b) => b.warship_plugin_plugin().call_describe(store),
             Instance::ValidatorV0_1(b) => b.warship_plugin_plugin().call_describe(store),
             Instance::TemplateV0_1(b) => b.warship_plugin_plugin().call_describe(store),
-            Instance::StrategyV0_1(b) => b
-                .warship_plugin_plugin()
-                .call_describe(store)
-                .map(adapter::plugin_info),
+            Instance::StrategyV0_1(b) => b.warship_plugin_plugin().call_describe(store).map(adapter::plugin_info),
         })
     }
 
@@ -365,67 +284,40 @@ impl Plugin {
             Instance::Validator(b) => b.warship_plugin_plugin().call_check_config(store, settings),
             Instance::Template(b) => b.warship_plugin_plugin().call_check_config(store, settings),
             Instance::Strategy(b) => b.warship_plugin_plugin().call_check_config(store, settings),
-            Instance::ValidatorV0_1(b) => {
-                b.warship_plugin_plugin().call_check_config(store, settings)
-            }
-            Instance::TemplateV0_1(b) => {
-                b.warship_plugin_plugin().call_check_config(store, settings)
-            }
-            Instance::StrategyV0_1(b) => {
-                b.warship_plugin_plugin().call_check_config(store, settings)
-            }
+            Instance::ValidatorV0_1(b) => b.warship_plugin_plugin().call_check_config(store, settings),
+            Instance::TemplateV0_1(b) => b.warship_plugin_plugin().call_check_config(store, settings),
+            Instance::StrategyV0_1(b) => b.warship_plugin_plugin().call_check_config(store, settings),
         })
     }
 
     fn wrong_kind(&self, wanted: PluginKind) -> PluginError {
         PluginError {
             plugin: self.name.clone(),
-            failure: PluginFailure::Instantiate(format!(
-                "is a {}, not a {}",
-                kind_name(self.kind),
-                kind_name(wanted)
-            )),
+            failure: PluginFailure::Instantiate(format!("is a {}, not a {}", kind_name(self.kind), kind_name(wanted))),
         }
     }
 
-    pub fn validate_env(
-        &self,
-        platform: &types::Platform,
-        env: &types::EnvSpec,
-    ) -> Result<Vec<Violation>, PluginError> {
+    pub fn validate_env(&self, platform: &types::Platform, env: &types::EnvSpec) -> Result<Vec<Violation>, PluginError> {
         if self.pre.kind() != PluginKind::Validator {
             return Err(self.wrong_kind(PluginKind::Validator));
         }
         let settings = self.settings.as_str();
         let found = self.call(|store, instance| match instance {
-            Instance::Validator(b) => b
-                .warship_plugin_validate()
-                .call_validate_env(store, settings, platform, env),
-            Instance::ValidatorV0_1(b) => b
-                .warship_plugin_validate()
-                .call_validate_env(store, settings, platform, env),
+            Instance::Validator(b) => b.warship_plugin_validate().call_validate_env(store, settings, platform, env),
+            Instance::ValidatorV0_1(b) => b.warship_plugin_validate().call_validate_env(store, settings, platform, env),
             _ => unreachable!("kind checked above"),
         })?;
         Ok(found.into_iter().map(convert::violation).collect())
     }
 
-    pub fn validate_deploy(
-        &self,
-        platform: &types::Platform,
-        env: &types::EnvSpec,
-        war: &types::WarFacts,
-    ) -> Result<Vec<Violation>, PluginError> {
+    pub fn validate_deploy(&self, platform: &types::Platform, env: &types::EnvSpec, war: &types::WarFacts) -> Result<Vec<Violation>, PluginError> {
         if self.pre.kind() != PluginKind::Validator {
             return Err(self.wrong_kind(PluginKind::Validator));
         }
         let settings = self.settings.as_str();
         let found = self.call(|store, instance| match instance {
-            Instance::Validator(b) => b
-                .warship_plugin_validate()
-                .call_validate_deploy(store, settings, platform, env, war),
-            Instance::ValidatorV0_1(b) => b
-                .warship_plugin_validate()
-                .call_validate_deploy(store, settings, platform, env, war),
+            Instance::Validator(b) => b.warship_plugin_validate().call_validate_deploy(store, settings, platform, env, war),
+            Instance::ValidatorV0_1(b) => b.warship_plugin_validate().call_validate_deploy(store, settings, platform, env, war),
             _ => unreachable!("kind checked above"),
         })?;
         Ok(found.into_iter().map(convert::violation).collect())
@@ -437,18 +329,11 @@ impl Plugin {
         }
         let settings = self.settings.as_str();
         self.call(|store, instance| match instance {
-            Instance::Template(b) => b
-                .warship_plugin_render()
-                .call_render_dockerfile(store, settings, context),
-            Instance::TemplateV0_1(b) => b
-                .warship_plugin_render()
-                .call_render_dockerfile(store, settings, context),
+            Instance::Template(b) => b.warship_plugin_render().call_render_dockerfile(store, settings, context),
+            Instance::TemplateV0_1(b) => b.warship_plugin_render().call_render_dockerfile(store, settings, context),
             _ => unreachable!("kind checked above"),
         })?
-        .map_err(|message| PluginError {
-            plugin: self.name.clone(),
-            failure: PluginFailure::Refused(message),
-        })
+        .map_err(|message| PluginError { plugin: self.name.clone(), failure: PluginFailure::Refused(message) })
     }
 
     pub fn next_step(&self, state: &RolloutState) -> Result<Step, PluginError> {
@@ -456,25 +341,14 @@ impl Plugin {
     }
 
     /// The keys of a deploy's own settings that the admin fixed in platform.toml.
-    pub fn fixed_keys<'a>(
-        &self,
-        overrides: &'a serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<&'a str> {
-        let admin: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&self.settings).expect("settings are a JSON object");
-        overrides
-            .keys()
-            .filter(|k| admin.contains_key(*k) && !self.overridable.contains(k))
-            .map(String::as_str)
-            .collect()
+    pub fn fixed_keys<'a>(&self, overrides: &'a serde_json::Map<String, serde_json::Value>) -> Vec<&'a str> {
+        let admin: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&self.settings).expect("settings are a JSON object");
+        overrides.keys().filter(|k| admin.contains_key(*k) && !self.overridable.contains(k)).map(String::as_str).collect()
     }
 
     /// The admin's settings with a deploy's own keys laid over them (one level deep),
     /// as JSON text the plugin accepted; `Err` carries the plugin's words.
-    pub fn settings_with(
-        &self,
-        overrides: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Result<String, String>, PluginError> {
+    pub fn settings_with(&self, overrides: &serde_json::Map<String, serde_json::Value>) -> Result<Result<String, String>, PluginError> {
         if overrides.is_empty() {
             return Ok(Ok(self.settings.clone()));
         }
@@ -486,19 +360,13 @@ impl Plugin {
     }
 
     /// The next step under `settings` (from [`Plugin::settings_with`]).
-    pub fn next_step_with(
-        &self,
-        settings: &str,
-        state: &RolloutState,
-    ) -> Result<Step, PluginError> {
+    pub fn next_step_with(&self, settings: &str, state: &RolloutState) -> Result<Step, PluginError> {
         if self.pre.kind() != PluginKind::Strategy {
             return Err(self.wrong_kind(PluginKind::Strategy));
         }
         let state = convert::rollout_state(state);
         self.call(|store, instance| match instance {
-            Instance::Strategy(b) => b
-                .warship_plugin_rollout()
-                .call_next(store, settings, &state),
+            Instance::Strategy(b) => b.warship_plugin_rollout().call_next(store, settings, &state),
             Instance::StrategyV0_1(b) => b
                 .warship_plugin_rollout()
                 .call_next(store, settings, &adapter::rollout_state(&state))
@@ -506,10 +374,7 @@ impl Plugin {
             _ => unreachable!("kind checked above"),
         })?
         .map(convert::step)
-        .map_err(|message| PluginError {
-            plugin: self.name.clone(),
-            failure: PluginFailure::Refused(message),
-        })
+        .map_err(|message| PluginError { plugin: self.name.clone(), failure: PluginFailure::Refused(message) })
     }
 }
 
@@ -550,11 +415,7 @@ pub fn default_plugin_configs() -> Vec<PluginConfig> {
         deadline_ms: None,
     };
     vec![
-        entry(
-            "validator-default",
-            PluginKind::Validator,
-            "validator-default",
-        ),
+        entry("validator-default", PluginKind::Validator, "validator-default"),
         entry("template-tomcat", PluginKind::Template, "template-tomcat"),
         entry("recreate", PluginKind::Strategy, "strategy-recreate"),
         entry("rolling", PluginKind::Strategy, "strategy-rolling"),
@@ -566,10 +427,7 @@ pub fn default_plugin_configs() -> Vec<PluginConfig> {
 impl Plugins {
     /// Loads what the config names. A required plugin that fails stops startup.
     pub fn load(runtime: &Runtime, config: &Config) -> Result<Self, LoadError> {
-        let configs = config
-            .plugins
-            .clone()
-            .unwrap_or_else(default_plugin_configs);
+        let configs = config.plugins.clone().unwrap_or_else(default_plugin_configs);
         let mut all = Vec::new();
         let mut skipped = Vec::new();
         for plugin in &configs {
@@ -614,12 +472,7 @@ impl Plugins {
     }
 
     /// Every validator's violations of `env`, together. Runs on the blocking pool.
-    pub async fn validate_env(
-        self: &Arc<Self>,
-        config: &Config,
-        env: &crate::domain::EnvSpec,
-        node_num: Option<String>,
-    ) -> Result<Vec<Violation>, PluginError> {
+    pub async fn validate_env(self: &Arc<Self>, config: &Config, env: &crate::domain::EnvSpec, node_num: Option<String>) -> Result<Vec<Violation>, PluginError> {
         let platform = convert::platform(config);
         let env = convert::env_spec(env, node_num);
         let plugins = self.clone();
@@ -641,11 +494,7 @@ impl Plugins {
         env: &crate::domain::EnvSpec,
         war: &crate::wars::WarRecord,
     ) -> Result<Vec<Violation>, PluginError> {
-        let (platform, env, war) = (
-            convert::platform(config),
-            convert::env_spec(env, None),
-            convert::war_facts(war),
-        );
+        let (platform, env, war) = (convert::platform(config), convert::env_spec(env, None), convert::war_facts(war));
         let plugins = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut all = Vec::new();
@@ -680,9 +529,7 @@ impl Plugins {
         tokio::task::spawn_blocking(move || {
             let template = plugins.template().ok_or_else(|| PluginError {
                 plugin: "template".into(),
-                failure: PluginFailure::Instantiate(
-                    "no template plugin is configured; add one to [[plugins]]".into(),
-                ),
+                failure: PluginFailure::Instantiate("no template plugin is configured; add one to [[plugins]]".into()),
             })?;
             template.render_dockerfile(&context)
         })
@@ -694,9 +541,7 @@ impl Plugins {
     pub fn names(&self) -> BTreeMap<&'static str, Vec<String>> {
         let mut out: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         for p in &self.all {
-            out.entry(kind_name(p.kind))
-                .or_default()
-                .push(p.name.clone());
+            out.entry(kind_name(p.kind)).or_default().push(p.name.clone());
         }
         out
     }

@@ -78,10 +78,7 @@ impl Pollable for CappedTimer {
 
 /// `subscribe-duration` and `subscribe-instant` with their timers cut at the deadline.
 fn link_capped_clock(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
-    fn timer(
-        mut store: StoreContextMut<'_, CallState>,
-        wait: Duration,
-    ) -> wasmtime::Result<(Resource<DynPollable>,)> {
+    fn timer(mut store: StoreContextMut<'_, CallState>, wait: Duration) -> wasmtime::Result<(Resource<DynPollable>,)> {
         let state = store.data_mut();
         let until = (tokio::time::Instant::now() + wait).min(state.deadline);
         let timer = state.table.push(CappedTimer(until))?;
@@ -89,29 +86,20 @@ fn link_capped_clock(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
     }
     linker.allow_shadowing(true);
     let mut clock = linker.instance(WASI_CLOCKS)?;
-    clock.func_wrap(
-        "subscribe-duration",
-        |store: StoreContextMut<'_, CallState>, (nanos,): (u64,)| {
-            timer(store, Duration::from_nanos(nanos))
-        },
-    )?;
-    clock.func_wrap(
-        "subscribe-instant",
-        |store: StoreContextMut<'_, CallState>, (when,): (u64,)| {
-            let now = store.data().clock_start.elapsed().as_nanos() as u64;
-            timer(store, Duration::from_nanos(when.saturating_sub(now)))
-        },
-    )?;
+    clock.func_wrap("subscribe-duration", |store: StoreContextMut<'_, CallState>, (nanos,): (u64,)| {
+        timer(store, Duration::from_nanos(nanos))
+    })?;
+    clock.func_wrap("subscribe-instant", |store: StoreContextMut<'_, CallState>, (when,): (u64,)| {
+        let now = store.data().clock_start.elapsed().as_nanos() as u64;
+        timer(store, Duration::from_nanos(when.saturating_sub(now)))
+    })?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -127,30 +115,17 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let total = self.total - current.min(self.total) + desired;
         if total > self.max_bytes {
             self.refused = Some(total);
-            return Err(wasmtime::format_err!(
-                "memory cap of {} bytes reached",
-                self.max_bytes
-            ));
+            return Err(wasmtime::format_err!("memory cap of {} bytes reached", self.max_bytes));
         }
         self.total = total;
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -227,38 +202,27 @@ impl Runtime {
         let engine = Engine::new(&config)?;
 
         let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || loop {
-                std::thread::sleep(EPOCH_TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => return,
-                }
-            })?;
+        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })?;
 
         let mut linker = Linker::new(&engine);
         // Guests built with Rust std, componentize-py or jco import WASI even for a
         // pure world; the context behind it grants nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         link_capped_clock(&mut linker)?;
-        Ok(Self {
-            engine,
-            linker: std::sync::Arc::new(linker),
-            cache_dir,
-            slots: Default::default(),
-            instances,
-        })
+        Ok(Self { engine, linker: std::sync::Arc::new(linker), cache_dir, slots: Default::default(), instances })
     }
 
     /// Waits for a free instance slot, at most [`SLOT_WAIT`]; `None` if none came free.
     pub fn slot(&self) -> Option<Slot> {
         let busy = self.slots.busy.lock().expect("slots lock");
-        let (mut busy, _) = self
-            .slots
-            .freed
-            .wait_timeout_while(busy, SLOT_WAIT, |busy| *busy >= self.instances)
-            .expect("slots lock");
+        let (mut busy, _) =
+            self.slots.freed.wait_timeout_while(busy, SLOT_WAIT, |busy| *busy >= self.instances).expect("slots lock");
         if *busy >= self.instances {
             return None;
         }
@@ -292,9 +256,7 @@ impl Runtime {
             // and wasmtime checks its header and version before using it.
             match unsafe { Component::deserialize(&self.engine, &artifact) } {
                 Ok(component) => return Ok((component, Loaded::FromCache)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable precompiled plugin")
-                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable precompiled plugin"),
             }
         }
         let component = Component::new(&self.engine, bytes)?;
@@ -309,19 +271,14 @@ impl Runtime {
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = format!("wasmtime-{}-{:016x}", wasmtime_version(), hasher.finish());
         Some(dir.join(engine_key).join(format!("{sha256}.cwasm")))
     }
 
     /// A fresh store for one call: empty WASI, memory cap, deadline.
     pub fn store(&self, limits: Limits) -> (Store<CallState>, Output) {
-        let output = Output {
-            stdout: MemoryOutputPipe::new(OUTPUT_CAP),
-            stderr: MemoryOutputPipe::new(OUTPUT_CAP),
-        };
+        let output = Output { stdout: MemoryOutputPipe::new(OUTPUT_CAP), stderr: MemoryOutputPipe::new(OUTPUT_CAP) };
         // Denied explicitly (wasmtime-wasi's defaults today): a socket is refused before any
         // descriptor is opened. Clocks and random stay; no files, no environment.
         let clock_start = std::time::Instant::now();
@@ -336,22 +293,13 @@ impl Runtime {
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryCap {
-                max_bytes: limits.memory_bytes,
-                total: 0,
-                refused: None,
-            },
+            limiter: MemoryCap { max_bytes: limits.memory_bytes, total: 0, refused: None },
             clock_start,
             deadline: tokio::time::Instant::from_std(clock_start + limits.deadline),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        let ticks = limits
-            .deadline
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1) as u64
-            + 1;
+        let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64 + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         (store, output)
@@ -372,14 +320,9 @@ impl Output {
         let mut left_out = 0usize;
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes)
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-            {
+            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
                 match budget.take(now) {
-                    true => {
-                        tracing::info!(target: "warship::plugin_output", plugin, stream, "{line}")
-                    }
+                    true => tracing::info!(target: "warship::plugin_output", plugin, stream, "{line}"),
                     false => left_out += 1,
                 }
             }
@@ -399,10 +342,7 @@ pub struct LineBudget {
 
 impl LineBudget {
     pub fn new(now: std::time::Instant) -> Self {
-        Self {
-            tokens: LOG_LINES_BURST,
-            at: now,
-        }
+        Self { tokens: LOG_LINES_BURST, at: now }
     }
 
     /// Whether one more line may be logged at `now`.
@@ -427,15 +367,10 @@ pub fn past_deadline(store: &Store<CallState>) -> bool {
 /// Turns a failed call into what happened, in words.
 pub fn classify(store: &Store<CallState>, error: wasmtime::Error, limits: Limits) -> PluginFailure {
     if let Some(desired) = store.data().limiter.refused {
-        return PluginFailure::MemoryExceeded {
-            cap: limits.memory_bytes,
-            wanted: desired,
-        };
+        return PluginFailure::MemoryExceeded { cap: limits.memory_bytes, wanted: desired };
     }
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => PluginFailure::DeadlineExceeded {
-            deadline: limits.deadline,
-        },
+        Some(wasmtime::Trap::Interrupt) => PluginFailure::DeadlineExceeded { deadline: limits.deadline },
         Some(trap) => PluginFailure::Trapped(trap.to_string()),
         // Anything else failed while lifting its answer: out-of-bounds pointers,
         // invalid UTF-8, a bad discriminant.
@@ -466,28 +401,18 @@ mod tests {
         let start = std::time::Instant::now();
         let mut budget = LineBudget::new(start);
         let logged = (0..1_000).filter(|_| budget.take(start)).count();
-        assert_eq!(
-            logged, LOG_LINES_BURST as usize,
-            "a burst, then nothing at the same instant"
-        );
+        assert_eq!(logged, LOG_LINES_BURST as usize, "a burst, then nothing at the same instant");
         let later = start + Duration::from_secs(2);
         let logged = (0..1_000).filter(|_| budget.take(later)).count();
         assert_eq!(logged, 2 * LOG_LINES_PER_SEC as usize, "then the rate");
         // A long quiet spell refills no more than the burst.
         let much_later = later + Duration::from_secs(3_600);
-        assert_eq!(
-            (0..1_000).filter(|_| budget.take(much_later)).count(),
-            LOG_LINES_BURST as usize
-        );
+        assert_eq!((0..1_000).filter(|_| budget.take(much_later)).count(), LOG_LINES_BURST as usize);
     }
 
     #[test]
     fn the_memory_cap_counts_every_memory_of_a_call_together() {
-        let mut cap = MemoryCap {
-            max_bytes: 16 << 20,
-            total: 0,
-            refused: None,
-        };
+        let mut cap = MemoryCap { max_bytes: 16 << 20, total: 0, refused: None };
         // Sixteen memories of 1 MiB each fit a 16 MiB cap exactly...
         for _ in 0..16 {
             assert!(cap.memory_growing(0, 1 << 20, None).unwrap());
@@ -496,11 +421,7 @@ mod tests {
         assert!(cap.memory_growing(1 << 20, 2 << 20, None).is_err());
         assert_eq!(cap.refused, Some(17 << 20));
         // Growth of one memory counts only what it adds.
-        let mut cap = MemoryCap {
-            max_bytes: 4 << 20,
-            total: 0,
-            refused: None,
-        };
+        let mut cap = MemoryCap { max_bytes: 4 << 20, total: 0, refused: None };
         assert!(cap.memory_growing(0, 1 << 20, None).unwrap());
         assert!(cap.memory_growing(1 << 20, 4 << 20, None).unwrap());
         assert!(cap.memory_growing(0, 1, None).is_err());

@@ -41,9 +41,7 @@ impl Challenge {
         let mut params = BTreeMap::new();
         let mut rest = rest.trim();
         while !rest.is_empty() {
-            let (key, after) = rest
-                .split_once('=')
-                .ok_or_else(|| format!("malformed WWW-Authenticate: {header}"))?;
+            let (key, after) = rest.split_once('=').ok_or_else(|| format!("malformed WWW-Authenticate: {header}"))?;
             let key = key.trim().to_ascii_lowercase();
             let after = after.trim_start();
             let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
@@ -60,8 +58,7 @@ impl Challenge {
                         c => value.push(c),
                     }
                 }
-                let end =
-                    end.ok_or_else(|| format!("unterminated quote in WWW-Authenticate: {header}"))?;
+                let end = end.ok_or_else(|| format!("unterminated quote in WWW-Authenticate: {header}"))?;
                 (value, &quoted[end..])
             } else {
                 let end = after.find(',').unwrap_or(after.len());
@@ -70,18 +67,13 @@ impl Challenge {
             params.insert(key, value);
             rest = remaining.trim_start().trim_start_matches(',').trim_start();
         }
-        Ok(Self {
-            scheme: scheme.to_ascii_lowercase(),
-            params,
-        })
+        Ok(Self { scheme: scheme.to_ascii_lowercase(), params })
     }
 }
 
 fn basic_header(credentials: &Credentials) -> HeaderValue {
-    let encoded = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", credentials.username, credentials.password));
-    let mut value =
-        HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header value");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", credentials.username, credentials.password));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header value");
     value.set_sensitive(true);
     value
 }
@@ -94,10 +86,7 @@ pub async fn authenticate(
     credentials: Option<&Credentials>,
     scopes: &[String],
 ) -> Result<AuthState, RegistryError> {
-    let refused = |diagnostic: String| RegistryError::CredentialsRefused {
-        registry: registry.to_owned(),
-        diagnostic,
-    };
+    let refused = |diagnostic: String| RegistryError::CredentialsRefused { registry: registry.to_owned(), diagnostic };
     match challenge.scheme.as_str() {
         "basic" => match credentials {
             Some(credentials) => Ok(AuthState::Basic(basic_header(credentials))),
@@ -185,10 +174,7 @@ mod tests {
 
     #[test]
     fn basic_header_is_base64_and_sensitive() {
-        let h = basic_header(&Credentials {
-            username: "alice".into(),
-            password: "s3cret".into(),
-        });
+        let h = basic_header(&Credentials { username: "alice".into(), password: "s3cret".into() });
         assert_eq!(h.to_str().unwrap(), "Basic YWxpY2U6czNjcmV0");
         assert!(h.is_sensitive());
     }

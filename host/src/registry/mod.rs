@@ -26,8 +26,7 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
                                application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-const CONTENT_DIGEST: reqwest::header::HeaderName =
-    reqwest::header::HeaderName::from_static("docker-content-digest");
+const CONTENT_DIGEST: reqwest::header::HeaderName = reqwest::header::HeaderName::from_static("docker-content-digest");
 
 /// What went wrong talking to a registry, in the terms an admin acts on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,38 +34,19 @@ pub enum RegistryError {
     #[error("registry {registry} is unreachable: {cause}")]
     Unreachable { registry: String, cause: String },
     #[error("registry {registry} refused the credentials: {diagnostic}")]
-    CredentialsRefused {
-        registry: String,
-        diagnostic: String,
-    },
+    CredentialsRefused { registry: String, diagnostic: String },
     #[error("push to {registry} timed out after {} s", after.as_secs())]
     TimedOut { registry: String, after: Duration },
     #[error("registry {registry} is out of space: {diagnostic}")]
-    OutOfSpace {
-        registry: String,
-        diagnostic: String,
-    },
+    OutOfSpace { registry: String, diagnostic: String },
     #[error("registry {registry} rejected the manifest of {reference}: {diagnostic}")]
-    ManifestRejected {
-        registry: String,
-        reference: String,
-        diagnostic: String,
-    },
+    ManifestRejected { registry: String, reference: String, diagnostic: String },
     #[error("{what} not found in registry {registry}")]
     NotFound { registry: String, what: String },
     #[error("registry {registry} answered {status} to {what}: {diagnostic}")]
-    Status {
-        registry: String,
-        what: String,
-        status: u16,
-        diagnostic: String,
-    },
+    Status { registry: String, what: String, status: u16, diagnostic: String },
     #[error("registry {registry} answered something unusable to {what}: {message}")]
-    Protocol {
-        registry: String,
-        what: String,
-        message: String,
-    },
+    Protocol { registry: String, what: String, message: String },
     #[error("reading {what}: {message}")]
     Local { what: String, message: String },
 }
@@ -101,12 +81,7 @@ impl RegistryError {
 #[derive(Debug, Clone)]
 pub enum Notice {
     /// A transient failure; the same operation runs again after `delay`.
-    Retrying {
-        what: String,
-        attempt: u32,
-        delay: Duration,
-        error: String,
-    },
+    Retrying { what: String, attempt: u32, delay: Duration, error: String },
 }
 
 pub type Notify = Arc<dyn Fn(Notice) + Send + Sync>;
@@ -132,13 +107,8 @@ impl RetryPolicy {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .first_backoff
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.max_backoff);
-        ceiling
-            .mul_f64(rand::random::<f64>())
-            .max(Duration::from_millis(10))
+        let ceiling = self.first_backoff.saturating_mul(1 << attempt.min(16)).min(self.max_backoff);
+        ceiling.mul_f64(rand::random::<f64>()).max(Duration::from_millis(10))
     }
 }
 
@@ -168,24 +138,14 @@ pub struct RegistryClient {
 
 impl RegistryClient {
     pub fn from_config(config: &RegistryConfig) -> Result<Self, RegistryError> {
-        let local = |message: String| RegistryError::Local {
-            what: "registry settings".into(),
-            message,
-        };
+        let local = |message: String| RegistryError::Local { what: "registry settings".into(), message };
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("warship/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &config.ca_cert {
-            let pem = std::fs::read(ca).map_err(|e| {
-                local(format!(
-                    "cannot read registry.ca_cert {}: {e}",
-                    ca.display()
-                ))
-            })?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| local(format!("registry.ca_cert {}: {e}", ca.display())))?
-            {
+            let pem = std::fs::read(ca).map_err(|e| local(format!("cannot read registry.ca_cert {}: {e}", ca.display())))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| local(format!("registry.ca_cert {}: {e}", ca.display())))? {
                 builder = builder.add_root_certificate(cert);
             }
         }
@@ -193,37 +153,21 @@ impl RegistryClient {
         let password = match (&config.password, &config.password_file) {
             (_, Some(path)) => Some(
                 std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        local(format!(
-                            "cannot read registry.password_file {}: {e}",
-                            path.display()
-                        ))
-                    })?
+                    .map_err(|e| local(format!("cannot read registry.password_file {}: {e}", path.display())))?
                     .trim_end()
                     .to_owned(),
             ),
             (password, None) => password.clone(),
         };
-        let credentials = config.username.clone().map(|username| {
-            (
-                config.push.clone(),
-                Credentials {
-                    username,
-                    password: password.unwrap_or_default(),
-                },
-            )
-        });
+        let credentials = config
+            .username
+            .clone()
+            .map(|username| (config.push.clone(), Credentials { username, password: password.unwrap_or_default() }));
         let mut insecure = config.insecure_registries.clone();
         if config.insecure {
             insecure.extend([config.push.clone(), config.pull.clone()]);
         }
-        Ok(Self {
-            http,
-            push: config.push.clone(),
-            insecure,
-            credentials,
-            policy: RetryPolicy::from_config(config),
-        })
+        Ok(Self { http, push: config.push.clone(), insecure, credentials, policy: RetryPolicy::from_config(config) })
     }
 
     pub fn push_registry(&self) -> &str {
@@ -248,16 +192,8 @@ impl RegistryClient {
     /// A session with one registry for the given repository scopes, e.g.
     /// `repository:alice/shop:pull,push`, bounded by the policy's deadline.
     pub fn session(&self, registry: &str, scopes: Vec<String>, notify: Notify) -> Session {
-        let scheme = if self.insecure.iter().any(|r| r == registry) {
-            "http"
-        } else {
-            "https"
-        };
-        let credentials = self
-            .credentials
-            .as_ref()
-            .filter(|(host, _)| host == registry)
-            .map(|(_, c)| c.clone());
+        let scheme = if self.insecure.iter().any(|r| r == registry) { "http" } else { "https" };
+        let credentials = self.credentials.as_ref().filter(|(host, _)| host == registry).map(|(_, c)| c.clone());
         Session {
             http: self.http.clone(),
             registry: registry.to_owned(),
@@ -311,10 +247,7 @@ impl Session {
     }
 
     fn timed_out(&self) -> RegistryError {
-        RegistryError::TimedOut {
-            registry: self.registry.clone(),
-            after: self.policy.deadline,
-        }
+        RegistryError::TimedOut { registry: self.registry.clone(), after: self.policy.deadline }
     }
 
     /// Runs `op` until it succeeds, fails for good, runs out of attempts, or the
@@ -339,12 +272,7 @@ impl Session {
                         return Err(self.timed_out());
                     }
                     tracing::warn!(registry = %self.registry, what, attempt, ?delay, error = %e, "registry operation failed; retrying");
-                    (self.notify)(Notice::Retrying {
-                        what: what.to_owned(),
-                        attempt,
-                        delay,
-                        error: e.to_string(),
-                    });
+                    (self.notify)(Notice::Retrying { what: what.to_owned(), attempt, delay, error: e.to_string() });
                     tokio::time::sleep(delay).await;
                 }
                 other => return other,
@@ -366,10 +294,7 @@ impl Session {
             if response.status() != StatusCode::UNAUTHORIZED || challenged {
                 if response.status() == StatusCode::UNAUTHORIZED {
                     let diagnostic = diagnostic(response).await;
-                    return Err(RegistryError::CredentialsRefused {
-                        registry: self.registry.clone(),
-                        diagnostic,
-                    });
+                    return Err(RegistryError::CredentialsRefused { registry: self.registry.clone(), diagnostic });
                 }
                 return Ok(response);
             }
@@ -383,19 +308,9 @@ impl Session {
                 .map_err(|message| self.protocol(what, message))?;
             let Some(challenge) = challenge else {
                 let diagnostic = diagnostic(response).await;
-                return Err(RegistryError::CredentialsRefused {
-                    registry: self.registry.clone(),
-                    diagnostic,
-                });
+                return Err(RegistryError::CredentialsRefused { registry: self.registry.clone(), diagnostic });
             };
-            let state = auth::authenticate(
-                &self.http,
-                &self.registry,
-                &challenge,
-                self.credentials.as_ref(),
-                &self.scopes,
-            )
-            .await?;
+            let state = auth::authenticate(&self.http, &self.registry, &challenge, self.credentials.as_ref(), &self.scopes).await?;
             *self.auth.lock().await = state;
         }
     }
@@ -408,18 +323,11 @@ impl Session {
             cause = format!("{cause}: {inner}");
             source = inner.source();
         }
-        RegistryError::Unreachable {
-            registry: self.registry.clone(),
-            cause,
-        }
+        RegistryError::Unreachable { registry: self.registry.clone(), cause }
     }
 
     fn protocol(&self, what: &str, message: impl Into<String>) -> RegistryError {
-        RegistryError::Protocol {
-            registry: self.registry.clone(),
-            what: what.to_owned(),
-            message: message.into(),
-        }
+        RegistryError::Protocol { registry: self.registry.clone(), what: what.to_owned(), message: message.into() }
     }
 
     /// The error for a status nobody expected; out-of-space is told apart.
@@ -427,41 +335,21 @@ impl Session {
         let status = response.status().as_u16();
         let diagnostic = diagnostic(response).await;
         if status == 507 || mentions_no_space(&diagnostic) {
-            return RegistryError::OutOfSpace {
-                registry: self.registry.clone(),
-                diagnostic,
-            };
+            return RegistryError::OutOfSpace { registry: self.registry.clone(), diagnostic };
         }
         match status {
-            401 | 403 => RegistryError::CredentialsRefused {
-                registry: self.registry.clone(),
-                diagnostic,
-            },
-            404 => RegistryError::NotFound {
-                registry: self.registry.clone(),
-                what: what.to_owned(),
-            },
-            _ => RegistryError::Status {
-                registry: self.registry.clone(),
-                what: what.to_owned(),
-                status,
-                diagnostic,
-            },
+            401 | 403 => RegistryError::CredentialsRefused { registry: self.registry.clone(), diagnostic },
+            404 => RegistryError::NotFound { registry: self.registry.clone(), what: what.to_owned() },
+            _ => RegistryError::Status { registry: self.registry.clone(), what: what.to_owned(), status, diagnostic },
         }
     }
 
     /// Fetches a manifest or index by tag or digest, checking a digest reference.
-    pub async fn manifest(
-        &self,
-        repository: &str,
-        reference: &str,
-    ) -> Result<FetchedManifest, RegistryError> {
+    pub async fn manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest, RegistryError> {
         let what = format!("manifest {repository}:{reference}");
         let url = self.url(&format!("{repository}/manifests/{reference}"));
         self.retrying(&what, || async {
-            let response = self
-                .send(&what, &|c| c.get(&url).header(ACCEPT, MANIFEST_ACCEPT))
-                .await?;
+            let response = self.send(&what, &|c| c.get(&url).header(ACCEPT, MANIFEST_ACCEPT)).await?;
             if !response.status().is_success() {
                 return Err(self.unexpected(&what, response).await);
             }
@@ -474,28 +362,15 @@ impl Session {
             // Registries may omit or generalise the content type; the body says too.
             let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
-                .and_then(|v| {
-                    v.get("mediaType")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_owned)
-                })
+                .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_owned))
                 .unwrap_or(media_type);
-            Ok(FetchedManifest {
-                bytes,
-                media_type,
-                digest,
-            })
+            Ok(FetchedManifest { bytes, media_type, digest })
         })
         .await
     }
 
     /// A small blob (a config), read whole and checked against its digest.
-    pub async fn blob(
-        &self,
-        repository: &str,
-        digest: &str,
-        max_bytes: usize,
-    ) -> Result<Bytes, RegistryError> {
+    pub async fn blob(&self, repository: &str, digest: &str, max_bytes: usize) -> Result<Bytes, RegistryError> {
         let what = format!("blob {digest} of {repository}");
         let url = self.url(&format!("{repository}/blobs/{digest}"));
         self.retrying(&what, || async {
@@ -503,14 +378,8 @@ impl Session {
             if !response.status().is_success() {
                 return Err(self.unexpected(&what, response).await);
             }
-            if response
-                .content_length()
-                .is_some_and(|len| len > max_bytes as u64)
-            {
-                return Err(self.protocol(
-                    &what,
-                    format!("it is larger than the {max_bytes} bytes expected"),
-                ));
+            if response.content_length().is_some_and(|len| len > max_bytes as u64) {
+                return Err(self.protocol(&what, format!("it is larger than the {max_bytes} bytes expected")));
             }
             let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
             if sha256_digest(&bytes) != digest {
@@ -522,11 +391,7 @@ impl Session {
     }
 
     /// A blob as a stream, for copying between registries without holding it.
-    pub async fn blob_stream(
-        &self,
-        repository: &str,
-        digest: &str,
-    ) -> Result<impl Stream<Item = reqwest::Result<Bytes>>, RegistryError> {
+    pub async fn blob_stream(&self, repository: &str, digest: &str) -> Result<impl Stream<Item = reqwest::Result<Bytes>>, RegistryError> {
         let what = format!("blob {digest} of {repository}");
         let url = self.url(&format!("{repository}/blobs/{digest}"));
         let response = self.send(&what, &|c| c.get(&url)).await?;
@@ -550,21 +415,10 @@ impl Session {
 
     /// Asks the registry to link a blob it holds for `from` into `repository`. `false`
     /// when it would not (another registry's blob, or no access): the caller uploads.
-    pub async fn mount_blob(
-        &self,
-        repository: &str,
-        digest: &str,
-        from: &str,
-    ) -> Result<bool, RegistryError> {
+    pub async fn mount_blob(&self, repository: &str, digest: &str, from: &str) -> Result<bool, RegistryError> {
         let what = format!("mount of {digest} from {from} into {repository}");
-        let url = self.url(&format!(
-            "{repository}/blobs/uploads/?mount={digest}&from={from}"
-        ));
-        let response = self
-            .send(&what, &|c| {
-                c.post(&url).header(reqwest::header::CONTENT_LENGTH, 0)
-            })
-            .await?;
+        let url = self.url(&format!("{repository}/blobs/uploads/?mount={digest}&from={from}"));
+        let response = self.send(&what, &|c| c.post(&url).header(reqwest::header::CONTENT_LENGTH, 0)).await?;
         match response.status() {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => {
@@ -590,29 +444,17 @@ impl Session {
     /// Uploads one blob: POST opens a session, PATCH streams `body`, PUT closes it
     /// with the digest `digest_after` gives once the body has been read (so the
     /// digest can be computed on the way). One try; callers retry whole steps.
-    pub async fn upload_blob<S, D>(
-        &self,
-        repository: &str,
-        what: &str,
-        body: S,
-        length: Option<u64>,
-        digest_after: D,
-    ) -> Result<String, RegistryError>
+    pub async fn upload_blob<S, D>(&self, repository: &str, what: &str, body: S, length: Option<u64>, digest_after: D) -> Result<String, RegistryError>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
         D: FnOnce() -> Result<String, RegistryError>,
     {
         let start = self.url(&format!("{repository}/blobs/uploads/"));
-        let response = self
-            .send(what, &|c| {
-                c.post(&start).header(reqwest::header::CONTENT_LENGTH, 0)
-            })
-            .await?;
+        let response = self.send(what, &|c| c.post(&start).header(reqwest::header::CONTENT_LENGTH, 0)).await?;
         if response.status() != StatusCode::ACCEPTED {
             return Err(self.unexpected(what, response).await);
         }
-        let location = header_str(response.headers(), LOCATION)
-            .ok_or_else(|| self.protocol(what, "no Location for the upload"))?;
+        let location = header_str(response.headers(), LOCATION).ok_or_else(|| self.protocol(what, "no Location for the upload"))?;
         let location = self.absolute(&location);
 
         // The body is a one-shot stream, so this request is not replayed on a challenge:
@@ -630,21 +472,14 @@ impl Session {
             patch = patch.header(reqwest::header::AUTHORIZATION, value);
         }
         let response = patch.send().await.map_err(|e| self.unreachable(e))?;
-        if response.status() != StatusCode::ACCEPTED && response.status() != StatusCode::NO_CONTENT
-        {
+        if response.status() != StatusCode::ACCEPTED && response.status() != StatusCode::NO_CONTENT {
             return Err(self.unexpected(what, response).await);
         }
-        let location = header_str(response.headers(), LOCATION)
-            .map(|l| self.absolute(&l))
-            .unwrap_or(location);
+        let location = header_str(response.headers(), LOCATION).map(|l| self.absolute(&l)).unwrap_or(location);
         let digest = digest_after()?;
         let separator = if location.contains('?') { '&' } else { '?' };
         let finish = format!("{location}{separator}digest={digest}");
-        let response = self
-            .send(what, &|c| {
-                c.put(&finish).header(reqwest::header::CONTENT_LENGTH, 0)
-            })
-            .await?;
+        let response = self.send(what, &|c| c.put(&finish).header(reqwest::header::CONTENT_LENGTH, 0)).await?;
         if response.status() != StatusCode::CREATED {
             return Err(self.unexpected(what, response).await);
         }
@@ -652,11 +487,7 @@ impl Session {
     }
 
     /// Uploads a small blob held in memory, unless the repository has it already.
-    pub async fn put_small_blob(
-        &self,
-        repository: &str,
-        bytes: Bytes,
-    ) -> Result<String, RegistryError> {
+    pub async fn put_small_blob(&self, repository: &str, bytes: Bytes) -> Result<String, RegistryError> {
         let digest = sha256_digest(&bytes);
         let what = format!("blob {digest} to {repository}");
         self.retrying(&what, || {
@@ -669,25 +500,16 @@ impl Session {
                 }
                 // Small enough for the monolithic form: POST, then one PUT with the body.
                 let start = self.url(&format!("{repository}/blobs/uploads/"));
-                let response = self
-                    .send(&what, &|c| {
-                        c.post(&start).header(reqwest::header::CONTENT_LENGTH, 0)
-                    })
-                    .await?;
+                let response = self.send(&what, &|c| c.post(&start).header(reqwest::header::CONTENT_LENGTH, 0)).await?;
                 if response.status() != StatusCode::ACCEPTED {
                     return Err(self.unexpected(&what, response).await);
                 }
-                let location = header_str(response.headers(), LOCATION)
-                    .ok_or_else(|| self.protocol(&what, "no Location for the upload"))?;
+                let location = header_str(response.headers(), LOCATION).ok_or_else(|| self.protocol(&what, "no Location for the upload"))?;
                 let location = self.absolute(&location);
                 let separator = if location.contains('?') { '&' } else { '?' };
                 let finish = format!("{location}{separator}digest={digest}");
                 let response = self
-                    .send(&what, &|c| {
-                        c.put(&finish)
-                            .header(CONTENT_TYPE, "application/octet-stream")
-                            .body(bytes.clone())
-                    })
+                    .send(&what, &|c| c.put(&finish).header(CONTENT_TYPE, "application/octet-stream").body(bytes.clone()))
                     .await?;
                 if response.status() != StatusCode::CREATED {
                     return Err(self.unexpected(&what, response).await);
@@ -699,41 +521,23 @@ impl Session {
     }
 
     /// Pushes a manifest under `reference` (a tag) and returns its digest.
-    pub async fn put_manifest(
-        &self,
-        repository: &str,
-        reference: &str,
-        media_type: &str,
-        bytes: Bytes,
-    ) -> Result<String, RegistryError> {
+    pub async fn put_manifest(&self, repository: &str, reference: &str, media_type: &str, bytes: Bytes) -> Result<String, RegistryError> {
         let what = format!("manifest {repository}:{reference}");
         let url = self.url(&format!("{repository}/manifests/{reference}"));
         let digest = sha256_digest(&bytes);
         self.retrying(&what, || async {
             let body = bytes.clone();
-            let response = self
-                .send(&what, &|c| {
-                    c.put(&url)
-                        .header(CONTENT_TYPE, media_type)
-                        .body(body.clone())
-                })
-                .await?;
+            let response = self.send(&what, &|c| c.put(&url).header(CONTENT_TYPE, media_type).body(body.clone())).await?;
             let status = response.status();
             if status.is_success() {
                 if let Some(said) = header_str(response.headers(), CONTENT_DIGEST) {
                     if said != digest {
-                        return Err(
-                            self.protocol(&what, format!("it stored digest {said}, not {digest}"))
-                        );
+                        return Err(self.protocol(&what, format!("it stored digest {said}, not {digest}")));
                     }
                 }
                 return Ok(digest.clone());
             }
-            if status.is_client_error()
-                && status != StatusCode::UNAUTHORIZED
-                && status != StatusCode::FORBIDDEN
-                && status != StatusCode::TOO_MANY_REQUESTS
-            {
+            if status.is_client_error() && status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
                 let diagnostic = diagnostic(response).await;
                 return Err(RegistryError::ManifestRejected {
                     registry: self.registry.clone(),
@@ -747,21 +551,12 @@ impl Session {
     }
 }
 
-fn header_str(
-    headers: &HeaderMap<HeaderValue>,
-    name: reqwest::header::HeaderName,
-) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+fn header_str(headers: &HeaderMap<HeaderValue>, name: reqwest::header::HeaderName) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!(
-        "sha256:{}",
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
-    )
+    format!("sha256:{}", hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))
 }
 
 /// The registry's own words about a failure: the `errors` array of the distribution
@@ -784,11 +579,7 @@ async fn diagnostic(response: Response) -> String {
             .errors
             .into_iter()
             .map(|e| {
-                let mut line = format!(
-                    "{}: {}",
-                    e.code.unwrap_or_default(),
-                    e.message.unwrap_or_default()
-                );
+                let mut line = format!("{}: {}", e.code.unwrap_or_default(), e.message.unwrap_or_default());
                 if let Some(detail) = e.detail.filter(|d| !d.is_null()) {
                     line += &format!(" ({detail})");
                 }
@@ -811,10 +602,7 @@ async fn diagnostic(response: Response) -> String {
 /// (distribution reports the storage driver's error, errno 28, in `detail`).
 fn mentions_no_space(diagnostic: &str) -> bool {
     let lower = diagnostic.to_ascii_lowercase();
-    lower.contains("no space left")
-        || lower.contains("enospc")
-        || lower.contains("\"err\":28")
-        || lower.contains("insufficient storage")
+    lower.contains("no space left") || lower.contains("enospc") || lower.contains("\"err\":28") || lower.contains("insufficient storage")
 }
 
 #[cfg(test)]
@@ -832,56 +620,28 @@ mod tests {
         let longest = |attempt| (0..300).map(|_| policy.backoff(attempt)).max().unwrap();
         let (first, third, late) = (longest(0), longest(2), longest(12));
         assert!(first <= Duration::from_millis(100), "{first:?}");
-        assert!(
-            third > Duration::from_millis(200) && third <= Duration::from_millis(400),
-            "grows: {third:?}"
-        );
-        assert!(
-            late <= Duration::from_secs(2) && late > Duration::from_secs(1),
-            "capped: {late:?}"
-        );
+        assert!(third > Duration::from_millis(200) && third <= Duration::from_millis(400), "grows: {third:?}");
+        assert!(late <= Duration::from_secs(2) && late > Duration::from_secs(1), "capped: {late:?}");
         let shortest = (0..300).map(|_| policy.backoff(12)).min().unwrap();
-        assert!(
-            shortest < Duration::from_millis(1500),
-            "jittered, not fixed: {shortest:?}"
-        );
+        assert!(shortest < Duration::from_millis(1500), "jittered, not fixed: {shortest:?}");
     }
 
     #[test]
     fn out_of_space_is_recognised_in_distribution_diagnostics() {
-        assert!(mentions_no_space(
-            r#"UNKNOWN: unknown error ({"DriverName":"filesystem","Enclosed":{"Op":"write","Path":"/x","Err":28}})"#
-        ));
+        assert!(mentions_no_space(r#"UNKNOWN: unknown error ({"DriverName":"filesystem","Enclosed":{"Op":"write","Path":"/x","Err":28}})"#));
         assert!(mentions_no_space("write /data/x: no space left on device"));
         assert!(!mentions_no_space("BLOB_UNKNOWN: blob unknown to registry"));
     }
 
     #[test]
     fn transient_errors_are_the_network_and_5xx() {
-        let status = |status| RegistryError::Status {
-            registry: "r".into(),
-            what: "w".into(),
-            status,
-            diagnostic: String::new(),
-        };
+        let status = |status| RegistryError::Status { registry: "r".into(), what: "w".into(), status, diagnostic: String::new() };
         assert!(status(500).is_transient());
         assert!(status(503).is_transient());
         assert!(status(429).is_transient());
         assert!(!status(400).is_transient());
-        assert!(RegistryError::Unreachable {
-            registry: "r".into(),
-            cause: "refused".into()
-        }
-        .is_transient());
-        assert!(!RegistryError::OutOfSpace {
-            registry: "r".into(),
-            diagnostic: String::new()
-        }
-        .is_transient());
-        assert!(!RegistryError::CredentialsRefused {
-            registry: "r".into(),
-            diagnostic: String::new()
-        }
-        .is_transient());
+        assert!(RegistryError::Unreachable { registry: "r".into(), cause: "refused".into() }.is_transient());
+        assert!(!RegistryError::OutOfSpace { registry: "r".into(), diagnostic: String::new() }.is_transient());
+        assert!(!RegistryError::CredentialsRefused { registry: "r".into(), diagnostic: String::new() }.is_transient());
     }
 }

@@ -21,32 +21,19 @@ pub struct ReferenceError {
 pub fn tag_problem(tag: &str) -> Option<&'static str> {
     let ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && tag.as_bytes()[0] != b'.'
         && tag.as_bytes()[0] != b'-';
-    (!ok).then_some(
-        "a tag is up to 128 letters, digits, '.', '_' and '-', not starting with '.' or '-'",
-    )
+    (!ok).then_some("a tag is up to 128 letters, digits, '.', '_' and '-', not starting with '.' or '-'")
 }
 
 impl ImageRef {
     pub fn parse(text: &str, default_registry: &str) -> Result<Self, ReferenceError> {
-        let fail = |reason: &str| ReferenceError {
-            reference: text.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let fail = |reason: &str| ReferenceError { reference: text.to_owned(), reason: reason.to_owned() };
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) => {
-                let hex = digest
-                    .strip_prefix("sha256:")
-                    .ok_or_else(|| fail("only sha256 digests are supported"))?;
-                if hex.len() != 64
-                    || !hex
-                        .bytes()
-                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-                {
+                let hex = digest.strip_prefix("sha256:").ok_or_else(|| fail("only sha256 digests are supported"))?;
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
                     return Err(fail("a digest is sha256: and 64 lowercase hex digits"));
                 }
                 (rest, Some(digest.to_owned()))
@@ -55,9 +42,7 @@ impl ImageRef {
         };
         // A first component with a dot, a colon or `localhost` is a registry host.
         let (registry, path) = match rest.split_once('/') {
-            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => {
-                (first.to_owned(), path)
-            }
+            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => (first.to_owned(), path),
             _ => (default_registry.to_owned(), rest),
         };
         let (repository, tag) = match path.rsplit_once(':') {
@@ -69,8 +54,7 @@ impl ImageRef {
         }
         let component_ok = |c: &str| {
             !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
                 && c.as_bytes()[0].is_ascii_alphanumeric()
                 && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
         };
@@ -80,30 +64,17 @@ impl ImageRef {
         if let Some(problem) = tag.as_deref().and_then(tag_problem) {
             return Err(fail(problem));
         }
-        Ok(Self {
-            registry,
-            repository: repository.to_owned(),
-            tag,
-            digest,
-        })
+        Ok(Self { registry, repository: repository.to_owned(), tag, digest })
     }
 
     /// What to ask the registry for: the digest when known, else the tag.
     pub fn reference(&self) -> &str {
-        self.digest
-            .as_deref()
-            .or(self.tag.as_deref())
-            .unwrap_or("latest")
+        self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
     }
 
     /// `registry/repository:tag`.
     pub fn tagged(&self) -> String {
-        format!(
-            "{}/{}:{}",
-            self.registry,
-            self.repository,
-            self.tag.as_deref().unwrap_or("latest")
-        )
+        format!("{}/{}:{}", self.registry, self.repository, self.tag.as_deref().unwrap_or("latest"))
     }
 
     /// `registry/repository@sha256:…`, the immutable form Kubernetes gets.
@@ -134,10 +105,7 @@ mod tests {
     #[test]
     fn short_names_live_in_the_default_registry() {
         let r = ImageRef::parse("warship/tomcat:10.1-jdk17", D).unwrap();
-        assert_eq!(
-            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
-            (D, "warship/tomcat", Some("10.1-jdk17"))
-        );
+        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), (D, "warship/tomcat", Some("10.1-jdk17")));
         assert_eq!(r.reference(), "10.1-jdk17");
         assert_eq!(r.tagged(), "127.0.0.1:5000/warship/tomcat:10.1-jdk17");
     }
@@ -149,35 +117,15 @@ mod tests {
         assert_eq!(r.registry, "registry.example:443");
         assert_eq!(r.repository, "team/app");
         assert_eq!(r.reference(), digest);
-        assert_eq!(
-            r.pinned(&digest),
-            format!("registry.example:443/team/app@{digest}")
-        );
+        assert_eq!(r.pinned(&digest), format!("registry.example:443/team/app@{digest}"));
         let r = ImageRef::parse("localhost/app", D).unwrap();
-        assert_eq!(
-            (r.registry.as_str(), r.reference()),
-            ("localhost", "latest")
-        );
-        assert_eq!(
-            ImageRef::parse("localhost:5000/a/b:c", D)
-                .unwrap()
-                .to_string(),
-            "localhost:5000/a/b:c"
-        );
+        assert_eq!((r.registry.as_str(), r.reference()), ("localhost", "latest"));
+        assert_eq!(ImageRef::parse("localhost:5000/a/b:c", D).unwrap().to_string(), "localhost:5000/a/b:c");
     }
 
     #[test]
     fn bad_references_say_why() {
-        for bad in [
-            "",
-            "Team/app",
-            "app:",
-            "app@sha256:abc",
-            "app@md5:aa",
-            "a//b",
-            "app:-x",
-            "-app",
-        ] {
+        for bad in ["", "Team/app", "app:", "app@sha256:abc", "app@md5:aa", "a//b", "app:-x", "-app"] {
             assert!(ImageRef::parse(bad, D).is_err(), "{bad}");
         }
     }

@@ -33,9 +33,7 @@ const WATCH_BACKLOG: usize = 1024;
 
 /// The lock is `lease`'s and has not expired.
 fn holds(locks: &HashMap<String, LockRecord>, lease: &LockLease) -> bool {
-    locks
-        .get(&lease.key)
-        .is_some_and(|c| c.token == lease.token && c.expires_unix_ms > now_ms())
+    locks.get(&lease.key).is_some_and(|c| c.token == lease.token && c.expires_unix_ms > now_ms())
 }
 
 struct LockRecord {
@@ -62,24 +60,16 @@ where
             let _ = tx.send(Err(e)).await;
         }
     });
-    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 fn split(key: &str, raw: &[u8]) -> StoreResult<Versioned> {
     if raw.len() < 8 {
-        return Err(StoreError::Corrupt {
-            key: key.into(),
-            message: "record shorter than its revision".into(),
-        });
+        return Err(StoreError::Corrupt { key: key.into(), message: "record shorter than its revision".into() });
     }
     let (rev, value) = raw.split_at(8);
     Ok(Versioned {
@@ -98,11 +88,7 @@ fn check(key: &str, when: Precondition, found: Option<u64>) -> StoreResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Conflict {
-            key: key.into(),
-            expected: when,
-            found,
-        })
+        Err(StoreError::Conflict { key: key.into(), expected: when, found })
     }
 }
 
@@ -124,35 +110,15 @@ impl EmbeddedStore {
         txn.open_table(KV).map_err(unavailable)?;
         txn.open_table(META).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
-        Ok(Self {
-            db: Arc::new(db),
-            written: tokio::sync::broadcast::channel(WATCH_BACKLOG).0,
-            locks: Arc::default(),
-        })
+        Ok(Self { db: Arc::new(db), written: tokio::sync::broadcast::channel(WATCH_BACKLOG).0, locks: Arc::default() })
     }
 
-    async fn put_maybe_held(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        when: Precondition,
-        lease: Option<LockLease>,
-    ) -> StoreResult<u64> {
+    async fn put_maybe_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: Option<LockLease>) -> StoreResult<u64> {
         let (key, written, locks) = (key.to_owned(), self.written.clone(), self.locks.clone());
         self.blocking(move |db| {
-            let revision = write(
-                db,
-                &key,
-                &value,
-                when,
-                lease.as_ref().map(|lease| (lease, &*locks)),
-            )?;
+            let revision = write(db, &key, &value, when, lease.as_ref().map(|lease| (lease, &*locks)))?;
             // Told inside the blocking call, so watchers see writes in commit order.
-            let _ = written.send(Versioned {
-                key,
-                value,
-                revision,
-            });
+            let _ = written.send(Versioned { key, value, revision });
             Ok(revision)
         })
         .await
@@ -163,21 +129,14 @@ impl EmbeddedStore {
         f: impl FnOnce(&Database) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(unavailable)?
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(unavailable)?
     }
 }
 
 /// Bumps and returns the store-wide revision inside the caller's transaction.
 fn next_revision(txn: &redb::WriteTransaction) -> StoreResult<u64> {
     let mut meta = txn.open_table(META).map_err(unavailable)?;
-    let next = meta
-        .get(REVISION)
-        .map_err(unavailable)?
-        .map(|g| g.value())
-        .unwrap_or(0)
-        + 1;
+    let next = meta.get(REVISION).map_err(unavailable)?.map(|g| g.value()).unwrap_or(0) + 1;
     meta.insert(REVISION, next).map_err(unavailable)?;
     Ok(next)
 }
@@ -185,28 +144,16 @@ fn next_revision(txn: &redb::WriteTransaction) -> StoreResult<u64> {
 /// One write transaction: `when` checked on the key and, for a fenced write, the lock
 /// checked to be `lease`'s and unexpired once the transaction is open. (A lock expiring
 /// during the commit is covered by the holder's own fence, a third of the TTL early.)
-fn write(
-    db: &Database,
-    key: &str,
-    value: &[u8],
-    when: Precondition,
-    lease: Option<(&LockLease, &Mutex<HashMap<String, LockRecord>>)>,
-) -> StoreResult<u64> {
+fn write(db: &Database, key: &str, value: &[u8], when: Precondition, lease: Option<(&LockLease, &Mutex<HashMap<String, LockRecord>>)>) -> StoreResult<u64> {
     let txn = db.begin_write().map_err(unavailable)?;
     if let Some((lease, locks)) = lease {
         if !holds(&locks.lock().expect("locks lock"), lease) {
-            return Err(StoreError::LockLost {
-                key: lease.key.clone(),
-            });
+            return Err(StoreError::LockLost { key: lease.key.clone() });
         }
     }
     let revision = {
         let mut table = txn.open_table(KV).map_err(unavailable)?;
-        let found = table
-            .get(key)
-            .map_err(unavailable)?
-            .map(|raw| split(key, raw.value()).map(|v| v.revision))
-            .transpose()?;
+        let found = table.get(key).map_err(unavailable)?.map(|raw| split(key, raw.value()).map(|v| v.revision)).transpose()?;
         check(key, when, found)?;
         let revision = next_revision(&txn)?;
         let mut record = Vec::with_capacity(8 + value.len());
@@ -236,15 +183,8 @@ impl Store for EmbeddedStore {
         self.put_maybe_held(key, value, when, None).await
     }
 
-    async fn put_held(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        when: Precondition,
-        lease: &LockLease,
-    ) -> StoreResult<u64> {
-        self.put_maybe_held(key, value, when, Some(lease.clone()))
-            .await
+    async fn put_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: &LockLease) -> StoreResult<u64> {
+        self.put_maybe_held(key, value, when, Some(lease.clone())).await
     }
 
     async fn delete(&self, key: &str, when: Precondition) -> StoreResult<bool> {
@@ -294,34 +234,17 @@ impl Store for EmbeddedStore {
     async fn try_lock(&self, key: &str, holder: &str, ttl: Duration) -> StoreResult<LockLease> {
         let mut locks = self.locks.lock().expect("locks lock");
         if let Some(current) = locks.get(key).filter(|c| c.expires_unix_ms > now_ms()) {
-            return Err(StoreError::Locked {
-                key: key.to_owned(),
-                holder: current.holder.clone(),
-            });
+            return Err(StoreError::Locked { key: key.to_owned(), holder: current.holder.clone() });
         }
         let token = rand::random::<u64>();
-        locks.insert(
-            key.to_owned(),
-            LockRecord {
-                holder: holder.to_owned(),
-                token,
-                expires_unix_ms: now_ms() + ttl.as_millis() as u64,
-            },
-        );
-        Ok(LockLease {
-            key: key.to_owned(),
-            holder: holder.to_owned(),
-            ttl,
-            token,
-        })
+        locks.insert(key.to_owned(), LockRecord { holder: holder.to_owned(), token, expires_unix_ms: now_ms() + ttl.as_millis() as u64 });
+        Ok(LockLease { key: key.to_owned(), holder: holder.to_owned(), ttl, token })
     }
 
     async fn renew_lock(&self, lease: &LockLease) -> StoreResult<()> {
         let mut locks = self.locks.lock().expect("locks lock");
         if !holds(&locks, lease) {
-            return Err(StoreError::LockLost {
-                key: lease.key.clone(),
-            });
+            return Err(StoreError::LockLost { key: lease.key.clone() });
         }
         if let Some(c) = locks.get_mut(&lease.key) {
             c.expires_unix_ms = now_ms() + lease.ttl.as_millis() as u64;
@@ -331,18 +254,14 @@ impl Store for EmbeddedStore {
 
     async fn release_lock(&self, lease: &LockLease) -> StoreResult<()> {
         let mut locks = self.locks.lock().expect("locks lock");
-        if locks
-            .get(&lease.key)
-            .is_some_and(|c| c.token == lease.token)
-        {
+        if locks.get(&lease.key).is_some_and(|c| c.token == lease.token) {
             locks.remove(&lease.key);
         }
         Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.blocking(|db| db.begin_read().map(drop).map_err(unavailable))
-            .await
+        self.blocking(|db| db.begin_read().map(drop).map_err(unavailable)).await
     }
 
     async fn watch(&self, prefix: &str, after: u64) -> StoreResult<super::Watch> {
@@ -355,8 +274,7 @@ impl Store for EmbeddedStore {
             let mut backlog = store.list(&prefix).await?;
             loop {
                 backlog.sort_by_key(|v| v.revision);
-                let fresh: Vec<Versioned> =
-                    backlog.drain(..).filter(|v| v.revision > seen).collect();
+                let fresh: Vec<Versioned> = backlog.drain(..).filter(|v| v.revision > seen).collect();
                 for v in fresh {
                     seen = v.revision;
                     if tx.send(Ok(v)).await.is_err() {
@@ -371,9 +289,7 @@ impl Store for EmbeddedStore {
                     Ok(v) if v.key.starts_with(&prefix) => backlog.push(v),
                     Ok(_) => {}
                     // Fell behind: read the prefix again.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        backlog = store.list(&prefix).await?
-                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => backlog = store.list(&prefix).await?,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
                 }
             }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn,
+    TxnOp, TxnOpResponse, WatchOptions,
 };
 use futures_util::StreamExt;
 
@@ -93,23 +93,13 @@ impl EtcdStore {
         match when {
             Precondition::Any => None,
             Precondition::Absent => Some(Compare::create_revision(key, CompareOp::Equal, 0)),
-            Precondition::Revision(rev) => {
-                Some(Compare::mod_revision(key, CompareOp::Equal, rev as i64))
-            }
+            Precondition::Revision(rev) => Some(Compare::mod_revision(key, CompareOp::Equal, rev as i64)),
         }
     }
 
     /// Runs `then` guarded by `when`; on a failed guard, reports what was found instead.
-    async fn guarded(
-        &self,
-        key: &str,
-        full: &str,
-        when: Precondition,
-        then: TxnOp,
-    ) -> StoreResult<etcd_client::TxnResponse> {
-        let compare = self
-            .compare(full, when)
-            .expect("guarded writes have a precondition");
+    async fn guarded(&self, key: &str, full: &str, when: Precondition, then: TxnOp) -> StoreResult<etcd_client::TxnResponse> {
+        let compare = self.compare(full, when).expect("guarded writes have a precondition");
         let txn = Txn::new()
             .when(vec![compare])
             .and_then(vec![then])
@@ -122,128 +112,60 @@ impl EtcdStore {
             TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.mod_revision() as u64),
             _ => None,
         });
-        Err(StoreError::Conflict {
-            key: key.into(),
-            expected: when,
-            found,
-        })
+        Err(StoreError::Conflict { key: key.into(), expected: when, found })
     }
 }
 
 #[async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> StoreResult<Option<Versioned>> {
-        let response = self
-            .client
-            .clone()
-            .get(self.full(key), None)
-            .await
-            .map_err(unavailable)?;
-        response
-            .kvs()
-            .first()
-            .map(|kv| self.versioned(kv))
-            .transpose()
+        let response = self.client.clone().get(self.full(key), None).await.map_err(unavailable)?;
+        response.kvs().first().map(|kv| self.versioned(kv)).transpose()
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, when: Precondition) -> StoreResult<u64> {
         let full = self.full(key);
         if when == Precondition::Any {
-            let response = self
-                .client
-                .clone()
-                .put(full, value, None)
-                .await
-                .map_err(unavailable)?;
-            return Ok(response
-                .header()
-                .map(|h| h.revision() as u64)
-                .unwrap_or_default());
+            let response = self.client.clone().put(full, value, None).await.map_err(unavailable)?;
+            return Ok(response.header().map(|h| h.revision() as u64).unwrap_or_default());
         }
-        let response = self
-            .guarded(key, &full, when, TxnOp::put(full.as_str(), value, None))
-            .await?;
-        Ok(response
-            .header()
-            .map(|h| h.revision() as u64)
-            .unwrap_or_default())
+        let response = self.guarded(key, &full, when, TxnOp::put(full.as_str(), value, None)).await?;
+        Ok(response.header().map(|h| h.revision() as u64).unwrap_or_default())
     }
 
-    async fn put_held(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        when: Precondition,
-        lease: &LockLease,
-    ) -> StoreResult<u64> {
+    async fn put_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: &LockLease) -> StoreResult<u64> {
         let (full, lock) = (self.full(key), self.full(&format!("locks/{}", lease.key)));
-        let mut compares = vec![Compare::lease(
-            lock.as_str(),
-            CompareOp::Equal,
-            lease.token as i64,
-        )];
+        let mut compares = vec![Compare::lease(lock.as_str(), CompareOp::Equal, lease.token as i64)];
         compares.extend(self.compare(&full, when));
         let txn = Txn::new()
             .when(compares)
             .and_then(vec![TxnOp::put(full.as_str(), value, None)])
-            .or_else(vec![
-                TxnOp::get(lock.as_str(), None),
-                TxnOp::get(full.as_str(), None),
-            ]);
+            .or_else(vec![TxnOp::get(lock.as_str(), None), TxnOp::get(full.as_str(), None)]);
         let response = self.client.clone().txn(txn).await.map_err(unavailable)?;
         if response.succeeded() {
-            return Ok(response
-                .header()
-                .map(|h| h.revision() as u64)
-                .unwrap_or_default());
+            return Ok(response.header().map(|h| h.revision() as u64).unwrap_or_default());
         }
-        let mut gets = response
-            .op_responses()
-            .into_iter()
-            .filter_map(|op| match op {
-                TxnOpResponse::Get(get) => Some(
-                    get.kvs()
-                        .first()
-                        .map(|kv| (kv.lease(), kv.mod_revision() as u64)),
-                ),
-                _ => None,
-            });
+        let mut gets = response.op_responses().into_iter().filter_map(|op| match op {
+            TxnOpResponse::Get(get) => Some(get.kvs().first().map(|kv| (kv.lease(), kv.mod_revision() as u64))),
+            _ => None,
+        });
         let (held, found) = (gets.next().flatten(), gets.next().flatten());
         if held.is_none_or(|(owner, _)| owner != lease.token as i64) {
-            return Err(StoreError::LockLost {
-                key: lease.key.clone(),
-            });
+            return Err(StoreError::LockLost { key: lease.key.clone() });
         }
-        Err(StoreError::Conflict {
-            key: key.into(),
-            expected: when,
-            found: found.map(|(_, revision)| revision),
-        })
+        Err(StoreError::Conflict { key: key.into(), expected: when, found: found.map(|(_, revision)| revision) })
     }
 
     async fn delete(&self, key: &str, when: Precondition) -> StoreResult<bool> {
         let full = self.full(key);
         if when == Precondition::Any {
-            let response = self
-                .client
-                .clone()
-                .delete(full, None)
-                .await
-                .map_err(unavailable)?;
+            let response = self.client.clone().delete(full, None).await.map_err(unavailable)?;
             return Ok(response.deleted() > 0);
         }
         let response = self
-            .guarded(
-                key,
-                &full,
-                when,
-                TxnOp::delete(full.as_str(), None::<DeleteOptions>),
-            )
+            .guarded(key, &full, when, TxnOp::delete(full.as_str(), None::<DeleteOptions>))
             .await?;
-        Ok(response
-            .op_responses()
-            .into_iter()
-            .any(|op| matches!(op, TxnOpResponse::Delete(d) if d.deleted() > 0)))
+        Ok(response.op_responses().into_iter().any(|op| matches!(op, TxnOpResponse::Delete(d) if d.deleted() > 0)))
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<Versioned>> {
@@ -261,51 +183,26 @@ impl Store for EtcdStore {
         let full = self.full(&format!("locks/{key}"));
         let mut client = self.client.clone();
         let ttl_secs = ttl.as_secs().max(1) as i64;
-        let lease = client
-            .lease_grant(ttl_secs, None)
-            .await
-            .map_err(unavailable)?
-            .id();
+        let lease = client.lease_grant(ttl_secs, None).await.map_err(unavailable)?.id();
         let txn = Txn::new()
-            .when(vec![Compare::create_revision(
-                full.as_str(),
-                CompareOp::Equal,
-                0,
-            )])
-            .and_then(vec![TxnOp::put(
-                full.as_str(),
-                holder,
-                Some(PutOptions::new().with_lease(lease)),
-            )])
+            .when(vec![Compare::create_revision(full.as_str(), CompareOp::Equal, 0)])
+            .and_then(vec![TxnOp::put(full.as_str(), holder, Some(PutOptions::new().with_lease(lease)))])
             .or_else(vec![TxnOp::get(full.as_str(), None)]);
         let response = client.txn(txn).await.map_err(unavailable)?;
         if response.succeeded() {
-            return Ok(LockLease {
-                key: key.into(),
-                holder: holder.into(),
-                ttl,
-                token: lease as u64,
-            });
+            return Ok(LockLease { key: key.into(), holder: holder.into(), ttl, token: lease as u64 });
         }
         // Not ours: give back the lease we took for it.
         let _ = client.lease_revoke(lease).await;
         let current = response.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Get(get) => get
-                .kvs()
-                .first()
-                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+            TxnOpResponse::Get(get) => get.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
             _ => None,
         });
-        Err(StoreError::Locked {
-            key: key.into(),
-            holder: current.unwrap_or_default(),
-        })
+        Err(StoreError::Locked { key: key.into(), holder: current.unwrap_or_default() })
     }
 
     async fn renew_lock(&self, lease: &LockLease) -> StoreResult<()> {
-        let lost = || StoreError::LockLost {
-            key: lease.key.clone(),
-        };
+        let lost = || StoreError::LockLost { key: lease.key.clone() };
         let mut client = self.client.clone();
         let renewed = async {
             let (mut keeper, mut responses) = client.lease_keep_alive(lease.token as i64).await?;
@@ -330,11 +227,7 @@ impl Store for EtcdStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.client
-            .clone()
-            .get(self.full("ping"), Some(GetOptions::new().with_count_only()))
-            .await
-            .map_err(unavailable)?;
+        self.client.clone().get(self.full("ping"), Some(GetOptions::new().with_count_only())).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -342,27 +235,13 @@ impl Store for EtcdStore {
         // What is there now, then every write after the revision that read saw.
         let full = self.full(prefix);
         let mut client = self.client.clone();
-        let now = client
-            .get(full.as_str(), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(unavailable)?;
+        let now = client.get(full.as_str(), Some(GetOptions::new().with_prefix())).await.map_err(unavailable)?;
         let read_at = now.header().map(|h| h.revision()).unwrap_or_default();
-        let mut present: Vec<Versioned> = now
-            .kvs()
-            .iter()
-            .map(|kv| self.versioned(kv))
-            .collect::<StoreResult<Vec<_>>>()?
-            .into_iter()
-            .filter(|v| v.revision > after)
-            .collect();
+        let mut present: Vec<Versioned> =
+            now.kvs().iter().map(|kv| self.versioned(kv)).collect::<StoreResult<Vec<_>>>()?.into_iter().filter(|v| v.revision > after).collect();
         present.sort_by_key(|v| v.revision);
-        let options = WatchOptions::new()
-            .with_prefix()
-            .with_start_revision(read_at + 1);
-        let (watcher, stream) = client
-            .watch(full.as_str(), Some(options))
-            .await
-            .map_err(unavailable)?;
+        let options = WatchOptions::new().with_prefix().with_start_revision(read_at + 1);
+        let (watcher, stream) = client.watch(full.as_str(), Some(options)).await.map_err(unavailable)?;
         let this = self.clone();
         let live = futures_util::stream::unfold((stream, watcher), move |(mut stream, watcher)| {
             let this = this.clone();
@@ -377,36 +256,21 @@ impl Store for EtcdStore {
                                 .filter_map(|e| e.kv().map(|kv| this.versioned(kv)))
                                 .collect();
                             if response.canceled() {
-                                let why = format!(
-                                    "etcd cancelled the watch: {}",
-                                    response.cancel_reason()
-                                );
-                                return Some((
-                                    futures_util::stream::iter(vec![Err(StoreError::Unavailable(
-                                        why,
-                                    ))]),
-                                    (stream, watcher),
-                                ));
+                                let why = format!("etcd cancelled the watch: {}", response.cancel_reason());
+                                return Some((futures_util::stream::iter(vec![Err(StoreError::Unavailable(why))]), (stream, watcher)));
                             }
                             if !puts.is_empty() {
                                 return Some((futures_util::stream::iter(puts), (stream, watcher)));
                             }
                         }
                         Ok(None) => return None,
-                        Err(e) => {
-                            return Some((
-                                futures_util::stream::iter(vec![Err(unavailable(e))]),
-                                (stream, watcher),
-                            ))
-                        }
+                        Err(e) => return Some((futures_util::stream::iter(vec![Err(unavailable(e))]), (stream, watcher))),
                     }
                 }
             }
         })
         .flatten();
-        Ok(Box::pin(
-            futures_util::stream::iter(present.into_iter().map(Ok)).chain(live),
-        ))
+        Ok(Box::pin(futures_util::stream::iter(present.into_iter().map(Ok)).chain(live)))
     }
 }
 

@@ -8,10 +8,7 @@ use super::{LockLease, Precondition, Store, StoreResult, Versioned};
 
 pub struct Metered<S>(pub S);
 
-async fn timed<T>(
-    op: &'static str,
-    fut: impl std::future::Future<Output = StoreResult<T>>,
-) -> StoreResult<T> {
+async fn timed<T>(op: &'static str, fut: impl std::future::Future<Output = StoreResult<T>>) -> StoreResult<T> {
     let started = Instant::now();
     let result = fut.await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
@@ -28,13 +25,7 @@ impl<S: Store> Store for Metered<S> {
     async fn put(&self, key: &str, value: Vec<u8>, when: Precondition) -> StoreResult<u64> {
         timed("put", self.0.put(key, value, when)).await
     }
-    async fn put_held(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        when: Precondition,
-        lease: &LockLease,
-    ) -> StoreResult<u64> {
+    async fn put_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: &LockLease) -> StoreResult<u64> {
         timed("put_held", self.0.put_held(key, value, when, lease)).await
     }
     async fn delete(&self, key: &str, when: Precondition) -> StoreResult<bool> {

@@ -47,11 +47,7 @@ pub struct LockLease {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("precondition failed on {key}: expected {expected:?}, found revision {found:?}")]
-    Conflict {
-        key: String,
-        expected: Precondition,
-        found: Option<u64>,
-    },
+    Conflict { key: String, expected: Precondition, found: Option<u64> },
     #[error("{key} is locked by {holder}")]
     Locked { key: String, holder: String },
     #[error("the lock on {key} was lost (expired or taken over)")]
@@ -71,13 +67,7 @@ pub trait Store: Send + Sync + 'static {
     async fn put(&self, key: &str, value: Vec<u8>, when: Precondition) -> StoreResult<u64>;
     /// Writes `value` if `when` holds and `lease` still holds its lock, in one
     /// transaction: a job's fenced write. `LockLost` when the lock is not this lease's.
-    async fn put_held(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        when: Precondition,
-        lease: &LockLease,
-    ) -> StoreResult<u64>;
+    async fn put_held(&self, key: &str, value: Vec<u8>, when: Precondition, lease: &LockLease) -> StoreResult<u64>;
     /// Deletes the key if `when` holds; `Ok(false)` when it did not exist.
     async fn delete(&self, key: &str, when: Precondition) -> StoreResult<bool>;
     /// Every key starting with `prefix`, in key order.
@@ -117,10 +107,7 @@ pub async fn list_json<T: serde::de::DeserializeOwned>(
     prefix: &str,
 ) -> StoreResult<Vec<(T, u64)>> {
     let entries = store.list(prefix).await?;
-    entries
-        .iter()
-        .map(|v| decode(v).map(|t| (t, v.revision)))
-        .collect()
+    entries.iter().map(|v| decode(v).map(|t| (t, v.revision))).collect()
 }
 
 /// [`Store::put_held`] of a record as JSON.
@@ -158,8 +145,6 @@ pub fn scratch() -> (DynStore, tempfile::TempDir) {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(v: &Versioned) -> StoreResult<T> {
-    serde_json::from_slice(&v.value).map_err(|e| StoreError::Corrupt {
-        key: v.key.clone(),
-        message: e.to_string(),
-    })
+    serde_json::from_slice(&v.value)
+        .map_err(|e| StoreError::Corrupt { key: v.key.clone(), message: e.to_string() })
 }

@@ -19,16 +19,12 @@ impl LocalBlobs {
         for entry in std::fs::read_dir(root.join("tmp"))? {
             let _ = std::fs::remove_file(entry?.path());
         }
-        Ok(Self {
-            root: root.to_owned(),
-        })
+        Ok(Self { root: root.to_owned() })
     }
 
     /// A file deleted on drop unless committed.
     pub fn temp_file(&self) -> io::Result<NamedTempFile> {
-        tempfile::Builder::new()
-            .prefix("upload-")
-            .tempfile_in(self.root.join("tmp"))
+        tempfile::Builder::new().prefix("upload-").tempfile_in(self.root.join("tmp"))
     }
 
     pub fn path(&self, sha256: &str) -> PathBuf {

@@ -44,10 +44,7 @@ pub enum InspectError {
     DirectoryTooLarge { size: u64, max: u64 },
     /// A library inside the WAR broke one of the same rules.
     #[error("in {jar}: {error}")]
-    Nested {
-        jar: String,
-        error: Box<InspectError>,
-    },
+    Nested { jar: String, error: Box<InspectError> },
 }
 
 impl InspectError {
@@ -85,10 +82,7 @@ const MAX_CLASS: u64 = 1 << 20;
 /// Buffers start at most this big and grow with what is actually read.
 const FIRST_BUFFER: u64 = 64 << 10;
 
-pub fn inspect<R: Read + Seek>(
-    reader: R,
-    limits: &UploadConfig,
-) -> Result<Inspection, InspectError> {
+pub fn inspect<R: Read + Seek>(reader: R, limits: &UploadConfig) -> Result<Inspection, InspectError> {
     let mut archive = open(reader, limits, MAX_DIRECTORY)?;
 
     let mut total: u64 = 0;
@@ -99,9 +93,7 @@ pub fn inspect<R: Read + Seek>(
     let mut classes = Vec::new();
     let mut jars = Vec::new();
     for index in 0..archive.len() {
-        let entry = archive
-            .by_index_raw(index)
-            .map_err(|e| InspectError::NotZip(e.to_string()))?;
+        let entry = archive.by_index_raw(index).map_err(|e| InspectError::NotZip(e.to_string()))?;
         let name = entry.name().to_owned();
         if unsafe_path(&name) {
             return Err(InspectError::UnsafePath { name });
@@ -112,29 +104,16 @@ pub fn inspect<R: Read + Seek>(
         has_manifest |= name == "META-INF/MANIFEST.MF";
         if name == "WEB-INF/web.xml" {
             web_xml = Some((index, size));
-        } else if let Some(service) = name
-            .strip_prefix("WEB-INF/classes/")
-            .filter(|n| n.starts_with("META-INF/services/"))
-        {
+        } else if let Some(service) = name.strip_prefix("WEB-INF/classes/").filter(|n| n.starts_with("META-INF/services/")) {
             services.push(service.to_owned());
-        } else if name.starts_with("WEB-INF/classes/")
-            && name.ends_with(".class")
-            && size <= MAX_CLASS
-        {
+        } else if name.starts_with("WEB-INF/classes/") && name.ends_with(".class") && size <= MAX_CLASS {
             classes.push((index, size));
-        } else if name.starts_with("WEB-INF/lib/")
-            && name.ends_with(".jar")
-            && size <= MAX_NESTED_JAR
-        {
+        } else if name.starts_with("WEB-INF/lib/") && name.ends_with(".jar") && size <= MAX_NESTED_JAR {
             jars.push((index, size));
         }
     }
     if !has_web_inf {
-        return Err(if has_manifest {
-            InspectError::PlainJar
-        } else {
-            InspectError::NoWebInf
-        });
+        return Err(if has_manifest { InspectError::PlainJar } else { InspectError::NoWebInf });
     }
 
     // web.xml first: it names the classes Tomcat will load.
@@ -173,57 +152,31 @@ pub fn inspect<R: Read + Seek>(
 
 /// Opens an archive once its end record says it is small enough to parse: entries
 /// counted and the central directory's size checked before the zip reader loads it.
-fn open<R: Read + Seek>(
-    mut reader: R,
-    limits: &UploadConfig,
-    max_directory: u64,
-) -> Result<ZipArchive<R>, InspectError> {
+fn open<R: Read + Seek>(mut reader: R, limits: &UploadConfig, max_directory: u64) -> Result<ZipArchive<R>, InspectError> {
     let end = end_record(&mut reader)?;
     if end.entries > limits.max_entries as u64 {
-        return Err(InspectError::TooManyEntries {
-            count: end.entries,
-            max: limits.max_entries,
-        });
+        return Err(InspectError::TooManyEntries { count: end.entries, max: limits.max_entries });
     }
     if end.directory_bytes > max_directory {
-        return Err(InspectError::DirectoryTooLarge {
-            size: end.directory_bytes,
-            max: max_directory,
-        });
+        return Err(InspectError::DirectoryTooLarge { size: end.directory_bytes, max: max_directory });
     }
     let archive = ZipArchive::new(reader).map_err(|e| InspectError::NotZip(e.to_string()))?;
     if archive.len() > limits.max_entries {
-        return Err(InspectError::TooManyEntries {
-            count: archive.len() as u64,
-            max: limits.max_entries,
-        });
+        return Err(InspectError::TooManyEntries { count: archive.len() as u64, max: limits.max_entries });
     }
     Ok(archive)
 }
 
 /// The caps every entry's declared sizes are held to, read or not.
-fn check_entry(
-    name: &str,
-    size: u64,
-    compressed: u64,
-    total: &mut u64,
-    limits: &UploadConfig,
-) -> Result<(), InspectError> {
+fn check_entry(name: &str, size: u64, compressed: u64, total: &mut u64, limits: &UploadConfig) -> Result<(), InspectError> {
     *total = total.saturating_add(size);
     if *total > limits.max_uncompressed_bytes {
-        return Err(InspectError::TooLarge {
-            total: *total,
-            max: limits.max_uncompressed_bytes,
-        });
+        return Err(InspectError::TooLarge { total: *total, max: limits.max_uncompressed_bytes });
     }
     if size >= limits.ratio_min_entry_bytes {
         let ratio = size / compressed.max(1);
         if ratio > limits.max_compression_ratio {
-            return Err(InspectError::SuspiciousRatio {
-                name: name.to_owned(),
-                ratio,
-                max: limits.max_compression_ratio,
-            });
+            return Err(InspectError::SuspiciousRatio { name: name.to_owned(), ratio, max: limits.max_compression_ratio });
         }
     }
     Ok(())
@@ -231,14 +184,8 @@ fn check_entry(
 
 /// Reads one entry whole, refusing one that inflates past its declared size. The
 /// buffer grows with what is read, not with what the header declares.
-fn read_entry<R: Read + Seek>(
-    archive: &mut ZipArchive<R>,
-    index: usize,
-    size: u64,
-) -> Result<Vec<u8>, InspectError> {
-    let entry = archive
-        .by_index(index)
-        .map_err(|e| InspectError::NotZip(e.to_string()))?;
+fn read_entry<R: Read + Seek>(archive: &mut ZipArchive<R>, index: usize, size: u64) -> Result<Vec<u8>, InspectError> {
+    let entry = archive.by_index(index).map_err(|e| InspectError::NotZip(e.to_string()))?;
     let name = entry.name().to_owned();
     let mut bytes = Vec::with_capacity(size.min(FIRST_BUFFER) as usize);
     entry
@@ -254,17 +201,8 @@ fn read_entry<R: Read + Seek>(
 /// A library jar is held to the WAR's own rules (entries, directory, sizes, ratios):
 /// breaking them refuses the upload. One the zip reader cannot read just gives no
 /// evidence: that is not the uploader's to fix here.
-fn scan_nested_jar(
-    name: &str,
-    jar: Vec<u8>,
-    evidence: &mut Evidence,
-    budget: &mut u64,
-    limits: &UploadConfig,
-) -> Result<(), InspectError> {
-    let nested = |error: InspectError| InspectError::Nested {
-        jar: name.to_owned(),
-        error: Box::new(error),
-    };
+fn scan_nested_jar(name: &str, jar: Vec<u8>, evidence: &mut Evidence, budget: &mut u64, limits: &UploadConfig) -> Result<(), InspectError> {
+    let nested = |error: InspectError| InspectError::Nested { jar: name.to_owned(), error: Box::new(error) };
     let mut archive = match open(std::io::Cursor::new(jar), limits, MAX_NESTED_DIRECTORY) {
         Ok(archive) => archive,
         Err(InspectError::NotZip(_)) => return Ok(()),
@@ -273,9 +211,7 @@ fn scan_nested_jar(
     let mut total = 0;
     let mut classes = Vec::new();
     for index in 0..archive.len() {
-        let Ok(entry) = archive.by_index_raw(index) else {
-            continue;
-        };
+        let Ok(entry) = archive.by_index_raw(index) else { continue };
         let (path, size) = (entry.name().to_owned(), entry.size());
         check_entry(&path, size, entry.compressed_size(), &mut total, limits).map_err(nested)?;
         if !path.ends_with(".class") {
@@ -325,25 +261,16 @@ fn end_record<R: Read + Seek>(reader: &mut R) -> Result<EndRecord, InspectError>
     reader.read_exact(&mut tail).map_err(io)?;
     let at = memchr::memmem::rfind(&tail, &EOCD)
         .filter(|at| at + 22 <= tail.len())
-        .ok_or_else(|| {
-            InspectError::NotZip("no end-of-archive record: truncated, or not a zip at all".into())
-        })?;
+        .ok_or_else(|| InspectError::NotZip("no end-of-archive record: truncated, or not a zip at all".into()))?;
     let entries = u16::from_le_bytes([tail[at + 10], tail[at + 11]]);
     let directory_bytes = u32::from_le_bytes(tail[at + 12..at + 16].try_into().expect("4 bytes"));
-    let classic = EndRecord {
-        entries: u64::from(entries),
-        directory_bytes: u64::from(directory_bytes),
-    };
+    let classic = EndRecord { entries: u64::from(entries), directory_bytes: u64::from(directory_bytes) };
     if entries != u16::MAX && directory_bytes != u32::MAX {
         return Ok(classic);
     }
     // zip64: the locator sits just before the classic record and points at the zip64 one.
-    let locator = at
-        .checked_sub(20)
-        .filter(|l| tail[*l..*l + 4] == ZIP64_LOCATOR);
-    let Some(locator) = locator else {
-        return Ok(classic);
-    };
+    let locator = at.checked_sub(20).filter(|l| tail[*l..*l + 4] == ZIP64_LOCATOR);
+    let Some(locator) = locator else { return Ok(classic) };
     let offset = u64::from_le_bytes(tail[locator + 8..locator + 16].try_into().expect("8 bytes"));
     let mut record = [0u8; 56];
     reader.seek(SeekFrom::Start(offset)).map_err(io)?;
@@ -386,14 +313,8 @@ mod tests {
     #[test]
     fn classes_outrank_a_stale_web_xml() {
         let war = zip_of(&[
-            (
-                "WEB-INF/web.xml",
-                b"<web-app xmlns=\"http://java.sun.com/xml/ns/j2ee\" version=\"2.4\"/>",
-            ),
-            (
-                "WEB-INF/classes/Hello.class",
-                b"\xca\xfe\xba\xbe...jakarta/servlet/http/HttpServlet...",
-            ),
+            ("WEB-INF/web.xml", b"<web-app xmlns=\"http://java.sun.com/xml/ns/j2ee\" version=\"2.4\"/>"),
+            ("WEB-INF/classes/Hello.class", b"\xca\xfe\xba\xbe...jakarta/servlet/http/HttpServlet..."),
         ]);
         let facts = run(war).unwrap();
         assert_eq!(facts.servlet_api, ServletApi::Jakarta);
@@ -406,21 +327,12 @@ mod tests {
         let lib = zip_of(&[("org/x/Filter.class", b"..javax/servlet/Filter..")]);
         let war = zip_of(&[("WEB-INF/lib/x.jar", &lib), ("index.jsp", b"<p/>")]);
         let facts = run(war).unwrap();
-        assert_eq!(
-            (facts.servlet_api, facts.servlet_api_source),
-            (ServletApi::Javax, EvidenceSource::Libraries)
-        );
+        assert_eq!((facts.servlet_api, facts.servlet_api_source), (ServletApi::Javax, EvidenceSource::Libraries));
         assert!(!facts.has_web_xml);
 
-        let war = zip_of(&[(
-            "WEB-INF/web.xml",
-            b"<web-app xmlns=\"https://jakarta.ee/xml/ns/jakartaee\"/>",
-        )]);
+        let war = zip_of(&[("WEB-INF/web.xml", b"<web-app xmlns=\"https://jakarta.ee/xml/ns/jakartaee\"/>")]);
         let facts = run(war).unwrap();
-        assert_eq!(
-            (facts.servlet_api, facts.servlet_api_source),
-            (ServletApi::Jakarta, EvidenceSource::WebXml)
-        );
+        assert_eq!((facts.servlet_api, facts.servlet_api_source), (ServletApi::Jakarta, EvidenceSource::WebXml));
 
         let war = zip_of(&[("WEB-INF/jsp/a.jsp", b"<p/>")]);
         assert_eq!(run(war).unwrap().servlet_api, ServletApi::Unknown);
@@ -437,47 +349,19 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_war() {
-        assert!(matches!(
-            run(b"just text".to_vec()),
-            Err(InspectError::NotZip(_))
-        ));
+        assert!(matches!(run(b"just text".to_vec()), Err(InspectError::NotZip(_))));
         assert!(matches!(run(Vec::new()), Err(InspectError::NotZip(_))));
-        let war = zip_of(&[
-            ("WEB-INF/web.xml", b"<web-app/>"),
-            ("WEB-INF/classes/A.class", &[7; 4000]),
-        ]);
-        assert!(matches!(
-            run(war[..war.len() / 2].to_vec()),
-            Err(InspectError::NotZip(_))
-        ));
-        assert_eq!(
-            run(zip_of(&[(
-                "META-INF/MANIFEST.MF",
-                b"Manifest-Version: 1.0\n"
-            )])),
-            Err(InspectError::PlainJar)
-        );
-        assert_eq!(
-            run(zip_of(&[("index.html", b"<p/>")])),
-            Err(InspectError::NoWebInf)
-        );
+        let war = zip_of(&[("WEB-INF/web.xml", b"<web-app/>"), ("WEB-INF/classes/A.class", &[7; 4000])]);
+        assert!(matches!(run(war[..war.len() / 2].to_vec()), Err(InspectError::NotZip(_))));
+        assert_eq!(run(zip_of(&[("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\n")])), Err(InspectError::PlainJar));
+        assert_eq!(run(zip_of(&[("index.html", b"<p/>")])), Err(InspectError::NoWebInf));
     }
 
     #[test]
     fn refuses_escaping_entries() {
-        for name in [
-            "../evil.jsp",
-            "WEB-INF/../../x",
-            "/etc/passwd",
-            "C:/x",
-            "a\\..\\b",
-        ] {
+        for name in ["../evil.jsp", "WEB-INF/../../x", "/etc/passwd", "C:/x", "a\\..\\b"] {
             let war = zip_of(&[("WEB-INF/web.xml", b"<web-app/>"), (name, b"x")]);
-            assert_eq!(
-                run(war),
-                Err(InspectError::UnsafePath { name: name.into() }),
-                "{name}"
-            );
+            assert_eq!(run(war), Err(InspectError::UnsafePath { name: name.into() }), "{name}");
         }
     }
 
@@ -485,31 +369,18 @@ mod tests {
     fn refuses_zip_bombs() {
         let zeros = vec![0u8; 4 << 20];
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        w.start_file("WEB-INF/web.xml", SimpleFileOptions::default())
-            .unwrap();
-        w.start_file(
-            "WEB-INF/bomb.bin",
-            SimpleFileOptions::default().compression_method(CompressionMethod::Deflated),
-        )
-        .unwrap();
+        w.start_file("WEB-INF/web.xml", SimpleFileOptions::default()).unwrap();
+        w.start_file("WEB-INF/bomb.bin", SimpleFileOptions::default().compression_method(CompressionMethod::Deflated)).unwrap();
         w.write_all(&zeros).unwrap();
         let bomb = w.finish().unwrap().into_inner();
-        assert!(matches!(
-            run(bomb.clone()),
-            Err(InspectError::SuspiciousRatio { .. })
-        ));
+        assert!(matches!(run(bomb.clone()), Err(InspectError::SuspiciousRatio { .. })));
 
         let mut tight = limits();
         tight.max_compression_ratio = u64::MAX;
         tight.max_uncompressed_bytes = 1 << 20;
-        assert!(matches!(
-            inspect(Cursor::new(bomb), &tight),
-            Err(InspectError::TooLarge { .. })
-        ));
+        assert!(matches!(inspect(Cursor::new(bomb), &tight), Err(InspectError::TooLarge { .. })));
 
-        let many: Vec<(String, &[u8])> = (0..20)
-            .map(|i| (format!("WEB-INF/{i}"), &b""[..]))
-            .collect();
+        let many: Vec<(String, &[u8])> = (0..20).map(|i| (format!("WEB-INF/{i}"), &b""[..])).collect();
         let many: Vec<(&str, &[u8])> = many.iter().map(|(n, d)| (n.as_str(), *d)).collect();
         let mut few = limits();
         few.max_entries = 10;
@@ -524,46 +395,25 @@ mod tests {
         // Too many entries in a library: refused before its directory is parsed.
         let names: Vec<String> = (0..20).map(|i| format!("x/{i}.properties")).collect();
         let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
-        let war = zip_of(&[
-            ("WEB-INF/web.xml", b"<web-app/>"),
-            ("WEB-INF/lib/many.jar", &zip_of(&entries)),
-        ]);
+        let war = zip_of(&[("WEB-INF/web.xml", b"<web-app/>"), ("WEB-INF/lib/many.jar", &zip_of(&entries))]);
         let mut few = limits();
         few.max_entries = 10;
         let refused = inspect(Cursor::new(war), &few).unwrap_err();
         assert_eq!(refused.code(), "war.too_many_entries");
-        assert_eq!(
-            refused.to_string(),
-            "in WEB-INF/lib/many.jar: the archive has 20 entries, more than the 10 allowed"
-        );
+        assert_eq!(refused.to_string(), "in WEB-INF/lib/many.jar: the archive has 20 entries, more than the 10 allowed");
 
         // A bomb inside a library: refused like one in the WAR.
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        w.start_file(
-            "bomb.bin",
-            SimpleFileOptions::default().compression_method(CompressionMethod::Deflated),
-        )
-        .unwrap();
+        w.start_file("bomb.bin", SimpleFileOptions::default().compression_method(CompressionMethod::Deflated)).unwrap();
         w.write_all(&vec![0u8; 4 << 20]).unwrap();
         let bomb = w.finish().unwrap().into_inner();
-        let war = zip_of(&[
-            ("WEB-INF/web.xml", b"<web-app/>"),
-            ("WEB-INF/lib/bomb.jar", &bomb),
-        ]);
+        let war = zip_of(&[("WEB-INF/web.xml", b"<web-app/>"), ("WEB-INF/lib/bomb.jar", &bomb)]);
         let refused = run(war).unwrap_err();
         assert_eq!(refused.code(), "war.compression_ratio");
-        assert!(
-            refused
-                .to_string()
-                .starts_with("in WEB-INF/lib/bomb.jar: entry \"bomb.bin\""),
-            "{refused}"
-        );
+        assert!(refused.to_string().starts_with("in WEB-INF/lib/bomb.jar: entry \"bomb.bin\""), "{refused}");
 
         // A library that is not a zip at all gives no evidence, and no refusal.
-        let war = zip_of(&[
-            ("WEB-INF/web.xml", b"<web-app/>"),
-            ("WEB-INF/lib/junk.jar", b"not a zip"),
-        ]);
+        let war = zip_of(&[("WEB-INF/web.xml", b"<web-app/>"), ("WEB-INF/lib/junk.jar", b"not a zip")]);
         assert_eq!(run(war).unwrap().servlet_api, ServletApi::Unknown);
     }
 
@@ -574,11 +424,6 @@ mod tests {
         let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
         let refused = run(zip_of(&entries)).unwrap_err();
         assert_eq!(refused.code(), "war.directory_too_large");
-        assert!(
-            refused
-                .to_string()
-                .contains("more than the 6291456 allowed"),
-            "{refused}"
-        );
+        assert!(refused.to_string().contains("more than the 6291456 allowed"), "{refused}");
     }
 }

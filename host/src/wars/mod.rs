@@ -22,9 +22,9 @@ pub use inspect::{EvidenceSource, InspectError, ServletApi};
 pub use slots::Busy;
 
 use crate::config::UploadConfig;
-use crate::domain::{dns_label_problem, Violation};
 use crate::store::{self, DynStore, Precondition, StoreError};
 use crate::users::UserName;
+use crate::domain::{dns_label_problem, Violation};
 
 /// What warship knows about an uploaded WAR.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -72,11 +72,7 @@ pub enum WarError {
 
 /// Writes chunks as they come. When the upload must be durable, starts the kernel's
 /// writeback every few MiB so the final `sync_data` has less left to flush.
-fn write_chunks(
-    mut file: std::fs::File,
-    mut queued: tokio::sync::mpsc::Receiver<Bytes>,
-    durable: bool,
-) -> std::io::Result<()> {
+fn write_chunks(mut file: std::fs::File, mut queued: tokio::sync::mpsc::Receiver<Bytes>, durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     const WRITEBACK_EVERY: u64 = 8 << 20;
     let (mut written, mut flushed) = (0u64, 0u64);
@@ -96,12 +92,7 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // Only a hint: a failure here shows up in the final sync_data.
     unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as i64,
-            len as i64,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
+        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 
@@ -125,11 +116,7 @@ struct BlobRefs {
 pub fn check_names(app: &str, file: &str) -> Result<(), WarError> {
     let mut violations = Vec::new();
     if let Some(problem) = dns_label_problem(app, 40) {
-        violations.push(Violation::new(
-            "app",
-            "war.app.invalid",
-            format!("app name {app:?} {problem}"),
-        ));
+        violations.push(Violation::new("app", "war.app.invalid", format!("app name {app:?} {problem}")));
     }
     let file_ok = file.len() <= 128
         && file.ends_with(".war")
@@ -137,9 +124,7 @@ pub fn check_names(app: &str, file: &str) -> Result<(), WarError> {
         // A leading '-' would read as a flag in the Dockerfile's COPY.
         && !file.starts_with(['.', '-'])
         && !file.contains("..")
-        && file
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        && file.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if !file_ok {
         violations.push(Violation::new(
             "file",
@@ -175,9 +160,7 @@ fn index_key(user: &UserName, app: &str, file: &str) -> String {
 
 impl Wars {
     pub fn new(store: DynStore, dir: PathBuf, limits: UploadConfig) -> std::io::Result<Self> {
-        let inspections = tokio::sync::Semaphore::new(
-            std::thread::available_parallelism().map_or(2, |n| n.get()),
-        );
+        let inspections = tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()));
         let uploads = slots::Slots::new(limits.max_concurrent, limits.max_concurrent_per_user);
         // A writer per admitted upload, the inspections, and a few syncs and commits.
         let pool =
@@ -227,17 +210,13 @@ impl Wars {
             let mut body = std::pin::pin!(body);
             loop {
                 let Ok(next) = tokio::time::timeout(idle, body.next()).await else {
-                    return Err(WarError::Idle {
-                        secs: idle.as_secs(),
-                    });
+                    return Err(WarError::Idle { secs: idle.as_secs() });
                 };
                 let Some(chunk) = next else { break };
                 let chunk = chunk.map_err(|e| WarError::Interrupted(e.to_string()))?;
                 size += chunk.len() as u64;
                 if size > self.limits.max_bytes {
-                    return Err(WarError::TooLarge {
-                        max: self.limits.max_bytes,
-                    });
+                    return Err(WarError::TooLarge { max: self.limits.max_bytes });
                 }
                 metrics::counter!("warship_upload_bytes_total").increment(chunk.len() as u64);
                 hasher.update(&chunk);
@@ -264,29 +243,15 @@ impl Wars {
                 .map_err(std::io::Error::other)??;
         }
         tracing::debug!(size, ?streamed_in, synced_in = ?(started.elapsed() - streamed_in), "upload received");
-        Ok(Received {
-            file: temp,
-            size,
-            sha256: hex::encode(hasher.finish()),
-        })
+        Ok(Received { file: temp, size, sha256: hex::encode(hasher.finish()) })
     }
 
     /// Inspects a received upload and, if it is a sound WAR, records it for `user`.
     /// Returns the record and whether it replaced an earlier upload of that name.
-    pub async fn keep(
-        &self,
-        user: &UserName,
-        app: &str,
-        file: &str,
-        received: Received,
-    ) -> Result<(WarRecord, bool), WarError> {
+    pub async fn keep(&self, user: &UserName, app: &str, file: &str, received: Received) -> Result<(WarRecord, bool), WarError> {
         check_names(app, file)?;
         let limits = self.limits.clone();
-        let _inspecting = self
-            .inspections
-            .acquire()
-            .await
-            .expect("the inspection semaphore is never closed");
+        let _inspecting = self.inspections.acquire().await.expect("the inspection semaphore is never closed");
         let started = std::time::Instant::now();
         let (inspection, received) = self
             .pool
@@ -333,9 +298,7 @@ impl Wars {
 
         let key = index_key(user, app, file);
         let previous: Option<(WarRecord, u64)> = store::get_json(&*self.store, &key).await?;
-        let when = previous.as_ref().map_or(Precondition::Absent, |(_, rev)| {
-            Precondition::Revision(*rev)
-        });
+        let when = previous.as_ref().map_or(Precondition::Absent, |(_, rev)| Precondition::Revision(*rev));
         if let Err(e) = store::put_json(&*self.store, &key, &record, when).await {
             self.drop_ref(&record.sha256).await?;
             return Err(e.into());
@@ -347,28 +310,22 @@ impl Wars {
     }
 
     pub async fn list(&self, user: &UserName) -> Result<Vec<WarRecord>, WarError> {
-        let records: Vec<(WarRecord, u64)> =
-            store::list_json(&*self.store, &format!("u/{user}/wars/")).await?;
+        let records: Vec<(WarRecord, u64)> = store::list_json(&*self.store, &format!("u/{user}/wars/")).await?;
         Ok(records.into_iter().map(|(r, _)| r).collect())
     }
 
     pub async fn get(&self, user: &UserName, app: &str, file: &str) -> Result<WarRecord, WarError> {
-        let found: Option<(WarRecord, u64)> =
-            store::get_json(&*self.store, &index_key(user, app, file)).await?;
-        found.map(|(r, _)| r).ok_or_else(|| WarError::NotFound {
-            app: app.into(),
-            file: file.into(),
-        })
+        let found: Option<(WarRecord, u64)> = store::get_json(&*self.store, &index_key(user, app, file)).await?;
+        found
+            .map(|(r, _)| r)
+            .ok_or_else(|| WarError::NotFound { app: app.into(), file: file.into() })
     }
 
     pub async fn delete(&self, user: &UserName, app: &str, file: &str) -> Result<(), WarError> {
         let key = index_key(user, app, file);
         let found: Option<(WarRecord, u64)> = store::get_json(&*self.store, &key).await?;
         let Some((record, rev)) = found else {
-            return Err(WarError::NotFound {
-                app: app.into(),
-                file: file.into(),
-            });
+            return Err(WarError::NotFound { app: app.into(), file: file.into() });
         };
         let _guard = self.blob_refs.lock().await;
         self.store.delete(&key, Precondition::Revision(rev)).await?;
@@ -395,25 +352,11 @@ impl Wars {
         let key = format!("blobs/{sha}");
         loop {
             let current: Option<(BlobRefs, u64)> = store::get_json(&*self.store, &key).await?;
-            let Some((current, rev)) = current else {
-                return Ok(());
-            };
+            let Some((current, rev)) = current else { return Ok(()) };
             let result = if current.refs <= 1 {
-                self.store
-                    .delete(&key, Precondition::Revision(rev))
-                    .await
-                    .map(drop)
+                self.store.delete(&key, Precondition::Revision(rev)).await.map(drop)
             } else {
-                store::put_json(
-                    &*self.store,
-                    &key,
-                    &BlobRefs {
-                        refs: current.refs - 1,
-                    },
-                    Precondition::Revision(rev),
-                )
-                .await
-                .map(drop)
+                store::put_json(&*self.store, &key, &BlobRefs { refs: current.refs - 1 }, Precondition::Revision(rev)).await.map(drop)
             };
             match result {
                 Err(StoreError::Conflict { .. }) => continue,

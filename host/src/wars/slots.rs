@@ -35,12 +35,7 @@ pub struct Slot {
 
 impl Slots {
     pub fn new(host_max: usize, per_user_max: usize) -> Self {
-        Self {
-            host: Arc::new(Semaphore::new(host_max)),
-            per_user: Arc::default(),
-            host_max,
-            per_user_max,
-        }
+        Self { host: Arc::new(Semaphore::new(host_max)), per_user: Arc::default(), host_max, per_user_max }
     }
 
     /// A place for one more upload of `user`, or the cap it would pass.
@@ -48,21 +43,11 @@ impl Slots {
         let mut per_user = self.per_user.lock().expect("upload slots lock");
         let running = per_user.get(user.as_str()).copied().unwrap_or(0);
         if running >= self.per_user_max {
-            return Err(Busy::User {
-                max: self.per_user_max,
-            });
+            return Err(Busy::User { max: self.per_user_max });
         }
-        let host = self
-            .host
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Busy::Host { max: self.host_max })?;
+        let host = self.host.clone().try_acquire_owned().map_err(|_| Busy::Host { max: self.host_max })?;
         per_user.insert(user.as_str().to_owned(), running + 1);
-        Ok(Slot {
-            per_user: self.per_user.clone(),
-            user: user.as_str().to_owned(),
-            _host: host,
-        })
+        Ok(Slot { per_user: self.per_user.clone(), user: user.as_str().to_owned(), _host: host })
     }
 }
 
@@ -85,10 +70,7 @@ mod tests {
     #[test]
     fn caps_per_user_then_per_host_and_frees_on_drop() {
         let slots = Slots::new(3, 2);
-        let (alice, bob) = (
-            UserName::parse("alice").unwrap(),
-            UserName::parse("bob").unwrap(),
-        );
+        let (alice, bob) = (UserName::parse("alice").unwrap(), UserName::parse("bob").unwrap());
         let a1 = slots.take(&alice).unwrap();
         let _a2 = slots.take(&alice).unwrap();
         assert_eq!(slots.take(&alice).err(), Some(Busy::User { max: 2 }));

@@ -21,22 +21,9 @@ pub struct Host {
 }
 
 pub fn add_user(config: &Path, name: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["user", "add", name, "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
+    let out = Command::new(BIN).args(["user", "add", name, "--config", config.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_owned()
 }
 
 impl Host {
@@ -65,35 +52,17 @@ impl Host {
             .stderr(log)
             .spawn()
             .unwrap();
-        let host = Host {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
+        let host = Host { child, base: format!("http://127.0.0.1:{port}") };
         let started = Instant::now();
-        while Command::new("curl")
-            .args(["-sf", &format!("{}/readyz", host.base)])
-            .output()
-            .is_ok_and(|o| !o.status.success())
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "warship did not become ready"
-            );
+        while Command::new("curl").args(["-sf", &format!("{}/readyz", host.base)]).output().is_ok_and(|o| !o.status.success()) {
+            assert!(started.elapsed() < Duration::from_secs(30), "warship did not become ready");
             std::thread::sleep(Duration::from_millis(100));
         }
         (host, tokens)
     }
 
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -104,21 +73,12 @@ impl Host {
 
     /// A GET whose answer is text (logs), not JSON.
     pub async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
-        let response = reqwest::Client::new()
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        (
-            response.status().as_u16(),
-            response.text().await.unwrap_or_default(),
-        )
+        let response = reqwest::Client::new().get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
+        self.call(reqwest::Method::POST, path, token, Some(body)).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
@@ -133,12 +93,7 @@ impl Host {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            response.status().as_u16(),
-            201,
-            "{}",
-            response.text().await.unwrap()
-        );
+        assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
     }
 
     /// Polls the deploy until it is final.
@@ -150,11 +105,7 @@ impl Host {
             if ["succeeded", "failed", "aborted"].contains(&record["status"].as_str().unwrap()) {
                 return record;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(180),
-                "deploy {id} still {} after 180s: {record}",
-                record["status"]
-            );
+            assert!(started.elapsed() < Duration::from_secs(180), "deploy {id} still {} after 180s: {record}", record["status"]);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -173,10 +124,7 @@ impl Host {
                 !["succeeded", "failed", "aborted"].contains(&record["status"].as_str().unwrap()),
                 "deploy {id} ended before {action}: {record}"
             );
-            assert!(
-                started.elapsed() < Duration::from_secs(180),
-                "deploy {id} never reached {action}: {record}"
-            );
+            assert!(started.elapsed() < Duration::from_secs(180), "deploy {id} never reached {action}: {record}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -197,14 +145,8 @@ impl Host {
         }
         let mut events = Vec::new();
         for block in text.split("\n\n") {
-            let name = block
-                .lines()
-                .find_map(|l| l.strip_prefix("event: "))
-                .unwrap_or_default();
-            let data: String = block
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .collect();
+            let name = block.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or_default();
+            let data: String = block.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
             if !name.is_empty() {
                 events.push((name.to_owned(), serde_json::from_str(&data).unwrap()));
             }
@@ -241,67 +183,34 @@ pub fn config_with(registry: &Registry, kubeconfig: &Path, store: &str) -> Strin
 }
 
 /// Pods of a Deployment, by its selector, with whether each is Ready and its image.
-pub async fn pods_of(
-    client: &kube::Client,
-    namespace: &str,
-    env: &str,
-    release: u32,
-) -> Vec<(bool, String)> {
+pub async fn pods_of(client: &kube::Client, namespace: &str, env: &str, release: u32) -> Vec<(bool, String)> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let listed = pods
-        .list(&ListParams::default().labels(&format!("env={env},warship.io/release={release}")))
-        .await
-        .unwrap();
+    let listed = pods.list(&ListParams::default().labels(&format!("env={env},warship.io/release={release}"))).await.unwrap();
     listed
         .items
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .map(|p| {
-            let ready = p
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            (
-                ready,
-                p.spec.as_ref().unwrap().containers[0]
-                    .image
-                    .clone()
-                    .unwrap(),
-            )
+            let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            (ready, p.spec.as_ref().unwrap().containers[0].image.clone().unwrap())
         })
         .collect()
 }
 
 /// The names of the namespace's Deployments.
 pub async fn deployment_names(client: &kube::Client, namespace: &str) -> Vec<String> {
-    deployments(client, namespace)
-        .await
-        .into_iter()
-        .filter_map(|d| d.metadata.name)
-        .collect()
+    deployments(client, namespace).await.into_iter().filter_map(|d| d.metadata.name).collect()
 }
 
 /// The Service's selector: with `warship.io/release` it sends traffic to one release,
 /// without it to every release of the env.
-pub async fn service_selector(
-    client: &kube::Client,
-    namespace: &str,
-    env: &str,
-) -> std::collections::BTreeMap<String, String> {
-    let service = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), namespace)
-        .get(env)
-        .await
-        .unwrap();
+pub async fn service_selector(client: &kube::Client, namespace: &str, env: &str) -> std::collections::BTreeMap<String, String> {
+    let service = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), namespace).get(env).await.unwrap();
     service.spec.unwrap().selector.unwrap_or_default()
 }
 
 pub async fn deployments(client: &kube::Client, namespace: &str) -> Vec<Deployment> {
-    Api::<Deployment>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
+    Api::<Deployment>::namespaced(client.clone(), namespace).list(&ListParams::default()).await.unwrap().items
 }
 
 pub fn statuses(events: &[(String, Value)]) -> Vec<String> {
@@ -337,54 +246,22 @@ impl Shop {
         let cluster = KubeCluster::start();
         let kube = cluster.client().await;
         let dir = tempfile::tempdir().unwrap();
-        let (host, tokens) = Host::start(
-            dir.path(),
-            "host",
-            &config_for(&registry, &cluster, ""),
-            &["alice"],
-        );
+        let (host, tokens) = Host::start(dir.path(), "host", &config_for(&registry, &cluster, ""), &["alice"]);
         let alice = tokens[0].clone();
-        let (status, env) = host
-            .post(
-                "/api/v1/envs",
-                &alice,
-                json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": replicas}),
-            )
-            .await;
+        let (status, env) = host.post("/api/v1/envs", &alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": replicas})).await;
         assert_eq!(status, 201, "{env}");
-        host.upload(&alice, "sample", "sample.war", &fixture("sample.war"))
-            .await;
-        let first = deploy(
-            &host,
-            &alice,
-            json!({"war": "sample.war", "version": "1.0", "strategy": strategy}),
-        )
-        .await;
+        host.upload(&alice, "sample", "sample.war", &fixture("sample.war")).await;
+        let first = deploy(&host, &alice, json!({"war": "sample.war", "version": "1.0", "strategy": strategy})).await;
         let first = host.wait_deploy(&alice, &first).await;
         assert_eq!(first["status"], "succeeded", "{first}");
         let first_image = first["image"].as_str().unwrap().to_owned();
-        Shop {
-            registry,
-            cluster,
-            kube,
-            dir,
-            host,
-            alice,
-            first,
-            first_image,
-        }
+        Shop { registry, cluster, kube, dir, host, alice, first, first_image }
     }
 
     /// SIGKILLs the host and starts another on the same store.
     pub fn kill_and_restart(&mut self) {
         self.host.kill();
-        self.host = Host::start(
-            self.dir.path(),
-            "host",
-            &config_for(&self.registry, &self.cluster, ""),
-            &[],
-        )
-        .0;
+        self.host = Host::start(self.dir.path(), "host", &config_for(&self.registry, &self.cluster, ""), &[]).0;
     }
 }
 
@@ -406,19 +283,9 @@ impl RealNode {
         let cluster = KubeCluster::start_with_real_node();
         cluster.trust_registry(&registry.addr);
         let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            "{}{}",
-            config_for(&registry, &cluster, ""),
-            cluster.gateway_config()
-        );
+        let config = format!("{}{}", config_for(&registry, &cluster, ""), cluster.gateway_config());
         let (host, tokens) = Host::start(dir.path(), "host", &config, &["alice"]);
-        RealNode {
-            registry,
-            cluster,
-            dir,
-            host,
-            alice: tokens[0].clone(),
-        }
+        RealNode { registry, cluster, dir, host, alice: tokens[0].clone() }
     }
 }
 
@@ -429,9 +296,7 @@ pub async fn deploy(host: &Host, token: &str, body: Value) -> String {
 
 /// Starts a deploy on `env`; its id.
 pub async fn deploy_to(host: &Host, token: &str, env: &str, body: Value) -> String {
-    let (status, started) = host
-        .post(&format!("/api/v1/envs/{env}/deploys"), token, body)
-        .await;
+    let (status, started) = host.post(&format!("/api/v1/envs/{env}/deploys"), token, body).await;
     assert_eq!(status, 202, "{started}");
     started["id"].as_str().unwrap().to_owned()
 }

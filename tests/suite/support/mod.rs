@@ -16,10 +16,10 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use warship_host::config::Config;
-use warship_host::deploys::Deploys;
 use warship_host::envs::{EnvOps, Envs};
-use warship_host::http::{self, AppState, Services};
 use warship_host::images::Images;
+use warship_host::deploys::Deploys;
+use warship_host::http::{self, AppState, Services};
 use warship_host::plugins::{Plugins, Runtime};
 use warship_host::server::metrics_handle;
 use warship_host::store::{DynStore, EmbeddedStore, EtcdAccess, EtcdStore, Metered};
@@ -27,11 +27,7 @@ use warship_host::users::Users;
 use warship_host::wars::Wars;
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A real etcd server (Debian's etcd-server) on loopback, in its own temp dir.
@@ -59,12 +55,7 @@ impl Etcd {
         command
             .args(["--data-dir", dir.path().join("etcd").to_str().unwrap()])
             .args(["--name", "warship-test"])
-            .args([
-                "--listen-client-urls",
-                &endpoint,
-                "--advertise-client-urls",
-                &endpoint,
-            ])
+            .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
             .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
             .args([
                 "--initial-advertise-peer-urls",
@@ -108,10 +99,7 @@ impl Etcd {
                     return etcd;
                 }
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "etcd did not become ready in 20s"
-            );
+            assert!(started.elapsed() < Duration::from_secs(20), "etcd did not become ready in 20s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -146,12 +134,7 @@ impl Drop for Etcd {
 pub fn plugin_runtime() -> Runtime {
     static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
     RUNTIME
-        .get_or_init(|| {
-            Runtime::new(Some(
-                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"),
-            ))
-            .unwrap()
-        })
+        .get_or_init(|| Runtime::new(Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))).unwrap())
         .clone()
 }
 
@@ -209,9 +192,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         tweak(&mut config);
-        let store: DynStore = Arc::new(Metered(
-            EmbeddedStore::open(&dir.path().join("warship.redb")).unwrap(),
-        ));
+        let store: DynStore = Arc::new(Metered(EmbeddedStore::open(&dir.path().join("warship.redb")).unwrap()));
         Self::with_store(config, store, dir)
     }
 
@@ -222,33 +203,11 @@ impl TestApp {
             Some(_) => Arc::new(Plugins::load(&plugin_runtime(), &config).unwrap()),
         };
         let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
-        let wars = Arc::new(
-            Wars::new(
-                store.clone(),
-                config.store.data_dir.join("wars"),
-                config.uploads.clone(),
-            )
-            .unwrap(),
-        );
+        let wars = Arc::new(Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone()).unwrap());
         let (builder, client) = warship_host::server::image_builder(&config).unwrap();
-        let images = Arc::new(Images::new(
-            store.clone(),
-            config.clone(),
-            plugins.clone(),
-            envs.clone(),
-            wars.clone(),
-            builder,
-            client,
-        ));
+        let images = Arc::new(Images::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), wars.clone(), builder, client));
         // In-process apps have no cluster; deploys against a real one run `warship serve`.
-        let deploys = Deploys::new(
-            store.clone(),
-            config.clone(),
-            plugins.clone(),
-            envs.clone(),
-            images.clone(),
-            None,
-        );
+        let deploys = Deploys::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), images.clone(), None);
         let env_ops = EnvOps::new(store.clone(), config.clone(), envs.clone(), None);
         let state = Arc::new(Services {
             users: Users::new(store.clone(), &config.users.static_users).unwrap(),
@@ -270,30 +229,16 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = http::app(self.state.clone())
-            .oneshot(request)
-            .await
-            .unwrap();
+        let response = http::app(self.state.clone()).oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Reply { status, headers, body, text }
     }
 
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        json: Option<serde_json::Value>,
-    ) -> Reply {
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, json: Option<serde_json::Value>) -> Reply {
         let mut builder = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             builder = builder.header("authorization", format!("Bearer {token}"));
@@ -342,52 +287,31 @@ impl Reply {
     /// Asserts the problem+json shape every error must have, and returns its code.
     pub fn problem_code(&self) -> &str {
         assert_eq!(
-            self.headers
-                .get("content-type")
-                .map(|v| v.to_str().unwrap()),
+            self.headers.get("content-type").map(|v| v.to_str().unwrap()),
             Some("application/problem+json"),
             "not a problem response: {} {}",
             self.status,
             self.text
         );
         assert_eq!(self.body["status"], self.status.as_u16(), "{}", self.text);
-        assert!(
-            self.body["title"].as_str().is_some_and(|t| !t.is_empty()),
-            "{}",
-            self.text
-        );
-        assert!(
-            self.body["detail"].as_str().is_some_and(|t| !t.is_empty()),
-            "{}",
-            self.text
-        );
+        assert!(self.body["title"].as_str().is_some_and(|t| !t.is_empty()), "{}", self.text);
+        assert!(self.body["detail"].as_str().is_some_and(|t| !t.is_empty()), "{}", self.text);
         assert!(self.body["errors"].is_array(), "{}", self.text);
         self.body["code"].as_str().expect("problem has a code")
     }
 
     pub fn error_fields(&self) -> Vec<String> {
-        self.body["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap().to_owned())
-            .collect()
+        self.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect()
     }
 }
 
 /// Real WARs from Debian packages, fetched by scripts/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
-    let dir = std::env::var_os("WARSHIP_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/warship/fixtures")
-        });
+    let dir = std::env::var_os("WARSHIP_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/warship/fixtures")
+    });
     let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/fixtures (scripts/test does)",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing: run scripts/fixtures (scripts/test does)", path.display());
     path
 }
 
@@ -400,12 +324,7 @@ pub fn versioned_war(dir: &Path, version: &str) -> PathBuf {
          protected void doGet(HttpServletRequest q, HttpServletResponse r) throws java.io.IOException {{\n\
          r.setContentType(\"text/plain\"); r.getWriter().print(\"version {version}\"); }}\n}}\n"
     );
-    compiled_war(
-        dir,
-        &format!("app-{version}"),
-        &[("Version", &servlet)],
-        &format!("<html><body>app {version}</body></html>"),
-    )
+    compiled_war(dir, &format!("app-{version}"), &[("Version", &servlet)], &format!("<html><body>app {version}</body></html>"))
 }
 
 /// A WAR as many real builds make it: the app's classes in a jar of their own under
@@ -423,32 +342,13 @@ pub fn repackaged_war(dir: &Path, war: &Path, name: &str, libraries: &[PathBuf])
             None => rest.push((entry.name().to_owned(), bytes)),
         }
     }
-    let app_jar = zip_of(
-        &app.iter()
-            .map(|(n, b)| (n.as_str(), b.as_slice()))
-            .collect::<Vec<_>>(),
-    );
+    let app_jar = zip_of(&app.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect::<Vec<_>>());
     rest.push(("WEB-INF/lib/app.jar".into(), app_jar));
     for library in libraries {
-        rest.push((
-            format!(
-                "WEB-INF/lib/{}",
-                library.file_name().unwrap().to_string_lossy()
-            ),
-            std::fs::read(library).unwrap(),
-        ));
+        rest.push((format!("WEB-INF/lib/{}", library.file_name().unwrap().to_string_lossy()), std::fs::read(library).unwrap()));
     }
     let path = dir.join(format!("{name}.war"));
-    std::fs::write(
-        &path,
-        zip_of(
-            &rest
-                .iter()
-                .map(|(n, b)| (n.as_str(), b.as_slice()))
-                .collect::<Vec<_>>(),
-        ),
-    )
-    .unwrap();
+    std::fs::write(&path, zip_of(&rest.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect::<Vec<_>>())).unwrap();
     path
 }
 
@@ -457,12 +357,7 @@ pub fn failing_war(dir: &Path) -> PathBuf {
     let listener = "import jakarta.servlet.*;\nimport jakarta.servlet.annotation.WebListener;\n\
          @WebListener\npublic class Boom implements ServletContextListener {\n\
          public void contextInitialized(ServletContextEvent e) { throw new IllegalStateException(\"no database configured\"); }\n}\n";
-    compiled_war(
-        dir,
-        "failing",
-        &[("Boom", listener)],
-        "<html><body>never served</body></html>",
-    )
+    compiled_war(dir, "failing", &[("Boom", listener)], "<html><body>never served</body></html>")
 }
 
 /// `classes` (name, Java source) compiled with `javac --release 17` into `WEB-INF/classes`,
@@ -486,24 +381,12 @@ fn compiled_war(dir: &Path, name: &str, classes: &[(&str, &str)], index: &str) -
         .args(&sources)
         .output()
         .expect("javac (Java 17) is installed");
-    assert!(
-        javac.status.success(),
-        "javac: {}",
-        String::from_utf8_lossy(&javac.stderr)
-    );
+    assert!(javac.status.success(), "javac: {}", String::from_utf8_lossy(&javac.stderr));
     let compiled: Vec<(String, Vec<u8>)> = classes
         .iter()
-        .map(|(class, _)| {
-            (
-                format!("WEB-INF/classes/{class}.class"),
-                std::fs::read(work.join(format!("classes/{class}.class"))).unwrap(),
-            )
-        })
+        .map(|(class, _)| (format!("WEB-INF/classes/{class}.class"), std::fs::read(work.join(format!("classes/{class}.class"))).unwrap()))
         .collect();
-    let mut entries: Vec<(&str, &[u8])> = compiled
-        .iter()
-        .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
-        .collect();
+    let mut entries: Vec<(&str, &[u8])> = compiled.iter().map(|(path, bytes)| (path.as_str(), bytes.as_slice())).collect();
     entries.push(("index.html", index.as_bytes()));
     let war = dir.join(format!("{name}.war"));
     std::fs::write(&war, zip_of(&entries)).unwrap();
@@ -515,8 +398,7 @@ pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, data) in entries {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
+        w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
         w.write_all(data).unwrap();
     }
     w.finish().unwrap().into_inner()
@@ -552,14 +434,7 @@ impl Registry {
             ),
         )
         .unwrap();
-        let mut registry = Registry {
-            child: None,
-            addr,
-            root,
-            config,
-            scheme,
-            _dir: dir,
-        };
+        let mut registry = Registry { child: None, addr, root, config, scheme, _dir: dir };
         registry.resume_serving().await;
         registry
     }
@@ -568,10 +443,7 @@ impl Registry {
     pub async fn reconfigure(&mut self, extra: &str, scheme: &'static str) {
         self.kill();
         let text = std::fs::read_to_string(&self.config).unwrap();
-        let base = text
-            .split_once("\n#extra\n")
-            .map_or(text.as_str(), |(b, _)| b)
-            .to_owned();
+        let base = text.split_once("\n#extra\n").map_or(text.as_str(), |(b, _)| b).to_owned();
         std::fs::write(&self.config, format!("{base}\n#extra\n{extra}")).unwrap();
         self.scheme = scheme;
         self.resume_serving().await;
@@ -586,21 +458,10 @@ impl Registry {
             .spawn()
             .expect("docker-registry is not installed: run scripts/test, which installs it");
         self.child = Some(child);
-        let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .build()
-            .unwrap();
+        let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
         let started = Instant::now();
-        while client
-            .get(format!("{}://{}/v2/", self.scheme, self.addr))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the registry did not answer in 20s"
-            );
+        while client.get(format!("{}://{}/v2/", self.scheme, self.addr)).send().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the registry did not answer in 20s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -625,30 +486,14 @@ impl Registry {
     /// JDK by scripts/base-images, cached) into this registry as `warship/tomcat:<tag>`.
     pub fn push_base_images(&self) {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/base-images");
-        let output = Command::new(script)
-            .args(["push", &self.addr])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "scripts/base-images push failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = Command::new(script).args(["push", &self.addr]).output().unwrap();
+        assert!(output.status.success(), "scripts/base-images push failed: {}", String::from_utf8_lossy(&output.stderr));
     }
 
     /// The tags of a repository, as anyone may list them (anonymous, plain HTTP).
     pub async fn tags(&self, repository: &str) -> Vec<String> {
-        let answer: serde_json::Value =
-            reqwest::get(format!("http://{}/v2/{repository}/tags/list", self.addr))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-        answer["tags"]
-            .as_array()
-            .map(|t| t.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
-            .unwrap_or_default()
+        let answer: serde_json::Value = reqwest::get(format!("http://{}/v2/{repository}/tags/list", self.addr)).await.unwrap().json().await.unwrap();
+        answer["tags"].as_array().map(|t| t.iter().map(|v| v.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
     }
 
     /// Blob files in its storage, to tell what was uploaded.
@@ -672,16 +517,7 @@ pub fn podman() -> Command {
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/warship"));
     let mut command = Command::new("podman");
     command
-        .args([
-            "--runtime",
-            "runc",
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "file",
-        ])
+        .args(["--runtime", "runc", "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"])
         .arg("--root")
         .arg(cache.join("podman/root"))
         .arg("--runroot")
@@ -708,9 +544,7 @@ impl Drop for Container {
 /// enough for `podman rmi`).
 pub fn remove_images(references: &[&str]) {
     for reference in references {
-        let id = podman()
-            .args(["image", "inspect", "--format", "{{.Id}}", reference])
-            .output();
+        let id = podman().args(["image", "inspect", "--format", "{{.Id}}", reference]).output();
         if let Ok(id) = id {
             let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
             if !id.is_empty() {
@@ -723,43 +557,15 @@ pub fn remove_images(references: &[&str]) {
 /// Pulls `image` (by digest) from an insecure registry and runs it detached, its port
 /// 8080 published on a free loopback port.
 pub fn run_container(image: &str) -> Container {
-    let pulled = podman()
-        .args(["pull", "-q", "--tls-verify=false", image])
-        .output()
-        .unwrap();
-    assert!(
-        pulled.status.success(),
-        "podman pull {image}: {}",
-        String::from_utf8_lossy(&pulled.stderr)
-    );
-    let container = Container {
-        name: format!("warship-test-{}", uuid::Uuid::new_v4().simple()),
-        port: free_port(),
-        image: image.to_owned(),
-    };
+    let pulled = podman().args(["pull", "-q", "--tls-verify=false", image]).output().unwrap();
+    assert!(pulled.status.success(), "podman pull {image}: {}", String::from_utf8_lossy(&pulled.stderr));
+    let container = Container { name: format!("warship-test-{}", uuid::Uuid::new_v4().simple()), port: free_port(), image: image.to_owned() };
     let run = podman()
-        .args([
-            "run",
-            "-d",
-            "--name",
-            &container.name,
-            "-p",
-            &format!("127.0.0.1:{}:8080", container.port),
-        ])
-        .args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-            image,
-        ])
+        .args(["run", "-d", "--name", &container.name, "-p", &format!("127.0.0.1:{}:8080", container.port)])
+        .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", image])
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "podman run {image}: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert!(run.status.success(), "podman run {image}: {}", String::from_utf8_lossy(&run.stderr));
     container
 }
 
@@ -778,10 +584,7 @@ impl Container {
             if logs.contains(needle) {
                 return logs;
             }
-            assert!(
-                started.elapsed() < within,
-                "the container never logged {needle:?} within {within:?}:\n{logs}"
-            );
+            assert!(started.elapsed() < within, "the container never logged {needle:?} within {within:?}:\n{logs}");
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -797,10 +600,7 @@ impl Container {
                 }
             }
             if started.elapsed() > within {
-                panic!(
-                    "{url} did not answer 200 within {within:?}; container log:\n{}",
-                    self.logs()
-                );
+                panic!("{url} did not answer 200 within {within:?}; container log:\n{}", self.logs());
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -810,83 +610,18 @@ impl Container {
 /// A CA and a server certificate it signed for 127.0.0.1, made with openssl:
 /// (ca.pem, server.pem, server.key).
 pub fn tls_chain(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    let (ca_key, ca, key, csr, cert) = (
-        dir.join("ca.key"),
-        dir.join("ca.pem"),
-        dir.join("server.key"),
-        dir.join("server.csr"),
-        dir.join("server.pem"),
-    );
+    let (ca_key, ca, key, csr, cert) = (dir.join("ca.key"), dir.join("ca.pem"), dir.join("server.key"), dir.join("server.csr"), dir.join("server.pem"));
     let ext = dir.join("ext.cnf");
-    std::fs::write(
-        &ext,
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
     let p = |p: &PathBuf| p.to_str().unwrap().to_owned();
     let steps: [Vec<String>; 3] = [
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=warship test CA",
-            "-keyout",
-            &p(&ca_key),
-            "-out",
-            &p(&ca),
-        ]
-        .map(String::from)
-        .to_vec(),
-        [
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            &p(&key),
-            "-out",
-            &p(&csr),
-        ]
-        .map(String::from)
-        .to_vec(),
-        [
-            "x509",
-            "-req",
-            "-in",
-            &p(&csr),
-            "-CA",
-            &p(&ca),
-            "-CAkey",
-            &p(&ca_key),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &p(&ext),
-            "-out",
-            &p(&cert),
-        ]
-        .map(String::from)
-        .to_vec(),
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=warship test CA", "-keyout", &p(&ca_key), "-out", &p(&ca)].map(String::from).to_vec(),
+        ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &p(&key), "-out", &p(&csr)].map(String::from).to_vec(),
+        ["x509", "-req", "-in", &p(&csr), "-CA", &p(&ca), "-CAkey", &p(&ca_key), "-CAcreateserial", "-days", "1", "-extfile", &p(&ext), "-out", &p(&cert)].map(String::from).to_vec(),
     ];
     for args in steps {
         let made = Command::new("openssl").args(&args).output().unwrap();
-        assert!(
-            made.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&made.stderr)
-        );
+        assert!(made.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&made.stderr));
     }
     (ca, cert, key)
 }
@@ -973,9 +708,7 @@ impl FaultProxy {
         let (upstream, counter) = (upstream.to_owned(), failed.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    return;
-                };
+                let Ok((mut client, _)) = listener.accept().await else { return };
                 let (upstream, counter) = (upstream.clone(), counter.clone());
                 tokio::spawn(async move {
                     if counter.fetch_add(1, Ordering::SeqCst) < failures {
@@ -988,8 +721,7 @@ impl FaultProxy {
                                 Ok(n) => head.extend_from_slice(&buf[..n]),
                             }
                         }
-                        let body =
-                            r#"{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}"#;
+                        let body = r#"{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}"#;
                         let answer = format!(
                             "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
@@ -1024,12 +756,9 @@ impl Drop for FaultProxy {
 pub fn big_war(path: &std::path::Path, mib: usize) {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let stored = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(true);
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
     w.start_file("WEB-INF/web.xml", stored).unwrap();
-    w.write_all(br#"<web-app xmlns="https://jakarta.ee/xml/ns/jakartaee" version="6.0"/>"#)
-        .unwrap();
+    w.write_all(br#"<web-app xmlns="https://jakarta.ee/xml/ns/jakartaee" version="6.0"/>"#).unwrap();
     w.start_file("WEB-INF/lib/filler.bin", stored).unwrap();
     let mut chunk = vec![0u8; 1 << 20];
     for _ in 0..mib {
@@ -1067,17 +796,10 @@ impl PodmanService {
             .expect("podman is not installed: run scripts/test, which installs it");
         let started = Instant::now();
         while !socket.exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "podman's API socket did not appear in 20s"
-            );
+            assert!(started.elapsed() < Duration::from_secs(20), "podman's API socket did not appear in 20s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        PodmanService {
-            child,
-            host,
-            _dir: dir,
-        }
+        PodmanService { child, host, _dir: dir }
     }
 }
 
@@ -1114,11 +836,7 @@ impl KubeCluster {
     }
 
     fn start_with(real_node: bool) -> KubeCluster {
-        let guard = real_node.then(|| {
-            REAL_NODE
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        });
+        let guard = real_node.then(|| REAL_NODE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let dir = tempfile::tempdir().unwrap();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/dev-cluster");
         let output = Command::new(&script)
@@ -1131,41 +849,21 @@ impl KubeCluster {
             "scripts/dev-cluster up failed (scripts/test builds the binaries first): {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let kubeconfig = PathBuf::from(
-            String::from_utf8(output.stdout)
-                .unwrap()
-                .lines()
-                .last()
-                .unwrap()
-                .trim(),
-        );
-        KubeCluster {
-            kubeconfig,
-            dir,
-            _real_node: guard,
-        }
+        let kubeconfig = PathBuf::from(String::from_utf8(output.stdout).unwrap().lines().last().unwrap().trim());
+        KubeCluster { kubeconfig, dir, _real_node: guard }
     }
 
     /// Lets the real node's containerd pull from a plain-HTTP registry.
     pub fn trust_registry(&self, addr: &str) {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/dev-cluster");
-        let status = Command::new(script)
-            .args(["trust-registry", addr, self.dir.path().to_str().unwrap()])
-            .status()
-            .unwrap();
+        let status = Command::new(script).args(["trust-registry", addr, self.dir.path().to_str().unwrap()]).status().unwrap();
         assert!(status.success(), "dev-cluster trust-registry {addr}");
     }
 
     /// The port of the local Gateway (Traefik) that a real-node cluster runs.
     pub fn gateway_port(&self) -> u16 {
-        let env = std::fs::read_to_string(self.dir.path().join("gateway.env"))
-            .expect("a cluster with a real node has a gateway");
-        env.lines()
-            .find_map(|l| l.strip_prefix("GATEWAY_PORT="))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        let env = std::fs::read_to_string(self.dir.path().join("gateway.env")).expect("a cluster with a real node has a gateway");
+        env.lines().find_map(|l| l.strip_prefix("GATEWAY_PORT=")).unwrap().trim().parse().unwrap()
     }
 
     /// A client that sends every request for `url`'s host to that gateway on loopback,
@@ -1173,10 +871,7 @@ impl KubeCluster {
     pub fn gateway_client(&self, url: &str) -> reqwest::Client {
         let host = url::Url::parse(url).unwrap().host_str().unwrap().to_owned();
         reqwest::Client::builder()
-            .resolve(
-                &host,
-                std::net::SocketAddr::from(([127, 0, 0, 1], self.gateway_port())),
-            )
+            .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], self.gateway_port())))
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap()
@@ -1194,9 +889,7 @@ impl KubeCluster {
     pub async fn client(&self) -> kube::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
         kube::Client::try_from(config).unwrap()
     }
 
@@ -1213,20 +906,8 @@ impl KubeCluster {
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|e| e["stage"] == "ResponseComplete")
             .map(|e| {
-                let at = time::OffsetDateTime::parse(
-                    e["requestReceivedTimestamp"].as_str().unwrap(),
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .unwrap();
-                (
-                    e["user"]["username"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    e["verb"].as_str().unwrap_or_default().to_owned(),
-                    at,
-                    e["requestURI"].as_str().unwrap_or_default().to_owned(),
-                )
+                let at = time::OffsetDateTime::parse(e["requestReceivedTimestamp"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+                (e["user"]["username"].as_str().unwrap_or_default().to_owned(), e["verb"].as_str().unwrap_or_default().to_owned(), at, e["requestURI"].as_str().unwrap_or_default().to_owned())
             })
             .collect()
     }
@@ -1234,22 +915,14 @@ impl KubeCluster {
     /// The named component's log, for failure messages.
     pub fn log(&self, component: &str) -> String {
         let top = self.dir.path().join(format!("{component}.log"));
-        let node = self
-            .dir
-            .path()
-            .join("node")
-            .join(format!("{component}.log"));
-        std::fs::read_to_string(top)
-            .or_else(|_| std::fs::read_to_string(node))
-            .unwrap_or_default()
+        let node = self.dir.path().join("node").join(format!("{component}.log"));
+        std::fs::read_to_string(top).or_else(|_| std::fs::read_to_string(node)).unwrap_or_default()
     }
 }
 
 impl Drop for KubeCluster {
     fn drop(&mut self) {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/dev-cluster");
-        let _ = Command::new(script)
-            .args(["down", self.dir.path().to_str().unwrap()])
-            .output();
+        let _ = Command::new(script).args(["down", self.dir.path().to_str().unwrap()]).output();
     }
 }

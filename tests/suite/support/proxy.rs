@@ -20,11 +20,7 @@ async fn flowing(cut: &mut watch::Receiver<bool>) {
     let _ = cut.wait_for(|cut| !*cut).await;
 }
 
-async fn relay(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut cut: watch::Receiver<bool>,
-) {
+async fn relay(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, mut cut: watch::Receiver<bool>) {
     let mut buffer = vec![0u8; 64 << 10];
     loop {
         flowing(&mut cut).await;
@@ -51,15 +47,11 @@ impl Proxy {
         let (backend, watching) = (upstream.clone(), cut.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
-                };
+                let Ok((client, _)) = listener.accept().await else { return };
                 let (upstream, mut cut) = (backend.lock().unwrap().clone(), watching.subscribe());
                 tokio::spawn(async move {
                     flowing(&mut cut).await;
-                    let Ok(server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
+                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
                     tokio::spawn(relay(client_read, server_write, cut.clone()));
@@ -67,12 +59,7 @@ impl Proxy {
                 });
             }
         });
-        Proxy {
-            addr,
-            cut,
-            upstream,
-            task,
-        }
+        Proxy { addr, cut, upstream, task }
     }
 
     pub fn cut(&self) {

@@ -10,8 +10,8 @@ use tokio::sync::{watch, Mutex};
 
 use super::{Change, Observed, Target, Targets, View};
 use crate::cluster::diagnosis::{self, Diagnosis};
-use crate::cluster::routes::Backends;
 use crate::cluster::{Cluster, ClusterError, PodView};
+use crate::cluster::routes::Backends;
 use crate::domain::{EnvSpec, ReleaseSpec, Traffic};
 use crate::users::UserName;
 
@@ -23,13 +23,7 @@ pub struct KubeTargets(pub Arc<Cluster>);
 impl Targets for KubeTargets {
     fn target(&self, user: &UserName, env: &EnvSpec, release: ReleaseSpec) -> Arc<dyn Target> {
         let changes = Mutex::new(self.0.caches().changes());
-        Arc::new(KubeTarget {
-            cluster: self.0.clone(),
-            user: user.clone(),
-            env: env.clone(),
-            release,
-            changes,
-        })
+        Arc::new(KubeTarget { cluster: self.0.clone(), user: user.clone(), env: env.clone(), release, changes })
     }
 }
 
@@ -43,12 +37,7 @@ pub struct KubeTarget {
 
 impl View for KubeTarget {
     fn releases(&self) -> Vec<u32> {
-        self.cluster
-            .objects(&self.user, &self.env.name)
-            .deployments
-            .iter()
-            .filter_map(|d| d.release)
-            .collect()
+        self.cluster.objects(&self.user, &self.env.name).deployments.iter().filter_map(|d| d.release).collect()
     }
 
     fn observe(&self, revision: u32) -> Observed {
@@ -79,50 +68,24 @@ impl View for KubeTarget {
 #[async_trait]
 impl Target for KubeTarget {
     async fn sync(&self, within: Duration) -> Result<(), ClusterError> {
-        tokio::time::timeout(within, self.cluster.caches().wait_synced())
-            .await
-            .map_err(|_| ClusterError::Unreachable {
-                what: "list the cluster's objects".into(),
-                message: format!(
-                    "the watch caches did not sync within {}s; is the API server up?",
-                    within.as_secs()
-                ),
-            })
+        tokio::time::timeout(within, self.cluster.caches().wait_synced()).await.map_err(|_| ClusterError::Unreachable {
+            what: "list the cluster's objects".into(),
+            message: format!("the watch caches did not sync within {}s; is the API server up?", within.as_secs()),
+        })
     }
 
     async fn apply(&self, change: Change) -> Result<(), ClusterError> {
         let (user, env) = (&self.user, self.env.name.as_str());
         match change {
-            Change::Candidate { replicas } => {
-                self.cluster
-                    .apply_release(user, &self.env, &self.release, replicas)
-                    .await
-            }
-            Change::Scale { revision, replicas } => {
-                self.cluster
-                    .scale_release(user, env, revision, replicas)
-                    .await
-            }
-            Change::Route {
-                traffic,
-                weight,
-                stable,
-                candidate,
-            } => {
-                self.cluster
-                    .apply_service(user, env, traffic, stable, candidate)
-                    .await?;
+            Change::Candidate { replicas } => self.cluster.apply_release(user, &self.env, &self.release, replicas).await,
+            Change::Scale { revision, replicas } => self.cluster.scale_release(user, env, revision, replicas).await,
+            Change::Route { traffic, weight, stable, candidate } => {
+                self.cluster.apply_service(user, env, traffic, stable, candidate).await?;
                 let backends = match (traffic, weight, stable) {
-                    (Traffic::Both, Some(weight), Some(stable)) => Backends::Weighted {
-                        stable,
-                        candidate,
-                        weight,
-                    },
+                    (Traffic::Both, Some(weight), Some(stable)) => Backends::Weighted { stable, candidate, weight },
                     _ => Backends::Env,
                 };
-                self.cluster
-                    .apply_routes(user, env, &self.env.context_path, backends)
-                    .await
+                self.cluster.apply_routes(user, env, &self.env.context_path, backends).await
             }
             Change::Remove { revision } => self.cluster.delete_release(user, env, revision).await,
         }
@@ -138,34 +101,22 @@ impl Target for KubeTarget {
         let objects = self.cluster.objects(&self.user, &self.env.name);
         let pods: Vec<&PodView> = objects.pods_of(revision).map(|p| &**p).collect();
         let mut warnings = HashMap::new();
-        for pod in pods
-            .iter()
-            .filter(|p| !p.ready && !p.terminating)
-            .take(PODS_ASKED_FOR_WARNINGS)
-        {
+        for pod in pods.iter().filter(|p| !p.ready && !p.terminating).take(PODS_ASKED_FOR_WARNINGS) {
             match self.cluster.pod_warnings(&self.user, &pod.name).await {
                 Ok(said) => {
                     warnings.insert(pod.name.clone(), said);
                 }
-                Err(e) => {
-                    tracing::warn!(pod = %pod.name, error = %e, "could not read the pod's events")
-                }
+                Err(e) => tracing::warn!(pod = %pod.name, error = %e, "could not read the pod's events"),
             }
         }
         let mut last_words = HashMap::new();
-        for pod in pods
-            .iter()
-            .filter(|p| !p.ready && !p.terminating && p.restarts > 0)
-            .take(PODS_ASKED_FOR_WARNINGS)
-        {
+        for pod in pods.iter().filter(|p| !p.ready && !p.terminating && p.restarts > 0).take(PODS_ASKED_FOR_WARNINGS) {
             match self.cluster.last_log_line(&self.user, &pod.name).await {
                 Ok(Some(line)) => {
                     last_words.insert(pod.name.clone(), line);
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(pod = %pod.name, error = %e, "could not read the crashed container's log")
-                }
+                Err(e) => tracing::warn!(pod = %pod.name, error = %e, "could not read the crashed container's log"),
             }
         }
         let probe_path = self.env.probe_path();

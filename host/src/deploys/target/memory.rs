@@ -91,11 +91,7 @@ impl MemoryCluster {
 
     /// Pods of `version` fail this way from now on.
     pub fn set_fault(&self, version: &str, fault: PodFault) {
-        self.inner
-            .faults
-            .lock()
-            .expect("memory cluster lock")
-            .insert(version.to_owned(), fault);
+        self.inner.faults.lock().expect("memory cluster lock").insert(version.to_owned(), fault);
     }
 
     /// Every change fails as if the API server could not be reached.
@@ -115,53 +111,25 @@ impl MemoryCluster {
 
     pub fn env(&self, user: &str, env: &str) -> EnvView {
         let envs = self.inner.envs.lock().expect("memory cluster lock");
-        let Some(state) = envs.get(&(user.to_owned(), env.to_owned())) else {
-            return EnvView::default();
-        };
-        let releases = state
-            .releases
-            .iter()
-            .map(|(revision, r)| {
-                (
-                    *revision,
-                    (r.pods.len() as u32, self.inner.observe(r).ready),
-                )
-            })
-            .collect();
-        EnvView {
-            releases,
-            traffic: state.traffic,
-            weight: state.weight,
-        }
+        let Some(state) = envs.get(&(user.to_owned(), env.to_owned())) else { return EnvView::default() };
+        let releases = state.releases.iter().map(|(revision, r)| (*revision, (r.pods.len() as u32, self.inner.observe(r).ready))).collect();
+        EnvView { releases, traffic: state.traffic, weight: state.weight }
     }
 }
 
 impl Inner {
     fn observe(&self, release: &Release) -> Observed {
-        let fault = self
-            .faults
-            .lock()
-            .expect("memory cluster lock")
-            .get(&release.version)
-            .copied();
+        let fault = self.faults.lock().expect("memory cluster lock").get(&release.version).copied();
         let ready_after = *self.ready_after.lock().expect("memory cluster lock");
         let now = Instant::now();
         let ready = match fault {
-            None => release
-                .pods
-                .iter()
-                .filter(|started| now - **started >= ready_after)
-                .count() as u32,
+            None => release.pods.iter().filter(|started| now - **started >= ready_after).count() as u32,
             Some(_) => 0,
         };
         let restarts = match fault {
-            Some(PodFault::CrashLoop) => release
-                .pods
-                .iter()
-                .map(|started| {
-                    ((now - *started).as_millis() / self.restart_every.as_millis()) as u32
-                })
-                .sum(),
+            Some(PodFault::CrashLoop) => {
+                release.pods.iter().map(|started| ((now - *started).as_millis() / self.restart_every.as_millis()) as u32).sum()
+            }
             _ => 0,
         };
         let unready_ms = release
@@ -171,23 +139,13 @@ impl Inner {
             .map(|started| (now - *started).as_millis() as u64)
             .max()
             .unwrap_or(0);
-        Observed {
-            exists: true,
-            desired: release.pods.len() as u32,
-            ready,
-            restarts,
-            unready_ms,
-        }
+        Observed { exists: true, desired: release.pods.len() as u32, ready, restarts, unready_ms }
     }
 }
 
 impl Targets for MemoryCluster {
     fn target(&self, user: &UserName, env: &EnvSpec, release: ReleaseSpec) -> Arc<dyn Target> {
-        Arc::new(MemoryTarget {
-            inner: self.inner.clone(),
-            key: (user.to_string(), env.name.clone()),
-            release,
-        })
+        Arc::new(MemoryTarget { inner: self.inner.clone(), key: (user.to_string(), env.name.clone()), release })
     }
 }
 
@@ -217,12 +175,7 @@ impl View for MemoryTarget {
     }
 
     fn observe(&self, revision: u32) -> Observed {
-        self.with_env(|env| {
-            env.releases
-                .get(&revision)
-                .map(|r| self.inner.observe(r))
-                .unwrap_or_default()
-        })
+        self.with_env(|env| env.releases.get(&revision).map(|r| self.inner.observe(r)).unwrap_or_default())
     }
 
     fn exact_weights(&self) -> bool {
@@ -238,22 +191,13 @@ impl Target for MemoryTarget {
 
     async fn apply(&self, change: Change) -> Result<(), ClusterError> {
         if self.inner.unreachable.load(Ordering::SeqCst) {
-            return Err(ClusterError::Unreachable {
-                what: format!("{change:?}"),
-                message: "the in-memory cluster is set unreachable".into(),
-            });
+            return Err(ClusterError::Unreachable { what: format!("{change:?}"), message: "the in-memory cluster is set unreachable".into() });
         }
         self.inner.writes.fetch_add(1, Ordering::SeqCst);
         self.with_env(|env| match change {
             Change::Candidate { replicas } => {
                 let version = self.release.version.clone();
-                let release = env
-                    .releases
-                    .entry(self.release.revision)
-                    .or_insert_with(|| Release {
-                        version,
-                        pods: Vec::new(),
-                    });
+                let release = env.releases.entry(self.release.revision).or_insert_with(|| Release { version, pods: Vec::new() });
                 resize(&mut release.pods, replicas);
             }
             Change::Scale { revision, replicas } => {
@@ -261,12 +205,7 @@ impl Target for MemoryTarget {
                     resize(&mut release.pods, replicas);
                 }
             }
-            Change::Route {
-                traffic,
-                weight,
-                stable,
-                candidate,
-            } => {
+            Change::Route { traffic, weight, stable, candidate } => {
                 env.traffic = Some((traffic, stable, candidate));
                 env.weight = weight;
             }
@@ -280,35 +219,17 @@ impl Target for MemoryTarget {
 
     async fn changed(&self, at_most: Duration) {
         // Pods become ready on their own: look again soon, or when something is applied.
-        let soon = (*self.inner.ready_after.lock().expect("memory cluster lock") / 2)
-            .max(Duration::from_millis(5));
+        let soon = (*self.inner.ready_after.lock().expect("memory cluster lock") / 2).max(Duration::from_millis(5));
         let _ = tokio::time::timeout(at_most.min(soon), self.inner.changed.notified()).await;
     }
 
     async fn diagnose(&self, revision: u32) -> Diagnosis {
-        let fault = self
-            .with_env(|env| env.releases.get(&revision).map(|r| r.version.clone()))
-            .and_then(|version| {
-                self.inner
-                    .faults
-                    .lock()
-                    .expect("memory cluster lock")
-                    .get(&version)
-                    .copied()
-            });
+        let fault = self.with_env(|env| env.releases.get(&revision).map(|r| r.version.clone()))
+            .and_then(|version| self.inner.faults.lock().expect("memory cluster lock").get(&version).copied());
         match fault {
-            Some(PodFault::CrashLoop) => Diagnosis {
-                cause: Cause::CrashLoop,
-                message: format!("the pods of release {revision} keep crashing"),
-            },
-            Some(PodFault::NeverReady) => Diagnosis {
-                cause: Cause::Readiness,
-                message: format!("the pods of release {revision} never pass their readiness probe"),
-            },
-            None => Diagnosis {
-                cause: Cause::NotReady,
-                message: format!("the pods of release {revision} are not ready yet"),
-            },
+            Some(PodFault::CrashLoop) => Diagnosis { cause: Cause::CrashLoop, message: format!("the pods of release {revision} keep crashing") },
+            Some(PodFault::NeverReady) => Diagnosis { cause: Cause::Readiness, message: format!("the pods of release {revision} never pass their readiness probe") },
+            None => Diagnosis { cause: Cause::NotReady, message: format!("the pods of release {revision} are not ready yet") },
         }
     }
 }
