@@ -46,7 +46,6 @@ pub fn campaign<S>(
     let replay: Option<u64> = setting("WARSHIP_FUZZ_SEED");
     let tally = RefCell::new(Tally::default());
     let started = Instant::now();
-    let mut round = 0u64;
     loop {
         let seed = match (replay, budget) {
             (Some(seed), _) => seed,
@@ -88,12 +87,10 @@ pub fn campaign<S>(
             }
             Err(TestError::Abort(why)) => panic!("fuzz {name}: campaign aborted: {why}"),
         }
-        round += 1;
         if replay.is_some() || budget.is_none_or(|b| started.elapsed() >= b) {
             break;
         }
     }
-    let _ = round;
     report(name, &tally.borrow(), 0);
 }
 
