@@ -26,6 +26,7 @@ pub enum ConfigError {
 pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
+    pub storage: StorageConfig,
     pub uploads: UploadConfig,
     pub envs: EnvLimits,
     pub users: UsersConfig,
@@ -491,6 +492,7 @@ impl Config {
             return Err("store.etcd_endpoints is empty but store.backend = \"etcd\"".into());
         }
         self.store.check_etcd_access()?;
+        self.storage.check()?;
         if self.registry.password.is_some() && self.registry.password_file.is_some() {
             return Err("set registry.password or registry.password_file, not both".into());
         }
@@ -626,6 +628,10 @@ fn numeric_non_root(user: &str) -> bool {
 
 #[path = "config_overrides.rs"]
 mod overrides;
+
+#[path = "config_storage.rs"]
+mod storage;
+pub use storage::{StorageBackend, StorageConfig};
 
 #[path = "config_tenancy.rs"]
 mod tenancy;

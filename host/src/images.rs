@@ -337,7 +337,7 @@ impl Images {
             dockerfile,
             context: BTreeMap::from([(
                 war.file.clone(),
-                ContextFile { path: self.wars.blob_path(&war.sha256), size: war.size, sha256: Some(war.sha256.clone()) },
+                ContextFile { source: self.wars.source(&war.sha256), size: war.size, sha256: Some(war.sha256.clone()) },
             )]),
             target,
             build_args: BTreeMap::new(),

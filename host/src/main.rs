@@ -128,6 +128,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 // Reaches etcd as serve would: its address, TLS and user are checked too.
                 server::open_store(&config).await?;
             }
+            // The bucket too, with its keys.
+            server::open_objects(&config.storage).await?;
             let plugins = server::load_plugins(&config).await?;
             let names: Vec<String> = plugins.names().into_iter().map(|(kind, names)| format!("{kind}: {}", names.join(", "))).collect();
             println!(

@@ -21,7 +21,7 @@ use crate::registry::RegistryClient;
 use crate::plugins::{Plugins, Runtime};
 use crate::store::{DynStore, EmbeddedStore, EtcdAccess, EtcdStore, Metered, Store};
 use crate::users::Users;
-use crate::wars::Wars;
+use crate::wars::{ObjectBlobs, Wars};
 
 /// Opens the configured store. Also used by `warship user add`.
 pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
@@ -52,6 +52,33 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
             Arc::new(Metered(store))
         }
     })
+}
+
+/// WAR storage as `[storage]` says: local disk under `store.data_dir`, or a bucket,
+/// checked here (it answers, the keys are taken) so a wrong setting fails at start.
+pub async fn open_war_storage(config: &Config, store: DynStore) -> anyhow::Result<Wars> {
+    let wars = Wars::new(store, config.store.data_dir.join("wars"), config.uploads.clone())
+        .with_context(|| format!("preparing WAR storage under {}", config.store.data_dir.display()))?;
+    Ok(match open_objects(&config.storage).await? {
+        Some(objects) => wars.in_objects(objects),
+        None => wars,
+    })
+}
+
+/// The bucket of `storage.backend = "s3"`, reached and checked; `None` for local disk.
+pub async fn open_objects(storage: &crate::config::StorageConfig) -> anyhow::Result<Option<ObjectBlobs>> {
+    if storage.backend == crate::config::StorageBackend::Local {
+        return Ok(None);
+    }
+    let objects = ObjectBlobs::connect(storage)?;
+    objects.open().await.with_context(|| {
+        format!(
+            "WAR storage: bucket {:?} at {} (check storage.s3_endpoint, storage.s3_bucket, storage.s3_region and the keys storage.s3_access_key_id / storage.s3_secret_access_key)",
+            storage.s3_bucket,
+            storage.s3_endpoint.as_deref().unwrap_or("AWS")
+        )
+    })?;
+    Ok(Some(objects))
 }
 
 /// The etcd TLS material and user of the config, read from their files.
@@ -171,9 +198,7 @@ impl Server {
         let plugins = Arc::new(load_plugins(&config).await?);
         let users = Users::new(store.clone(), &config.users.static_users)?;
         let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
-        let wars = Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone())
-            .with_context(|| format!("preparing WAR storage under {}", config.store.data_dir.display()))?;
-        let wars = Arc::new(wars);
+        let wars = Arc::new(open_war_storage(&config, store.clone()).await?);
         let (builder, client) = image_builder(&config)?;
         let images = Arc::new(Images::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), wars.clone(), builder, client));
         let cluster = Cluster::connect(&config.kubernetes).await.context("connecting to Kubernetes (the [kubernetes] section)")?;

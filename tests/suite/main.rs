@@ -26,4 +26,5 @@ mod strategy_simulator;
 mod tenancy;
 mod uploads;
 mod war_inspection;
+mod war_storage;
 mod zero_downtime;

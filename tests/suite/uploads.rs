@@ -42,7 +42,7 @@ async fn real_wars_are_stored_with_their_facts() {
 
     let one = app.call(Method::GET, "/api/v1/wars/sample/sample.war", Some(&token), None).await;
     assert_eq!(one.body, reply.body);
-    let blob = app.state.wars.blob_path(reply.body["sha256"].as_str().unwrap());
+    let blob = local_blob(&app, reply.body["sha256"].as_str().unwrap());
     assert_eq!(std::fs::read(blob).unwrap(), sample, "stored bytes are the uploaded bytes");
 }
 
@@ -248,7 +248,15 @@ async fn durable_uploads_are_stored_the_same_way() {
     let war = read("sample.war");
     let reply = app.upload(&token, "shop", "shop.war", war.clone()).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let blob = app.state.wars.blob_path(reply.body["sha256"].as_str().unwrap());
+    let blob = local_blob(&app, reply.body["sha256"].as_str().unwrap());
     assert_eq!(std::fs::read(blob).unwrap(), war);
     assert_eq!(app.stored_files().len(), 1, "no temp file left: {:?}", app.stored_files());
+}
+
+/// Where the local backend keeps a blob.
+fn local_blob(app: &TestApp, sha256: &str) -> std::path::PathBuf {
+    match app.state.wars.source(sha256) {
+        warship_host::image::Source::File(path) => path,
+        other => panic!("the in-process app keeps WARs on local disk, not in {other:?}"),
+    }
 }

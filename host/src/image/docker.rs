@@ -78,7 +78,7 @@ impl DockerBuilder {
         std::fs::write(&dockerfile, &job.dockerfile).map_err(|e| BuildError::Context(e.to_string()))?;
         let mut files = vec![LayerFile {
             path: "Dockerfile".into(),
-            source: dockerfile,
+            source: dockerfile.into(),
             size: job.dockerfile.len() as u64,
             mode: 0o644,
             uid: 0,
@@ -86,7 +86,7 @@ impl DockerBuilder {
             sha256: None,
         }];
         for (name, file) in &job.context {
-            files.push(LayerFile { path: name.clone(), source: file.path.clone(), size: file.size, mode: 0o644, uid: 0, gid: 0, sha256: file.sha256.clone() });
+            files.push(LayerFile { path: name.clone(), source: file.source.clone(), size: file.size, mode: 0o644, uid: 0, gid: 0, sha256: file.sha256.clone() });
         }
         let context = Layer::new(files);
         let (stream, outcome) = context.stream();

@@ -11,12 +11,13 @@
 //! size of the WAR.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::Stream;
 use ring::digest::{Context, SHA256};
+
+use super::Source;
 
 /// Every entry's modification time: one second after the epoch, as Jib does, because
 /// some tools treat a zero mtime as "unset".
@@ -28,7 +29,7 @@ const BLOCK: u64 = 512;
 pub struct LayerFile {
     /// Path inside the image, absolute (`/usr/local/tomcat/webapps/ROOT.war`).
     pub path: String,
-    pub source: PathBuf,
+    pub source: Source,
     pub size: u64,
     pub mode: u32,
     pub uid: u64,
@@ -124,7 +125,7 @@ fn write_tar(files: &[LayerFile], sender: &tokio::sync::mpsc::Sender<Result<Byte
     };
     for file in files {
         send(Bytes::copy_from_slice(&header(file)?), &mut digest)?;
-        let mut source = std::fs::File::open(&file.source).map_err(|e| format!("cannot open {}: {e}", file.source.display()))?;
+        let mut source = file.source.open().map_err(|e| format!("cannot open {}: {e}", file.source.describe()))?;
         // The file's own hash runs on another thread, so checking it costs no time here.
         let verifier = file.sha256.as_ref().map(|_| Verifier::spawn());
         let mut left = file.size;
@@ -133,10 +134,10 @@ fn write_tar(files: &[LayerFile], sender: &tokio::sync::mpsc::Sender<Result<Byte
             source.read_exact(&mut chunk).map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => format!(
                     "{} is shorter than the {} bytes that were uploaded: the stored file is damaged; upload the WAR again (the same bytes repair it)",
-                    file.source.display(),
+                    file.source.describe(),
                     file.size
                 ),
-                _ => format!("reading {}: {e}", file.source.display()),
+                _ => format!("reading {}: {e}", file.source.describe()),
             })?;
             left -= chunk.len() as u64;
             let chunk = Bytes::from(chunk);
@@ -150,7 +151,7 @@ fn write_tar(files: &[LayerFile], sender: &tokio::sync::mpsc::Sender<Result<Byte
             if &got != want {
                 return Err(TarError::Failed(format!(
                     "{} does not hold the bytes that were uploaded (sha256 {got}, expected {want}): the stored file is damaged; upload the WAR again (the same bytes repair it)",
-                    file.source.display()
+                    file.source.describe()
                 )));
             }
         }
@@ -203,7 +204,7 @@ mod tests {
         std::fs::write(&source, content).unwrap();
         LayerFile {
             path: path.into(),
-            source,
+            source: source.into(),
             size: content.len() as u64,
             mode: 0o644,
             uid: 0,
@@ -262,7 +263,7 @@ mod tests {
         let a = file(dir.path(), "a", b"one", "/x/a");
         let b = file(dir.path(), "b", b"two", "/x/b");
         let (_, first) = collect(&Layer::new(vec![a.clone(), b.clone()])).await;
-        std::fs::File::options().write(true).open(&a.source).unwrap().set_modified(std::time::SystemTime::now()).unwrap();
+        std::fs::File::options().write(true).open(dir.path().join("a")).unwrap().set_modified(std::time::SystemTime::now()).unwrap();
         let (_, second) = collect(&Layer::new(vec![b, a])).await;
         assert_eq!(first.unwrap(), second.unwrap());
     }
@@ -271,7 +272,7 @@ mod tests {
     async fn bytes_that_are_not_the_uploaded_ones_fail_the_layer() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = file(dir.path(), "w.war", b"original", "/w.war");
-        std::fs::write(&f.source, b"tampered").unwrap();
+        std::fs::write(dir.path().join("w.war"), b"tampered").unwrap();
         let (_, outcome) = collect(&Layer::new(vec![f.clone()])).await;
         assert!(outcome.unwrap_err().contains("does not hold the bytes"));
         f.size = 100;

@@ -61,10 +61,68 @@ impl ProgressThrottle {
 }
 
 
+/// Bytes a build reads from somewhere other than a local file (a WAR in object
+/// storage), opened afresh by each read of the layer.
+pub trait OpenBlob: Send + Sync {
+    /// A blocking reader, opened on the build's own thread.
+    fn open(&self) -> std::io::Result<Box<dyn std::io::Read + Send>>;
+    /// Where the bytes are, for messages.
+    fn describe(&self) -> String;
+}
+
+/// Where a file of the build context is read from.
+#[derive(Clone)]
+pub enum Source {
+    File(PathBuf),
+    Blob(std::sync::Arc<dyn OpenBlob>),
+}
+
+impl Source {
+    pub fn open(&self) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        match self {
+            Source::File(path) => Ok(Box::new(std::fs::File::open(path)?)),
+            Source::Blob(blob) => blob.open(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Blob(blob) => blob.describe(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Self) -> bool {
+        self.describe() == other.describe()
+    }
+}
+
+impl Eq for Source {}
+
+impl From<PathBuf> for Source {
+    fn from(path: PathBuf) -> Self {
+        Source::File(path)
+    }
+}
+
+impl From<&str> for Source {
+    fn from(path: &str) -> Self {
+        Source::File(path.into())
+    }
+}
+
 /// A file the Dockerfile may COPY, by its name in the build context.
 #[derive(Debug, Clone)]
 pub struct ContextFile {
-    pub path: PathBuf,
+    pub source: Source,
     pub size: u64,
     /// Known sha256 (hex) of the file; a builder that reads other bytes fails.
     pub sha256: Option<String>,
@@ -73,7 +131,7 @@ pub struct ContextFile {
 impl ContextFile {
     pub fn from_path(path: PathBuf) -> std::io::Result<Self> {
         let size = std::fs::metadata(&path)?.len();
-        Ok(Self { path, size, sha256: None })
+        Ok(Self { source: Source::File(path), size, sha256: None })
     }
 }
 

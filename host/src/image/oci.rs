@@ -400,7 +400,7 @@ fn apply(parsed: &dockerfile::Dockerfile, config: &mut Value, job: &BuildJob) ->
                     })?;
                     files.push(LayerFile {
                         path: target.clone(),
-                        source: file.path.clone(),
+                        source: file.source.clone(),
                         size: file.size,
                         mode: copy.mode.unwrap_or(0o644),
                         uid: copy.uid,
@@ -449,7 +449,7 @@ mod tests {
 
     fn job(dockerfile: &str) -> BuildJob {
         let mut context = BTreeMap::new();
-        context.insert("app.war".into(), ContextFile { path: "/data/app.war".into(), size: 10, sha256: Some("ab".repeat(32)) });
+        context.insert("app.war".into(), ContextFile { source: "/data/app.war".into(), size: 10, sha256: Some("ab".repeat(32)) });
         BuildJob {
             dockerfile: dockerfile.into(),
             context,

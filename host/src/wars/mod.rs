@@ -1,10 +1,13 @@
 //! WAR uploads: streamed to a temp file with sha256 computed on the way, capped,
-//! inspected, then committed to content-addressed storage with an index record per
-//! user. The same bytes uploaded twice (by anyone) are stored once.
+//! inspected, then committed to content-addressed storage (local disk, or an S3 bucket
+//! that several hosts share) with an index record per user. The same bytes uploaded
+//! twice (by anyone) are stored once.
 
 mod blobs;
 pub mod inspect;
+mod objects;
 mod pool;
+mod refs;
 mod servlet_api;
 mod slots;
 
@@ -18,10 +21,12 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 pub use blobs::LocalBlobs;
+pub use objects::{ObjectBlobs, ObjectsError};
 pub use inspect::{EvidenceSource, InspectError, ServletApi};
 pub use slots::Busy;
 
 use crate::config::UploadConfig;
+use crate::image::Source;
 use crate::store::{self, DynStore, Precondition, StoreError};
 use crate::users::UserName;
 use crate::domain::{dns_label_problem, Violation};
@@ -99,16 +104,13 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
-/// A complete upload sitting in a temp file, not yet inspected or committed.
+/// A complete upload sitting in a temp file (and, with object storage, in a temp
+/// object), not yet inspected or committed.
 pub struct Received {
     file: NamedTempFile,
+    uploaded: Option<objects::Uploaded>,
     pub size: u64,
     pub sha256: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct BlobRefs {
-    refs: u64,
 }
 
 /// App names are DNS labels (they end up in image names); file names are plain
@@ -141,11 +143,11 @@ pub fn check_names(app: &str, file: &str) -> Result<(), WarError> {
 
 pub struct Wars {
     store: DynStore,
+    /// The blobs on local disk, and the temp files every upload is inspected from.
     blobs: std::sync::Arc<LocalBlobs>,
+    /// When set, blobs live in this bucket instead (`[storage] backend = "s3"`).
+    objects: Option<ObjectBlobs>,
     limits: UploadConfig,
-    /// Serialises reference counting with the blob file it guards, so a delete that
-    /// drops the last reference cannot remove a file a concurrent upload just kept.
-    blob_refs: tokio::sync::Mutex<()>,
     /// Inspections at once: one per core. Each is CPU-bound and holds up to a few
     /// tens of MiB; more at once would only queue on the cores and add up in memory.
     inspections: tokio::sync::Semaphore,
@@ -169,8 +171,8 @@ impl Wars {
             pool,
             store,
             blobs: std::sync::Arc::new(LocalBlobs::open(&dir)?),
+            objects: None,
             limits,
-            blob_refs: Default::default(),
             inspections,
             uploads,
         })
@@ -180,8 +182,18 @@ impl Wars {
         self.limits.max_bytes
     }
 
-    pub fn blob_path(&self, sha256: &str) -> PathBuf {
-        self.blobs.path(sha256)
+    /// Keeps blobs in `objects` rather than on local disk.
+    pub fn in_objects(mut self, objects: ObjectBlobs) -> Self {
+        self.objects = Some(objects);
+        self
+    }
+
+    /// Where a build reads a blob from.
+    pub fn source(&self, sha256: &str) -> Source {
+        match &self.objects {
+            Some(objects) => Source::Blob(objects.source(sha256)),
+            None => Source::File(self.blobs.path(sha256)),
+        }
     }
 
     /// Streams `user`'s upload `body` to a temp file, hashing as it goes while a
@@ -197,6 +209,10 @@ impl Wars {
         let _slot = self.uploads.take(user).map_err(WarError::Busy)?;
         let idle = std::time::Duration::from_secs(self.limits.idle_timeout_secs);
         let temp = self.blobs.temp_file()?;
+        let mut remote = match &self.objects {
+            Some(objects) => Some(objects.begin().await.map_err(std::io::Error::from)?),
+            None => None,
+        };
         // Bounded: at most this many chunks wait for the disk, which bounds memory.
         let (chunks, queued) = tokio::sync::mpsc::channel::<Bytes>(32);
         let file = temp.as_file().try_clone()?;
@@ -220,6 +236,9 @@ impl Wars {
                 }
                 metrics::counter!("warship_upload_bytes_total").increment(chunk.len() as u64);
                 hasher.update(&chunk);
+                if let Some(remote) = remote.as_mut() {
+                    remote.write(&chunk).await.map_err(std::io::Error::from)?;
+                }
                 if chunks.send(chunk).await.is_err() {
                     break; // the writer failed; its error is reported below
                 }
@@ -234,6 +253,10 @@ impl Wars {
         if size == 0 {
             return Err(WarError::Empty);
         }
+        let uploaded = match remote {
+            Some(remote) => Some(remote.finish().await.map_err(std::io::Error::from)?),
+            None => None,
+        };
         let streamed_in = started.elapsed();
         if durable {
             let file = temp.as_file().try_clone()?;
@@ -243,7 +266,7 @@ impl Wars {
                 .map_err(std::io::Error::other)??;
         }
         tracing::debug!(size, ?streamed_in, synced_in = ?(started.elapsed() - streamed_in), "upload received");
-        Ok(Received { file: temp, size, sha256: hex::encode(hasher.finish()) })
+        Ok(Received { file: temp, uploaded, size, sha256: hex::encode(hasher.finish()) })
     }
 
     /// Inspects a received upload and, if it is a sound WAR, records it for `user`.
@@ -277,21 +300,8 @@ impl Wars {
         };
 
         tracing::debug!(inspected_in = ?started.elapsed(), "upload inspected");
-        let _guard = self.blob_refs.lock().await;
-        self.add_ref(&record.sha256).await?;
-        let sha = record.sha256.clone();
-        // Kept already, whole: nothing to write. A damaged blob is replaced by these bytes.
-        let kept = if self.blobs.holds(&sha, record.size) {
-            Ok(())
-        } else {
-            let (blobs, file, durable) = (self.blobs.clone(), received.file, self.limits.fsync);
-            self.pool
-                .run(move || blobs.commit(file, &sha, durable).map(drop))
-                .await
-                .map_err(std::io::Error::other)
-                .and_then(|r| r)
-        };
-        if let Err(e) = kept {
+        refs::add(&self.store, &record.sha256).await?;
+        if let Err(e) = self.commit(received).await {
             self.drop_ref(&record.sha256).await?;
             return Err(e.into());
         }
@@ -327,44 +337,38 @@ impl Wars {
         let Some((record, rev)) = found else {
             return Err(WarError::NotFound { app: app.into(), file: file.into() });
         };
-        let _guard = self.blob_refs.lock().await;
         self.store.delete(&key, Precondition::Revision(rev)).await?;
         self.drop_ref(&record.sha256).await
     }
 
-    async fn add_ref(&self, sha: &str) -> Result<(), WarError> {
-        let key = format!("blobs/{sha}");
-        loop {
-            let current: Option<(BlobRefs, u64)> = store::get_json(&*self.store, &key).await?;
-            let (refs, when) = match current {
-                None => (1, Precondition::Absent),
-                Some((r, rev)) => (r.refs + 1, Precondition::Revision(rev)),
-            };
-            match store::put_json(&*self.store, &key, &BlobRefs { refs }, when).await {
-                Err(StoreError::Conflict { .. }) => continue,
-                other => return other.map(drop).map_err(Into::into),
+    /// Puts a received upload under its address, unless it is there whole already (a
+    /// damaged local blob is replaced by these bytes). Called holding a reference, so
+    /// no host removes the address meanwhile.
+    async fn commit(&self, received: Received) -> std::io::Result<()> {
+        let Received { file, uploaded, size, sha256 } = received;
+        if let (Some(objects), Some(uploaded)) = (&self.objects, uploaded) {
+            if objects.holds(&sha256, size).await? {
+                uploaded.discard().await;
+                return Ok(());
             }
+            return Ok(objects.commit(uploaded, &sha256).await?);
         }
+        if self.blobs.holds(&sha256, size) {
+            return Ok(());
+        }
+        let (blobs, durable) = (self.blobs.clone(), self.limits.fsync);
+        self.pool.run(move || blobs.commit(file, &sha256, durable).map(drop)).await.map_err(std::io::Error::other)?
     }
 
     /// Drops one reference; the last one removes the bytes.
-    async fn drop_ref(&self, sha: &str) -> Result<(), WarError> {
-        let key = format!("blobs/{sha}");
-        loop {
-            let current: Option<(BlobRefs, u64)> = store::get_json(&*self.store, &key).await?;
-            let Some((current, rev)) = current else { return Ok(()) };
-            let result = if current.refs <= 1 {
-                self.store.delete(&key, Precondition::Revision(rev)).await.map(drop)
-            } else {
-                store::put_json(&*self.store, &key, &BlobRefs { refs: current.refs - 1 }, Precondition::Revision(rev)).await.map(drop)
-            };
-            match result {
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-                Ok(()) if current.refs <= 1 => return Ok(self.blobs.remove(sha)?),
-                Ok(()) => return Ok(()),
+    async fn drop_ref(&self, sha256: &str) -> Result<(), WarError> {
+        let remove = || async {
+            match &self.objects {
+                Some(objects) => objects.remove(sha256).await.map_err(std::io::Error::from),
+                None => self.blobs.remove(sha256),
             }
-        }
+        };
+        Ok(refs::drop_one(&self.store, sha256, remove).await?)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod host;
 pub mod proxy;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
