@@ -13,6 +13,7 @@ mod etcd_tls;
 mod flow;
 mod fuzz;
 mod grey_releases;
+mod helm;
 mod images;
 mod partition;
 mod plugin_sandbox;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod host;
+pub mod incluster;
 pub mod proxy;
 pub mod s3;
 
