@@ -20,6 +20,8 @@ mod plugin_sandbox;
 mod plugins;
 mod real_pods;
 mod registry;
+mod scale_out;
+mod scale_out_bench;
 mod servlet_api;
 mod slow_uploads;
 mod store_conformance;

@@ -220,12 +220,23 @@ pub async fn follow(client: &Client, id: &str, view: View) -> Result<Value, CliE
         };
         let response = match connected {
             Ok(response) => response,
-            Err(CliError::Unreachable { url, message }) => {
+            // A host gone, or a proxy in front of the hosts answering 502/503/504 while the
+            // one it chose goes away: transient, for a while.
+            Err(error @ (CliError::Unreachable { .. } | CliError::Problem { status: 502..=504, .. })) => {
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > RECONNECT_FOR {
-                    break Err(CliError::Unreachable { url, message: format!("{message} (for {}s while following deploy {id})", RECONNECT_FOR.as_secs()) });
+                    break Err(match error {
+                        CliError::Unreachable { url, message } => CliError::Unreachable {
+                            url,
+                            message: format!("{message} (for {}s while following deploy {id})", RECONNECT_FOR.as_secs()),
+                        },
+                        other => other,
+                    });
                 }
-                watch.note_reconnecting(&message);
+                watch.note_reconnecting(&match &error {
+                    CliError::Unreachable { message, .. } => message.clone(),
+                    other => other.to_string(),
+                });
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = tokio::signal::ctrl_c() => break Err(interrupted(id)),

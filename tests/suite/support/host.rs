@@ -16,8 +16,23 @@ use super::{fixture, free_port, KubeCluster, Registry};
 const BIN: &str = env!("CARGO_BIN_EXE_warship");
 
 pub struct Host {
-    child: Child,
+    /// None for a client of an address this test did not start (a load balancer).
+    child: Option<Child>,
     pub base: String,
+    config: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+/// `warship serve` on `config`, its log appended to `log`.
+fn serve(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 pub fn add_user(config: &Path, name: &str) -> String {
@@ -28,8 +43,14 @@ pub fn add_user(config: &Path, name: &str) -> String {
 
 impl Host {
     /// Writes the host's config, adds `users` (before serving: the embedded store is
-    /// one process's) and serves; returns the users' tokens too.
+    /// one process's) and serves; returns the users' tokens too. Every host started in
+    /// `dir` shares `dir/data`, so local WAR blobs are on storage they share.
     pub fn start(dir: &Path, name: &str, extra: &str, users: &[&str]) -> (Host, Vec<String>) {
+        Self::start_in(dir, name, &dir.join("data"), extra, users)
+    }
+
+    /// As [`Host::start`], with a data dir of its own.
+    pub fn start_in(dir: &Path, name: &str, data_dir: &Path, extra: &str, users: &[&str]) -> (Host, Vec<String>) {
         let port = free_port();
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(
@@ -38,27 +59,56 @@ impl Host {
                 "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\ndata_dir = \"{}\"\n{extra}\n\
                  [[catalog]]\ntomcat = \"10.1\"\njdk = \"17\"\nbase_image = \"warship/tomcat:10.1-jdk17\"\n\
                  [[catalog]]\ntomcat = \"9.0\"\njdk = \"17\"\nbase_image = \"warship/tomcat:9.0-jdk17\"\n",
-                // One data dir for every host: the WAR blobs are on storage they share.
-                dir.join("data").display()
+                data_dir.display()
             ),
         )
         .unwrap();
         let tokens = users.iter().map(|user| add_user(&config, user)).collect();
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-        let child = Command::new(BIN)
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let host = Host { child, base: format!("http://127.0.0.1:{port}") };
+        let log = dir.join(format!("{name}.log"));
+        let host = Host { child: Some(serve(&config, &log)), base: format!("http://127.0.0.1:{port}"), config, log };
+        host.wait_ready();
+        (host, tokens)
+    }
+
+    fn wait_ready(&self) {
         let started = Instant::now();
-        while Command::new("curl").args(["-sf", &format!("{}/readyz", host.base)]).output().is_ok_and(|o| !o.status.success()) {
-            assert!(started.elapsed() < Duration::from_secs(30), "warship did not become ready");
+        while Command::new("curl").args(["-sf", &format!("{}/readyz", self.base)]).output().is_ok_and(|o| !o.status.success()) {
+            assert!(started.elapsed() < Duration::from_secs(30), "warship did not become ready: {}", self.log_tail());
             std::thread::sleep(Duration::from_millis(100));
         }
-        (host, tokens)
+    }
+
+    /// The API at `base`, served by something else (a load balancer in front of hosts).
+    pub fn at(base: &str) -> Host {
+        Host { child: None, base: base.to_owned(), config: Default::default(), log: Default::default() }
+    }
+
+    /// SIGTERM, as a rolling update stops a host: it finishes what is in flight and exits.
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            // Only a child not yet reaped: its pid cannot have been reused.
+            if child.try_wait().is_ok_and(|exited| exited.is_none()) {
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the host gracefully (if it still runs) and serves again on the same port and config.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Some(serve(&self.config, &self.log));
+        self.wait_ready();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a host this test started").id()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let cut = (log.len().saturating_sub(3000)..log.len()).find(|&i| log.is_char_boundary(i)).unwrap_or(log.len());
+        log[cut..].to_owned()
     }
 
     pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -158,8 +208,10 @@ impl Host {
 impl Host {
     /// SIGKILL: the host gets no chance to clean up.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use kube::api::{Api, PostParams};
 use serde_json::Value;
 
 use super::free_port;
+use super::host::{deploy_to, Host};
 
 const BIN: &str = env!("CARGO_BIN_EXE_warship");
 
@@ -54,7 +55,7 @@ pub async fn account_files(client: &kube::Client, namespace: &str, account: &str
 /// A `warship serve` that reaches Kubernetes only through the mounted account files.
 pub struct InClusterHost {
     child: Child,
-    pub base: String,
+    api: Host,
     log: PathBuf,
 }
 
@@ -93,7 +94,7 @@ impl InClusterHost {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("unshare (util-linux) runs");
-        let mut host = InClusterHost { child, base: format!("http://127.0.0.1:{port}"), log };
+        let mut host = InClusterHost { child, api: Host::at(&format!("http://127.0.0.1:{port}")), log };
         let started = Instant::now();
         let ready = |base: &str| {
             Command::new("curl").args(["-sf", &format!("{base}/readyz")]).output().is_ok_and(|o| o.status.success())
@@ -117,50 +118,19 @@ impl InClusterHost {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body)).await
-    }
-
-    pub async fn upload(&self, token: &str, app: &str, file: &str, path: &Path) {
-        let response = reqwest::Client::new()
-            .put(format!("{}/api/v1/wars/{app}/{file}", self.base))
-            .bearer_auth(token)
-            .body(std::fs::read(path).unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
-    }
-
     /// Starts a deploy on `env` and polls it until it is final: the record.
     pub async fn deploy(&self, token: &str, env: &str, body: Value) -> Value {
-        let (status, started) = self.post(&format!("/api/v1/envs/{env}/deploys"), token, body).await;
-        assert_eq!(status, 202, "{started}");
-        let id = started["id"].as_str().unwrap();
-        let began = Instant::now();
-        loop {
-            let (status, record) = self.call(reqwest::Method::GET, &format!("/api/v1/deploys/{id}"), token, None).await;
-            assert_eq!(status, 200, "{record}");
-            if ["succeeded", "failed", "aborted"].contains(&record["status"].as_str().unwrap()) {
-                return record;
-            }
-            assert!(
-                began.elapsed() < Duration::from_secs(180),
-                "deploy {id} still {} after 180s:\n{}",
-                record["status"],
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let id = deploy_to(&self.api, token, env, body).await;
+        self.api.wait_deploy(token, &id).await
+    }
+}
+
+/// The host's API, as any other host's.
+impl std::ops::Deref for InClusterHost {
+    type Target = Host;
+
+    fn deref(&self) -> &Host {
+        &self.api
     }
 }
 

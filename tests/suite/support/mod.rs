@@ -4,6 +4,7 @@
 
 pub mod host;
 pub mod incluster;
+pub mod balancer;
 pub mod proxy;
 pub mod s3;
 
