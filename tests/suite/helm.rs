@@ -219,6 +219,7 @@ async fn the_installed_chart_runs_an_in_cluster_host_that_deploys_with_only_its_
     let kube = cluster.client().await;
     let dir = tempfile::tempdir().unwrap();
     let image = warship_image(&registry.addr);
+    assert_eq!(warship_image(&registry.addr), image, "built again from the same binary: the same digest");
     let (reference, digest) = image.split_once('@').unwrap();
     let (repository, tag) = reference.rsplit_once(':').unwrap();
     eprintln!("registry, etcd, cluster and {image} ready after {:?}", began.elapsed());

@@ -43,19 +43,20 @@ pub(crate) struct Load {
 }
 
 impl Load {
-    pub(crate) fn start(base: &str, token: &str, clients: usize) -> Load {
+    /// Reads of the user's envs, WARs, and of `env` and its deploys.
+    pub(crate) fn start(base: &str, token: &str, env: &str, clients: usize) -> Load {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (made, failures, latencies) = (Arc::new(AtomicUsize::new(0)), Arc::new(std::sync::Mutex::new(Vec::new())), Arc::new(std::sync::Mutex::new(Vec::new())));
         let tasks = (0..clients)
             .map(|i| {
                 let (base, token, stopped) = (base.to_owned(), token.to_owned(), stopped.clone());
+                let paths = ["/api/v1/envs".to_owned(), "/api/v1/wars".to_owned(), format!("/api/v1/envs/{env}/deploys"), format!("/api/v1/envs/{env}")];
                 let (made, failures, latencies) = (made.clone(), failures.clone(), latencies.clone());
                 tokio::spawn(async move {
                     let client = reqwest::Client::new();
-                    let paths = ["/api/v1/envs", "/api/v1/wars", "/api/v1/envs/shop/deploys", "/api/v1/envs/shop"];
                     let mut n = i;
                     while !*stopped.borrow() {
-                        let path = paths[n % paths.len()];
+                        let path = &paths[n % paths.len()];
                         n += 1;
                         let began = Instant::now();
                         let answer = client.get(format!("{base}{path}")).bearer_auth(&token).timeout(Duration::from_secs(10)).send().await;
@@ -151,7 +152,7 @@ async fn three_hosts_share_wars_and_deploys_behind_a_balancer_and_a_rolling_rest
         let (status, env) = lb.post("/api/v1/envs", alice, json!({"name": format!("shop{i}"), "tomcat": "10.1", "jdk": "17", "replicas": 1})).await;
         assert_eq!(status, 201, "{env}");
     }
-    let load = Load::start(&balancer.base, alice, 4);
+    let load = Load::start(&balancer.base, alice, "shop", 4);
     let mut followers = Vec::new();
     let mut deploys = Vec::new();
     for i in 1..=3 {

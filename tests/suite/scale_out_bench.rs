@@ -65,7 +65,7 @@ async fn scale_out_bench() {
     let all_deployed = started.elapsed();
 
     // A second round: followers watch it while every host restarts in turn under load.
-    let load = Load::start(&balancer.base, token, 4);
+    let load = Load::start(&balancer.base, token, "e0", 4);
     let second: Vec<String> = futures_util::future::join_all((0..envs).map(|i| {
         let lb = &lb;
         async move { deploy_to(lb, token, &format!("e{i}"), json!({"war": "sample.war", "version": "2.0", "strategy": "rolling"})).await }
@@ -80,8 +80,14 @@ async fn scale_out_bench() {
     }
     let restart_took = restarting.elapsed();
     let mut second_ok = 0;
+    let mut causes = std::collections::BTreeMap::<String, usize>::new();
     for id in &second {
-        second_ok += usize::from(lb.wait_deploy(token, id).await["status"] == "succeeded");
+        let done = lb.wait_deploy(token, id).await;
+        if done["status"] == "succeeded" {
+            second_ok += 1;
+        } else {
+            *causes.entry(format!("{} {}", done["status"], done["error"])).or_default() += 1;
+        }
     }
     let (made, failures, latencies) = load.finish().await;
     let mut followed = 0;
@@ -102,5 +108,8 @@ async fn scale_out_bench() {
     println!("| peak RSS of hosts a / b / c (VmHWM, largest of each host's lives) | {:.0} / {:.0} / {:.0} MiB | |", peaks[0], peaks[1], peaks[2]);
     for failure in failures.iter().take(10) {
         println!("failed: {failure}");
+    }
+    for (cause, n) in causes {
+        println!("failed: {n} deploys: {cause}");
     }
 }

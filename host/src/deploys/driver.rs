@@ -18,7 +18,7 @@ use crate::domain::{EnvName, Release, ReleaseSpec};
 use crate::envs::keys as env_keys;
 use crate::journal::{self, Journal};
 use crate::image::{BuildEvent, Progress, ProgressThrottle};
-use crate::images::{ImageError, ImageStatus, PreparedBuild};
+use crate::images::{ImageError, ImageRequest, ImageStatus, PreparedBuild};
 use crate::jobs::{self, Lease, LEASE_TTL};
 use crate::plugins::Plugin;
 use crate::store::{self, DynStore, Precondition, StoreError};
@@ -404,29 +404,24 @@ impl jobs::Recover for Deploys {
             };
             let journal = Arc::new(Journal::open(&self.store, journal::prefix(active.user.as_str(), "deploy", &id), Some(lease.clone())).await?);
             let plugin = self.plugins.strategy(&record.strategy).cloned();
-            let resumable = record.status == DeployStatus::RollingOut && record.image.is_some();
-            let cause = match (&plugin, resumable) {
-                (Some(_), true) => None,
-                (None, _) => Some(failure(
+            let resumed = match &plugin {
+                Some(_) => self.resumption(&active.user, &record).await,
+                None => Err(failure(
                     "deploy.strategy_gone",
                     format!(
                         "the host running this deploy stopped, and this platform no longer has its strategy {:?} to carry it on. Deploy again with another strategy",
                         record.strategy
                     ),
                 )),
-                (Some(_), false) => Some(failure(
-                    "deploy.interrupted",
-                    format!("the host running this deploy stopped while it was {}; nothing was rolled out. Deploy again", status_words(record.status)),
-                )),
             };
-            tracing::warn!(%id, status = ?record.status, resumed = cause.is_none(), "taking over a deploy whose host stopped");
+            tracing::warn!(%id, status = ?record.status, resumed = resumed.is_ok(), "taking over a deploy whose host stopped");
             let settings = record.settings.to_string();
             let mut run = Run::new(active.user.clone(), env_name, record, stored, settings, plugin, journal, lease.clone(), self.store.clone());
             let this = self.clone();
             tokio::spawn(async move {
-                match cause {
-                    None => this.drive(run, Begin::Rollout).await,
-                    Some(mut cause) => {
+                match resumed {
+                    Ok(begin) => this.drive(run, begin).await,
+                    Err(mut cause) => {
                         // Mid-rollout, the previous release is put back before the deploy ends.
                         if run.record.status == DeployStatus::RollingOut && run.record.image.is_some() {
                             match this.put_back(&mut run).await {
@@ -445,6 +440,33 @@ impl jobs::Recover for Deploys {
             });
         }
         Ok(())
+    }
+}
+
+impl Deploys {
+    /// How a deploy taken over goes on: a rollout from its step; a release whose image
+    /// exists (a rollback, or a build that ended just before the host did) from its
+    /// start; a build begun again from the WAR, since the same WAR on the same base
+    /// gives the same image, unless the WAR was replaced or the env changed meanwhile.
+    async fn resumption(&self, user: &UserName, record: &DeployRecord) -> Result<Begin, DeployFailure> {
+        match (&record.image, record.status) {
+            (Some(_), DeployStatus::RollingOut) => return Ok(Begin::Rollout),
+            (Some(_), _) => return Ok(Begin::Release),
+            (None, _) => {}
+        }
+        let stopped = format!("the host running this deploy stopped while it was {}", status_words(record.status));
+        let request = ImageRequest { war: record.war.clone(), env: record.env.clone(), version: record.version.clone() };
+        match self.images.prepare(user, request).await {
+            Ok(prepared) if prepared.war.sha256 == record.war_sha256 => Ok(Begin::Build(prepared)),
+            Ok(_) => Err(failure(
+                "deploy.interrupted",
+                format!("{stopped}, and WAR {} was replaced since, so it is not built again; nothing was rolled out. Deploy again", record.war),
+            )),
+            Err(e) => Err(failure(
+                "deploy.interrupted",
+                format!("{stopped}, and it cannot be built again ({}); nothing was rolled out. Deploy again", build_failure(e).message),
+            )),
+        }
     }
 }
 
