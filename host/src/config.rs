@@ -455,7 +455,19 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Self::from_toml(&text, path, vars)
+        let mut config = Self::from_toml(&text, path, vars)?;
+        config.resolve_plugin_sources(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// A plugin's `source` path is relative to the config file that names it, not to
+    /// wherever `serve` was started.
+    fn resolve_plugin_sources(&mut self, config_dir: &Path) {
+        for plugin in self.plugins.iter_mut().flatten() {
+            if !plugin.source.starts_with("builtin:") && Path::new(&plugin.source).is_relative() {
+                plugin.source = config_dir.join(&plugin.source).to_string_lossy().into_owned();
+            }
+        }
     }
 
     pub fn from_toml(
@@ -628,6 +640,9 @@ fn numeric_non_root(user: &str) -> bool {
 
 #[path = "config_overrides.rs"]
 mod overrides;
+
+#[path = "config_location.rs"]
+pub mod location;
 
 #[path = "config_storage.rs"]
 mod storage;

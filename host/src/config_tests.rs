@@ -246,3 +246,17 @@ fn environment_overrides_keep_strings_strings() {
     assert_eq!(config.registry.password.as_deref(), Some("123456"));
     assert_eq!(config.uploads.max_bytes, 5);
 }
+
+#[test]
+fn plugin_sources_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.toml");
+    let plugins = "[[plugins]]\nname = \"mine\"\nkind = \"strategy\"\nsource = \"plugins/mine.wasm\"\n\
+                   [[plugins]]\nname = \"abs\"\nkind = \"strategy\"\nsource = \"/opt/abs.wasm\"\n\
+                   [[plugins]]\nname = \"rolling\"\nkind = \"strategy\"\nsource = \"builtin:rolling\"\n";
+    std::fs::write(&path, plugins).unwrap();
+    let config = Config::load(&path, Vec::new()).unwrap();
+    let sources: Vec<String> = config.plugins.unwrap().into_iter().map(|p| p.source).collect();
+    assert_eq!(sources, [dir.path().join("plugins/mine.wasm").to_string_lossy().into_owned(), "/opt/abs.wasm".into(), "builtin:rolling".into()]);
+}
+

@@ -26,13 +26,15 @@ struct Cli {
 enum Command {
     /// Run the platform: the REST API and everything behind it.
     Serve {
-        #[arg(long, default_value = "platform.toml", env = "WARSHIP_CONFIG")]
-        config: PathBuf,
+        /// The platform.toml to read; without it: $WARSHIP_CONFIG, ./platform.toml, /etc/warship/platform.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Check a platform.toml (with WARSHIP__* overrides applied) and exit.
     CheckConfig {
-        #[arg(long, default_value = "platform.toml", env = "WARSHIP_CONFIG")]
-        config: PathBuf,
+        /// The platform.toml to read; without it: $WARSHIP_CONFIG, ./platform.toml, /etc/warship/platform.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Build an image from a Dockerfile and the files beside it, and push it to the
     /// configured registry, without a server: what `POST /api/v1/images` does after
@@ -50,8 +52,9 @@ enum Command {
         /// ARG values, as NAME=value.
         #[arg(long = "build-arg")]
         build_args: Vec<String>,
-        #[arg(long, default_value = "platform.toml", env = "WARSHIP_CONFIG")]
-        config: PathBuf,
+        /// The platform.toml to read; without it: $WARSHIP_CONFIG, ./platform.toml, /etc/warship/platform.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Manage users: `add` on the server's store (`--config`), the others as an admin
     /// over the API of the running server (`[users] admins` in its platform.toml).
@@ -70,8 +73,9 @@ enum UserCommand {
     /// Create a user and print its API token (shown once; only its hash is kept).
     Add {
         name: String,
-        #[arg(long, default_value = "platform.toml", env = "WARSHIP_CONFIG")]
-        config: PathBuf,
+        /// The platform.toml to read; without it: $WARSHIP_CONFIG, ./platform.toml, /etc/warship/platform.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// List the users, with whether their token works.
     List,
@@ -81,8 +85,15 @@ enum UserCommand {
     Revoke { name: String },
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<Config> {
-    Ok(Config::load(path, std::env::vars())?)
+/// The config file `--config` names, or the first of the places searched.
+fn locate(flag: &Option<PathBuf>) -> anyhow::Result<(PathBuf, &'static str)> {
+    let found = warship_host::config::location::find(flag.as_deref(), std::env::var_os("WARSHIP_CONFIG"), |p| p.is_file());
+    found.map_err(anyhow::Error::msg)
+}
+
+fn load(flag: &Option<PathBuf>) -> anyhow::Result<Config> {
+    let (path, _) = locate(flag)?;
+    Ok(Config::load(&path, std::env::vars())?)
 }
 
 #[tokio::main]
@@ -118,12 +129,15 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
-            let config = load(&config)?;
+            let (path, found_by) = locate(&config)?;
+            let config = Config::load(&path, std::env::vars())?;
             telemetry::init(config.server.log_format);
+            tracing::info!(config = %path.display(), found_by, "configuration read");
             Server::from_config(config).await?.run().await
         }
-        Command::CheckConfig { config: path } => {
-            let config = load(&path)?;
+        Command::CheckConfig { config: flag } => {
+            let (path, _) = locate(&flag)?;
+            let config = Config::load(&path, std::env::vars())?;
             if config.store.backend == warship_host::config::StoreBackend::Etcd {
                 // Reaches etcd as serve would: its address, TLS and user are checked too.
                 server::open_store(&config).await?;
