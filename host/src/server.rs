@@ -71,13 +71,19 @@ pub async fn open_objects(storage: &crate::config::StorageConfig) -> anyhow::Res
         return Ok(None);
     }
     let objects = ObjectBlobs::connect(storage)?;
-    objects.open().await.with_context(|| {
-        format!(
-            "WAR storage: bucket {:?} at {} (check storage.s3_endpoint, storage.s3_bucket, storage.s3_region and the keys storage.s3_access_key_id / storage.s3_secret_access_key)",
-            storage.s3_bucket,
-            storage.s3_endpoint.as_deref().unwrap_or("AWS")
-        )
-    })?;
+    if let Err(e) = objects.open().await {
+        let said = e.to_string();
+        // The status the server answered says which setting to look at.
+        let check = if said.contains("403 Forbidden") {
+            "the keys refused: check storage.s3_access_key_id and storage.s3_secret_access_key (or _file)"
+        } else if said.contains("404 Not Found") {
+            "no such bucket there: check storage.s3_bucket (and storage.s3_prefix)"
+        } else {
+            "check storage.s3_endpoint, storage.s3_region and storage.s3_virtual_hosted"
+        };
+        let at = storage.s3_endpoint.as_deref().unwrap_or("AWS");
+        return Err(anyhow::anyhow!("WAR storage: bucket {:?} at {at}: {check}: {said}", storage.s3_bucket));
+    }
     Ok(Some(objects))
 }
 

@@ -154,9 +154,9 @@ async fn suite(mut backend: Backend) {
 
 async fn broken_uploads_leave_nothing(backend: &Backend, wars: &Wars, war: &[u8]) {
     let name = backend.name;
-    // Cut off half way.
-    let half = war.len() / 2;
-    let mut chunks: Vec<Result<Bytes, std::io::Error>> = war[..half].chunks(64 << 10).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    // Cut off after 11 MiB: two 5 MiB parts were sent, the upload is aborted.
+    let sent = [war, &vec![0u8; 11 << 20]].concat();
+    let mut chunks: Vec<Result<Bytes, std::io::Error>> = sent.chunks(256 << 10).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     chunks.push(Err(std::io::Error::other("connection reset")));
     let cut = wars.receive(&user("alice"), stream::iter(chunks)).await;
     assert!(matches!(cut, Err(WarError::Interrupted(_))), "{name}: {:?}", cut.err());
@@ -210,9 +210,13 @@ async fn wrong_s3_keys_fail_start_naming_the_settings() {
     config.storage.s3_secret_access_key = Some("not-the-secret".into());
     let error = warship_host::server::open_war_storage(&config, embedded(&dir)).await.err().expect("refused");
     let said = format!("{error:#}");
-    assert!(said.contains("storage.s3_access_key_id") && said.contains("storage.s3_secret_access_key"), "{said}");
+    assert!(said.contains("403") && said.contains("check storage.s3_access_key_id and storage.s3_secret_access_key"), "{said}");
     config.storage = server.storage("x/");
     config.storage.s3_bucket = "no-such-bucket".into();
     let said = format!("{:#}", warship_host::server::open_war_storage(&config, embedded(&dir)).await.err().expect("refused"));
-    assert!(said.contains("storage.s3_bucket"), "{said}");
+    assert!(said.contains("404") && said.contains("check storage.s3_bucket"), "{said}");
+    config.storage = server.storage("x/");
+    config.storage.s3_endpoint = Some(format!("http://127.0.0.1:{}", support::free_port()));
+    let said = format!("{:#}", warship_host::server::open_war_storage(&config, embedded(&dir)).await.err().expect("refused"));
+    assert!(said.contains("check storage.s3_endpoint"), "{said}");
 }

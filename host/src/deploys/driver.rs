@@ -385,7 +385,7 @@ impl jobs::Recover for Deploys {
                 Err(StoreError::Locked { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let (record, stored) = match store::get_json::<DeployRecord>(&*self.store, &keys::record(&active.user, &id)).await? {
+            let (mut record, stored) = match store::get_json::<DeployRecord>(&*self.store, &keys::record(&active.user, &id)).await? {
                 Some((record, stored)) if !record.status.is_final() => (record, stored),
                 _ => {
                     self.store.delete(&entry.key, Precondition::Any).await?;
@@ -405,7 +405,7 @@ impl jobs::Recover for Deploys {
             let journal = Arc::new(Journal::open(&self.store, journal::prefix(active.user.as_str(), "deploy", &id), Some(lease.clone())).await?);
             let plugin = self.plugins.strategy(&record.strategy).cloned();
             let resumed = match &plugin {
-                Some(_) => self.resumption(&active.user, &record).await,
+                Some(_) => self.resumption(&active.user, &mut record).await,
                 None => Err(failure(
                     "deploy.strategy_gone",
                     format!(
@@ -447,14 +447,24 @@ impl Deploys {
     /// How a deploy taken over goes on: a rollout from its step; a release whose image
     /// exists (a rollback, or a build that ended just before the host did) from its
     /// start; a build begun again from the WAR, since the same WAR on the same base
-    /// gives the same image, unless the WAR was replaced or the env changed meanwhile.
-    async fn resumption(&self, user: &UserName, record: &DeployRecord) -> Result<Begin, DeployFailure> {
+    /// gives the same image, unless the WAR was replaced meanwhile, or builds of it
+    /// already stopped their hosts `MAX_BUILDS_RESUMED` times (a WAR whose build takes its
+    /// host down must not take down every host in turn).
+    async fn resumption(&self, user: &UserName, record: &mut DeployRecord) -> Result<Begin, DeployFailure> {
+        const MAX_BUILDS_RESUMED: u32 = 2;
         match (&record.image, record.status) {
             (Some(_), DeployStatus::RollingOut) => return Ok(Begin::Rollout),
             (Some(_), _) => return Ok(Begin::Release),
             (None, _) => {}
         }
         let stopped = format!("the host running this deploy stopped while it was {}", status_words(record.status));
+        if record.builds_resumed >= MAX_BUILDS_RESUMED {
+            return Err(failure(
+                "deploy.interrupted",
+                format!("{stopped}, and its build was begun again {} times already, each time stopping its host; nothing was rolled out. Check the WAR, then deploy again", record.builds_resumed),
+            ));
+        }
+        record.builds_resumed += 1;
         let request = ImageRequest { war: record.war.clone(), env: record.env.clone(), version: record.version.clone() };
         match self.images.prepare(user, request).await {
             Ok(prepared) if prepared.war.sha256 == record.war_sha256 => Ok(Begin::Build(prepared)),

@@ -103,6 +103,9 @@ pub struct DeployRecord {
     pub stable: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_build: Option<String>,
+    /// Times another host began the build again after the one building it stopped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub builds_resumed: u32,
     /// What the pods run, pinned by digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
@@ -163,6 +166,7 @@ impl DeployRecord {
             revision,
             stable,
             image_build: None,
+            builds_resumed: 0,
             image: None,
             digest: None,
             traffic: if stable.is_some() { Traffic::Stable } else { Traffic::Candidate },
@@ -281,6 +285,10 @@ pub fn status_words(status: DeployStatus) -> &'static str {
         DeployStatus::RollingOut => "rolling out",
         DeployStatus::Succeeded | DeployStatus::Failed | DeployStatus::Aborted => "finishing",
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

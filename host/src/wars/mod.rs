@@ -362,10 +362,11 @@ impl Wars {
 
     /// Drops one reference; the last one removes the bytes.
     async fn drop_ref(&self, sha256: &str) -> Result<(), WarError> {
-        let remove = || async {
-            match &self.objects {
-                Some(objects) => objects.remove(sha256).await.map_err(std::io::Error::from),
-                None => self.blobs.remove(sha256),
+        let (objects, blobs, sha) = (self.objects.clone(), self.blobs.clone(), sha256.to_owned());
+        let remove = move || async move {
+            match objects {
+                Some(objects) => objects.remove(&sha).await.map_err(std::io::Error::from),
+                None => blobs.remove(&sha),
             }
         };
         Ok(refs::drop_one(&self.store, sha256, remove).await?)

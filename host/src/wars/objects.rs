@@ -13,7 +13,8 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientOptions, ObjectStore, WriteMultipart};
+use object_store::{ClientOptions, MultipartUpload, ObjectStore, PutPayload};
+use tokio::task::JoinSet;
 
 use crate::config::StorageConfig;
 use crate::image::OpenBlob;
@@ -104,7 +105,7 @@ impl ObjectBlobs {
     pub async fn begin(&self) -> Result<Incoming, ObjectsError> {
         let path = ObjectPath::from(format!("{}tmp/{}", self.prefix, uuid::Uuid::new_v4()));
         let upload = self.store.put_multipart(&path).await?;
-        Ok(Incoming { blobs: self.clone(), path, writer: Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)) })
+        Ok(Incoming { blobs: self.clone(), path, upload: Some(upload), part: Vec::new(), part_bytes: 0, sending: JoinSet::new() })
     }
 
     /// Whether the blob is there whole.
@@ -137,37 +138,63 @@ impl ObjectBlobs {
     }
 }
 
-/// An upload streaming into its temp object. Dropped unfinished (a client that hung
-/// up, a refused upload), it aborts the multipart upload so no part is kept.
+/// An upload streaming into its temp object, a part at a time. It holds the upload
+/// itself (not object_store's `WriteMultipart`, which neither aborts on drop nor when a
+/// part fails), so whatever ends it unfinished aborts it and no part is kept.
 pub struct Incoming {
     blobs: ObjectBlobs,
     path: ObjectPath,
-    writer: Option<WriteMultipart>,
+    upload: Option<Box<dyn MultipartUpload>>,
+    /// The part being filled, and its size.
+    part: Vec<Bytes>,
+    part_bytes: usize,
+    sending: JoinSet<object_store::Result<()>>,
 }
 
 impl Incoming {
-    /// Queues `chunk`, first waiting while `PARTS_IN_FLIGHT` parts are still being sent.
+    /// Queues `chunk`; a full part is sent once fewer than `PARTS_IN_FLIGHT` are.
     pub async fn write(&mut self, chunk: &Bytes) -> Result<(), ObjectsError> {
-        let writer = self.writer.as_mut().expect("written only before finish");
-        writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-        writer.put(chunk.clone());
+        self.part.push(chunk.clone());
+        self.part_bytes += chunk.len();
+        if self.part_bytes >= PART_BYTES {
+            self.send_part().await?;
+        }
         Ok(())
     }
 
+    async fn send_part(&mut self) -> Result<(), ObjectsError> {
+        while self.sending.len() >= PARTS_IN_FLIGHT {
+            self.sending.join_next().await.expect("a part is in flight").map_err(|e| ObjectsError::Settings(e.to_string()))??;
+        }
+        let payload: PutPayload = std::mem::take(&mut self.part).into_iter().collect();
+        self.part_bytes = 0;
+        let upload = self.upload.as_mut().expect("parts are sent only before the end");
+        self.sending.spawn(upload.put_part(payload));
+        Ok(())
+    }
+
+    /// Sends the last part, waits for every part, and completes the object. On any
+    /// failure the upload is aborted (by drop).
     pub async fn finish(mut self) -> Result<Uploaded, ObjectsError> {
-        let writer = self.writer.take().expect("finished once");
-        let path = self.path.clone();
-        writer.finish().await?;
-        Ok(Uploaded { blobs: self.blobs.clone(), path, kept: false, runtime: tokio::runtime::Handle::current() })
+        if self.part_bytes > 0 {
+            self.send_part().await?;
+        }
+        while let Some(sent) = self.sending.join_next().await {
+            sent.map_err(|e| ObjectsError::Settings(e.to_string()))??;
+        }
+        self.upload.as_mut().expect("completed once").complete().await?;
+        self.upload = None;
+        Ok(Uploaded { blobs: self.blobs.clone(), path: self.path.clone(), kept: false, runtime: tokio::runtime::Handle::current() })
     }
 }
 
 impl Drop for Incoming {
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
+        self.sending.abort_all();
+        if let Some(mut upload) = self.upload.take() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
-                    if let Err(e) = writer.abort().await {
+                    if let Err(e) = upload.abort().await {
                         tracing::warn!(error = %e, "aborting an unfinished WAR upload in object storage");
                     }
                 });

@@ -59,12 +59,14 @@ pub(super) async fn add(store: &DynStore, sha256: &str) -> Result<(), StoreError
     }
 }
 
-/// Drops one reference; the last one runs `remove_bytes` (bounded by `REMOVE_WITHIN`).
-/// A removal that fails leaves its mark, and the bytes, to whoever wants them next.
-pub(super) async fn drop_one<F, E>(store: &DynStore, sha256: &str, remove_bytes: impl FnOnce() -> F) -> Result<(), StoreError>
+/// Drops one reference; the last one runs `remove_bytes` (bounded by `REMOVE_WITHIN`),
+/// on a task of its own so a caller that goes away cannot stop it half way. A removal
+/// that fails takes its mark back (the bytes stay, for whoever wants them next); one that
+/// times out leaves it, to be taken over.
+pub(super) async fn drop_one<F, E>(store: &DynStore, sha256: &str, remove_bytes: impl FnOnce() -> F + Send + 'static) -> Result<(), StoreError>
 where
-    F: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
 {
     let key = key(sha256);
     let marked = loop {
@@ -81,21 +83,23 @@ where
             Ok(marked) => break marked,
         }
     };
-    match tokio::time::timeout(REMOVE_WITHIN, remove_bytes()).await {
-        Ok(Ok(())) => match store.delete(&key, Precondition::Revision(marked)).await {
-            // Taken over in the meantime: the mark is someone's count now.
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e),
-        },
-        Ok(Err(e)) => {
-            tracing::warn!(sha256, error = %e, "removing an unreferenced WAR's bytes failed; left for the next upload of them");
-            Ok(())
+    let (store, sha256) = (store.clone(), sha256.to_owned());
+    let removal = tokio::spawn(async move {
+        let unmark = || store.delete(&key, Precondition::Revision(marked));
+        match tokio::time::timeout(REMOVE_WITHIN, remove_bytes()).await {
+            // A conflict: taken over in the meantime, the mark is someone's count now.
+            Ok(Ok(())) => unmark().await.map(drop).or_else(|e| if matches!(e, StoreError::Conflict { .. }) { Ok(()) } else { Err(e) }),
+            Ok(Err(e)) => {
+                tracing::warn!(sha256, error = %e, "removing an unreferenced WAR's bytes failed; they stay, for the next upload of them");
+                unmark().await.map(drop).or_else(|e| if matches!(e, StoreError::Conflict { .. }) { Ok(()) } else { Err(e) })
+            }
+            Err(_) => {
+                tracing::warn!(sha256, "removing an unreferenced WAR's bytes took over {REMOVE_WITHIN:?}; the mark stays, to be taken over");
+                Ok(())
+            }
         }
-        Err(_) => {
-            tracing::warn!(sha256, "removing an unreferenced WAR's bytes took over {REMOVE_WITHIN:?}; left for the next upload of them");
-            Ok(())
-        }
-    }
+    });
+    removal.await.map_err(|e| StoreError::Unavailable(format!("removing a blob: {e}")))?
 }
 
 #[cfg(test)]
@@ -135,15 +139,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_removal_leaves_its_mark_and_a_dead_hosts_mark_is_taken_over() {
+    async fn a_failed_removal_takes_its_mark_back_and_a_dead_hosts_mark_is_taken_over() {
         let (store, _dir) = crate::store::scratch();
         add(&store, "ab").await.unwrap();
         drop_one(&store, "ab", || async { Err::<(), _>("the bucket said no") }).await.unwrap();
-        assert_eq!(count(&store).await, Some((0, true)), "marked, bytes maybe still there");
-        // The same mark, as a host that died mid-removal a while ago leaves it.
-        let (_, rev): (BlobRefs, u64) = store::get_json(&*store, &key("ab")).await.unwrap().unwrap();
+        assert_eq!(count(&store).await, None, "a removal that failed takes its mark back: nothing waits for it");
+        // A mark as a host that died mid-removal a while ago leaves it.
         let old = BlobRefs { refs: 0, removing_since: Some(now() - TAKEOVER.as_secs() as i64 - 1) };
-        store::put_json(&*store, &key("ab"), &old, Precondition::Revision(rev)).await.unwrap();
+        store::put_json(&*store, &key("ab"), &old, Precondition::Absent).await.unwrap();
         tokio::time::timeout(Duration::from_secs(2), add(&store, "ab")).await.expect("taken over at once").unwrap();
         assert_eq!(count(&store).await, Some((1, false)));
         drop_one(&store, "ab", || async { Ok::<_, String>(()) }).await.unwrap();

@@ -83,14 +83,22 @@ impl Host {
         Host { child: None, base: base.to_owned(), config: Default::default(), log: Default::default() }
     }
 
-    /// SIGTERM, as a rolling update stops a host: it finishes what is in flight and exits.
+    /// SIGTERM, as a rolling update stops a host: it finishes what is in flight and exits
+    /// (within its shutdown grace; past 60 s it is killed, and the test says so).
     pub fn stop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            // Only a child not yet reaped: its pid cannot have been reused.
-            if child.try_wait().is_ok_and(|exited| exited.is_none()) {
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let Some(child) = self.child.as_mut() else { return };
+        // Only a child not yet reaped: its pid cannot have been reused.
+        if child.try_wait().is_ok_and(|exited| exited.is_none()) {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+        let started = Instant::now();
+        while child.try_wait().is_ok_and(|exited| exited.is_none()) {
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("a host did not stop within 60 s of SIGTERM: {}", self.log_tail());
             }
-            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -103,6 +111,11 @@ impl Host {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("a host this test started").id()
+    }
+
+    /// Everything the host (in each of its lives) logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn log_tail(&self) -> String {
