@@ -212,6 +212,7 @@ async fn account_may(client: &kube::Client, verb: &str, group: &str, resource: &
 
 #[tokio::test]
 async fn the_installed_chart_runs_an_in_cluster_host_that_deploys_with_only_its_cluster_role() {
+    let _alone = crate::support::one_heavy_test_at_a_time();
     let began = Instant::now();
     let (registry, etcd) = (Registry::start().await, Etcd::start().await);
     registry.push_base_images();

@@ -108,6 +108,7 @@ fn blobs_on_disk(data: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_hosts_share_wars_and_deploys_behind_a_balancer_and_a_rolling_restart_fails_no_request() {
+    let _alone = crate::support::one_heavy_test_at_a_time();
     let (etcd, s3, registry) = (Etcd::start().await, S3Server::start().await, Registry::start().await);
     registry.push_base_images();
     let cluster = KubeCluster::start();

@@ -827,6 +827,12 @@ pub struct KubeCluster {
 
 static REAL_NODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// For a test that loads the machine as much as a real node does (several hosts and
+/// their servers): it runs alone among those, so real pods' timing is not starved by it.
+pub fn one_heavy_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    REAL_NODE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl KubeCluster {
     /// kwok's fake nodes only: fast, and touches nothing host-wide.
     pub fn start() -> KubeCluster {
@@ -839,7 +845,7 @@ impl KubeCluster {
     }
 
     fn start_with(real_node: bool) -> KubeCluster {
-        let guard = real_node.then(|| REAL_NODE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let guard = real_node.then(one_heavy_test_at_a_time);
         let dir = tempfile::tempdir().unwrap();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/dev-cluster");
         let output = Command::new(&script)
