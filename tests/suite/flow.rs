@@ -446,10 +446,7 @@ async fn an_endless_text_field_in_the_original_upload_is_refused_without_growing
     let config = write_config(dir.path(), port, "");
     let token = add_user(&config, "alice", &[]);
     let host = Host::start(&config, port, &[]);
-    let rss = |pid: u32| -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap() * 1024
-    };
+    let rss = |pid: u32| crate::support::proc_status_kib(&pid.to_string(), "VmRSS") * 1024;
     let before = rss(host.child.id());
 
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();

@@ -19,9 +19,7 @@ fn setting(name: &str, default: usize) -> usize {
 
 /// The host's peak resident memory so far (VmHWM), in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0.0);
-    kib / 1024.0
+    crate::support::proc_status_kib(&pid.to_string(), "VmHWM") as f64 / 1024.0
 }
 
 fn at(sorted: &[Duration], fraction: f64) -> Duration {

@@ -85,13 +85,18 @@ where
     };
     let (store, sha256) = (store.clone(), sha256.to_owned());
     let removal = tokio::spawn(async move {
-        let unmark = || store.delete(&key, Precondition::Revision(marked));
+        // A conflict: taken over in the meantime, the mark is someone's count now.
+        let unmark = || async {
+            match store.delete(&key, Precondition::Revision(marked)).await {
+                Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
         match tokio::time::timeout(REMOVE_WITHIN, remove_bytes()).await {
-            // A conflict: taken over in the meantime, the mark is someone's count now.
-            Ok(Ok(())) => unmark().await.map(drop).or_else(|e| if matches!(e, StoreError::Conflict { .. }) { Ok(()) } else { Err(e) }),
+            Ok(Ok(())) => unmark().await,
             Ok(Err(e)) => {
                 tracing::warn!(sha256, error = %e, "removing an unreferenced WAR's bytes failed; they stay, for the next upload of them");
-                unmark().await.map(drop).or_else(|e| if matches!(e, StoreError::Conflict { .. }) { Ok(()) } else { Err(e) })
+                unmark().await
             }
             Err(_) => {
                 tracing::warn!(sha256, "removing an unreferenced WAR's bytes took over {REMOVE_WITHIN:?}; the mark stays, to be taken over");

@@ -100,7 +100,7 @@ fn report(name: &str, tally: &Tally, failures: u32) {
         tally.tried,
         tally.slowest.as_secs_f64() * 1000.0,
         tally.slowest_input,
-        peak_rss_kib() / 1024
+        crate::support::proc_status_kib("self", "VmHWM") / 1024
     );
 }
 
@@ -118,16 +118,6 @@ fn rand_seed() -> u64 {
             .as_nanos(),
     );
     hasher.finish()
-}
-
-/// The most this process has held in RAM (VmHWM).
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn shorten(text: &str, max: usize) -> String {

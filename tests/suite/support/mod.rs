@@ -29,6 +29,14 @@ use warship_host::store::{DynStore, EmbeddedStore, EtcdAccess, EtcdStore, Metere
 use warship_host::users::Users;
 use warship_host::wars::Wars;
 
+/// A memory figure of `/proc/<pid>/status` (`"self"` for this process) in KiB:
+/// `VmRSS` (now) or `VmHWM` (the peak so far); 0 when the process is gone.
+pub fn proc_status_kib(pid: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let value = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'));
+    value.and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
