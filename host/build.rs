@@ -51,6 +51,46 @@ fn main() {
     }
     table.push_str("];\n");
     std::fs::write(PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtin_plugins.rs"), table).unwrap();
+
+    embed_kit(root);
+}
+
+/// What `warship plugin new` writes: the project templates (`kit/`), the Rust SDK and
+/// the rollout crate its simulator runs on, and the WIT the host speaks, as
+/// (path from the repository root, text). Symlinks are followed, so the SDK's `wit`
+/// link is written out as the files it points at.
+fn embed_kit(root: &Path) {
+    let mut files = Vec::new();
+    for dir in ["kit", "crates/plugin-sdk", "crates/rollout", "wit/0.2.0"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+        collect(root, &root.join(dir), &mut files);
+    }
+    files.sort();
+    let mut table = String::from("pub const KIT: &[(&str, &str)] = &[\n");
+    for (relative, absolute) in files {
+        table.push_str(&format!("    ({relative:?}, include_str!({absolute:?})),\n"));
+    }
+    table.push_str("];\n");
+    std::fs::write(PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("kit_files.rs"), table).unwrap();
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Build outputs and caches are not part of a project.
+        if matches!(name.as_str(), "target" | "Cargo.lock" | "__pycache__" | "dist" | "vendor") {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            collect(root, &path, out);
+        } else {
+            let relative = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            out.push((relative, path.display().to_string()));
+        }
+    }
 }
 
 /// Fails with the exact command to run when the wasm target is missing.
