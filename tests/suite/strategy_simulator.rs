@@ -16,9 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use warship_host::config::{Config, PluginConfig, PluginKind, PluginRuntimeConfig};
-use warship_host::domain::{Action, RolloutState, Step, Traffic, Workload};
+use warship_host::domain::{Action, RolloutState, Step, Traffic};
 use warship_host::plugins::{Contract, Plugin, Plugins, Runtime};
-use warship_rollout::sim::{End, Fault, Sim, STABLE, TICK_MS};
+use warship_rollout::sim::{serving, End, Fault, Sim, STABLE, TICK_MS};
 
 /// A rollout to `desired` replicas over a healthy stable release of `stable` pods
 /// (`None`: a first deploy), where someone promotes 5 s after a step asks for it.
@@ -38,19 +38,6 @@ fn weighted(desired: u32, stable: Option<u32>) -> Sim {
 /// The plugin as the simulated host asks it; a failing call fails the test.
 fn asking(plugin: &Plugin) -> impl Fn(&RolloutState) -> Result<Step, String> + '_ {
     move |state| Ok(plugin.next_step(state).unwrap_or_else(|e| panic!("{}: {e}\nstate: {state:?}", plugin.name)))
-}
-
-/// Pods the Service reaches: the ready ones of the workloads traffic goes to, without
-/// those beyond the replica count, which are stopping (a terminating pod leaves the
-/// Service at once).
-fn serving(s: &RolloutState) -> u32 {
-    let up = |w: &Workload| w.ready.min(w.replicas);
-    let stable = s.stable.as_ref().map_or(0, up);
-    match s.traffic {
-        Traffic::Stable => stable,
-        Traffic::Candidate => up(&s.candidate),
-        Traffic::Both => stable + up(&s.candidate),
-    }
 }
 
 /// A built-in strategy with its default settings, as the platform loads it.

@@ -5,8 +5,8 @@
 //!
 //! Pods take time: each simulated second every workload starts or stops one pod
 //! towards its replicas, unless the script keeps the candidate's unready. The sim is
-//! stricter than the host in one way: an answer that would change nothing fails the
-//! test, because the host would ask again at once, for ever.
+//! stricter than the host in one way: an answer that would change nothing ends the
+//! run ([`End::NoOp`]), because the host would ask again at once, for ever.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +40,15 @@ pub enum Fault {
     NeverReady,
     /// Its pods crash: never ready, and one more restart every tick.
     CrashLoop,
+    /// Its pods get ready, but only after being unready this many milliseconds.
+    SlowReady { ready_after_ms: u64 },
+}
+
+impl Fault {
+    /// Pods that will never get ready: the host asks every tick while they stay so.
+    fn breaks_pods(self) -> bool {
+        matches!(self, Fault::NeverReady | Fault::CrashLoop)
+    }
 }
 
 /// One release's pods.
@@ -105,7 +114,12 @@ impl Cluster {
     fn tick(&mut self, ms: u64) {
         let fault = self.fault.unwrap_or(Fault::Healthy);
         for (revision, w) in &mut self.releases {
-            let stuck = *revision == CANDIDATE && fault != Fault::Healthy;
+            let stuck = *revision == CANDIDATE
+                && match fault {
+                    Fault::Healthy => false,
+                    Fault::NeverReady | Fault::CrashLoop => true,
+                    Fault::SlowReady { ready_after_ms } => w.unready_ms < ready_after_ms,
+                };
             if w.ready > w.replicas {
                 w.ready -= 1;
             } else if w.ready < w.replicas && !stuck {
@@ -132,6 +146,12 @@ pub enum End {
     AwaitingPromotion,
     /// `run_until`'s condition held for the last answer: persisted, not performed.
     Stopped,
+    /// A user aborted the rollout (the host restored the stable release).
+    AbortedByUser,
+    /// No end after this many calls, the last answers' kinds given.
+    Stuck(String),
+    /// An answer that would change nothing, so the host would ask again at once, for ever.
+    NoOp(String),
 }
 
 /// A rollout on the simulated cluster: the host's half, the pods, and the script.
@@ -143,6 +163,8 @@ pub struct Sim {
     pub now_ms: i64,
     /// When the scripted user promotes a step that awaits it (after this long), if ever.
     pub promote_after_ms: Option<u64>,
+    /// When the scripted user aborts the rollout (this long after it began), if ever.
+    pub abort_after_ms: Option<u64>,
     /// What the strategy was last told, or, after it acted, the state its action left.
     pub state: RolloutState,
     /// Every answer, in order.
@@ -168,6 +190,7 @@ impl Sim {
             rollout,
             now_ms: 0,
             promote_after_ms: Some(0),
+            abort_after_ms: None,
             steps: Vec::new(),
             history: Vec::new(),
         };
@@ -232,13 +255,23 @@ impl Sim {
     fn step(&mut self, strategy: &dyn Strategy, stop: &dyn Fn(&Step) -> bool) -> Option<End> {
         if self.steps.len() >= MAX_CALLS {
             let kinds = self.kinds();
-            panic!("no end after {MAX_CALLS} calls, the last ones: {:?}", &kinds[kinds.len() - 10..]);
+            return Some(End::Stuck(format!("no end after {MAX_CALLS} calls, the last ones: {:?}", &kinds[kinds.len() - 10..])));
+        }
+        if self.abort_after_ms.is_some_and(|after| self.now_ms >= after as i64) {
+            // The host carries a user's abort out itself; the strategy is not asked.
+            let restore = self.rollout.restore(&self.cluster);
+            self.perform(&restore);
+            self.observe();
+            self.history.push(self.state.clone());
+            return Some(End::AbortedByUser);
         }
         let state = self.observe().clone();
         let answer = strategy.next(&state);
         if let Ok(step) = &answer {
             self.steps.push(step.clone());
-            refuse_noop(step, &state);
+            if let Some(why) = noop(step, &state) {
+                return Some(End::NoOp(why));
+            }
         }
         let stopping = answer.as_ref().is_ok_and(stop);
         let plan = self.rollout.answer(&self.cluster, answer, &state, self.now_ms);
@@ -275,7 +308,7 @@ impl Sim {
                 // strategy can give up on its limits while waiting.
                 loop {
                     self.tick(TICK_MS);
-                    if self.state.all_ready() || self.cluster.fault.is_some_and(|f| f != Fault::Healthy) {
+                    if self.state.all_ready() || self.cluster.fault.is_some_and(Fault::breaks_pods) || self.abort_due() {
                         break;
                     }
                 }
@@ -293,6 +326,10 @@ impl Sim {
             _ => {}
         }
         None
+    }
+
+    fn abort_due(&self) -> bool {
+        self.abort_after_ms.is_some_and(|after| self.now_ms >= after as i64)
     }
 
     fn perform(&mut self, changes: &[Change]) {
@@ -362,20 +399,33 @@ fn state_step(rollout: &Rollout) -> u32 {
     rollout.progress.step.as_ref().map_or(0, |s| s.index)
 }
 
-/// Fails the test on an answer that would change nothing.
-fn refuse_noop(step: &Step, s: &RolloutState) {
-    let noop = |what: &str| format!("{what} does nothing: {step:?}\nstate: {s:?}");
-    match &step.action {
+/// Why an answer would change nothing, if it would not.
+fn noop(step: &Step, s: &RolloutState) -> Option<String> {
+    let what = match &step.action {
         Action::Scale(to) => {
             let unchanged = s.candidate.replicas == to.candidate && s.stable.as_ref().is_none_or(|w| w.replicas == to.stable);
-            assert!(!unchanged, "{}", noop("scaling to the current counts"));
+            unchanged.then_some("scaling to the current counts")
         }
-        Action::SwitchTraffic(to) => assert!(s.traffic != *to, "{}", noop("switching traffic to where it goes")),
-        Action::SetWeight(w) => assert!(s.weight != Some(*w), "{}", noop("setting the weight it has")),
-        Action::WaitReady => assert!(!s.all_ready(), "{}", noop("wait-ready with every pod ready")),
-        Action::Pause(ms) => assert!(*ms > 0, "{}", noop("a pause of 0 ms")),
-        Action::AwaitPromotion => assert!(!s.promoted, "{}", noop("awaiting a promotion already given")),
-        Action::Done | Action::Abort(_) => {}
+        Action::SwitchTraffic(to) => (s.traffic == *to).then_some("switching traffic to where it goes"),
+        Action::SetWeight(w) => (s.weight == Some(*w)).then_some("setting the weight it has"),
+        Action::WaitReady => s.all_ready().then_some("wait-ready with every pod ready"),
+        Action::Pause(ms) => (*ms == 0).then_some("a pause of 0 ms"),
+        Action::AwaitPromotion => s.promoted.then_some("awaiting a promotion already given"),
+        Action::Done | Action::Abort(_) => None,
+    }?;
+    Some(format!("{what} does nothing: {step:?}\nstate: {s:?}"))
+}
+
+/// Pods the Service reaches: the ready ones of the workloads traffic goes to, without
+/// those beyond the replica count, which are stopping (a terminating pod leaves the
+/// Service at once).
+pub fn serving(s: &RolloutState) -> u32 {
+    let up = |w: &crate::types::Workload| w.ready.min(w.replicas);
+    let stable = s.stable.as_ref().map_or(0, up);
+    match s.traffic {
+        Traffic::Stable => stable,
+        Traffic::Candidate => up(&s.candidate),
+        Traffic::Both => stable + up(&s.candidate),
     }
 }
 
@@ -411,6 +461,51 @@ mod tests {
         assert!(why.contains("maximum of 1000") && why.contains("restored"), "{why}");
         assert_eq!(sim.cluster.releases.keys().copied().collect::<Vec<_>>(), [STABLE]);
         assert_eq!(sim.cluster.observe(STABLE).desired, 2);
+    }
+
+    /// Scale to everything, wait, done: the least a strategy does.
+    fn straight(s: &RolloutState) -> Result<Step, String> {
+        match (s.candidate.replicas, s.all_ready()) {
+            (0, _) => answer(Action::Scale(ScaleTo { stable: 0, candidate: s.desired_replicas }), 0),
+            (_, false) => answer(Action::WaitReady, 1),
+            (_, true) => answer(Action::Done, 2),
+        }
+    }
+
+    #[test]
+    fn an_answer_that_changes_nothing_ends_the_run_with_its_words() {
+        let mut sim = Sim::new(2, Some(2));
+        let idle = |_: &RolloutState| answer(Action::SwitchTraffic(Traffic::Stable), 0);
+        let End::NoOp(why) = sim.run(&idle) else { panic!("not refused: {:?}", sim.kinds()) };
+        assert!(why.starts_with("switching traffic to where it goes does nothing"), "{why}");
+    }
+
+    #[test]
+    fn a_rollout_that_never_ends_is_stuck_after_the_call_limit() {
+        let mut sim = Sim::new(2, Some(2));
+        let dawdle = |_: &RolloutState| answer(Action::Pause(1_000), 0);
+        let End::Stuck(why) = sim.run(&dawdle) else { panic!("ended: {:?}", sim.kinds()) };
+        assert!(why.contains("no end after 500 calls") && why.contains("pause"), "{why}");
+    }
+
+    #[test]
+    fn slow_pods_get_ready_once_unready_long_enough() {
+        let mut sim = Sim::new(2, Some(2));
+        sim.cluster.fault = Some(Fault::SlowReady { ready_after_ms: 10 * TICK_MS });
+        assert_eq!(sim.run(&straight), End::Done);
+        // 10 s unready, then a pod a second: the first ready pod is seen at 11 s.
+        assert!(sim.now_ms >= 11_000, "{}", sim.now_ms);
+        assert_eq!(sim.cluster.observe(CANDIDATE).ready, 2);
+    }
+
+    #[test]
+    fn a_user_abort_restores_the_stable_release_without_asking_the_strategy() {
+        let mut sim = Sim::new(2, Some(2));
+        sim.cluster.fault = Some(Fault::NeverReady);
+        sim.abort_after_ms = Some(5 * TICK_MS);
+        assert_eq!(sim.run(&straight), End::AbortedByUser);
+        assert_eq!(sim.cluster.releases.keys().copied().collect::<Vec<_>>(), [STABLE]);
+        assert_eq!((sim.cluster.observe(STABLE).desired, sim.state.traffic), (2, Traffic::Stable));
     }
 
     #[test]
