@@ -1,112 +1,22 @@
-//! What the built-in strategy plugins share: the WIT types (generated once here and
-//! reused by each plugin through wit-bindgen's `with`, so this crate's helpers and the
-//! plugins speak the same Rust types), settings parsing, the abort limits, and the
-//! "scale, then wait until ready" step every strategy is built from.
+//! What strategies are built from: the abort limits, the settings schema that carries
+//! them, and the "scale, then wait until ready" step.
 //!
-//! The contract a strategy answers (see `wit/0.2.0/plugin.wit`): the host observes the rollout,
-//! calls `next`, persists the answer's step index and memory, performs the action, and
-//! asks again. So every answer must be something to do *now*: a step whose work is
-//! already done is left within the same call, see [`drive`].
+//! The contract (see `wit/plugin.wit`): the host observes the rollout, calls `next`,
+//! persists the answer's step index and memory, performs the action, and asks again.
+//! So every answer must be something to do *now*: a step whose work is already done is
+//! left within the same call, which is what [`drive`] does. Answer the same for the
+//! same observation, and a host that restarts mid-rollout resumes where it was.
 
-use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
-mod bindings {
-    // Only the types: the plugins generate their own export glue for the `strategy`
-    // world and point its `types` interface here.
-    wit_bindgen::generate!({
-        inline: "package warship:strategy-common; world types { import warship:plugin/types@0.2.0; }",
-        path: "../../wit/0.2.0",
-        with: { "warship:plugin/types@0.2.0": generate },
-        generate_unused_types: true,
-        additional_derives: [PartialEq],
-    });
-}
-
-pub use bindings::warship::plugin::types;
-use types::{Action, RolloutState, ScaleTo, Step, Traffic, Workload};
-
-#[cfg(feature = "sim")]
-pub mod sim;
-
-/// The `strategy` world's export glue over a module that has `settings_schema`,
-/// `check_config` and `next`: the same for every built-in strategy, so written once.
-/// Also adds the test every strategy owes: it describes itself with a settings schema
-/// whose defaults its own `check-config` accepts.
-#[macro_export]
-macro_rules! strategy_plugin {
-    ($logic:ident) => {
-        wit_bindgen::generate!({
-            world: "strategy",
-            path: "../../wit/0.2.0",
-            // One set of Rust types for the WIT records, shared with strategy-common's helpers.
-            with: { "warship:plugin/types@0.2.0": strategy_common::types },
-        });
-
-        struct Component;
-
-        impl exports::warship::plugin::plugin::Guest for Component {
-            fn describe() -> strategy_common::types::PluginInfo {
-                strategy_common::types::PluginInfo {
-                    name: env!("CARGO_PKG_NAME").into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    settings_schema: $logic::settings_schema(),
-                }
-            }
-
-            fn check_config(settings: String) -> Result<(), String> {
-                $logic::check_config(&settings)
-            }
-        }
-
-        impl exports::warship::plugin::rollout::Guest for Component {
-            fn next(
-                settings: String,
-                state: strategy_common::types::RolloutState,
-            ) -> Result<strategy_common::types::Step, String> {
-                $logic::next(&settings, &state)
-            }
-        }
-
-        // The export symbols' names (`warship:plugin/…#next`) only link as WebAssembly,
-        // so native test builds keep everything but the export itself.
-        #[cfg(target_arch = "wasm32")]
-        export!(Component);
-
-        #[cfg(test)]
-        mod describe_tests {
-            use super::*;
-            use exports::warship::plugin::plugin::Guest;
-
-            #[test]
-            fn describes_itself_with_a_schema_whose_defaults_it_accepts() {
-                let info = <Component as Guest>::describe();
-                assert_eq!((info.name.as_str(), info.version.as_str()), (env!("CARGO_PKG_NAME"), "0.1.0"));
-                let schema: serde_json::Value = serde_json::from_str(&info.settings_schema).unwrap();
-                for (key, property) in schema["properties"].as_object().unwrap() {
-                    let settings = serde_json::json!({ key: property["default"] }).to_string();
-                    assert_eq!(<Component as Guest>::check_config(settings.clone()), Ok(()), "{settings}");
-                }
-            }
-        }
-    };
-}
-
-/// Reads a plugin's settings: "" (nothing configured) and "{}" both mean the defaults.
-/// The error names the offending key, because serde's messages do
-/// ("unknown field `x`, expected one of …").
-pub fn parse_settings<T: DeserializeOwned + Default>(settings: &str) -> Result<T, String> {
-    if settings.trim().is_empty() {
-        return Ok(T::default());
-    }
-    serde_json::from_str(settings).map_err(|e| format!("invalid settings: {e}"))
-}
+use crate::types::{Action, RolloutState, ScaleTo, Step, Traffic, Workload};
 
 pub const DEFAULT_MAX_RESTARTS: u32 = 3;
 pub const DEFAULT_MAX_UNREADY_SECONDS: u64 = 300;
 
-/// When a rollout gives up on its own. Each strategy's settings carry these two keys
-/// beside its own (serde cannot combine `flatten` with `deny_unknown_fields`).
+/// When a rollout gives up on its own. A strategy's settings carry these two keys
+/// (`max-restarts`, `max-unready-seconds`) beside its own: serde cannot combine
+/// `flatten` with `deny_unknown_fields`, so each settings struct repeats them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_restarts: u32,
@@ -150,7 +60,8 @@ impl Limits {
         None
     }
 
-    /// The abort answer, or `None` to carry on.
+    /// The abort answer, or `None` to carry on. Asked first on every call: the host
+    /// asks while it waits too, so a crashing candidate is caught mid-wait.
     pub fn abort_step(&self, state: &RolloutState) -> Option<Step> {
         let reason = self.abort_reason(&state.candidate)?;
         Some(Step {
@@ -162,19 +73,8 @@ impl Limits {
     }
 }
 
-/// A rollout starts with the Service on the stable release; strategies that split
-/// traffic by pod count first point it at both workloads. `None` once it does.
-pub fn split_traffic(state: &RolloutState, who: &str) -> Option<Step> {
-    (state.stable.is_some() && state.traffic != Traffic::Both).then(|| Step {
-        action: Action::SwitchTraffic(Traffic::Both),
-        step_index: state.step_index,
-        description: format!("{who}: sending traffic to stable and candidate pods alike, split by their numbers"),
-        memory: state.memory.clone(),
-    })
-}
-
-/// JSON Schema text of a settings object: the strategy's own properties plus the
-/// two limits, no others allowed.
+/// JSON Schema text of a settings object: the strategy's own properties (a JSON object
+/// of property schemas) plus the two limits, no other keys allowed.
 pub fn schema_with_limits(own: Value) -> String {
     let mut properties = match own {
         Value::Object(map) => map,
@@ -197,6 +97,18 @@ pub fn schema_with_limits(own: Value) -> String {
     json!({ "type": "object", "additionalProperties": false, "properties": properties }).to_string()
 }
 
+/// A rollout starts with the Service on the stable release; strategies that split
+/// traffic by pod count first point it at both workloads. `None` once it does (and on
+/// a first deploy). `who` begins the description.
+pub fn split_traffic(state: &RolloutState, who: &str) -> Option<Step> {
+    (state.stable.is_some() && state.traffic != Traffic::Both).then(|| Step {
+        action: Action::SwitchTraffic(Traffic::Both),
+        step_index: state.step_index,
+        description: format!("{who}: sending traffic to stable and candidate pods alike, split by their numbers"),
+        memory: state.memory.clone(),
+    })
+}
+
 /// The part of the observation that belongs to one step. When an answer moves on to a
 /// later step within the same call, that step has just begun: no time spent in it and
 /// no promotion yet (the host's values belong to the step it last heard of).
@@ -206,7 +118,8 @@ pub struct InStep {
     pub promoted: bool,
 }
 
-/// What evaluating one step gives: something to do now, or "this step is complete".
+/// What evaluating one step gives: something to do now (and its description), or
+/// "this step is complete".
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Act(Action, String),
@@ -218,8 +131,8 @@ pub enum Outcome {
 const MAX_STEPS_PER_CALL: u32 = 10_000;
 
 /// Evaluates steps from the one the host reports, moving on while they are complete,
-/// and answers with the first action to perform. `eval` must answer `Done` (or another
-/// action) past its last step.
+/// and answers with the first action to perform. `eval(index, in_step)` must answer
+/// `Done` (or another action) past its last step.
 pub fn drive(state: &RolloutState, mut eval: impl FnMut(u32, InStep) -> Outcome) -> Result<Step, String> {
     let mut index = state.step_index;
     let mut in_step = InStep { time_ms: state.time_in_step_ms, promoted: state.promoted };
@@ -259,7 +172,7 @@ pub fn converge(state: &RolloutState, target: ScaleTo) -> Option<Action> {
 }
 
 /// A first deploy has nothing to protect: bring the candidate to the desired replicas
-/// and finish. Used by the strategies whose first deploy needs no further step.
+/// (step 0) and finish (step 1).
 pub fn first_deploy(state: &RolloutState, index: u32) -> Outcome {
     let desired = state.desired_replicas;
     match index {
@@ -273,7 +186,7 @@ pub fn first_deploy(state: &RolloutState, index: u32) -> Outcome {
     }
 }
 
-/// "1 of 3 candidate pods ready", the phrase most descriptions end with.
+/// "1 of 3 candidate pods ready", the phrase many descriptions end with.
 pub fn candidate_ready(state: &RolloutState) -> String {
     format!("{} of {} candidate pods ready", state.candidate.ready, state.candidate.replicas)
 }
@@ -281,8 +194,6 @@ pub fn candidate_ready(state: &RolloutState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
-
 
     fn workload(replicas: u32, ready: u32) -> Workload {
         Workload { replicas, ready, restarts: 0, unready_ms: 0 }
@@ -301,21 +212,6 @@ mod tests {
             promoted: false,
             memory: String::new(),
         }
-    }
-
-    #[derive(Debug, Default, Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-    struct Demo {
-        max_things: u32,
-    }
-
-    #[test]
-    fn empty_settings_mean_defaults_and_unknown_keys_are_named() {
-        assert_eq!(parse_settings::<Demo>(""), Ok(Demo::default()));
-        assert_eq!(parse_settings::<Demo>("{}"), Ok(Demo::default()));
-        assert_eq!(parse_settings::<Demo>(r#"{"max-things": 2}"#), Ok(Demo { max_things: 2 }));
-        let err = parse_settings::<Demo>(r#"{"max_things": 2}"#).unwrap_err();
-        assert!(err.contains("max_things"), "{err}");
     }
 
     #[test]
@@ -338,6 +234,16 @@ mod tests {
     }
 
     #[test]
+    fn the_abort_step_stays_at_the_current_index() {
+        let mut s = state(Some(workload(3, 3)), Workload { restarts: 4, ..workload(1, 0) });
+        s.step_index = 7;
+        let step = Limits::default().abort_step(&s).unwrap();
+        assert_eq!(step.step_index, 7);
+        assert_eq!(step.action, Action::Abort("candidate pods restarted 4 times, more than the 3 allowed".into()));
+        assert!(step.description.starts_with("giving up: "), "{}", step.description);
+    }
+
+    #[test]
     fn converge_scales_then_waits_then_completes() {
         let target = ScaleTo { stable: 0, candidate: 3 };
         assert_eq!(converge(&state(Some(workload(3, 3)), workload(0, 0)), target), Some(Action::Scale(target)));
@@ -345,6 +251,26 @@ mod tests {
         assert_eq!(converge(&state(Some(workload(0, 0)), workload(3, 2)), target), Some(Action::WaitReady));
         assert_eq!(converge(&state(Some(workload(0, 0)), workload(3, 3)), target), None);
         assert_eq!(converge(&state(None, workload(3, 3)), target), None);
+    }
+
+    #[test]
+    fn traffic_is_split_once_and_only_over_a_stable_release() {
+        let mut s = state(Some(workload(3, 3)), workload(0, 0));
+        assert_eq!(split_traffic(&s, "x").unwrap().action, Action::SwitchTraffic(Traffic::Both));
+        s.traffic = Traffic::Both;
+        assert_eq!(split_traffic(&s, "x"), None);
+        assert_eq!(split_traffic(&state(None, workload(0, 0)), "x"), None);
+    }
+
+    #[test]
+    fn a_first_deploy_scales_waits_and_finishes() {
+        let s = state(None, workload(0, 0));
+        assert_eq!(
+            first_deploy(&s, 0),
+            Outcome::Act(Action::Scale(ScaleTo { stable: 0, candidate: 3 }), "first deploy: 0 of 3 pods ready".into())
+        );
+        assert_eq!(first_deploy(&state(None, workload(3, 3)), 0), Outcome::Next);
+        assert!(matches!(first_deploy(&s, 1), Outcome::Act(Action::Done, _)));
     }
 
     #[test]
