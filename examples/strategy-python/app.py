@@ -3,33 +3,30 @@
 It moves a release from the stable workload to the candidate workload in N equal
 steps, with a pause between steps. Each step starts its new pods, and waits for
 them, before it stops old ones, so capacity never dips. It gives up when the new
-pods restart more than 3 times in all or one stays unready over 5 minutes. Build
-it into a WebAssembly component with `./build` (componentize-py), unit-test it
-with `python3 -m unittest`.
+pods restart more than 3 times in all or one stays unready over 5 minutes.
 
-The contract is `wit/0.1.0/plugin.wit`, world `strategy`. The host calls `next` over and
-over: each call gets the settings and what the host observes now, and answers ONE
-action to perform now, plus the step it belongs to. The host persists the step
-index and `memory`, applies the action, and calls again. `time_in_step_ms` starts
-again from 0 whenever the answered step index differs from the previous one. The
-plugin has no clock, no files and no memory between calls: everything it knows
-is in its arguments.
+The contract is `wit/plugin.wit` (warship:plugin@0.2.0), world `strategy`. The host
+calls `next` over and over: each call gets the settings and what the host observes
+now, and answers ONE action to perform now, plus the step it belongs to. The host
+persists the step index and `memory`, applies the action, and calls again.
+`time_in_step_ms` starts again from 0 whenever the answered step index differs from
+the previous one. The plugin has no clock, no files and no memory between calls:
+everything it knows is in its arguments.
 
 The file has two parts:
-  * plain functions (`parse_settings`, `next_step`, ...) holding all the logic,
-    testable with CPython and stand-ins for the generated types (test_app.py);
+  * plain functions (`next_step`, `candidate_replicas`, ...) holding all the logic,
+    unit-tested under CPython with the kit's stand-ins and fake host (test_app.py);
   * the glue: classes `Plugin` and `Rollout`, named after the WIT interfaces
     the `strategy` world exports, as componentize-py's generated bindings require.
 """
 
-import json
-
-from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import types
 
+from warship_plugin.settings import SettingsSchema
+
 NAME = "strategy-linear-py"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 
 # The candidate's pods may restart this many times in total; one more aborts.
 MAX_RESTARTS = 3
@@ -37,85 +34,23 @@ MAX_RESTARTS = 3
 # A candidate pod may stay unready this long (5 minutes); any longer aborts.
 MAX_UNREADY_MS = 300_000
 
-# Settings: key -> (default, minimum, maximum). The maximums keep every number we
-# hand back within the WIT's u32 / u64 fields.
-SETTINGS = {
-    "steps": (4, 1, 100),
-    "pause-seconds": (30, 0, 86400),
-}
-
-SETTINGS_SCHEMA = json.dumps(
-    {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "steps": {
-                "description": "How many equal steps move the replicas to the new release.",
-                "type": "integer",
-                "minimum": SETTINGS["steps"][1],
-                "maximum": SETTINGS["steps"][2],
-                "default": SETTINGS["steps"][0],
-            },
-            "pause-seconds": {
-                "description": "Least time each step lasts (but the last), in seconds.",
-                "type": "integer",
-                "minimum": SETTINGS["pause-seconds"][1],
-                "maximum": SETTINGS["pause-seconds"][2],
-                "default": SETTINGS["pause-seconds"][0],
-            },
-        },
+# The maximums keep every number we hand back within the WIT's u32 / u64 fields.
+SETTINGS = SettingsSchema({
+    "steps": {
+        "type": "integer", "minimum": 1, "maximum": 100, "default": 4,
+        "description": "How many equal steps move the replicas to the new release.",
     },
-    separators=(",", ":"),
-)
+    "pause-seconds": {
+        "type": "integer", "minimum": 0, "maximum": 86400, "default": 30,
+        "description": "Least time each step lasts (but the last), in seconds.",
+    },
+})
 
 
 # ---------------------------------------------------------------------------
-# Pure logic: plain functions of their arguments.
+# Pure logic: plain functions of their arguments. `settings` is what
+# SETTINGS.parse gives: `settings.steps`, `settings.pause_seconds`.
 # ---------------------------------------------------------------------------
-
-
-class SettingsError(ValueError):
-    """Bad settings; the message names the key and says what is expected."""
-
-
-class Settings:
-    def __init__(self, steps, pause_seconds):
-        self.steps = steps
-        self.pause_seconds = pause_seconds
-
-    def __eq__(self, other):
-        return isinstance(other, Settings) and vars(self) == vars(other)
-
-    def __repr__(self):
-        return f"Settings(steps={self.steps}, pause_seconds={self.pause_seconds})"
-
-
-def parse_settings(text):
-    """The settings JSON from platform.toml; "" or "{}" means every default."""
-    if not text.strip():
-        data = {}
-    else:
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            raise SettingsError(f"settings are not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise SettingsError("settings must be a JSON object, like {\"steps\": 4}")
-    for key in data:
-        if key not in SETTINGS:
-            known = ", ".join(SETTINGS)
-            raise SettingsError(f"unknown setting `{key}` (known: {known})")
-    values = {}
-    for key, (default, low, high) in SETTINGS.items():
-        value = data.get(key, default)
-        # bool is an int in Python; `true` is not a number of steps.
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise SettingsError(
-                f"`{key}` must be a whole number from {low} to {high} (got {json.dumps(value)})"
-            )
-        values[key] = value
-    return Settings(steps=values["steps"], pause_seconds=values["pause-seconds"])
 
 
 def candidate_replicas(desired, k, steps):
@@ -241,25 +176,19 @@ def _first_deploy(state):
 # ---------------------------------------------------------------------------
 # Component glue: one class per exported interface, named as the bindings require
 # (`componentize-py -d wit -w strategy bindings DIR` shows them). An error result
-# is returned by raising componentize_py_types.Err with the message.
+# is an exception, componentize_py_types.Err(message): SETTINGS.parse_or_err raises it
+# naming the bad key.
 # ---------------------------------------------------------------------------
 
 
 class Plugin(exports.Plugin):
     def describe(self) -> types.PluginInfo:
-        return types.PluginInfo(name=NAME, version=VERSION, settings_schema=SETTINGS_SCHEMA)
+        return types.PluginInfo(name=NAME, version=VERSION, settings_schema=SETTINGS.schema_json())
 
     def check_config(self, settings: str) -> None:
-        try:
-            parse_settings(settings)
-        except SettingsError as e:
-            raise Err(str(e))
+        SETTINGS.parse_or_err(settings)
 
 
 class Rollout(exports.Rollout):
     def next(self, settings: str, state: types.RolloutState) -> types.Step:
-        try:
-            parsed = parse_settings(settings)
-        except SettingsError as e:
-            raise Err(str(e))
-        return next_step(parsed, state)
+        return next_step(SETTINGS.parse_or_err(settings), state)

@@ -1,173 +1,55 @@
-"""Unit tests for app.py, run with plain CPython: `python3 -m unittest -v`.
+"""Unit tests for app.py under plain CPython: `python3 -m unittest -v`.
 
 app.py imports the bindings componentize-py generates (`wit_world`,
-`componentize_py_types`). Without them on the path, this file installs small
-stand-ins with the same names and fields first. To run against the real generated
-types instead:
+`componentize_py_types`); `warship_plugin.testing` stands in for them, and brings the
+fake host that runs `next` the way warship's host does, on scripted pods in simulated
+time. `warship plugin test dist/strategy-linear-py.wasm` runs the built component
+through the real host loop.
 
-    componentize-py -d ../../wit/0.1.0 -w strategy bindings /tmp/bindings
+To run against the real generated types instead:
+
+    componentize-py -d wit -w strategy bindings /tmp/bindings
     PYTHONPATH=/tmp/bindings python3 -m unittest -v
 """
 
 import json
-import sys
 import unittest
-from dataclasses import dataclass
-from enum import Enum
-from types import ModuleType
-from typing import Optional, Union
 
+from warship_plugin.testing import (
+    End, Err, FakeHost, SettingsError, rollout_state, run_scenario, scenario_files, types as t,
+    workload,
+)
 
-def _install_stand_ins():
-    """Stand-ins for the generated modules, as far as app.py uses them."""
-
-    class Err(Exception):
-        def __init__(self, value):
-            super().__init__(value)
-            self.value = value
-
-    @dataclass
-    class PluginInfo:
-        name: str
-        version: str
-        settings_schema: str
-
-    @dataclass
-    class Workload:
-        replicas: int
-        ready: int
-        restarts: int
-        unready_ms: int
-
-    class Traffic(Enum):
-        STABLE = 0
-        CANDIDATE = 1
-        BOTH = 2
-
-    @dataclass
-    class RolloutState:
-        desired_replicas: int
-        stable: Optional[Workload]
-        candidate: Workload
-        traffic: Traffic
-        step_index: int
-        time_in_step_ms: int
-        promoted: bool
-        memory: str
-
-    @dataclass
-    class ScaleTo:
-        stable: int
-        candidate: int
-
-    @dataclass
-    class Action_Scale:
-        value: ScaleTo
-
-    @dataclass
-    class Action_SwitchTraffic:
-        value: Traffic
-
-    @dataclass
-    class Action_WaitReady:
-        pass
-
-    @dataclass
-    class Action_Pause:
-        value: int
-
-    @dataclass
-    class Action_AwaitPromotion:
-        pass
-
-    @dataclass
-    class Action_Done:
-        pass
-
-    @dataclass
-    class Action_Abort:
-        value: str
-
-    @dataclass
-    class Step:
-        action: Union[Action_Scale, Action_SwitchTraffic, Action_WaitReady, Action_Pause,
-                      Action_AwaitPromotion, Action_Done, Action_Abort]
-        step_index: int
-        description: str
-        memory: str
-
-    types = ModuleType("wit_world.imports.types")
-    for cls in (PluginInfo, Workload, Traffic, RolloutState, ScaleTo, Action_Scale,
-                Action_SwitchTraffic, Action_WaitReady, Action_Pause, Action_AwaitPromotion,
-                Action_Done, Action_Abort, Step):
-        setattr(types, cls.__name__, cls)
-
-    exports = ModuleType("wit_world.exports")
-    exports.Plugin = type("Plugin", (), {})
-    exports.Rollout = type("Rollout", (), {})
-    imports = ModuleType("wit_world.imports")
-    imports.types = types
-    world = ModuleType("wit_world")
-    world.exports, world.imports = exports, imports
-    cpt = ModuleType("componentize_py_types")
-    cpt.Err = Err
-    sys.modules.update({
-        "wit_world": world,
-        "wit_world.exports": exports,
-        "wit_world.imports": imports,
-        "wit_world.imports.types": types,
-        "componentize_py_types": cpt,
-    })
-
-
-try:
-    import wit_world.imports.types  # noqa: F401  (real bindings on PYTHONPATH)
-except ImportError:
-    _install_stand_ins()
-
-import app  # noqa: E402
-from componentize_py_types import Err  # noqa: E402
-from wit_world.imports import types as t  # noqa: E402
-
-
-def workload(replicas, ready=None, restarts=0, unready_ms=0):
-    return t.Workload(replicas=replicas, ready=replicas if ready is None else ready,
-                      restarts=restarts, unready_ms=unready_ms)
+import app
 
 
 def state(desired=4, stable=None, candidate=None, traffic=None, step_index=0,
           time_in_step_ms=0, memory=""):
-    return t.RolloutState(
-        desired_replicas=desired,
-        stable=stable,
-        candidate=candidate if candidate is not None else workload(0),
-        traffic=traffic if traffic is not None else t.Traffic.BOTH,
-        step_index=step_index,
-        time_in_step_ms=time_in_step_ms,
-        promoted=False,
-        memory=memory,
-    )
-
-
-DEFAULTS = app.parse_settings("")
+    """What `next` is told; traffic already split between both releases by default."""
+    return rollout_state(desired=desired, stable=stable, candidate=candidate,
+                         traffic=traffic if traffic is not None else t.Traffic.BOTH,
+                         step_index=step_index, time_in_step_ms=time_in_step_ms, memory=memory)
 
 
 def settings(steps=4, pause_seconds=30):
-    return app.Settings(steps=steps, pause_seconds=pause_seconds)
+    return app.SETTINGS.parse(json.dumps({"steps": steps, "pause-seconds": pause_seconds}))
+
+
+DEFAULTS = app.SETTINGS.defaults()
 
 
 class ParseSettings(unittest.TestCase):
     def test_empty_means_defaults(self):
         for text in ("", "  ", "{}"):
-            self.assertEqual(app.parse_settings(text), settings(4, 30), text)
+            self.assertEqual(app.SETTINGS.parse(text), settings(4, 30), text)
 
     def test_values(self):
-        self.assertEqual(app.parse_settings('{"steps": 2, "pause-seconds": 0}'), settings(2, 0))
-        self.assertEqual(app.parse_settings('{"steps": 1}'), settings(1, 30))
+        self.assertEqual(app.SETTINGS.parse('{"steps": 2, "pause-seconds": 0}'), settings(2, 0))
+        self.assertEqual(app.SETTINGS.parse('{"steps": 1}'), settings(1, 30))
 
     def test_unknown_key_is_named(self):
-        with self.assertRaisesRegex(app.SettingsError, "unknown setting `pause_seconds`"):
-            app.parse_settings('{"pause_seconds": 5}')
+        with self.assertRaisesRegex(SettingsError, "unknown setting `pause_seconds`"):
+            app.SETTINGS.parse('{"pause_seconds": 5}')
 
     def test_bad_values_name_the_key(self):
         for text, key in [
@@ -180,13 +62,13 @@ class ParseSettings(unittest.TestCase):
             ('{"pause-seconds": -1}', "pause-seconds"),
             ('{"pause-seconds": null}', "pause-seconds"),
         ]:
-            with self.assertRaisesRegex(app.SettingsError, f"`{key}` must be", msg=text):
-                app.parse_settings(text)
+            with self.assertRaisesRegex(SettingsError, f"`{key}` must be", msg=text):
+                app.SETTINGS.parse(text)
 
     def test_not_an_object(self):
         for text in ("[]", "4", "null", "{", "steps = 4"):
-            with self.assertRaises(app.SettingsError, msg=text):
-                app.parse_settings(text)
+            with self.assertRaises(SettingsError, msg=text):
+                app.SETTINGS.parse(text)
 
 
 class CandidateReplicas(unittest.TestCase):
@@ -320,117 +202,78 @@ class Steps(unittest.TestCase):
         self.assertIn("stopping the deploy", s.action.value)
 
 
-class FakeHost:
-    """Applies each action at once and calls again, as the WIT describes. A
-    `wait-ready` lasts 2 s; with `never_ready` the candidate's pods stay unready and
-    the host asks again after each such wait."""
-
-    def __init__(self, settings_json, desired, stable, never_ready=False):
-        self.settings = settings_json
-        # The Service is where it was: on the old release, or on a first deploy on
-        # the new one (wit: `traffic`).
-        self.state = state(desired=desired, stable=workload(stable) if stable is not None else None,
-                           traffic=t.Traffic.STABLE if stable is not None else t.Traffic.CANDIDATE)
-        self.never_ready = never_ready
-        self.log = []
-        # Pods the Service reaches after each action: ready and not stopping.
-        self.serving = []
-
-    def _serving(self):
-        st = self.state
-        up = [min(w.ready, w.replicas) if w is not None else 0 for w in (st.stable, st.candidate)]
-        if st.traffic == t.Traffic.STABLE:
-            return up[0]
-        if st.traffic == t.Traffic.CANDIDATE:
-            return up[1]
-        return sum(up)
-
-    def run(self, limit=100):
-        rollout = app.Rollout()
-        for _ in range(limit):
-            s = rollout.next(self.settings, self.state)
-            st = self.state
-            self.log.append((type(s.action).__name__, s.step_index))
-            if s.step_index != st.step_index:
-                st.time_in_step_ms = 0
-            st.step_index, st.memory = s.step_index, s.memory
-            a = s.action
-            if isinstance(a, t.Action_Scale):
-                assert st.stable is None or (st.stable.replicas, st.candidate.replicas) != \
-                    (a.value.stable, a.value.candidate), "scale to the counts already there"
-                if st.stable is not None:
-                    st.stable.replicas = a.value.stable
-                st.candidate.replicas = a.value.candidate
-            elif isinstance(a, t.Action_SwitchTraffic):
-                assert st.traffic != a.value, "switch to the traffic already there"
-                st.traffic = a.value
-            elif isinstance(a, t.Action_WaitReady):
-                workloads = [w for w in (st.stable, st.candidate) if w is not None]
-                assert any(w.ready != w.replicas for w in workloads), \
-                    "wait-ready with every pod ready"
-                for w in workloads:
-                    if w is st.candidate and self.never_ready:
-                        w.unready_ms += 2000 if w.ready < w.replicas else 0
-                    else:
-                        w.ready = w.replicas
-                st.time_in_step_ms += 2000
-            elif isinstance(a, t.Action_Pause):
-                assert a.value > 0
-                st.time_in_step_ms += a.value
-            else:
-                return a
-            self.serving.append((st.traffic, self._serving()))
-        raise AssertionError("no end after %d calls" % limit)
-
-
-class Simulation(unittest.TestCase):
+class OnTheFakeHost(unittest.TestCase):
     def test_full_rollout(self):
-        host = FakeHost('{"steps": 4, "pause-seconds": 30}', desired=4, stable=4)
-        self.assertEqual(host.run(), t.Action_Done())
-        # Each step: start new pods, wait, stop old pods, wait.
-        move = [("Action_Scale",), ("Action_WaitReady",)] * 2
-        self.assertEqual(host.log, [("Action_SwitchTraffic", 1)] + [
-            entry + (k,) for k in (1, 2, 3, 4)
-            for entry in move + [("Action_Pause",) if k < 4 else ("Action_Done",)]
-        ])
-        self.assertEqual((host.state.stable.replicas, host.state.candidate.replicas), (0, 4))
-        # Once traffic goes to both, never fewer than 4 pods serve.
-        self.assertEqual(host.serving[0], (t.Traffic.BOTH, 4))
-        self.assertGreaterEqual(min(n for _, n in host.serving), 4, host.serving)
+        host = FakeHost(app.Rollout, desired=4, stable=4, settings={"steps": 4, "pause-seconds": 30})
+        self.assertEqual(host.run(), End("done"))
+        # Each step: start new pods, wait, stop old pods, wait; a pause between steps.
+        move = ["scale", "wait-ready", "scale", "wait-ready"]
+        self.assertEqual(host.kinds(), ["switch-traffic"] + (move + ["pause"]) * 3 + move + ["done"])
+        self.assertEqual(host.scales(), [(4, 1), (3, 1), (3, 2), (2, 2), (2, 3), (1, 3), (1, 4), (0, 4)])
+        self.assertEqual([s.step_index for s in host.steps][::5], [1, 1, 2, 3, 4])
+        self.assertEqual(host.counts(), ((0, 0), (4, 4)))
+        # Each step lasts its 30 s: pods take a second each, the pause the rest.
+        self.assertEqual(host.now_ms, 3 * 30_000 + 2_000)
+        # New pods start before old ones stop: never fewer than 4 serve.
+        self.assertEqual(host.min_serving, 4)
 
     def test_new_pods_that_never_get_ready_abort_after_5_minutes(self):
-        host = FakeHost("{}", desired=4, stable=4, never_ready=True)
-        end = host.run(limit=200)
-        self.assertIsInstance(end, t.Action_Abort)
-        self.assertIn("unready for 302 s", end.value)
-        # Started 1 new pod, then waited 2 s at a time until past 300 s.
-        self.assertEqual(host.log[:3], [("Action_SwitchTraffic", 1), ("Action_Scale", 1),
-                                        ("Action_WaitReady", 1)])
-        self.assertEqual(len(host.log), 2 + 151 + 1)
-        # The old release was never touched.
-        self.assertEqual((host.state.stable.replicas, host.state.stable.ready), (4, 4))
+        host = FakeHost(app.Rollout, desired=4, stable=4, pods="never-ready")
+        end = host.run()
+        self.assertEqual(end.kind, "aborted")
+        self.assertIn("unready for 301 s", end.reason)
+        self.assertEqual(host.kinds()[:3], ["switch-traffic", "scale", "wait-ready"])
+        # The old release was never touched, and serves alone again.
+        self.assertNotIn((3, 1), host.scales())
+        self.assertEqual(host.counts(), ((4, 4), (0, 0)))
+        self.assertEqual(host.min_serving, 4)
+
+    def test_a_crash_loop_aborts_after_3_restarts(self):
+        end = FakeHost(app.Rollout, desired=4, stable=4, pods="crash-loop").run()
+        self.assertEqual(end.kind, "aborted")
+        self.assertIn("restarted 4 times (at most 3 allowed)", end.reason)
+
+    def test_a_new_host_carries_on_from_the_observed_counts(self):
+        whole = FakeHost(app.Rollout, desired=4, stable=4, settings={"steps": 2, "pause-seconds": 5})
+        whole.run()
+        for after in range(1, len(whole.steps)):
+            host = FakeHost(app.Rollout, desired=4, stable=4, restart_host_after_calls=after,
+                            settings={"steps": 2, "pause-seconds": 5})
+            with self.subTest(restart_after=after):
+                self.assertEqual(host.run(), End("done"))
+                self.assertEqual(host.host_restarts, 1)
+                # A scale persisted but never carried out is answered again; else the same.
+                scales = host.scales()
+                again = [i for i in range(1, len(scales)) if scales[i] == scales[i - 1]]
+                self.assertLessEqual(len(again), 1)
+                self.assertEqual([x for i, x in enumerate(scales) if i not in again], whole.scales())
+                self.assertGreaterEqual(host.min_serving, 4)
 
     def test_every_shape_ends(self):
         for desired in (0, 1, 2, 3, 7):
             for steps in (1, 2, 3, 5):
                 for pause in (0, 1):
-                    for stable in (None, 0, desired):
-                        host = FakeHost(json.dumps({"steps": steps, "pause-seconds": pause}),
-                                        desired, stable)
-                        with self.subTest(desired=desired, steps=steps, pause=pause,
-                                          stable=stable):
-                            self.assertEqual(host.run(), t.Action_Done())
-                            self.assertEqual(host.state.candidate.replicas, desired)
+                    for stable in (0, 1, desired):
+                        host = FakeHost(app.Rollout, desired=desired, stable=stable,
+                                        settings={"steps": steps, "pause-seconds": pause})
+                        with self.subTest(desired=desired, steps=steps, pause=pause, stable=stable):
+                            self.assertEqual(host.run(), End("done"))
+                            self.assertEqual(host.counts()[1], (desired, desired))
                             if stable == desired:
-                                low = min((n for traffic, n in host.serving
-                                           if traffic != t.Traffic.STABLE), default=desired)
-                                self.assertGreaterEqual(low, desired, host.serving)
+                                self.assertGreaterEqual(host.min_serving, desired, host.serving)
+
+    def test_scenarios(self):
+        files = scenario_files(__file__)
+        self.assertEqual([p.name for p in files], ["crash-loop.toml", "healthy.toml", "host-restart.toml"])
+        for path in files:
+            with self.subTest(scenario=path.name):
+                run_scenario(path, app.Rollout)
 
 
 class Glue(unittest.TestCase):
     def test_describe(self):
         info = app.Plugin().describe()
-        self.assertEqual((info.name, info.version), ("strategy-linear-py", "0.1.0"))
+        self.assertEqual((info.name, info.version), ("strategy-linear-py", "0.2.0"))
         schema = json.loads(info.settings_schema)
         self.assertEqual(sorted(schema["properties"]), ["pause-seconds", "steps"])
         self.assertFalse(schema["additionalProperties"])
