@@ -30,11 +30,14 @@ What the strategy is told, and how its answers are carried out:
 - A host restart: the host goes down after persisting an answer and before carrying it
   out; a new host resumes with what was persisted (step index, memory, time in step,
   promotion, counts asked so far) and nothing else.
+- `Err(message)` raised by `next` fails the rollout as the host does; any other
+  exception propagates to the test (in the component it would trap, failing the rollout).
 
 Pods: each simulated second every workload starts or stops one pod towards its
-replicas. The candidate's pods follow `pods`: "healthy"; "slow-ready" (a pod gets ready
-only once it has been unready `ready_after_seconds`); "never-ready" (a readiness probe
-that always fails); "crash-loop" (never ready, one more restart every second).
+replicas. The candidate's pods follow `pods`: "healthy"; "slow-ready" (none gets ready
+until its longest-unready pod has been unready `ready_after_seconds`, then one a second
+as usual); "never-ready" (a readiness probe that always fails); "crash-loop" (never
+ready, one more restart every second).
 
     host = FakeHost(app.Rollout, desired=4, stable=4, settings={"max-restarts": 2},
                     pods="crash-loop")
@@ -43,6 +46,7 @@ that always fails); "crash-loop" (never ready, one more restart every second).
     host.min_serving                  # fewest pods serving requests during the run
 """
 
+import copy
 import json
 from dataclasses import dataclass, field, replace
 from typing import List, Optional
@@ -56,6 +60,8 @@ from componentize_py_types import Err  # noqa: E402
 
 TICK_MS = 1_000
 MAX_CALLS = 500
+# A wait on healthy pods that lasts longer than this means a test broke the bookkeeping.
+MAX_WAIT_TICKS = 100_000
 MEMORY_MAX = 64 << 10
 DESCRIPTION_MAX = 1 << 10
 STABLE, CANDIDATE = 1, 2
@@ -400,6 +406,7 @@ class FakeHost:
                 for s in self.steps if isinstance(s.action, t.Action_Scale)]
 
     def weights(self):
+        """The percent of every set-weight answered."""
         return [s.action.value for s in self.steps if isinstance(s.action, t.Action_SetWeight)]
 
     @property
@@ -418,6 +425,7 @@ class FakeHost:
         return self.cluster.releases.setdefault(CANDIDATE, Pods())
 
     def stable_pods(self):
+        """The stable release's Pods (None on a first deploy)."""
         return self.cluster.releases.get(STABLE)
 
     # -- running ----------------------------------------------------------------------
@@ -440,7 +448,8 @@ class FakeHost:
         state = self.rollout.state(self.cluster, self.now_ms)
         self.state = state
         try:
-            step = self._ask(state)
+            # A copy: what the strategy does to its argument is no business of the host's.
+            step = self._ask(copy.deepcopy(state))
         except Err as e:
             step = e
         if not isinstance(step, Err):
@@ -469,10 +478,12 @@ class FakeHost:
         if then[0] == "succeeded":
             self.end = End("done")
         elif then[0] == "wait-for-pods":
-            while True:
+            for _ in range(MAX_WAIT_TICKS):
                 self._tick(TICK_MS)
                 if _all_ready(self.state) or self.cluster.pods != "healthy" or self._user_aborts():
                     break
+            else:
+                raise ContractError(f"healthy pods never settled: {_short(self.state)}")
         elif then[0] == "pause":
             self.advance(then[1])
         elif then[0] == "await-promotion":
