@@ -16,7 +16,6 @@ it knows is in its arguments.
 named after the WIT interfaces the world exports, as componentize-py requires.
 """
 
-from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import types
 
@@ -76,6 +75,10 @@ def next_step(settings, state):
     if waiting:
         return _step(types.Action_WaitReady(), f"{new.ready} of {_pods(desired)} ready")
     return _step(types.Action_Done(), f"all {_pods(desired)} of the new release ready")
+
+
+# The glue. An error result is an exception, componentize_py_types.Err(message);
+# SETTINGS.parse_or_err raises it naming the bad key.
 
 
 class Plugin(exports.Plugin):
