@@ -66,6 +66,7 @@ use serde::de::DeserializeOwned;
 // a plugin crate sees it; inside this crate that name is itself.
 extern crate self as warship_plugin;
 
+pub mod dockerfile;
 pub mod strategy;
 pub mod testing;
 
