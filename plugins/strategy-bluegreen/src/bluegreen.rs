@@ -7,11 +7,12 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use strategy_common::types::{Action, RolloutState, ScaleTo, Step, Traffic};
-use strategy_common::{
-    candidate_ready, converge, drive, parse_settings, schema_with_limits, stable_replicas, InStep, Limits, Outcome,
+use warship_plugin::parse_settings;
+use warship_plugin::strategy::{
+    candidate_ready, converge, drive, schema_with_limits, stable_replicas, InStep, Limits, Outcome,
     DEFAULT_MAX_RESTARTS, DEFAULT_MAX_UNREADY_SECONDS,
 };
+use warship_plugin::types::{Action, RolloutState, ScaleTo, Step, Traffic};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -115,7 +116,7 @@ fn step(settings: &Settings, state: &RolloutState, index: u32, in_step: InStep) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strategy_common::sim::Cluster;
+    use warship_plugin::sim::Cluster;
 
     fn run(settings: &str, cluster: &mut Cluster) -> Vec<&'static str> {
         cluster.run(|state| next(settings, state))

@@ -25,11 +25,12 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use strategy_common::types::{Action, RolloutState, ScaleTo, Step};
-use strategy_common::{
-    candidate_ready, converge, drive, first_deploy, parse_settings, schema_with_limits, split_traffic, stable_replicas,
-    InStep, Limits, Outcome, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_UNREADY_SECONDS,
+use warship_plugin::parse_settings;
+use warship_plugin::strategy::{
+    candidate_ready, converge, drive, first_deploy, schema_with_limits, split_traffic, stable_replicas, InStep, Limits,
+    Outcome, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_UNREADY_SECONDS,
 };
+use warship_plugin::types::{Action, RolloutState, ScaleTo, Step};
 
 /// One entry of `steps`, written as a one-key object: `{"weight": 10}`,
 /// `{"pause-seconds": 60}` or `{"await-promotion": true}`.
@@ -305,8 +306,8 @@ fn waiting(state: &RolloutState, at: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strategy_common::sim::Cluster;
-    use strategy_common::types::Traffic;
+    use warship_plugin::sim::Cluster;
+    use warship_plugin::types::Traffic;
 
     fn run(settings: &str, cluster: &mut Cluster) -> Vec<&'static str> {
         cluster.run(|state| next(settings, state))
@@ -339,12 +340,12 @@ mod tests {
             ]
         );
         assert_eq!(cluster.state().traffic, Traffic::Both);
-        assert_eq!(cluster.state().candidate, strategy_common::sim::healthy(4));
+        assert_eq!(cluster.state().candidate, warship_plugin::sim::healthy(4));
     }
 
     #[test]
     fn each_weight_step_grows_the_candidate_before_shrinking_the_stable() {
-        use strategy_common::types::Workload;
+        use warship_plugin::types::Workload;
         let at = |stable: (u32, u32), candidate: (u32, u32)| {
             let mut state = Cluster::new(4, Some(4)).state();
             state.traffic = Traffic::Both;
@@ -412,8 +413,8 @@ mod tests {
     #[test]
     fn a_pause_counts_the_time_already_spent() {
         let mut state = Cluster::new(4, Some(4)).state();
-        state.stable = Some(strategy_common::sim::healthy(3));
-        state.candidate = strategy_common::sim::healthy(1);
+        state.stable = Some(warship_plugin::sim::healthy(3));
+        state.candidate = warship_plugin::sim::healthy(1);
         // Past step 0 the traffic already goes to both.
         state.traffic = Traffic::Both;
         state.step_index = 1;
@@ -439,7 +440,7 @@ mod tests {
         assert_eq!(last.action, Action::Abort("candidate pods restarted 4 times, more than the 3 allowed".into()));
         assert_eq!(last.step_index, 0);
         // The stable release is still whole: nothing was taken from it yet.
-        assert_eq!(cluster.state().stable, Some(strategy_common::sim::healthy(4)));
+        assert_eq!(cluster.state().stable, Some(warship_plugin::sim::healthy(4)));
         // Its own limit, when set.
         assert_eq!(cluster.state().candidate.restarts, 4);
         assert_eq!(
@@ -459,7 +460,7 @@ mod tests {
         cluster.candidate_pods().restarts = 4;
         let step = cluster.call(|s| next("", s));
         assert!(matches!(step.action, Action::Abort(_)), "{step:?}");
-        assert_eq!(cluster.state().stable, Some(strategy_common::sim::healthy(2)));
+        assert_eq!(cluster.state().stable, Some(warship_plugin::sim::healthy(2)));
     }
 
     #[test]
@@ -488,7 +489,7 @@ mod tests {
             "canary at 10%: sending 10% of requests to 1 candidate pod and 90% to 4 stable pods"
         );
         assert_eq!((cluster.state().traffic, cluster.state().weight), (Traffic::Both, Some(100)));
-        assert_eq!(cluster.state().stable, Some(strategy_common::sim::healthy(4)));
+        assert_eq!(cluster.state().stable, Some(warship_plugin::sim::healthy(4)));
     }
 
     #[test]

@@ -10,11 +10,11 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use strategy_common::types::{Action, RolloutState, ScaleTo, Step};
-use strategy_common::{
-    converge, drive, parse_settings, schema_with_limits, Limits, Outcome, DEFAULT_MAX_RESTARTS,
-    DEFAULT_MAX_UNREADY_SECONDS,
+use warship_plugin::parse_settings;
+use warship_plugin::strategy::{
+    converge, drive, schema_with_limits, Limits, Outcome, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_UNREADY_SECONDS,
 };
+use warship_plugin::types::{Action, RolloutState, ScaleTo, Step};
 
 /// Only the shared limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -91,8 +91,8 @@ fn step(state: &RolloutState, index: u32) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strategy_common::sim::Cluster;
-    use strategy_common::types::Workload;
+    use warship_plugin::sim::Cluster;
+    use warship_plugin::types::Workload;
 
     fn run(cluster: &mut Cluster) -> Vec<&'static str> {
         cluster.run(|state| next("", state))

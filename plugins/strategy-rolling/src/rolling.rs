@@ -12,12 +12,12 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use strategy_common::types::{Action, RolloutState, ScaleTo, Step};
-use strategy_common::{
-    split_traffic,
-    converge, drive, first_deploy, parse_settings, schema_with_limits, stable_replicas, Limits, Outcome,
+use warship_plugin::parse_settings;
+use warship_plugin::strategy::{
+    converge, drive, first_deploy, schema_with_limits, split_traffic, stable_replicas, Limits, Outcome,
     DEFAULT_MAX_RESTARTS, DEFAULT_MAX_UNREADY_SECONDS,
 };
+use warship_plugin::types::{Action, RolloutState, ScaleTo, Step};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -110,8 +110,8 @@ fn step(settings: &Settings, state: &RolloutState, index: u32) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strategy_common::sim::Cluster;
-    use strategy_common::types::Traffic;
+    use warship_plugin::sim::Cluster;
+    use warship_plugin::types::Traffic;
 
     fn run(settings: &str, cluster: &mut Cluster) -> Vec<&'static str> {
         cluster.run(|state| next(settings, state))

@@ -8,8 +8,9 @@
 
 use serde::Deserialize;
 use serde_json::json;
-
-use crate::warship::plugin::types::BuildContext;
+use warship_plugin::dockerfile::{context_file_name, one_line, quote, word};
+use warship_plugin::parse_settings;
+use warship_plugin::types::BuildContext;
 
 const DEFAULT_WEBAPPS_DIR: &str = "/usr/local/tomcat/webapps";
 const DEFAULT_PORT: u16 = 8080;
@@ -32,11 +33,7 @@ impl Default for Settings {
 impl Settings {
     /// "" and "{}" mean the defaults. serde's message names an unknown key.
     fn parse(text: &str) -> Result<Self, String> {
-        let settings: Self = if text.trim().is_empty() {
-            Self::default()
-        } else {
-            serde_json::from_str(text).map_err(|e| format!("invalid settings: {e}"))?
-        };
+        let settings: Self = parse_settings(text)?;
         if settings.port == 0 {
             return Err("invalid settings: port must be between 1 and 65535".into());
         }
@@ -139,68 +136,10 @@ pub fn render(settings: &str, ctx: &BuildContext) -> Result<String, String> {
     Ok(out)
 }
 
-/// A Dockerfile instruction is one line; a line break in a value would start another.
-fn one_line(what: &str, value: &str) -> Result<(), String> {
-    if value.contains(['\n', '\r', '\0']) {
-        return Err(format!("the {what} {value:?} contains a line break or NUL, which no Dockerfile line can hold"));
-    }
-    Ok(())
-}
-
-/// Unquoted values must be one word the builder takes literally: whitespace would split
-/// it, and quotes, `\` and `$` mean escapes and variables there.
-fn word(what: &str, value: &str) -> Result<(), String> {
-    // A leading '-' would read as a flag (`FROM --platform=…`).
-    if value.is_empty() || value.starts_with('-') || value.contains(|c: char| c.is_whitespace() || "\"'\\$".contains(c)) {
-        return Err(format!(
-            "the {what} {value:?} must be one word: not empty, not starting with '-', without whitespace, quotes, '\\' or '$'"
-        ));
-    }
-    Ok(())
-}
-
-/// A double-quoted Dockerfile value: `\`, `"` and `$` (variable expansion) escaped.
-fn quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        if matches!(c, '\\' | '"' | '$') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
-/// Tomcat names a WAR's context after its file: `ROOT.war` serves `/`, and a `#` in the
-/// name stands for a `/` in the path (`shop#v2.war` serves `/shop/v2`).
-fn context_file_name(path: &str) -> Result<String, String> {
-    if path == "/" {
-        return Ok("ROOT".into());
-    }
-    let segments: Option<Vec<&str>> = path.strip_prefix('/').map(|rest| rest.split('/').collect());
-    let valid = segments.as_ref().is_some_and(|segments| {
-        segments.iter().all(|seg| {
-            !seg.is_empty()
-                && *seg != "."
-                && *seg != ".."
-                && seg.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        })
-    });
-    match segments {
-        Some(segments) if valid => Ok(segments.join("#")),
-        _ => Err(format!(
-            "the context path {path:?} names no Tomcat context: use \"/\" or '/'-separated segments of letters, \
-             digits, '.', '_' and '-'"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::warship::plugin::types::{EnvSpec, ResourceAmounts, Resources, ServletApi, WarFacts};
+    use warship_plugin::types::{EnvSpec, ResourceAmounts, Resources, ServletApi, WarFacts};
 
     fn context() -> BuildContext {
         let none = ResourceAmounts { cpu: None, memory: None };
@@ -277,22 +216,6 @@ mod tests {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let instruction = line.split(' ').next().unwrap();
             assert!(["FROM", "LABEL", "ENV", "COPY", "EXPOSE", "USER"].contains(&instruction), "{line}");
-        }
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote(r#"a\b"c$d"#), r#""a\\b\"c\$d""#);
-        assert_eq!(quote(""), r#""""#);
-    }
-
-    #[test]
-    fn context_file_names() {
-        assert_eq!(context_file_name("/").unwrap(), "ROOT");
-        assert_eq!(context_file_name("/shop").unwrap(), "shop");
-        assert_eq!(context_file_name("/shop/v2").unwrap(), "shop#v2");
-        for bad in ["", "shop", "/shop/", "//", "/../etc", "/a b", "/a#b"] {
-            assert!(context_file_name(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use crate::settings::Settings;
 use crate::violation;
-use crate::warship::plugin::types::{EnvSpec, Platform, ResourceAmounts, Resources, Violation};
+use warship_plugin::types::{EnvSpec, Platform, ResourceAmounts, Resources, Violation};
 
 /// Longest env name: leaves room for suffixes like `-canary-` in Kubernetes names.
 const ENV_NAME_MAX: usize = 40;

@@ -6,15 +6,9 @@ mod env;
 mod settings;
 mod war;
 
-wit_bindgen::generate!({
-    world: "validator",
-    path: "../../wit/0.2.0",
-    additional_derives: [PartialEq],
-});
-
-use exports::warship::plugin::{plugin, validate};
 use settings::Settings;
-use warship::plugin::types::{EnvSpec, Platform, PluginInfo, Violation, WarFacts};
+use warship_plugin::types::{EnvSpec, Platform, Violation, WarFacts};
+use warship_plugin::{Info, Plugin, Validator};
 
 fn violation(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Violation {
     Violation { field: field.into(), code: code.into(), message: message.into() }
@@ -42,40 +36,33 @@ pub fn validate_deploy(settings: &str, platform: &Platform, env: &EnvSpec, war: 
     })
 }
 
-struct Component;
+pub struct DefaultRules;
 
-impl plugin::Guest for Component {
-    fn describe() -> PluginInfo {
-        PluginInfo {
-            name: env!("CARGO_PKG_NAME").into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            settings_schema: settings::schema(),
-        }
+impl Plugin for DefaultRules {
+    fn info() -> Info {
+        Info::with_schema(settings::schema())
     }
 
-    fn check_config(settings: String) -> Result<(), String> {
-        Settings::parse(&settings).map(drop)
+    fn check_config(settings: &str) -> Result<(), String> {
+        Settings::parse(settings).map(drop)
     }
 }
 
-impl validate::Guest for Component {
-    fn validate_env(settings: String, platform: Platform, env: EnvSpec) -> Vec<Violation> {
-        validate_env(&settings, &platform, &env)
+impl Validator for DefaultRules {
+    fn validate_env(settings: &str, platform: &Platform, env: &EnvSpec) -> Vec<Violation> {
+        validate_env(settings, platform, env)
     }
 
-    fn validate_deploy(settings: String, platform: Platform, env: EnvSpec, war: WarFacts) -> Vec<Violation> {
-        validate_deploy(&settings, &platform, &env, &war)
+    fn validate_deploy(settings: &str, platform: &Platform, env: &EnvSpec, war: &WarFacts) -> Vec<Violation> {
+        validate_deploy(settings, platform, env, war)
     }
 }
 
-// The export symbols' names (`warship:plugin/…#validate-env`) only link as WebAssembly,
-// so native test builds keep everything but the export itself.
-#[cfg(target_arch = "wasm32")]
-export!(Component);
+warship_plugin::export!(validator: DefaultRules);
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use super::warship::plugin::types::*;
+    use warship_plugin::types::*;
 
     pub fn platform() -> Platform {
         let entry = |tomcat: &str, jdk: &str| CatalogEntry {
@@ -118,18 +105,12 @@ pub(crate) mod fixtures {
 
 #[cfg(test)]
 mod tests {
-    use super::warship::plugin::types::ServletApi;
     use super::*;
+    use warship_plugin::types::ServletApi;
 
     #[test]
     fn describes_itself_with_a_schema_whose_defaults_it_accepts() {
-        let info = <Component as plugin::Guest>::describe();
-        assert_eq!((info.name.as_str(), info.version.as_str()), ("validator-default", "0.1.0"));
-        let schema: serde_json::Value = serde_json::from_str(&info.settings_schema).unwrap();
-        for (key, property) in schema["properties"].as_object().unwrap() {
-            let settings = serde_json::json!({ key: property["default"] }).to_string();
-            assert_eq!(<Component as plugin::Guest>::check_config(settings.clone()), Ok(()), "{settings}");
-        }
+        warship_plugin::testing::assert_schema_defaults_accepted::<DefaultRules>();
     }
 
     #[test]

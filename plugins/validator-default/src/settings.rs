@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::json;
+use warship_plugin::parse_settings;
 
 const DEFAULT_MAX_REPLICAS: u32 = 20;
 const DEFAULT_MAX_WAR_BYTES: u64 = 1 << 30;
@@ -22,11 +23,7 @@ impl Default for Settings {
 impl Settings {
     /// "" and "{}" mean the defaults. serde's message names an unknown key.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let settings: Self = if text.trim().is_empty() {
-            Self::default()
-        } else {
-            serde_json::from_str(text).map_err(|e| format!("invalid settings: {e}"))?
-        };
+        let settings: Self = parse_settings(text)?;
         // Zero would refuse every env or every WAR: surely a mistake, so say so at load.
         if settings.max_replicas == 0 {
             return Err("invalid settings: max-replicas must be at least 1".into());

@@ -3,7 +3,7 @@
 
 use crate::settings::Settings;
 use crate::violation;
-use crate::warship::plugin::types::{EnvSpec, ServletApi, Violation, WarFacts};
+use warship_plugin::types::{EnvSpec, ServletApi, Violation, WarFacts};
 
 const MIB: f64 = (1u64 << 20) as f64;
 
