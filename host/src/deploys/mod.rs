@@ -101,11 +101,19 @@ impl Deploys {
         let settings = tokio::task::spawn_blocking(move || checked.settings_with(&overrides)).await.expect("plugin calls do not panic")?;
         match settings {
             Ok(settings) => Ok(Strategy { name, plugin, settings }),
-            Err(message) => Err(DeployError::Invalid(vec![Violation::new(
-                "settings",
-                "deploy.settings.invalid",
-                format!("strategy {name} refused these settings: {message}"),
-            )])),
+            Err(problems) => Err(DeployError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|problem| {
+                        let field = match problem.field.as_str() {
+                            "" => "settings".to_owned(),
+                            field => format!("settings.{field}"),
+                        };
+                        let advice = "GET /api/v1/plugins shows its settings schema";
+                        Violation::new(&field, "deploy.settings.invalid", format!("strategy {name} refused these settings: {}; {advice}", problem.message))
+                    })
+                    .collect(),
+            )),
         }
     }
 

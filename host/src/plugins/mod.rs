@@ -8,6 +8,7 @@ mod bindings;
 mod builtin;
 mod convert;
 pub mod runtime;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use bindings::{types, Contract};
 use bindings::v0_2::{strategy, template, validator};
 use bindings::v0_1;
 pub use runtime::{Limits, Loaded, Runtime};
+pub use schema::{SettingsProblem, SettingsSchema};
 
 use crate::config::{Config, PluginConfig, PluginKind};
 use crate::domain::{RolloutState, Step, Violation};
@@ -73,6 +75,8 @@ pub enum LoadError {
     Component { name: String, kind: &'static str, error: String },
     #[error("plugin {name}: its settings were refused: {message} (fix [[plugins]] name = {name:?} settings in platform.toml)")]
     Settings { name: String, message: String },
+    #[error("plugin {name}: {message}; its describe must publish a JSON Schema (or \"\" for none)")]
+    Schema { name: String, message: String },
     #[error("plugin {name}: memory_mb = {memory_mb} is above the most a plugin may have, {max_mb}")]
     TooMuchMemory { name: String, memory_mb: u64, max_mb: u64 },
     #[error("plugin {0}")]
@@ -108,6 +112,7 @@ pub struct Plugin {
     /// The contract version it was built against.
     pub contract: Contract,
     pub settings_schema: String,
+    schema: SettingsSchema,
     /// Settings as JSON text, passed to every call.
     settings: String,
     /// Keys of `settings` a deploy may still override (the rest are the admin's to set).
@@ -198,6 +203,7 @@ impl Plugin {
             version: String::new(),
             contract,
             settings_schema: String::new(),
+            schema: SettingsSchema::compile("").expect("no schema compiles"),
             settings,
             overridable: config.overridable.clone(),
             limits,
@@ -209,7 +215,13 @@ impl Plugin {
         };
         let info = plugin.describe()?;
         plugin.version = info.version;
+        plugin.schema = SettingsSchema::compile(&info.settings_schema).map_err(|message| LoadError::Schema { name: name.clone(), message })?;
         plugin.settings_schema = info.settings_schema;
+        let problems = plugin.schema.problems(&serde_json::to_value(&config.settings).expect("TOML tables convert to JSON"));
+        if !problems.is_empty() {
+            let message = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            return Err(LoadError::Settings { name, message });
+        }
         plugin
             .check_config()?
             .map_err(|message| LoadError::Settings { name: name.clone(), message })?;
@@ -347,16 +359,23 @@ impl Plugin {
     }
 
     /// The admin's settings with a deploy's own keys laid over them (one level deep),
-    /// as JSON text the plugin accepted; `Err` carries the plugin's words.
-    pub fn settings_with(&self, overrides: &serde_json::Map<String, serde_json::Value>) -> Result<Result<String, String>, PluginError> {
+    /// as JSON text the plugin accepted; `Err` carries what its schema or its
+    /// `check-config` found wrong.
+    pub fn settings_with(&self, overrides: &serde_json::Map<String, serde_json::Value>) -> Result<Result<String, Vec<SettingsProblem>>, PluginError> {
         if overrides.is_empty() {
             return Ok(Ok(self.settings.clone()));
         }
         let mut merged: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&self.settings).expect("settings are a JSON object");
         merged.extend(overrides.clone());
-        let merged = serde_json::Value::Object(merged).to_string();
-        Ok(self.check_settings(&merged)?.map(|()| merged))
+        let merged = serde_json::Value::Object(merged);
+        let problems = self.schema.problems(&merged);
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+        let merged = merged.to_string();
+        let refused = |message| vec![SettingsProblem { field: String::new(), message }];
+        Ok(self.check_settings(&merged)?.map(|()| merged).map_err(refused))
     }
 
     /// The next step under `settings` (from [`Plugin::settings_with`]).

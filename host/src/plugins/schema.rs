@@ -1,0 +1,107 @@
+//! A plugin's settings, checked against the JSON Schema its `describe` publishes, so
+//! plugins need not hand-write parsers for what a schema says and users learn which
+//! field is wrong before the plugin is asked.
+
+use serde_json::Value;
+
+/// One thing wrong with settings: the field (`max-restarts`, `steps.0`; "" for the
+/// object itself) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for SettingsProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.field.as_str() {
+            "" => write!(f, "{}", self.message),
+            field => write!(f, "{field}: {}", self.message),
+        }
+    }
+}
+
+/// A compiled settings schema; a plugin that publishes none accepts what its
+/// `check-config` accepts.
+pub struct SettingsSchema(Option<jsonschema::Validator>);
+
+impl std::fmt::Debug for SettingsSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "SettingsSchema(..)" } else { "SettingsSchema(none)" })
+    }
+}
+
+impl SettingsSchema {
+    /// From `describe`'s `settings-schema` text ("" for none).
+    pub fn compile(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self(None));
+        }
+        let schema: Value = serde_json::from_str(text).map_err(|e| format!("its settings schema is not JSON: {e}"))?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| format!("its settings schema is not a valid JSON Schema: {e}"))?;
+        Ok(Self(Some(validator)))
+    }
+
+    /// Every problem with `settings`, in the schema's order.
+    pub fn problems(&self, settings: &Value) -> Vec<SettingsProblem> {
+        let Some(validator) = &self.0 else { return Vec::new() };
+        validator
+            .iter_errors(settings)
+            .map(|error| SettingsProblem { field: field_of(&error.instance_path().to_string()), message: error.to_string() })
+            .collect()
+    }
+}
+
+/// `/limits/max-restarts` → `limits.max-restarts`: fields as platform.toml and the API
+/// spell them.
+fn field_of(pointer: &str) -> String {
+    pointer.split('/').skip(1).map(|part| part.replace("~1", "/").replace("~0", "~")).collect::<Vec<_>>().join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SCHEMA: &str = r#"{
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "steps": {"type": "integer", "minimum": 1, "maximum": 100},
+            "limits": {"type": "object", "properties": {"max-restarts": {"type": "integer", "minimum": 0}}}
+        }
+    }"#;
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let schema = SettingsSchema::compile(SCHEMA).unwrap();
+        assert_eq!(schema.problems(&json!({"steps": 4, "limits": {"max-restarts": 2}})), []);
+        let problems = schema.problems(&json!({"steps": 0, "limits": {"max-restarts": "two"}}));
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["limits.max-restarts", "steps"]);
+        assert!(problems[1].message.contains("less than the minimum of 1"), "{}", problems[1]);
+        assert!(problems[0].to_string().starts_with("limits.max-restarts: "), "{}", problems[0]);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_on_the_object() {
+        let schema = SettingsSchema::compile(SCHEMA).unwrap();
+        let problems = schema.problems(&json!({"step": 4}));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].field, "");
+        assert!(problems[0].message.contains("step"), "{}", problems[0]);
+    }
+
+    #[test]
+    fn no_schema_accepts_anything_and_a_broken_one_is_refused() {
+        assert_eq!(SettingsSchema::compile("").unwrap().problems(&json!({"x": 1})), []);
+        assert!(SettingsSchema::compile("{not json").unwrap_err().contains("not JSON"));
+        assert!(SettingsSchema::compile(r#"{"type": 12}"#).unwrap_err().contains("not a valid JSON Schema"));
+    }
+
+    #[test]
+    fn pointer_escapes_become_plain_names() {
+        assert_eq!(field_of(""), "");
+        assert_eq!(field_of("/a~1b/c~0d/0"), "a/b.c~d.0");
+    }
+}
