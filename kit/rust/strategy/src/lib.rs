@@ -120,7 +120,10 @@ mod tests {
         let mut cluster = Cluster::new(3, Some(3));
         cluster.fault(Fault::CrashLoop);
         cluster.run(next(r#"{"max-restarts": 1}"#));
-        assert_eq!(cluster.end(), Some(&End::Aborted("candidate pods restarted 2 times, more than the 1 allowed".into())));
+        assert_eq!(
+            cluster.end(),
+            Some(&End::Aborted("candidate pods restarted 2 times, more than the 1 allowed".into()))
+        );
         assert_eq!(cluster.min_serving(), 3);
     }
 

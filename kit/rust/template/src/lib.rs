@@ -81,9 +81,13 @@ impl Template for Dockerfile {
         }
         word("base image", &ctx.base_image)?;
         // A plain file name: COPY would misread '[' as a JSON list, and '/' leaves the context.
-        if !ctx.war_file.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || ctx.war_file.starts_with('.')
+        if !ctx.war_file.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            || ctx.war_file.starts_with('.')
         {
-            return Err(format!("WAR file {:?} must be a plain file name (letters, digits, '.', '_', '-')", ctx.war_file));
+            return Err(format!(
+                "WAR file {:?} must be a plain file name (letters, digits, '.', '_', '-')",
+                ctx.war_file
+            ));
         }
         word("WAR file", &ctx.war_file)?;
         let base_user = ctx.base_user.as_deref().filter(|u| !u.is_empty());
@@ -187,7 +191,9 @@ mod tests {
 
     #[test]
     fn bad_settings_name_the_key() {
-        for (settings, says) in [(r#"{"webapps-dir": "webapps"}"#, "absolute"), (r#"{"webapps_dir": "/x"}"#, "webapps_dir")] {
+        for (settings, says) in
+            [(r#"{"webapps-dir": "webapps"}"#, "absolute"), (r#"{"webapps_dir": "/x"}"#, "webapps_dir")]
+        {
             let err = Dockerfile::check_config(settings).unwrap_err();
             assert!(err.contains(says), "{settings}: {err}");
         }

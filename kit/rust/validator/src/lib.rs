@@ -128,7 +128,9 @@ mod tests {
 
     #[test]
     fn bad_settings_name_the_key() {
-        for (settings, named) in [(r#"{"max-replicas": 0}"#, "max-replicas"), (r#"{"max_replicas": 3}"#, "max_replicas")] {
+        for (settings, named) in
+            [(r#"{"max-replicas": 0}"#, "max-replicas"), (r#"{"max_replicas": 3}"#, "max_replicas")]
+        {
             let err = Rules::check_config(settings).unwrap_err();
             assert!(err.contains(named), "{settings}: {err}");
         }
