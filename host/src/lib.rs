@@ -13,6 +13,7 @@ pub mod image;
 pub mod images;
 pub mod jobs;
 pub mod journal;
+pub mod kit;
 pub mod server;
 pub mod store;
 pub mod telemetry;

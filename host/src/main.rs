@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Write, build, check and test plugins, without a cluster.
+    Plugin {
+        #[command(subcommand)]
+        command: warship_host::kit::PluginCommand,
+    },
     /// Print shell completions: `warship completions bash > /etc/bash_completion.d/warship`.
     Completions { shell: clap_complete::Shell },
     #[command(flatten)]
@@ -108,6 +113,7 @@ async fn main() -> ExitCode {
         Command::User { command: UserCommand::Revoke { name } } => {
             return ExitCode::from(cli::admin::users(&cli.global, UserAction::Revoke(name)).await)
         }
+        Command::Plugin { command } => return ExitCode::from(warship_host::kit::run(command)),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "warship", &mut script);
@@ -170,7 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Completions { .. } | Command::Client(_) | Command::User { .. } => unreachable!("handled in main"),
+        Command::Completions { .. } | Command::Plugin { .. } | Command::Client(_) | Command::User { .. } => unreachable!("handled in main"),
     }
 }
 

@@ -262,7 +262,6 @@ impl Sim {
             let restore = self.rollout.restore(&self.cluster);
             self.perform(&restore);
             self.observe();
-            self.history.push(self.state.clone());
             return Some(End::AbortedByUser);
         }
         let state = self.observe().clone();
@@ -319,6 +318,9 @@ impl Sim {
                 Some(after) => {
                     // Someone looks at it for a while, then promotes.
                     self.advance(after);
+                    if self.abort_due() {
+                        return None;
+                    }
                     self.rollout.promote(Some(state_step(&self.rollout)));
                     self.observe();
                 }
@@ -341,7 +343,8 @@ impl Sim {
     /// Lets `ms` pass, a tick at a time, so pods keep moving meanwhile.
     pub fn advance(&mut self, ms: u64) {
         let mut left = ms;
-        while left > 0 {
+        // A user's abort does not wait for the pause to end.
+        while left > 0 && !self.abort_due() {
             let dt = left.min(TICK_MS);
             self.tick(dt);
             left -= dt;

@@ -107,3 +107,18 @@ pub fn contract_of(component: &wasmtime::component::Component, engine: &wasmtime
         several => Err(format!("it exports interfaces of several contract versions ({})", several.join(", "))),
     }
 }
+
+/// The kind a component is, from the interface only its world exports (`rollout`,
+/// `validate` or `render`).
+pub fn kind_of(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> Option<crate::config::PluginKind> {
+    use crate::config::PluginKind;
+    component.component_type().exports(engine).find_map(|(name, _)| {
+        let interface = name.strip_prefix("warship:plugin/")?;
+        match interface.split('@').next()? {
+            "rollout" => Some(PluginKind::Strategy),
+            "validate" => Some(PluginKind::Validator),
+            "render" => Some(PluginKind::Template),
+            _ => None,
+        }
+    })
+}

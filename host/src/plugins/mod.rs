@@ -397,6 +397,14 @@ impl Plugin {
     }
 }
 
+/// What kind of plugin a component file is, before loading it as one.
+pub fn kind_of(runtime: &Runtime, bytes: &[u8]) -> Result<PluginKind, String> {
+    let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes));
+    let (component, _) = runtime.component(bytes, &sha256).map_err(|e| format!("not a WebAssembly component: {e:#}"))?;
+    bindings::kind_of(&component, runtime.engine())
+        .ok_or_else(|| "it exports none of warship:plugin's rollout, validate or render interfaces".to_owned())
+}
+
 enum Instance {
     Validator(validator::Validator),
     Template(template::Template),
@@ -406,7 +414,7 @@ enum Instance {
     StrategyV0_1(v0_1::strategy::Strategy),
 }
 
-fn kind_name(kind: PluginKind) -> &'static str {
+pub fn kind_name(kind: PluginKind) -> &'static str {
     match kind {
         PluginKind::Validator => "validator",
         PluginKind::Template => "template",
