@@ -377,3 +377,21 @@ async fn a_deploy_cannot_change_what_the_admin_set_unless_it_is_overridable() {
     let free: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"max-restarts": 50}"#).unwrap();
     assert!(rolling.fixed_keys(&free).is_empty(), "what the admin left unset, a deploy may set");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploys_own_settings_are_checked_against_the_strategys_schema_each_field_named() {
+    let bed = bed(3, "").await;
+    let asked: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"max-restarts": -1, "steps": [{"weight": 250}]}"#).unwrap();
+    let Err(DeployError::Invalid(violations)) = bed.deploys.strategy(Some("canary".into()), &asked).await else {
+        panic!("accepted settings its schema refuses")
+    };
+    let mut fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+    fields.sort();
+    // The canary's step items are one of two shapes, so the schema names the item.
+    assert_eq!(fields, ["settings.max-restarts", "settings.steps.0"]);
+    assert!(violations.iter().all(|v| v.code == "deploy.settings.invalid" && v.message.contains("GET /api/v1/plugins")), "{violations:?}");
+    // What the schema allows still meets the plugin's own check-config.
+    let allowed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"max-restarts": 5}"#).unwrap();
+    assert!(bed.deploys.strategy(Some("canary".into()), &allowed).await.is_ok());
+}
