@@ -13,10 +13,8 @@ use crate::Plugin;
 /// # impl warship_plugin::Plugin for MyPlugin {
 /// #     fn check_config(_: &str) -> Result<(), String> { Ok(()) }
 /// # }
-/// #[test]
-/// fn describes_itself_with_a_schema_whose_defaults_it_accepts() {
-///     warship_plugin::testing::assert_schema_defaults_accepted::<MyPlugin>();
-/// }
+/// // In the plugin's tests: #[test] fn describes_itself_with_a_schema_whose_defaults_it_accepts()
+/// warship_plugin::testing::assert_schema_defaults_accepted::<MyPlugin>();
 /// ```
 pub fn assert_schema_defaults_accepted<T: Plugin>() {
     for empty in ["", "{}"] {
