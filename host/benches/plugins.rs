@@ -113,11 +113,11 @@ fn rollout() -> domain::RolloutState {
 }
 
 fn main() {
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/examples/strategy-linear-py.wasm");
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/frozen/strategy-linear-py-0.1.0.wasm");
     let mut configs = default_plugin_configs();
     if python.is_file() {
         configs.push(PluginConfig {
-            name: "linear-py (Python example)".into(),
+            name: "linear-py (Python, contract 0.1.0)".into(),
             kind: PluginKind::Strategy,
             source: python.display().to_string(),
             settings: Default::default(),
@@ -126,7 +126,7 @@ fn main() {
             deadline_ms: Some(5000),
         });
     } else {
-        eprintln!("note: {} is missing (run examples/strategy-python/build); the Python row is left out", python.display());
+        eprintln!("note: {} is missing (scripts/test builds it); the Python row is left out", python.display());
     }
 
     println!("| plugin | size KiB | load from scratch ms | load from cache ms | call | p50 µs | p99 µs |");

@@ -16,6 +16,7 @@ mod grey_releases;
 mod helm;
 mod images;
 mod partition;
+mod plugin_kit;
 mod plugin_sandbox;
 mod plugins;
 mod real_pods;

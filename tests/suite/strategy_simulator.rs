@@ -333,13 +333,9 @@ fn a_host_restart_between_a_weights_two_phases_resumes_there() {
 }
 
 #[test]
-fn the_python_example_strategy_rolls_out_in_equal_steps() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/examples/strategy-linear-py.wasm");
-    assert!(
-        path.is_file(),
-        "{} is missing: run examples/strategy-python/build (scripts/test does, before cargo test)",
-        path.display()
-    );
+fn a_python_strategy_frozen_at_contract_0_1_0_rolls_out_in_equal_steps_through_the_adapter() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/frozen/strategy-linear-py-0.1.0.wasm");
+    assert!(path.is_file(), "{} is missing: scripts/test builds it from tests/plugins/, before cargo test", path.display());
     let config = PluginConfig {
         name: "linear-py".into(),
         kind: PluginKind::Strategy,

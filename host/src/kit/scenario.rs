@@ -194,9 +194,11 @@ pub fn builtin() -> Vec<Scenario> {
             ..base("promotion", "a step that awaits promotion waits 2 minutes for it")
         },
         Scenario {
+            // Slow pods keep any strategy busy past the abort.
+            pods: PodScript::SlowReady,
             abort_after_seconds: Some(10),
             expect: ending(Ending::AbortedByUser),
-            ..base("abort", "a user aborts 10 s in: the host restores the stable release")
+            ..base("abort", "a user aborts 10 s in, while new pods are starting: the host restores the stable release")
         },
         Scenario { restart_host_after_calls: Some(3), ..base("host-restart", "the host goes down after the 3rd answer; another resumes") },
     ]
