@@ -1,6 +1,6 @@
 //! A rollout as the host and a strategy see it: what is observed, what the strategy
 //! answers, and the changes the host makes to where releases run. The host's `plugins/`
-//! maps these to and from the WIT records at its edge (so does `strategy-common` on the
+//! maps these to and from the WIT records at its edge (so does the SDK's `sim` on the
 //! guest side); the rollout loop and its targets speak only these.
 
 /// Which release the env's traffic goes to.
