@@ -242,3 +242,34 @@ fn validators_and_templates_are_tested_with_an_env_and_war_facts() {
     assert_eq!(out.status.code(), Some(1), "{}", said(&out));
     assert!(said(&out).contains("javax"), "{}", said(&out));
 }
+
+#[test]
+fn validator_and_template_projects_start_from_new_too_and_a_missing_tool_is_named() {
+    let _alone = crate::support::one_heavy_test_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    // A Python validator: its env and WAR files pass its one rule.
+    succeeds(dir.path(), BIN, &["plugin", "new", "validator", "few-pods", "--lang", "python"]);
+    let validator = dir.path().join("few-pods");
+    succeeds(&validator, "python3", &["-m", "unittest", "-q"]);
+    // Without componentize-py on PATH the build says how to install it, and writes nothing.
+    let bare = Command::new(BIN).args(["plugin", "build"]).current_dir(&validator).env("PATH", "/usr/bin:/bin").output().unwrap();
+    assert_eq!(bare.status.code(), Some(2), "{}", said(&bare));
+    assert!(said(&bare).contains("python3 -m pip install componentize-py==0.25.1"), "{}", said(&bare));
+    assert!(!validator.join("dist/few-pods.wasm").exists());
+    succeeds(&validator, BIN, &["plugin", "build"]);
+    let limits = ["--memory-mb", "256", "--deadline-ms", "5000"];
+    let passed = succeeds(&validator, BIN, &[&["plugin", "test", "dist/few-pods.wasm", "--env", "env.toml", "--war", "war.toml"][..], &limits].concat());
+    assert!(passed.contains("no violations"), "{passed}");
+    std::fs::write(validator.join("big.toml"), std::fs::read_to_string(validator.join("env.toml")).unwrap().replace("replicas = 3", "replicas = 50")).unwrap();
+    let refused = run(&validator, BIN, &[&["plugin", "test", "dist/few-pods.wasm", "--env", "big.toml"][..], &limits].concat());
+    assert_eq!(refused.status.code(), Some(1), "{}", said(&refused));
+    assert!(said(&refused).contains("replicas  env.replicas.too_many"), "{}", said(&refused));
+
+    // A Rust template renders the Dockerfile for its env and WAR files.
+    succeeds(dir.path(), BIN, &["plugin", "new", "template", "plain-tomcat", "--lang", "rust"]);
+    let template = dir.path().join("plain-tomcat");
+    succeeds(&template, "cargo", &["test", "-q"]);
+    succeeds(&template, BIN, &["plugin", "build"]);
+    let dockerfile = succeeds(&template, BIN, &["plugin", "test", "dist/plain-tomcat.wasm", "--env", "env.toml", "--war", "war.toml"]);
+    assert!(dockerfile.contains("FROM warship/tomcat:10.1-jdk17") && dockerfile.contains("shop.war"), "{dockerfile}");
+}
