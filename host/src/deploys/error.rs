@@ -14,6 +14,10 @@ pub enum DeployError {
     Invalid(Vec<Violation>),
     #[error("deploy {0} not found")]
     NotFound(String),
+    #[error("{prefix:?} is the start of several deploys' ids")]
+    Ambiguous { prefix: String, ids: Vec<String> },
+    #[error("no deploy is running on env {0}")]
+    NoneRunning(String),
     #[error("deploy {running} is running on env {env}")]
     Running { env: String, running: String },
     #[error("deploy {id} already ended: {status:?}")]

@@ -276,6 +276,36 @@ impl Deploys {
         Ok(())
     }
 
+    /// The deploy an id names, or an unambiguous start of one (at least 4 characters):
+    /// what a person copies from a listing.
+    pub async fn resolve(&self, user: &UserName, id: &str) -> Result<String, DeployError> {
+        const FULL: usize = 32;
+        let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
+        if id.len() == FULL || id.len() < 4 || id.len() > FULL || !hex(id) {
+            return Ok(id.to_owned());
+        }
+        let records = keys::records(user);
+        let ids: Vec<String> =
+            self.store.list(&keys::record(user, id)).await?.into_iter().filter_map(|e| e.key.strip_prefix(&records).map(str::to_owned)).collect();
+        match ids.as_slice() {
+            [] => Err(DeployError::NotFound(id.to_owned())),
+            [one] => Ok(one.clone()),
+            _ => Err(DeployError::Ambiguous { prefix: id.to_owned(), ids }),
+        }
+    }
+
+    /// The deploy in progress on an env, for the verbs addressed by env.
+    pub async fn running(&self, user: &UserName, env: &EnvName) -> Result<String, DeployError> {
+        self.envs.get(user, env).await?;
+        let active = self.store.list(&env_keys::active_of_env(user, env.as_str())).await?;
+        active
+            .iter()
+            .filter_map(|entry| serde_json::from_slice::<env_keys::ActiveDeploy>(&entry.value).ok())
+            .map(|a| a.id)
+            .next()
+            .ok_or_else(|| DeployError::NoneRunning(env.to_string()))
+    }
+
     pub async fn get(&self, user: &UserName, id: &str) -> Result<DeployRecord, DeployError> {
         store::get_json(&*self.store, &keys::record(user, id)).await?.map(|(r, _)| r).ok_or_else(|| DeployError::NotFound(id.to_owned()))
     }

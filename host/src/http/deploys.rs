@@ -50,6 +50,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/deploys/{id}", tag = "deploys",
     responses((status = 200, body = DeployRecord), (status = 404, body = super::Problem)), security(("bearer" = [])))]
 pub async fn get(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<Json<DeployRecord>, ApiError> {
+    let id = state.deploys.resolve(&user, &id).await?;
     Ok(Json(state.deploys.get(&user, &id).await?))
 }
 
@@ -66,6 +67,7 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = state.deploys.resolve(&user, &id).await?;
     let events = state.deploys.events(&user, &id, super::last_event_id(&headers)).await?;
     Ok(super::event_stream(events, |event| match event {
         DeployEvent::Record(_) => "record",
@@ -80,6 +82,17 @@ pub async fn events(
     responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
     security(("bearer" = [])))]
 pub async fn promote(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = state.deploys.resolve(&user, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(state.deploys.promote(&user, &id).await?)))
+}
+
+/// Promote the deploy running on an env, for scripts that know the env and not the
+/// deploy. 404 `deploy.none_running` when none runs.
+#[utoipa::path(post, path = "/api/v1/envs/{name}/promote", tag = "deploys",
+    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
+    security(("bearer" = [])))]
+pub async fn promote_env(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(name): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = state.deploys.running(&user, &env_name(&name)?).await?;
     Ok((StatusCode::ACCEPTED, Json(state.deploys.promote(&user, &id).await?)))
 }
 
@@ -90,6 +103,16 @@ pub async fn promote(State(state): State<AppState>, CurrentUser(user): CurrentUs
     responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
     security(("bearer" = [])))]
 pub async fn abort(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = state.deploys.resolve(&user, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(state.deploys.abort(&user, &id).await?)))
+}
+
+/// Abort the deploy running on an env. 404 `deploy.none_running` when none runs.
+#[utoipa::path(post, path = "/api/v1/envs/{name}/abort", tag = "deploys",
+    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
+    security(("bearer" = [])))]
+pub async fn abort_env(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(name): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = state.deploys.running(&user, &env_name(&name)?).await?;
     Ok((StatusCode::ACCEPTED, Json(state.deploys.abort(&user, &id).await?)))
 }
 

@@ -297,6 +297,20 @@ impl From<DeployError> for ApiError {
                 "deploy.not_found",
                 format!("you have no deploy {id:?}; GET /api/v1/envs/{{env}}/deploys lists an env's deploys"),
             ),
+            DeployError::Ambiguous { prefix, ids } => {
+                let mut problem = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "deploy.ambiguous",
+                    "Ambiguous deploy id",
+                    format!("{prefix:?} starts {} deploys' ids; give more of the id", ids.len()),
+                );
+                problem.extra.insert("deploys".into(), serde_json::json!(ids));
+                problem
+            }
+            DeployError::NoneRunning(env) => ApiError::not_found(
+                "deploy.none_running",
+                format!("no deploy is running on env {env}; GET /api/v1/envs/{env}/deploys lists its deploys"),
+            ),
             DeployError::Running { env, running } => {
                 let mut problem = ApiError::new(
                     StatusCode::CONFLICT,

@@ -84,6 +84,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/deploys/{id}/promote", post(deploys::promote))
         .route("/api/v1/deploys/{id}/abort", post(deploys::abort))
         .route("/api/v1/envs/{name}/rollback", post(deploys::rollback))
+        .route("/api/v1/envs/{name}/promote", post(deploys::promote_env))
+        .route("/api/v1/envs/{name}/abort", post(deploys::abort_env))
         .route("/api/v1/wars", get(wars::list))
         .route("/api/v1/images", get(images::list))
         .route("/api/v1/images/{id}", get(images::get))

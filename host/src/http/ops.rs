@@ -17,7 +17,7 @@ use crate::config::CatalogEntry;
         super::wars::upload, super::wars::list, super::wars::get, super::wars::delete,
         super::images::create, super::images::list, super::images::get, super::images::events,
         super::deploys::create, super::deploys::list, super::deploys::get, super::deploys::events,
-        super::deploys::promote, super::deploys::abort, super::deploys::rollback, super::envs::logs,
+        super::deploys::promote, super::deploys::promote_env, super::deploys::abort, super::deploys::abort_env, super::deploys::rollback, super::envs::logs,
         super::legacy::createenv, super::legacy::getuploadwars, super::legacy::upload, super::legacy::deploy,
         super::users::list, super::users::add, super::users::rotate, super::users::revoke,
         healthz, readyz,
