@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod deploys;
 pub mod domain;
 pub mod envs;

@@ -104,6 +104,7 @@ pub fn app(state: AppState) -> Router {
 
     api.merge(uploads)
         .merge(long)
+        .merge(crate::console::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(record_metrics))
@@ -141,11 +142,11 @@ fn event_stream<T: serde::Serialize + Send + 'static>(
 }
 
 /// Where a reconnecting client left off: the `Last-Event-ID` it sends (0: from the start).
-fn last_event_id(headers: &axum::http::HeaderMap) -> u64 {
+pub(crate) fn last_event_id(headers: &axum::http::HeaderMap) -> u64 {
     headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+pub(crate) async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
