@@ -7,6 +7,7 @@ mod admin_users;
 mod api;
 mod canary_weights;
 mod cli;
+mod console;
 mod deploys;
 mod docker_builder;
 mod etcd_tls;
