@@ -151,6 +151,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // The bucket too, with its keys.
             server::open_objects(&config.storage).await?;
             let plugins = server::load_plugins(&config).await?;
+            for gap in plugins.gaps(&config) {
+                eprintln!("warning: {gap}");
+            }
             let names: Vec<String> = plugins.names().into_iter().map(|(kind, names)| format!("{kind}: {}", names.join(", "))).collect();
             println!(
                 "{}: ok (store {:?} in {}, listening on {}, {} catalog entries; plugins {})",

@@ -202,6 +202,9 @@ impl Server {
         let config = Arc::new(config);
         let store = open_store(&config).await?;
         let plugins = Arc::new(load_plugins(&config).await?);
+        for gap in plugins.gaps(&config) {
+            tracing::warn!(%gap, "the loaded plugins leave a gap");
+        }
         let users = Users::new(store.clone(), &config.users.static_users)?;
         let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
         let wars = Arc::new(open_war_storage(&config, store.clone()).await?);

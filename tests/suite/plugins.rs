@@ -175,3 +175,15 @@ async fn validator_settings_from_platform_toml_apply() {
     assert_eq!(reply.error_fields(), ["replicas"]);
     assert!(reply.body["errors"][0]["message"].as_str().unwrap().contains("between 1 and 3"), "{}", reply.text);
 }
+
+#[test]
+fn check_config_warns_when_the_default_strategy_or_a_template_is_not_loaded() {
+    // Naming [[plugins]] replaces the built-in list: a team adding its own strategy alone
+    // would lose rolling (the default) and the template without a word otherwise.
+    let (ok, said) = check_config("[[plugins]]\nname = \"canary\"\nkind = \"strategy\"\nsource = \"builtin:strategy-canary\"\n");
+    assert!(ok, "{said}");
+    assert!(said.contains("warning: deploys.default_strategy = \"rolling\" names no loaded strategy (loaded: canary)"), "{said}");
+    assert!(said.contains("warning: no template plugin is loaded"), "{said}");
+    let (ok, said) = check_config("");
+    assert!(ok && !said.contains("warning"), "the built-ins leave no gap: {said}");
+}

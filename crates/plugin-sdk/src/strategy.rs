@@ -80,20 +80,19 @@ pub fn schema_with_limits(own: Value) -> String {
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    properties.insert(
-        "max-restarts".into(),
+    // A strategy's own description of a limit (another default, say) wins.
+    properties.entry("max-restarts").or_insert_with(|| {
         json!({
             "type": "integer", "minimum": 0, "default": DEFAULT_MAX_RESTARTS,
             "description": "abort when the candidate's pods restarted more often than this, in sum"
-        }),
-    );
-    properties.insert(
-        "max-unready-seconds".into(),
+        })
+    });
+    properties.entry("max-unready-seconds").or_insert_with(|| {
         json!({
             "type": "integer", "minimum": 1, "default": DEFAULT_MAX_UNREADY_SECONDS,
             "description": "abort when a candidate pod stays unready longer than this"
-        }),
-    );
+        })
+    });
     json!({ "type": "object", "additionalProperties": false, "properties": properties }).to_string()
 }
 
@@ -133,6 +132,10 @@ const MAX_STEPS_PER_CALL: u32 = 10_000;
 /// Evaluates steps from the one the host reports, moving on while they are complete,
 /// and answers with the first action to perform. `eval(index, in_step)` must answer
 /// `Done` (or another action) past its last step.
+///
+/// The step answered carries no `memory`: a strategy that keeps state between calls sets
+/// `step.memory` on the answer (`drive(..).map(|step| Step { memory, ..step })`), or the
+/// host hands back "" next time.
 pub fn drive(state: &RolloutState, mut eval: impl FnMut(u32, InStep) -> Outcome) -> Result<Step, String> {
     let mut index = state.step_index;
     let mut in_step = InStep { time_ms: state.time_in_step_ms, promoted: state.promoted };
@@ -305,6 +308,9 @@ mod tests {
         let schema: Value = serde_json::from_str(&schema_with_limits(json!({"x": {"type": "integer"}}))).unwrap();
         let keys: Vec<_> = schema["properties"].as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["max-restarts", "max-unready-seconds", "x"]);
+        let own = json!({"max-restarts": {"type": "integer", "minimum": 0, "default": 2}});
+        let schema: Value = serde_json::from_str(&schema_with_limits(own)).unwrap();
+        assert_eq!(schema["properties"]["max-restarts"]["default"], 2, "the strategy's own default stays");
         assert_eq!(schema["additionalProperties"], false);
     }
 }

@@ -125,9 +125,10 @@ pub enum PluginCommand {
     /// Run a component through the host's runtime: a strategy against scripted
     /// scenarios (files, or the built-in set), a validator or template against an env
     /// spec and WAR facts.
+    #[command(after_long_help = scenario::HELP)]
     Test {
         file: PathBuf,
-        /// Scenario files (see `warship plugin test --help`); the built-in set otherwise.
+        /// Scenario files (their format: below, with --help); the built-in set otherwise.
         #[arg(long = "scenario")]
         scenarios: Vec<PathBuf>,
         /// Replicas every scenario's env asks for, over the files'.
@@ -179,8 +180,10 @@ fn new(kind: Kind, name: String, lang: Lang, dir: Option<PathBuf>) -> Result<(),
         Lang::Python => "python3 -m unittest",
     };
     let scenarios = if kind == Kind::Strategy { " --scenario scenarios/healthy.toml" } else { " --env env.toml --war war.toml" };
-    println!("next:\n  cd {}\n  {unit_tests}\n  warship plugin build\n  warship plugin test dist/{name}.wasm{scenarios}", dir.display());
-    println!("then add it to platform.toml's [[plugins]] (see README.md)");
+    // What platform.toml should give a Python component (see the README it wrote).
+    let limits = if lang == Lang::Python { " --memory-mb 256 --deadline-ms 5000" } else { "" };
+    println!("next:\n  cd {}\n  {unit_tests}\n  warship plugin build\n  warship plugin test dist/{name}.wasm{scenarios}{limits}", dir.display());
+    println!("then add it to platform.toml's [[plugins]] (see README.md) and run `warship check-config`");
     Ok(())
 }
 
@@ -213,7 +216,12 @@ fn load(runtime: &Runtime, file: &Path, args: &LoadArgs) -> Result<Plugin, KitEr
         memory_mb: args.memory_mb,
         deadline_ms: args.deadline_ms,
     };
-    Ok(Plugin::load(runtime, &config, &PluginRuntimeConfig::default())?)
+    eprintln!("loading {} (compiled once and cached; a Python component takes about 20 s the first time)", file.display());
+    Plugin::load(runtime, &config, &PluginRuntimeConfig::default()).map_err(|e| match e {
+        // Here the settings come from --settings, not from a platform.toml.
+        plugins::LoadError::Settings { message, .. } => KitError::Failed(format!("the settings were refused: {message} (fix --settings)")),
+        other => KitError::Load(other),
+    })
 }
 
 fn check(file: &Path, args: &LoadArgs) -> Result<(), KitError> {

@@ -174,7 +174,8 @@ impl Rehearsal {
     /// The step table, a row per call; runs of calls alike (same step and action) as one
     /// row with their count and the last words.
     pub fn table(&self) -> String {
-        let mut out = format!("  {:>5}  {:>4}  {:<22}  {:>7}  {:>9}  {:<9}  {}\n", "call", "step", "action", "stable", "candidate", "traffic", "the plugin says");
+        let mut out = String::from("  (stable and candidate: ready/replicas, and traffic, as the plugin was told before it answered)\n");
+        out.push_str(&format!("  {:>5}  {:>4}  {:<22}  {:>7}  {:>9}  {:<9}  {}\n", "call", "step", "action", "stable", "candidate", "traffic", "the plugin says"));
         let mut i = 0;
         while i < self.rows.len() {
             let first = &self.rows[i];
@@ -213,8 +214,8 @@ mod tests {
         let rows = vec![row_of(1, 0, "scale 3/1", "start one"), row_of(2, 1, "wait-ready", "0 of 1"), row_of(3, 1, "wait-ready", "still 0 of 1"), row_of(4, 1, "abort", "giving up")];
         let table = rehearsal(End::Done, rows, None).table();
         let lines: Vec<_> = table.lines().collect();
-        assert_eq!(lines.len(), 4, "{table}");
-        assert!(lines[2].contains("2-3") && lines[2].contains("still 0 of 1"), "{table}");
+        assert_eq!(lines.len(), 5, "{table}");
+        assert!(lines[3].contains("2-3") && lines[3].contains("still 0 of 1"), "{table}");
     }
 
     #[test]
@@ -223,7 +224,7 @@ mod tests {
         rows[1].after_restart = true;
         let table = rehearsal(End::Done, rows, None).table();
         assert!(table.contains("the host restarts"), "{table}");
-        assert_eq!(table.lines().count(), 4, "{table}");
+        assert_eq!(table.lines().count(), 5, "{table}");
     }
 
     #[test]

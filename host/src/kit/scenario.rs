@@ -21,6 +21,37 @@
 
 use std::path::Path;
 
+/// `warship plugin test --help`'s tail: the scenario format and the built-in set.
+pub const HELP: &str = "\
+A strategy passes a scenario when its rollout ends as the scenario expects (default: done),
+with the reason it expects, and never fewer pods serving than its min-serving. It fails when
+the rollout never ends (500 calls), an answer changes nothing (the host would ask again at
+once, for ever), a call fails or breaks its memory or deadline limit, or the host refuses an
+answer. Exit codes: 0 all passed, 1 a scenario failed, 2 a mistake in the command or a file.
+
+Without --scenario, the built-in set: healthy, slow-ready (new pods ready after 20 s),
+never-ready and crash-loop (the strategy must abort), promotion (a promotion after 2 min),
+abort (a user aborts 10 s in), host-restart (a new host resumes after the 3rd answer).
+
+A scenario file (TOML; every key optional):
+  description = \"the new pods crash; the strategy gives up\"
+  desired = 4              # replicas the env asks for (default 3)
+  stable = 4               # pods of the serving release; 0 = a first deploy (default: desired)
+  exact-weights = false    # the env's route splits requests by exact weights
+  settings = { max-restarts = 2 }   # the plugin's settings, laid over --settings
+  pods = \"crash-loop\"      # healthy | slow-ready | never-ready | crash-loop
+  ready-after-seconds = 20 # slow-ready: how long each new pod stays unready
+  promote-after-seconds = 5          # someone promotes a step that awaits it; leave out: nobody
+  abort-after-seconds = 30           # a user aborts this long after the rollout began
+  restart-host-after-calls = 3       # the host goes down after persisting this answer
+  [expect]
+  end = \"aborted\"          # done | aborted | failed | awaiting-promotion | aborted-by-user
+  reason = \"restarted\"     # text the strategy's or the host's reason contains
+  min-serving = 4          # pods serving requests never fewer than this
+
+Validators and templates: --env FILE (the env spec and the platform's [[catalog]]) and
+--war FILE (the WAR's facts and the deploy's version); docs/plugins.md has their keys.";
+
 use serde::Deserialize;
 
 use super::KitError;

@@ -564,6 +564,25 @@ impl Plugins {
         .expect("template calls do not panic")
     }
 
+    /// What the loaded set lacks that the platform will need: the default strategy and
+    /// a template. Not refused (a platform may only ever roll back, or be set up in
+    /// steps), but said at startup and by `check-config`.
+    pub fn gaps(&self, config: &Config) -> Vec<String> {
+        let mut gaps = Vec::new();
+        let default = &config.deploys.default_strategy;
+        if self.strategy(default).is_none() {
+            let loaded = self.names().get("strategy").map(|n| n.join(", ")).unwrap_or_else(|| "none".into());
+            gaps.push(format!(
+                "deploys.default_strategy = {default:?} names no loaded strategy (loaded: {loaded}): a deploy naming no strategy will be refused; \
+                 add it to [[plugins]] (source = \"builtin:strategy-{default}\" for a built-in) or set default_strategy to a loaded one"
+            ));
+        }
+        if self.template().is_none() {
+            gaps.push("no template plugin is loaded: no image can be built; add name = \"template-tomcat\", kind = \"template\", source = \"builtin:template-tomcat\" to [[plugins]]".into());
+        }
+        gaps
+    }
+
     /// Names of loaded plugins by kind, for messages.
     pub fn names(&self) -> BTreeMap<&'static str, Vec<String>> {
         let mut out: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();

@@ -23,11 +23,15 @@ impl std::fmt::Display for SettingsProblem {
 
 /// A compiled settings schema; a plugin that publishes none accepts what its
 /// `check-config` accepts.
-pub struct SettingsSchema(Option<jsonschema::Validator>);
+pub struct SettingsSchema {
+    validator: Option<jsonschema::Validator>,
+    /// The top-level keys the schema lists, to name when an unknown one is given.
+    known: Vec<String>,
+}
 
 impl std::fmt::Debug for SettingsSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "SettingsSchema(..)" } else { "SettingsSchema(none)" })
+        f.write_str(if self.validator.is_some() { "SettingsSchema(..)" } else { "SettingsSchema(none)" })
     }
 }
 
@@ -35,20 +39,37 @@ impl SettingsSchema {
     /// From `describe`'s `settings-schema` text ("" for none).
     pub fn compile(text: &str) -> Result<Self, String> {
         if text.trim().is_empty() {
-            return Ok(Self(None));
+            return Ok(Self { validator: None, known: Vec::new() });
         }
         let schema: Value = serde_json::from_str(text).map_err(|e| format!("its settings schema is not JSON: {e}"))?;
         let validator = jsonschema::validator_for(&schema).map_err(|e| format!("its settings schema is not a valid JSON Schema: {e}"))?;
-        Ok(Self(Some(validator)))
+        let known = schema.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        Ok(Self { validator: Some(validator), known })
     }
 
-    /// Every problem with `settings`, in the schema's order.
+    /// Every problem with `settings`, in the schema's order. A key the schema does not
+    /// know is a problem of that key (`step-pod: not a setting of this plugin`), not of
+    /// the object around it.
     pub fn problems(&self, settings: &Value) -> Vec<SettingsProblem> {
-        let Some(validator) = &self.0 else { return Vec::new() };
-        validator
-            .iter_errors(settings)
-            .map(|error| SettingsProblem { field: field_of(&error.instance_path().to_string()), message: error.to_string() })
-            .collect()
+        let Some(validator) = &self.validator else { return Vec::new() };
+        let mut problems = Vec::new();
+        for error in validator.iter_errors(settings) {
+            let at = field_of(&error.instance_path().to_string());
+            match error.kind() {
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    let known = match at.as_str() {
+                        "" if !self.known.is_empty() => format!(" (known: {})", self.known.join(", ")),
+                        _ => String::new(),
+                    };
+                    for key in unexpected {
+                        let field = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+                        problems.push(SettingsProblem { field, message: format!("not a setting of this plugin{known}") });
+                    }
+                }
+                _ => problems.push(SettingsProblem { field: at, message: error.to_string() }),
+            }
+        }
+        problems
     }
 }
 
@@ -84,12 +105,11 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_refused_on_the_object() {
+    fn unknown_keys_are_named_with_the_known_ones() {
         let schema = SettingsSchema::compile(SCHEMA).unwrap();
         let problems = schema.problems(&json!({"step": 4}));
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].field, "");
-        assert!(problems[0].message.contains("step"), "{}", problems[0]);
+        assert_eq!(problems[0].to_string(), "step: not a setting of this plugin (known: limits, steps)");
     }
 
     #[test]
