@@ -91,15 +91,18 @@ pub enum ClientCommand {
     },
     /// An env's deploys, newest first.
     Deploys { env: String },
-    /// Follow a deploy's progress until it ends.
+    /// Follow a deploy's progress until it ends: by env (its newest deploy), deploy id,
+    /// or an unambiguous start of an id.
     Follow { id: String },
-    /// Let a rollout that waits for promotion go on.
+    /// Let a rollout that waits for promotion go on: by env (its running deploy), deploy
+    /// id, or an unambiguous start of an id.
     Promote {
         id: String,
         #[arg(long, short = 'f')]
         follow: bool,
     },
-    /// Stop a deploy: the release that served before serves alone again.
+    /// Stop a deploy (by env, deploy id or id start): the release that served before
+    /// serves alone again.
     Abort {
         id: String,
         #[arg(long, short = 'f')]
@@ -284,20 +287,24 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
         }
         ClientCommand::Deploys { env } => print(&client.get_all(&format!("/api/v1/envs/{}/deploys", segment(&env))).await?, &show::deploys),
         ClientCommand::Follow { id } => {
+            let id = match addressed(&client, &id).await? {
+                Addressed::Deploy(id) => id,
+                Addressed::Env(env) => newest_deploy(&client, &env).await?,
+            };
             let record = follow::follow(&client, &id, view).await?;
             ended(&client, &record, json_out).await?;
         }
         ClientCommand::Promote { id, follow } => {
-            let record = client.post(&format!("/api/v1/deploys/{}/promote", segment(&id)), &json!({})).await?;
+            let record = client.post(&format!("{}/promote", addressed(&client, &id).await?.path()), &json!({})).await?;
             if !json_out {
-                println!("promoted deploy {id}");
+                println!("promoted deploy {}", show::text(&record["id"]));
             }
             after_signal(&client, record, follow, view, json_out).await?;
         }
         ClientCommand::Abort { id, follow } => {
-            let record = client.post(&format!("/api/v1/deploys/{}/abort", segment(&id)), &json!({})).await?;
+            let record = client.post(&format!("{}/abort", addressed(&client, &id).await?.path()), &json!({})).await?;
             if !json_out {
-                println!("abort asked for deploy {id}; the previous release will serve alone again");
+                println!("abort asked for deploy {}; the previous release will serve alone again", show::text(&record["id"]));
             }
             after_signal(&client, record, follow, view, json_out).await?;
         }
@@ -542,4 +549,36 @@ fn read_token_from_stdin() -> Result<String, CliError> {
         return Err(CliError::Usage("--token - reads the token from stdin, which gave none".into()));
     }
     Ok(token)
+}
+
+/// What a person named on the command line: one of their envs, or else a deploy by id
+/// or the start of one (the server resolves it).
+enum Addressed {
+    Env(String),
+    Deploy(String),
+}
+
+impl Addressed {
+    /// The API path whose `/promote` and `/abort` act on it.
+    fn path(&self) -> String {
+        match self {
+            Addressed::Env(env) => format!("/api/v1/envs/{}", segment(env)),
+            Addressed::Deploy(id) => format!("/api/v1/deploys/{}", segment(id)),
+        }
+    }
+}
+
+async fn addressed(client: &Client, what: &str) -> Result<Addressed, CliError> {
+    match client.get(&format!("/api/v1/envs/{}", segment(what))).await {
+        Ok(_) => Ok(Addressed::Env(what.to_owned())),
+        Err(CliError::Problem { status: 404, .. }) => Ok(Addressed::Deploy(what.to_owned())),
+        Err(e) => Err(e),
+    }
+}
+
+/// An env's newest deploy, the one `follow ENV` means.
+async fn newest_deploy(client: &Client, env: &str) -> Result<String, CliError> {
+    let deploys = client.get(&format!("/api/v1/envs/{}/deploys?limit=1", segment(env))).await?;
+    let newest = deploys["items"].get(0).or_else(|| deploys.get(0)).and_then(|d| d["id"].as_str());
+    newest.map(str::to_owned).ok_or_else(|| CliError::Usage(format!("env {env} has no deploys yet; start one with `warship deploy {env} WAR`")))
 }
