@@ -391,37 +391,43 @@ pub async fn events(
     let after = crate::http::last_event_id(&headers);
     let record = state.deploys.get(&session.user, &id).await?;
     let events = state.deploys.events(&session.user, &id, after).await?;
-    let already_over = after > 0 && record.status.is_final();
+    // A browser that saw a finished deploy's last event would wait on the journal for
+    // ever: it hears only the end.
+    let already_over = after > 0 && record.status.is_final() && {
+        let prefix = crate::journal::prefix(session.user.as_str(), "deploy", &id);
+        let written = state.store.list(&prefix).await.map_err(ApiError::from)?;
+        let last = written.iter().filter_map(|v| v.key.strip_prefix(&prefix)?.parse::<u64>().ok()).max().unwrap_or(0);
+        after >= last
+    };
     let user = session.user.clone();
     let (mut status, mut progress) = (Some(record.status), Push::default());
-    let live = events.take_while(move |item| futures_util::future::ready(!already_over && item.is_ok())).filter_map(
-        move |item| {
-            let event = item.ok().and_then(|(seq, event)| {
-                let data = match event {
-                    DeployEvent::Record(record) => {
-                        status = Some(record.status);
-                        fragments(&session, &record)
-                    }
-                    DeployEvent::Build(build) => {
-                        match build {
-                            BuildEvent::Bytes { what, done, total } => progress.bytes = Some((what, done, total)),
-                            BuildEvent::Step { step, detail } => progress.step = Some(format!("{step}: {detail}")),
-                            BuildEvent::Retry { what, attempt, error, .. } => {
-                                progress.step = Some(format!("retrying {what} (attempt {attempt}): {error}"))
-                            }
-                            BuildEvent::Output { .. } => return None,
+    let events = if already_over { futures_util::stream::empty().boxed() } else { events.boxed() };
+    let live = events.take_while(|item| futures_util::future::ready(item.is_ok())).filter_map(move |item| {
+        let event = item.ok().and_then(|(seq, event)| {
+            let data = match event {
+                DeployEvent::Record(record) => {
+                    status = Some(record.status);
+                    fragments(&session, &record)
+                }
+                DeployEvent::Build(build) => {
+                    match build {
+                        BuildEvent::Bytes { what, done, total } => progress.bytes = Some((what, done, total)),
+                        BuildEvent::Step { step, detail } => progress.step = Some(format!("{step}: {detail}")),
+                        BuildEvent::Retry { what, attempt, error, .. } => {
+                            progress.step = Some(format!("retrying {what} (attempt {attempt}): {error}"))
                         }
-                        json!({"html": {"push-progress": layout::fragment_text(push(status, &progress))}})
+                        BuildEvent::Output { .. } => return None,
                     }
-                    DeployEvent::Replicas { stable, candidate } => {
-                        json!({"html": {"replicas": layout::fragment_text(replicas(stable, Some(candidate)))}})
-                    }
-                };
-                Some(Event::default().id(seq.to_string()).event("fragments").data(data.to_string()))
-            });
-            futures_util::future::ready(event.map(Ok))
-        },
-    );
+                    json!({"html": {"push-progress": layout::fragment_text(push(status, &progress))}})
+                }
+                DeployEvent::Replicas { stable, candidate } => {
+                    json!({"html": {"replicas": layout::fragment_text(replicas(stable, Some(candidate)))}})
+                }
+            };
+            Some(Event::default().id(seq.to_string()).event("fragments").data(data.to_string()))
+        });
+        futures_util::future::ready(event.map(Ok))
+    });
     // The end of a deploy that is over; a stream cut short (the store failed) ends
     // without it, so the browser reconnects and goes on after the last id it saw.
     let end = futures_util::stream::once(async move {
