@@ -5,6 +5,7 @@
 pub mod host;
 pub mod incluster;
 pub mod balancer;
+pub mod browser;
 pub mod proxy;
 pub mod s3;
 
