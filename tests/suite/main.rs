@@ -8,6 +8,8 @@ mod api;
 mod canary_weights;
 mod cli;
 mod console;
+mod console_bench;
+mod console_browser;
 mod deploys;
 mod docker_builder;
 mod etcd_tls;
