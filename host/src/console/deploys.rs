@@ -168,7 +168,7 @@ pub async fn start(
         Err(e) => {
             let problem = ApiError::from(e);
             if problem.status == StatusCode::NOT_FOUND && problem.code == "env.not_found" {
-                return Err(ConsoleError(problem));
+                return Err(ConsoleError::of(problem));
             }
             let control_of = |field: &str| match field {
                 "war" | "version" | "strategy" => Some(field.to_owned()),

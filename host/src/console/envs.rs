@@ -299,7 +299,7 @@ pub async fn create(State(state): State<AppState>, session: Session, Form(form):
         Err(e) => {
             let problem = ApiError::from(e);
             if !form_problem(&problem) {
-                return Err(ConsoleError(problem));
+                return Err(ConsoleError::of(problem));
             }
             let mut errors = FieldErrors::from_problem(&problem, control_of);
             if problem.code == "env.exists" {
@@ -428,7 +428,7 @@ pub async fn edit(
         Err(e) => {
             let problem = ApiError::from(e);
             if !form_problem(&problem) {
-                return Err(ConsoleError(problem));
+                return Err(ConsoleError::of(problem));
             }
             let errors = FieldErrors::from_problem(&problem, control_of);
             Ok(edit_page(&state, &session, name.as_str(), &form, &errors, problem.status))

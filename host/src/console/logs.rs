@@ -88,7 +88,7 @@ pub async fn page(
     };
     let (pod, text, problem) = match read.await {
         Ok((pod, text)) => (Some(pod), text, None),
-        Err(problem) if problem.code == "env.not_found" => return Err(ConsoleError(problem)),
+        Err(problem) if problem.code == "env.not_found" => return Err(ConsoleError::of(problem)),
         Err(problem) => (None, String::new(), Some(problem)),
     };
     let follow = query.follow() && problem.is_none();

@@ -98,11 +98,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// A problem met while answering a console request, shown as a console page.
 #[derive(Debug)]
-pub struct ConsoleError(pub ApiError);
+pub struct ConsoleError(pub Box<ApiError>);
+
+impl ConsoleError {
+    pub fn of(problem: ApiError) -> Self {
+        ConsoleError(Box::new(problem))
+    }
+}
 
 impl<E: Into<ApiError>> From<E> for ConsoleError {
     fn from(e: E) -> Self {
-        ConsoleError(e.into())
+        ConsoleError::of(e.into())
     }
 }
 
@@ -154,7 +160,8 @@ fn see_other(to: &str) -> Response {
 
 /// A name in a URL that cannot be an env is no one's env: the not-found page.
 fn env_name(name: &str) -> Result<crate::domain::EnvName, ConsoleError> {
-    crate::domain::EnvName::parse(name).map_err(|_| ConsoleError(ApiError::not_found("env.not_found", "no such env")))
+    crate::domain::EnvName::parse(name)
+        .map_err(|_| ConsoleError::of(ApiError::not_found("env.not_found", "no such env")))
 }
 
 /// Percent-encodes one path segment (app and file names are plain already; this keeps

@@ -270,7 +270,7 @@ async fn checked(req: Request, csrf: &str) -> Result<Request, Response> {
         );
         match from_script(headers) {
             true => problem.into_response(),
-            false => super::ConsoleError(problem).into_response(),
+            false => super::ConsoleError::of(problem).into_response(),
         }
     };
     if !origin_allowed(req.headers()) {
@@ -293,7 +293,7 @@ async fn checked(req: Request, csrf: &str) -> Result<Request, Response> {
     }
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, FORM_MAX).await.map_err(|_| {
-        super::ConsoleError(ApiError::new(
+        super::ConsoleError::of(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request.too_large",
             "Form too large",

@@ -188,7 +188,7 @@ pub async fn upload_form(
     };
     match kept {
         Ok((record, _)) => Ok(see_other(&href(&record))),
-        Err(problem) if problem.status.is_server_error() => Err(ConsoleError(problem)),
+        Err(problem) if problem.status.is_server_error() => Err(ConsoleError::of(problem)),
         Err(problem) => {
             if errors.is_empty() {
                 errors = FieldErrors::from_problem(&problem, |field| {
