@@ -531,6 +531,15 @@ async fn the_env_page_streams_its_status_tree_over_sse_with_the_cookie() {
     assert!(first.starts_with("event: fragments\ndata: {"), "{first}");
     assert!(first.contains("status-tree") && first.contains("No Kubernetes cluster is configured"), "{first}");
 
+    // Signing out in another tab ends the open stream with `signed-out`.
+    let csrf = browser.get("/ui/envs").await.csrf();
+    assert_eq!(browser.post("/ui/logout", &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    let rest = tokio::time::timeout(Duration::from_secs(15), events.text())
+        .await
+        .expect("the stream ends once signed out")
+        .unwrap();
+    assert!(rest.trim_end().ends_with("event: signed-out\ndata: signed out"), "{rest}");
+
     let signed_out = reqwest::Client::new()
         .get(format!("{base}/ui/envs/shop/status/events"))
         .header("accept", "text/event-stream")

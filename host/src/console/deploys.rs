@@ -399,7 +399,7 @@ pub async fn events(
         let last = written.iter().filter_map(|v| v.key.strip_prefix(&prefix)?.parse::<u64>().ok()).max().unwrap_or(0);
         after >= last
     };
-    let user = session.user.clone();
+    let (user, watcher, checked) = (session.user.clone(), state.clone(), session.clone());
     let (mut status, mut progress) = (Some(record.status), Push::default());
     let events = if already_over { futures_util::stream::empty().boxed() } else { events.boxed() };
     let live = events.take_while(|item| futures_util::future::ready(item.is_ok())).filter_map(move |item| {
@@ -435,7 +435,7 @@ pub async fn events(
         over.then(|| Ok(Event::default().event("end").data("over")))
     })
     .filter_map(futures_util::future::ready);
-    Ok(Sse::new(live.chain(end)).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(super::session::while_signed_in(watcher, checked, live.chain(end))).keep_alive(KeepAlive::default()))
 }
 
 pub async fn promote(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Answer {

@@ -166,7 +166,7 @@ pub async fn events(
     let events = lines(stream)
         .map(|text| Ok(Event::default().event("line").data(text)))
         .chain(futures_util::stream::once(async { Ok(Event::default().event("end").data("over")) }));
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(super::session::while_signed_in(state, session, events)).keep_alive(KeepAlive::default()))
 }
 
 /// The log as plain text, followed: a browser shows lines as they come.

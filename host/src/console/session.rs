@@ -45,6 +45,8 @@ pub struct Session {
     pub user: UserName,
     pub csrf: String,
     pub expires_at: OffsetDateTime,
+    /// Where the store keeps it (the id's hash), to look again while a stream is open.
+    key: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -93,8 +95,9 @@ pub async fn open(
         created_at: now,
         expires_at: now + lifetime,
     };
-    store::put_json(&**store, &key(&id), &record, Precondition::Absent).await?;
-    Ok((id, Session { user: record.user, csrf: record.csrf, expires_at: record.expires_at }))
+    let key = key(&id);
+    store::put_json(&**store, &key, &record, Precondition::Absent).await?;
+    Ok((id, Session { user: record.user, csrf: record.csrf, expires_at: record.expires_at, key }))
 }
 
 /// The session `id` names at `now`. One that ended is deleted as it is found.
@@ -104,7 +107,15 @@ pub async fn load(
     id: &str,
     now: OffsetDateTime,
 ) -> Result<Lookup, StoreError> {
-    let key = key(id);
+    load_key(store, declared, key(id), now).await
+}
+
+async fn load_key(
+    store: &DynStore,
+    declared: &[StaticUser],
+    key: String,
+    now: OffsetDateTime,
+) -> Result<Lookup, StoreError> {
     let Some((record, _)) = store::get_json::<SessionRecord>(&**store, &key).await? else {
         return Ok(Lookup::Unknown);
     };
@@ -112,7 +123,43 @@ pub async fn load(
         store.delete(&key, Precondition::Any).await?;
         return Ok(Lookup::Expired);
     }
-    Ok(Lookup::Valid(Session { user: record.user, csrf: record.csrf, expires_at: record.expires_at }))
+    Ok(Lookup::Valid(Session { user: record.user, csrf: record.csrf, expires_at: record.expires_at, key }))
+}
+
+/// How often an open event stream looks whether its session still holds.
+const STREAM_CHECK: Duration = Duration::from_secs(5);
+
+/// `events` while the session holds: once it ended (signed out in another tab, expired,
+/// its token revoked) the stream says `signed-out` and stops, and the page goes to the
+/// login form rather than showing data to a browser no longer signed in.
+pub fn while_signed_in<S>(
+    state: AppState,
+    session: Session,
+    events: S,
+) -> impl futures_util::Stream<Item = Result<axum::response::sse::Event, Infallible>> + Send + 'static
+where
+    S: futures_util::Stream<Item = Result<axum::response::sse::Event, Infallible>> + Send + 'static,
+{
+    use futures_util::StreamExt;
+    let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = ended.clone();
+    let watch = async move {
+        loop {
+            tokio::time::sleep(STREAM_CHECK).await;
+            let now = OffsetDateTime::now_utc();
+            match load_key(&state.store, &state.config.users.static_users, session.key.clone(), now).await {
+                Ok(Lookup::Valid(_)) | Err(_) => continue,
+                Ok(_) => break,
+            }
+        }
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let told = futures_util::stream::once(async move {
+        let out = ended.load(std::sync::atomic::Ordering::SeqCst);
+        out.then(|| Ok(axum::response::sse::Event::default().event("signed-out").data("signed out")))
+    })
+    .filter_map(futures_util::future::ready);
+    events.take_until(Box::pin(watch)).chain(told)
 }
 
 /// The token is one the admin declared, or one the store still knows (`crate::users`

@@ -107,7 +107,7 @@ pub async fn events(
     let name = env_name(&name)?;
     state.env_ops.status(&session.user, &name).await?;
     let stream = futures_util::stream::unfold(
-        (state, session, name, String::new(), true),
+        (state.clone(), session.clone(), name, String::new(), true),
         |(state, session, name, last, first)| async move {
             if last == "end" {
                 return None;
@@ -145,5 +145,5 @@ pub async fn events(
             }
         },
     );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(super::session::while_signed_in(state, session, stream)).keep_alive(KeepAlive::default()))
 }

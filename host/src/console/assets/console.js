@@ -50,6 +50,16 @@
       if (atBottom) el.scrollTop = el.scrollHeight;
     });
     source.addEventListener("end", () => source.close());
+    // Signed out (in another tab, or the session expired): to the login form, and back here after.
+    source.addEventListener("signed-out", () => {
+      source.close();
+      window.location.assign("/ui/login?expired=1&next=" + encodeURIComponent(window.location.pathname + window.location.search));
+    });
+    // A stream the server refused (its session gone while the page was away, the env
+    // deleted): the page itself says what now.
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) window.setTimeout(() => window.location.reload(), 2000);
+    });
     window.addEventListener("pagehide", () => source.close());
   }
 
