@@ -30,7 +30,9 @@
 //!
 //! Live updates are `EventSource`s on the `data-live` URL of an element: events named
 //! `fragments` carry `{"html": {"id": "inner HTML"}, "attrs": {"id": {"attr": "value"}}}`,
-//! `line` carries log text, `end` says the stream is over. Buttons with `data-confirm` ask
+//! `line` carries log text, `end` says the stream is over, `signed-out` that the session
+//! ended (signed out elsewhere, expired, token revoked; checked every 5 s): the script
+//! then goes to `/ui/login?expired=1&next={this page}`. Buttons with `data-confirm` ask
 //! `window.confirm` first when the script runs (a WebDriver test accepts the alert).
 //! `#status-tree` is read again every 2 s on the server and pushed only when it changed.
 //!
