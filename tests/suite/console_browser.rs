@@ -267,6 +267,10 @@ async fn a_user_creates_uploads_canaries_promotes_rolls_back_reads_logs_and_sign
         assert!(at.contains("next="), "{path} sends to the login form, to come back: {at}");
         assert_eq!(b.fetch(path).await.0, 303, "{path} answers a redirect without the session");
     }
+    // Known (issue 18): pages wider than a phone are reported, not failed, until fixed.
+    for note in b.too_wide() {
+        println!("console_browser flow: too wide: {note}");
+    }
     b.close().await;
     println!("console_browser flow: {:.0}s, screenshots in target/screenshots/flow", started.elapsed().as_secs_f64());
 }

@@ -40,6 +40,8 @@ pub struct Browser {
     pub base: String,
     shots: PathBuf,
     size: (u32, u32),
+    /// Pages that [`Browser::shoot`] found wider than a viewport (a phone zooms them out).
+    too_wide: std::sync::Mutex<Vec<String>>,
     _tmp: tempfile::TempDir,
 }
 
@@ -149,6 +151,7 @@ impl Browser {
             base: base.trim_end_matches('/').to_owned(),
             shots,
             size,
+            too_wide: Default::default(),
             _tmp: tmp,
         };
         browser.viewport(size).await;
@@ -356,14 +359,44 @@ impl Browser {
     /// reloaded: live streams stay open.
     pub async fn shoot(&self, page: &str) {
         for (width, height) in WIDTHS {
-            self.viewport((width, height)).await;
-            let full = self.eval("return Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0)").await;
-            let full = (full.as_u64().unwrap_or(height as u64) as u32).clamp(height, MAX_SHOT_HEIGHT);
-            self.viewport((width, full)).await;
+            // The page's height at this width, once laid out again; a taller viewport can
+            // change the layout (the page's own min-height), so measure until it holds.
+            let mut tall = height;
+            for _ in 0..3 {
+                self.viewport((width, tall)).await;
+                let full = self.laid_out_height().await.clamp(height, MAX_SHOT_HEIGHT);
+                if full == tall {
+                    break;
+                }
+                tall = full;
+            }
+            let wide = self.eval("return document.documentElement.scrollWidth").await.as_u64().unwrap_or(0) as u32;
+            if wide > width {
+                let culprits = self
+                    .eval(&format!(
+                        "return [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > {width} + 1)
+                            .filter((e) => !e.closest('.scroll') || getComputedStyle(e).position === 'absolute')
+                            .slice(0, 3).map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : ''))"
+                    ))
+                    .await;
+                let note =
+                    format!("{page} at {width} px is {wide} px wide (a phone zooms it out); past the edge: {culprits}");
+                eprintln!("screenshots: {note}");
+                self.too_wide.lock().unwrap().push(note);
+            }
             let png = self.client.screenshot().await.unwrap_or_else(|e| panic!("screenshot of {page} at {width}: {e}"));
             std::fs::write(self.shots.join(format!("{page}-{width}.png")), png).unwrap();
         }
         self.viewport(self.size).await;
+    }
+
+    /// The document's height after the next two frames (a viewport change laid out).
+    async fn laid_out_height(&self) -> u32 {
+        let script = "const done = arguments[arguments.length - 1];
+            requestAnimationFrame(() => requestAnimationFrame(() => done(document.documentElement.scrollHeight)));";
+        let height =
+            self.client.execute_async(script, vec![]).await.unwrap_or_else(|e| panic!("measuring the page: {e}"));
+        height.as_u64().unwrap_or(0) as u32
     }
 
     /// Clicks the button labelled `label`, which asks first (`data-confirm`): accepts the
@@ -477,6 +510,11 @@ impl Browser {
             .await
             .unwrap();
         (response.status().as_u16(), response.text().await.unwrap_or_default())
+    }
+
+    /// The pages [`Browser::shoot`] found wider than the width they were shot at.
+    pub fn too_wide(&self) -> Vec<String> {
+        self.too_wide.lock().unwrap().clone()
     }
 
     /// The folder this test's screenshots go to.
