@@ -29,6 +29,8 @@ pub fn page(title: &str, session: Option<&Session>, nav: Nav, body: Markup) -> M
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · warship" }
+                // No icon to fetch: browsers otherwise ask /favicon.ico of the API.
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(super::assets::CSS_PATH);
                 script src=(super::assets::JS_PATH) defer {}
             }

@@ -32,7 +32,8 @@
 //! `fragments` carry `{"html": {"id": "inner HTML"}, "attrs": {"id": {"attr": "value"}}}`,
 //! `line` carries log text, `end` says the stream is over, `signed-out` that the session
 //! ended (signed out elsewhere, expired, token revoked; checked every 5 s): the script
-//! then goes to `/ui/login?expired=1&next={this page}`. Buttons with `data-confirm` ask
+//! then closes the stream, shows `p#signed-out` and, 1.5 s later, goes to
+//! `/ui/login?expired=1&next={this page}`. Buttons with `data-confirm` ask
 //! `window.confirm` first when the script runs (a WebDriver test accepts the alert).
 //! `#status-tree` is read again every 2 s on the server and pushed only when it changed.
 //!

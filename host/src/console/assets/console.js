@@ -53,7 +53,17 @@
     // Signed out (in another tab, or the session expired): to the login form, and back here after.
     source.addEventListener("signed-out", () => {
       source.close();
-      window.location.assign("/ui/login?expired=1&next=" + encodeURIComponent(window.location.pathname + window.location.search));
+      const main = document.getElementById("main");
+      if (main && !document.getElementById("signed-out")) {
+        const notice = document.createElement("p");
+        notice.id = "signed-out";
+        notice.className = "notice";
+        notice.setAttribute("role", "status");
+        notice.textContent = "Your session ended; going to the sign-in page…";
+        main.prepend(notice);
+      }
+      const back = encodeURIComponent(window.location.pathname + window.location.search);
+      window.setTimeout(() => window.location.assign("/ui/login?expired=1&next=" + back), 1500);
     });
     // A stream the server refused (its session gone while the page was away, the env
     // deleted): the page itself says what now.
