@@ -455,8 +455,9 @@ impl Browser {
 
     /// From the next page on in the current tab, every `EventSource` the page opens is kept
     /// in `window.__sources` (with its URL, and each event's name and arrival time in
-    /// `window.__events`), so a test can see whether a live stream is open, closed, or
-    /// what came on it. Installed before any of the page's scripts run.
+    /// `window.__events` and, across pages, the tab's session storage), so a test can see
+    /// whether a live stream is open, closed, or what came on it. Installed before any of
+    /// the page's scripts run.
     pub async fn track_event_sources(&self) {
         let source = r#"(() => {
             const Real = window.EventSource;
@@ -465,8 +466,16 @@ impl Browser {
             const Tracked = function (url, options) {
                 const s = new Real(url, options);
                 window.__sources.push(s);
-                const note = (name) => (e) => window.__events.push({url: String(url), name, at: Date.now(), data: e && e.data});
-                ["open", "error", "fragments", "line", "end"].forEach((n) => s.addEventListener(n, note(n)));
+                const note = (name) => (e) => {
+                    const event = {url: String(url), name, at: Date.now(), page: location.pathname, data: e && e.data};
+                    window.__events.push(event);
+                    // Kept in the tab's session storage too: a page that goes elsewhere on
+                    // an event (signed out) leaves its record behind.
+                    const kept = JSON.parse(sessionStorage.getItem("__events") || "[]");
+                    kept.push({url: event.url, name, at: event.at, page: event.page});
+                    sessionStorage.setItem("__events", JSON.stringify(kept.slice(-50)));
+                };
+                ["open", "error", "fragments", "line", "end", "signed-out"].forEach((n) => s.addEventListener(n, note(n)));
                 return s;
             };
             Tracked.prototype = Real.prototype;
@@ -474,6 +483,17 @@ impl Browser {
             window.EventSource = Tracked;
         })();"#;
         self.client.issue_cmd(Cdp("Page.addScriptToEvaluateOnNewDocument", json!({"source": source}))).await.unwrap();
+    }
+
+    /// The names of the events that came on tracked streams whose URL contains `part`,
+    /// in this tab, across the pages it went through (the last 50).
+    pub async fn stream_events(&self, part: &str) -> Vec<String> {
+        let kept = self.eval("return JSON.parse(sessionStorage.getItem('__events') || '[]')").await;
+        let kept = kept.as_array().cloned().unwrap_or_default();
+        kept.iter()
+            .filter(|e| e["url"].as_str().unwrap_or_default().contains(part))
+            .map(|e| e["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     /// The page's tracked event streams: (URL, readyState: 0 connecting, 1 open, 2 closed).
