@@ -13,7 +13,7 @@ use crate::deploys::target::kube::KubeTargets;
 use crate::deploys::{Deploys, Targets};
 use crate::envs::{EnvOps, Envs};
 use crate::jobs;
-use crate::http::{self, AppState, Services};
+use crate::http::{AppState, Services};
 use crate::domain::Platform;
 use crate::image::{Builder, DockerBuilder, OciBuilder};
 use crate::images::Images;
@@ -256,7 +256,7 @@ impl Server {
         // Every host follows every host's revocations and rotations.
         let following = self.state.users.follow();
         // Peer addresses: unknown tokens are throttled per client.
-        let app = http::app(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = crate::console::app(self.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         // Graceful shutdown waits for requests in flight, `grace` at most.
         let handle = axum_server::Handle::new();

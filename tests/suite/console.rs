@@ -12,13 +12,12 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::support::{self, TestApp};
-use warship_host::http;
 
 /// The app served on a loopback port, as `warship serve` serves it.
 async fn serve(app: &TestApp) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = http::app(app.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let router = warship_host::console::app(app.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     base
 }

@@ -60,6 +60,12 @@ pub use session::Session;
 
 /// Every console route. Pages answer within the request deadline; event streams,
 /// uploads, logs and env deletion take as long as they need.
+/// All that `serve` answers: the API and, beside it under `/ui`, the console. The
+/// console depends on the HTTP edge, never the other way round.
+pub fn app(state: AppState) -> axum::Router {
+    crate::http::app_with(state.clone(), router(&state))
+}
+
 pub fn router(state: &AppState) -> Router<AppState> {
     let timeout = std::time::Duration::from_secs(state.config.server.request_timeout_secs);
     let pages = Router::new()

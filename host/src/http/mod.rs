@@ -54,7 +54,14 @@ pub struct Services {
 
 pub type AppState = Arc<Services>;
 
+/// The API alone.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The API with `pages` beside it (the console: `console::app`), under the same
+/// layers: request ids, tracing, metrics, the fallback.
+pub fn app_with(state: AppState, pages: Router<AppState>) -> Router {
     let timeout = Duration::from_secs(state.config.server.request_timeout_secs);
 
     // WAR uploads are bounded by size, not by time: a 1 GiB WAR over a slow link
@@ -104,7 +111,7 @@ pub fn app(state: AppState) -> Router {
 
     api.merge(uploads)
         .merge(long)
-        .merge(crate::console::router(&state))
+        .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(record_metrics))

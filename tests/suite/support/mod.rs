@@ -23,7 +23,7 @@ use warship_host::config::Config;
 use warship_host::envs::{EnvOps, Envs};
 use warship_host::images::Images;
 use warship_host::deploys::Deploys;
-use warship_host::http::{self, AppState, Services};
+use warship_host::http::{AppState, Services};
 use warship_host::plugins::{Plugins, Runtime};
 use warship_host::server::metrics_handle;
 use warship_host::store::{DynStore, EmbeddedStore, EtcdAccess, EtcdStore, Metered};
@@ -241,7 +241,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = http::app(self.state.clone()).oneshot(request).await.unwrap();
+        let response = warship_host::console::app(self.state.clone()).oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
