@@ -350,8 +350,30 @@ async fn another_users_env_and_war_answer_the_not_found_page() {
     assert_eq!(still.status.as_u16(), 200, "bob's env is untouched");
 }
 
+/// Form controls a screen reader could not name: neither a `<label for>` naming their
+/// id nor an `aria-label` (hidden fields and buttons name themselves or need nothing).
+fn unlabelled_controls(html: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for kind in ["<input", "<select", "<textarea"] {
+        for (at, _) in html.match_indices(kind) {
+            let tag = &html[at..at + html[at..].find('>').unwrap_or(html.len() - at)];
+            if ["type=\"hidden\"", "type=\"submit\"", "type=\"button\"", "aria-label="].iter().any(|t| tag.contains(t)) {
+                continue;
+            }
+            let id = tag.split("id=\"").nth(1).and_then(|rest| rest.split('"').next());
+            if !id.is_some_and(|id| html.contains(&format!("for=\"{id}\""))) {
+                found.push(tag.to_owned());
+            }
+        }
+    }
+    found
+}
+
 #[tokio::test]
 async fn every_page_renders_with_nothing_from_elsewhere_and_assets_are_cached() {
+    // The label check itself tells a named control from one nobody named.
+    assert_eq!(unlabelled_controls(r#"<label for="a">A</label><input id="a" name="a">"#), Vec::<String>::new());
+    assert_eq!(unlabelled_controls(r#"<input id="b" name="b"><select name="c">"#).len(), 2);
     let app = TestApp::embedded().await;
     let token = app.user("alice").await;
     let created = app
@@ -393,6 +415,11 @@ async fn every_page_renders_with_nothing_from_elsewhere_and_assets_are_cached() 
         assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"), "{csp}");
         assert_eq!(page.headers["cache-control"], "no-store");
         assert!(page.text.contains(r#"<html lang="en">"#) && page.text.contains("<main"), "{path}");
+        // Every page but the plain ones has controls, each of them named.
+        let controls = ["<input", "<select", "<textarea"].iter().map(|k| page.text.matches(k).count()).sum::<usize>();
+        assert!(controls > 0 || path == "/ui/plugins" || path.ends_with(".war"), "{path}: no form control at all");
+        let unlabelled = unlabelled_controls(&page.text);
+        assert!(unlabelled.is_empty(), "{path}: controls without a label: {unlabelled:?}");
     }
     let deploy = browser.get("/ui/envs/shop/deploy").await;
     for strategy in ["recreate", "rolling", "canary", "bluegreen"] {
