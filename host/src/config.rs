@@ -36,6 +36,7 @@ pub struct Config {
     pub kubernetes: KubernetesConfig,
     pub deploys: DeployConfig,
     pub plugin_runtime: PluginRuntimeConfig,
+    pub webhooks: WebhooksConfig,
     /// The plugins to load; when absent, every built-in plugin with its defaults.
     pub plugins: Option<Vec<PluginConfig>>,
 }
@@ -505,6 +506,7 @@ impl Config {
         }
         self.store.check_etcd_access()?;
         self.storage.check()?;
+        self.webhooks.check()?;
         if self.registry.password.is_some() && self.registry.password_file.is_some() {
             return Err("set registry.password or registry.password_file, not both".into());
         }
@@ -647,6 +649,10 @@ pub mod location;
 #[path = "config_storage.rs"]
 mod storage;
 pub use storage::{StorageBackend, StorageConfig};
+
+#[path = "config_webhooks.rs"]
+mod webhooks;
+pub use webhooks::WebhooksConfig;
 
 #[path = "config_tenancy.rs"]
 mod tenancy;

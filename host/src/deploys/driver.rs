@@ -9,11 +9,11 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 
-use super::record::{failure, note_milestone, status_words, DeployEvent, DeployFailure, DeployRecord, DeployStatus};
+use super::record::{failure, note_milestone, status_words, DeployEvent, DeployFailure, DeployRecord, DeployStatus, Phase};
 use super::rollout::{self, Ending, Limits};
 use super::signals::{self, Signal, Signals};
 use super::target::{Change, Target};
-use super::{keys, Deploys};
+use super::{keys, DeployListener, Deploys};
 use crate::domain::{EnvName, Release, ReleaseSpec};
 use crate::envs::keys as env_keys;
 use crate::journal::{self, Journal};
@@ -41,6 +41,11 @@ pub struct Run {
     store: DynStore,
     /// The record's store revision as this run last wrote it.
     stored: u64,
+    /// Hears of each change told to watchers (the webhooks); none in tests.
+    pub listener: Option<Arc<dyn DeployListener>>,
+    /// What the listener was last told: a deploy taken over is not told again what
+    /// its record already said.
+    told: Phase,
 }
 
 /// Where a run of the pipeline begins.
@@ -64,7 +69,8 @@ impl Run {
     pub fn new(user: UserName, env_name: EnvName, record: DeployRecord, stored: u64, settings: String, plugin: Option<Arc<Plugin>>, journal: Arc<Journal<DeployEvent>>, lease: Arc<Lease>, store: DynStore) -> Self {
         // The driver replaces this with the live channel before anything reads it.
         let signals = watch::channel(Signals::default()).1;
-        Self { user, env_name, record, settings, plugin, journal, signals, lease, store, stored }
+        let told = Phase::of(&record);
+        Self { user, env_name, record, settings, plugin, journal, signals, lease, store, stored, listener: None, told }
     }
 
     /// One change to the target, only while the lease is provably held.
@@ -77,7 +83,21 @@ impl Run {
     pub async fn save(&mut self) -> Result<(), DeployFailure> {
         self.persist().await.map_err(store_failure)?;
         self.journal.append(&DeployEvent::Record(Box::new(self.record.clone()))).await;
+        self.tell_listener();
         Ok(())
+    }
+
+    /// The one place a deploy's changes reach its listener: after they are stored and
+    /// told to watchers. The listener returns at once, so this never holds a deploy up.
+    fn tell_listener(&mut self) {
+        let now = Phase::of(&self.record);
+        if now == self.told {
+            return;
+        }
+        if let Some(listener) = &self.listener {
+            listener.changed(&self.user, self.told, &self.record);
+        }
+        self.told = now;
     }
 
     /// Writes the record without telling watchers (the final one is told once the env
@@ -163,7 +183,7 @@ impl Deploys {
         }
         lease.release().await;
         self.pokes.lock().expect("pokes lock").remove(&id);
-        self.tell_end(&run, told).await;
+        self.tell_end(&mut run, told).await;
     }
 
     /// Drops an ended deploy from the active index, and its signals; prunes old records.
@@ -356,9 +376,10 @@ impl Deploys {
     }
 
     /// Tells watchers the record as it ended, once the env is free again.
-    async fn tell_end(&self, run: &Run, stored: bool) {
+    async fn tell_end(&self, run: &mut Run, stored: bool) {
         if stored {
             run.journal.append_unfenced(&DeployEvent::Record(Box::new(run.record.clone()))).await;
+            run.tell_listener();
         }
     }
 
@@ -417,6 +438,7 @@ impl jobs::Recover for Deploys {
             tracing::warn!(%id, status = ?record.status, resumed = resumed.is_ok(), "taking over a deploy whose host stopped");
             let settings = record.settings.to_string();
             let mut run = Run::new(active.user.clone(), env_name, record, stored, settings, plugin, journal, lease.clone(), self.store.clone());
+            run.listener = self.listener();
             let this = self.clone();
             tokio::spawn(async move {
                 match resumed {
@@ -434,7 +456,7 @@ impl jobs::Recover for Deploys {
                             this.forget(&run).await;
                         }
                         lease.release().await;
-                        this.tell_end(&run, told).await;
+                        this.tell_end(&mut run, told).await;
                     }
                 }
             });

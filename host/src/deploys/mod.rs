@@ -36,7 +36,7 @@ use crate::users::UserName;
 use driver::{Begin, Run};
 pub use error::DeployError;
 pub use record::{
-    DeployEvent, DeployFailure, DeployRecord, DeployRequest, DeployStatus, Milestone, RollbackRequest, Scale, StrategyStep, WorkloadReplicas,
+    DeployEvent, DeployFailure, DeployRecord, DeployRequest, DeployStatus, Milestone, Phase, RollbackRequest, Scale, StrategyStep, WorkloadReplicas,
 };
 pub use warship_rollout::{DESCRIPTION_MAX, MEMORY_MAX};
 pub use target::{Change, Observed, Target, Targets};
@@ -51,6 +51,15 @@ pub struct Deploys {
     targets: Option<Arc<dyn Targets>>,
     /// Wakes a deploy this host runs when a signal for it arrives here.
     pokes: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Hears of every stored change of a deploy this host runs (the webhooks).
+    listener: std::sync::OnceLock<Arc<dyn DeployListener>>,
+}
+
+/// Hears of a deploy's stored changes: `before` is what it was last told, `after` the
+/// record as just stored. Called on the deploy's own task, so it must return at once
+/// and never fail: whatever it does with the change runs on its own.
+pub trait DeployListener: Send + Sync {
+    fn changed(&self, user: &UserName, before: Phase, after: &DeployRecord);
 }
 
 /// A strategy as a deploy will run it.
@@ -69,7 +78,18 @@ impl Deploys {
         images: Arc<Images>,
         targets: Option<Arc<dyn Targets>>,
     ) -> Arc<Self> {
-        Arc::new(Self { store, config, plugins, envs, images, targets, pokes: Mutex::default() })
+        Arc::new(Self { store, config, plugins, envs, images, targets, pokes: Mutex::default(), listener: Default::default() })
+    }
+
+    /// Tells `listener` of every deploy's changes from now on (one listener per host).
+    pub fn tell_changes_to(&self, listener: Arc<dyn DeployListener>) {
+        if self.listener.set(listener).is_err() {
+            tracing::warn!("deploys already tell their changes to a listener; the second one is ignored");
+        }
+    }
+
+    fn listener(&self) -> Option<Arc<dyn DeployListener>> {
+        self.listener.get().cloned()
     }
 
     /// The strategy plugin and its settings for this deploy, or what is wrong with them.
@@ -204,7 +224,8 @@ impl Deploys {
             }
         };
         tracing::info!(id = %record.id, %user, env = %env_name, strategy = %record.strategy, revision = record.revision, rollback_of = ?record.rollback_of, "deploy queued");
-        let run = Run::new(user.clone(), env_name.clone(), record.clone(), stored, strategy.settings, Some(strategy.plugin), journal, lease, self.store.clone());
+        let mut run = Run::new(user.clone(), env_name.clone(), record.clone(), stored, strategy.settings, Some(strategy.plugin), journal, lease, self.store.clone());
+        run.listener = self.listener();
         let this = self.clone();
         tokio::spawn(async move { this.drive(run, begin).await });
         Ok(record)

@@ -28,6 +28,24 @@ impl DeployStatus {
     }
 }
 
+/// What a deploy's listener was last told of it: enough to see what changed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phase {
+    pub status: DeployStatus,
+    /// The strategy's step that waits for a person to promote it, while one waits.
+    pub awaiting_promotion: Option<u32>,
+}
+
+impl Phase {
+    pub fn of(record: &DeployRecord) -> Self {
+        let awaiting_promotion = match (&record.step, record.status) {
+            (Some(step), DeployStatus::RollingOut) if step.action == "await-promotion" && !record.promoted => Some(step.index),
+            _ => None,
+        };
+        Self { status: record.status, awaiting_promotion }
+    }
+}
+
 /// Where the strategy is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StrategyStep {
@@ -218,7 +236,7 @@ pub struct RollbackRequest {
 }
 
 /// What watchers of a deploy see.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum DeployEvent {
     /// The record after each persisted step.
@@ -230,7 +248,7 @@ pub enum DeployEvent {
 }
 
 /// A workload as events show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WorkloadReplicas {
     pub revision: u32,
     pub replicas: u32,
