@@ -56,6 +56,7 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// `json` for machines, `text` for people.
     pub log_format: LogFormat,
+    pub cors: CorsConfig,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +69,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             shutdown_grace_secs: 20,
             log_format: LogFormat::Text,
+            cors: CorsConfig::default(),
         }
     }
 }
@@ -505,6 +507,7 @@ impl Config {
             return Err("store.etcd_endpoints is empty but store.backend = \"etcd\"".into());
         }
         self.store.check_etcd_access()?;
+        self.server.cors.check()?;
         self.storage.check()?;
         self.webhooks.check()?;
         if self.registry.password.is_some() && self.registry.password_file.is_some() {
@@ -645,6 +648,10 @@ mod overrides;
 
 #[path = "config_location.rs"]
 pub mod location;
+
+#[path = "config_cors.rs"]
+mod cors;
+pub use cors::CorsConfig;
 
 #[path = "config_storage.rs"]
 mod storage;

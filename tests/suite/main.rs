@@ -8,6 +8,7 @@ mod api;
 mod canary_weights;
 mod cli;
 mod console;
+mod cors;
 mod console_bench;
 mod console_browser;
 mod deploys;

@@ -1,6 +1,7 @@
 //! The HTTP edge: one function builds the router the binary serves and the tests
 //! drive. Handlers parse, authorize, and call one domain function.
 
+mod cors;
 mod deploys;
 mod envs;
 mod error;
@@ -63,6 +64,7 @@ pub fn app(state: AppState) -> Router {
 /// layers: request ids, tracing, metrics, the fallback.
 pub fn app_with(state: AppState, pages: Router<AppState>) -> Router {
     let timeout = Duration::from_secs(state.config.server.request_timeout_secs);
+    let cors = cors::layer(&state.config.server.cors);
 
     // WAR uploads are bounded by size, not by time: a 1 GiB WAR over a slow link
     // legitimately takes minutes.
@@ -122,6 +124,8 @@ pub fn app_with(state: AppState, pages: Router<AppState>) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, user = tracing::field::Empty)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // Outermost: a preflight is answered before anything asks who is calling.
+        .layer(tower::util::option_layer(cors))
         .with_state(state)
 }
 
