@@ -19,6 +19,7 @@ mod fuzz;
 mod grey_releases;
 mod helm;
 mod images;
+mod openapi_clients;
 mod partition;
 mod plugin_kit;
 mod plugin_sandbox;

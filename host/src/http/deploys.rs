@@ -1,7 +1,7 @@
 use std::convert::Infallible;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::IntoResponse;
@@ -11,15 +11,17 @@ use futures_util::Stream;
 use super::envs::env_name;
 use super::extract::parse_json;
 use super::page::{newest_first, Page, PageQuery};
-use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
+use super::answers::{BadRequest, Common, Conflict, DeployEvents, DeployPath, EnvPath, LastEventId, NotFound, TooLarge, Unprocessable};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, CurrentUser};
 use crate::deploys::{DeployEvent, DeployRecord, DeployRequest, RollbackRequest};
 
 /// Deploy one of your WARs to one of your envs: validate, build, push, roll out by
 /// the strategy. Answers 202 at once with the record; 409 with the running deploy's id
 /// while another deploy runs on the env.
-#[utoipa::path(post, path = "/api/v1/envs/{name}/deploys", tag = "deploys", request_body = DeployRequest,
-    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem),
-        (status = 422, body = super::Problem), (status = 503, body = super::Problem, description = "no cluster is configured")),
+#[utoipa::path(post, path = "/api/v1/envs/{name}/deploys", tag = "deploys", operation_id = "createDeploy", params(EnvPath),
+    request_body = DeployRequest,
+    responses((status = 202, body = DeployRecord, description = "accepted: the deploy runs (`Location` names it)"),
+        BadRequest, NotFound, Conflict, TooLarge, Unprocessable, Common),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -32,13 +34,14 @@ pub async fn create(
 }
 
 /// An env's deploys, newest first: the history, a page at a time (`Link` to the next).
-#[utoipa::path(get, path = "/api/v1/envs/{name}/deploys", tag = "deploys", params(PageQuery),
-    responses((status = 200, body = Vec<DeployRecord>), (status = 404, body = super::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/envs/{name}/deploys", tag = "deploys", operation_id = "listDeploys", params(EnvPath, PageQuery),
+    responses((status = 200, body = Vec<DeployRecord>, description = "a page of the env's deploys"), BadRequest, NotFound, Common),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(env): ApiPath<String>,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
     uri: axum::http::Uri,
 ) -> Result<Page<DeployRecord>, ApiError> {
     let env = env_name(&env)?;
@@ -47,8 +50,8 @@ pub async fn list(
 }
 
 /// One deploy: its status, the strategy's step, and the cause if it failed.
-#[utoipa::path(get, path = "/api/v1/deploys/{id}", tag = "deploys",
-    responses((status = 200, body = DeployRecord), (status = 404, body = super::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/deploys/{id}", tag = "deploys", operation_id = "getDeploy", params(DeployPath),
+    responses((status = 200, body = DeployRecord, description = "the deploy"), NotFound, Conflict, Common), security(("bearer" = [])))]
 pub async fn get(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<Json<DeployRecord>, ApiError> {
     let id = state.deploys.resolve(&user, &id).await?;
     Ok(Json(state.deploys.get(&user, &id).await?))
@@ -58,8 +61,9 @@ pub async fn get(State(state): State<AppState>, CurrentUser(user): CurrentUser, 
 /// `Last-Event-ID` a reconnecting client sends): `record` after each step, `build`
 /// progress, `replicas` observed; each with its sequence number as `id`. The stream
 /// ends with the deploy's final record. Any host serves any deploy's events.
-#[utoipa::path(get, path = "/api/v1/deploys/{id}/events", tag = "deploys",
-    responses((status = 200, content_type = "text/event-stream", description = "events"), (status = 404, body = super::Problem)),
+#[utoipa::path(get, path = "/api/v1/deploys/{id}/events", tag = "deploys", operation_id = "streamDeployEvents",
+    params(DeployPath, LastEventId),
+    responses(DeployEvents, NotFound, Conflict, Common),
     security(("bearer" = [])))]
 pub async fn events(
     State(state): State<AppState>,
@@ -78,8 +82,8 @@ pub async fn events(
 
 /// Let a rollout that waits for promotion (a canary at its await-promotion step) go
 /// on. 202 with the record; 409 unless it waits for one.
-#[utoipa::path(post, path = "/api/v1/deploys/{id}/promote", tag = "deploys",
-    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
+#[utoipa::path(post, path = "/api/v1/deploys/{id}/promote", tag = "deploys", operation_id = "promoteDeploy", params(DeployPath),
+    responses((status = 202, body = DeployRecord, description = "promoted: the rollout goes on"), NotFound, Conflict, Common),
     security(("bearer" = [])))]
 pub async fn promote(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
     let id = state.deploys.resolve(&user, &id).await?;
@@ -88,8 +92,8 @@ pub async fn promote(State(state): State<AppState>, CurrentUser(user): CurrentUs
 
 /// Promote the deploy running on an env, for scripts that know the env and not the
 /// deploy. 404 `deploy.none_running` when none runs.
-#[utoipa::path(post, path = "/api/v1/envs/{name}/promote", tag = "deploys",
-    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
+#[utoipa::path(post, path = "/api/v1/envs/{name}/promote", tag = "deploys", operation_id = "promoteEnvDeploy", params(EnvPath),
+    responses((status = 202, body = DeployRecord, description = "promoted: the rollout goes on"), NotFound, Conflict, Common),
     security(("bearer" = [])))]
 pub async fn promote_env(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(name): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
     let id = state.deploys.running(&user, &env_name(&name)?).await?;
@@ -99,8 +103,8 @@ pub async fn promote_env(State(state): State<AppState>, CurrentUser(user): Curre
 /// Stop a deploy. During its rollout the release that served before serves alone again
 /// and the new one is removed; before it nothing reaches the cluster. 202 with the
 /// record; the deploy ends `aborted` moments later (follow `/events`).
-#[utoipa::path(post, path = "/api/v1/deploys/{id}/abort", tag = "deploys",
-    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
+#[utoipa::path(post, path = "/api/v1/deploys/{id}/abort", tag = "deploys", operation_id = "abortDeploy", params(DeployPath),
+    responses((status = 202, body = DeployRecord, description = "aborting: it ends `aborted` moments later"), NotFound, Conflict, Common),
     security(("bearer" = [])))]
 pub async fn abort(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
     let id = state.deploys.resolve(&user, &id).await?;
@@ -108,8 +112,8 @@ pub async fn abort(State(state): State<AppState>, CurrentUser(user): CurrentUser
 }
 
 /// Abort the deploy running on an env. 404 `deploy.none_running` when none runs.
-#[utoipa::path(post, path = "/api/v1/envs/{name}/abort", tag = "deploys",
-    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem)),
+#[utoipa::path(post, path = "/api/v1/envs/{name}/abort", tag = "deploys", operation_id = "abortEnvDeploy", params(EnvPath),
+    responses((status = 202, body = DeployRecord, description = "aborting: it ends `aborted` moments later"), NotFound, Conflict, Common),
     security(("bearer" = [])))]
 pub async fn abort_env(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(name): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
     let id = state.deploys.running(&user, &env_name(&name)?).await?;
@@ -119,9 +123,10 @@ pub async fn abort_env(State(state): State<AppState>, CurrentUser(user): Current
 /// Bring back a recorded release by its digest, without rebuilding: by default the
 /// one before the release serving now. The body is optional. Answers 202 with the
 /// deploy that does it.
-#[utoipa::path(post, path = "/api/v1/envs/{name}/rollback", tag = "deploys", request_body(content = Option<RollbackRequest>),
-    responses((status = 202, body = DeployRecord), (status = 404, body = super::Problem), (status = 409, body = super::Problem),
-        (status = 422, body = super::Problem)),
+#[utoipa::path(post, path = "/api/v1/envs/{name}/rollback", tag = "deploys", operation_id = "rollbackEnv", params(EnvPath),
+    request_body(content = Option<RollbackRequest>, description = "optional: an empty body rolls back to the release before the current one"),
+    responses((status = 202, body = DeployRecord, description = "accepted: the rollback's deploy runs (`Location` names it)"),
+        BadRequest, NotFound, Conflict, TooLarge, Unprocessable, Common),
     security(("bearer" = [])))]
 pub async fn rollback(
     State(state): State<AppState>,

@@ -1,12 +1,13 @@
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 
+use super::answers::{BadGateway, BadRequest, Common, Conflict, EnvPath, GatewayTimeout, NotFound, TooLarge, Unprocessable};
 use super::page::{Page, PageQuery};
-use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, CurrentUser};
 use crate::envs::EnvStatus;
 use crate::domain::{Env, EnvName, EnvPatch, EnvSpec};
 
@@ -16,8 +17,8 @@ pub(super) fn env_name(name: &str) -> Result<EnvName, ApiError> {
 }
 
 /// Create an env.
-#[utoipa::path(post, path = "/api/v1/envs", tag = "envs", request_body = EnvSpec,
-    responses((status = 201, body = Env), (status = 422, body = super::Problem), (status = 409, body = super::Problem)),
+#[utoipa::path(post, path = "/api/v1/envs", tag = "envs", operation_id = "createEnv", request_body = EnvSpec,
+    responses((status = 201, body = Env, description = "created (`Location` names it)"), BadRequest, Conflict, TooLarge, Unprocessable, Common),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -30,12 +31,12 @@ pub async fn create(
 }
 
 /// List your envs by name, a page at a time (`Link` to the next).
-#[utoipa::path(get, path = "/api/v1/envs", tag = "envs", params(PageQuery),
-    responses((status = 200, body = Vec<Env>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/envs", tag = "envs", operation_id = "listEnvs", params(PageQuery),
+    responses((status = 200, body = Vec<Env>, description = "a page of your envs"), BadRequest, Common), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
     uri: axum::http::Uri,
 ) -> Result<Page<Env>, ApiError> {
     page.page(state.envs.list(&user).await?, |e| e.spec.name.clone(), uri)
@@ -43,8 +44,8 @@ pub async fn list(
 
 /// One env and what runs of it: the release serving, the deploy running, and the
 /// tree service ▸ workloads ▸ pods from the watch caches.
-#[utoipa::path(get, path = "/api/v1/envs/{name}", tag = "envs",
-    responses((status = 200, body = EnvStatus), (status = 404, body = super::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/envs/{name}", tag = "envs", operation_id = "getEnv", params(EnvPath),
+    responses((status = 200, body = EnvStatus, description = "the env and what runs of it"), NotFound, Common), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -54,8 +55,8 @@ pub async fn get(
 }
 
 /// Change some of an env's fields; the whole result is validated again.
-#[utoipa::path(patch, path = "/api/v1/envs/{name}", tag = "envs", request_body = EnvPatch,
-    responses((status = 200, body = Env), (status = 404, body = super::Problem), (status = 422, body = super::Problem)),
+#[utoipa::path(patch, path = "/api/v1/envs/{name}", tag = "envs", operation_id = "updateEnv", params(EnvPath), request_body = EnvPatch,
+    responses((status = 200, body = Env, description = "the env as changed"), BadRequest, NotFound, Conflict, TooLarge, Unprocessable, Common),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
@@ -68,8 +69,8 @@ pub async fn update(
 
 /// Delete an env: its Service, Deployments and pods go first, and the answer comes
 /// once they are gone. Refused (409) while a deploy runs on it.
-#[utoipa::path(delete, path = "/api/v1/envs/{name}", tag = "envs",
-    responses((status = 204), (status = 404, body = super::Problem), (status = 409, body = super::Problem), (status = 504, body = super::Problem)),
+#[utoipa::path(delete, path = "/api/v1/envs/{name}", tag = "envs", operation_id = "deleteEnv", params(EnvPath),
+    responses((status = 204, description = "deleted, its pods gone"), NotFound, Conflict, BadGateway, GatewayTimeout, Common),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -81,6 +82,7 @@ pub async fn delete(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// The pod; by default one of the serving release's, ready ones first.
     pod: Option<String>,
@@ -93,15 +95,16 @@ pub struct LogsQuery {
 
 /// A pod's log, streamed as plain text from the API server (which asks the pod's
 /// kubelet). 404 when the env has no such pod; 502 when Kubernetes cannot give it.
-#[utoipa::path(get, path = "/api/v1/envs/{name}/logs", tag = "envs", params(LogsQuery),
-    responses((status = 200, content_type = "text/plain", description = "the log"), (status = 404, body = super::Problem),
-        (status = 502, body = super::Problem)),
+#[utoipa::path(get, path = "/api/v1/envs/{name}/logs", tag = "envs", operation_id = "getEnvLogs", params(EnvPath, LogsQuery),
+    responses((status = 200, body = String, content_type = "text/plain", description = "the log, streamed (with `follow`, until the pod stops); `X-Warship-Pod` names the pod",
+            headers(("X-Warship-Pod" = String, description = "the pod whose log this is"))),
+        BadRequest, NotFound, BadGateway, Common),
     security(("bearer" = [])))]
 pub async fn logs(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(env): ApiPath<String>,
-    Query(query): Query<LogsQuery>,
+    ApiQuery(query): ApiQuery<LogsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (pod, stream) = state.env_ops.logs(&user, &env_name(&env)?, query.pod.as_deref(), query.follow, query.tail).await?;
     Ok((

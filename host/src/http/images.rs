@@ -1,6 +1,6 @@
 use std::convert::Infallible;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::IntoResponse;
@@ -9,10 +9,12 @@ use futures_util::Stream;
 use serde::Deserialize;
 
 use super::page::{newest_first, Page, PageQuery};
-use super::{ApiError, ApiJson, ApiPath, AppState, CurrentUser};
+use super::answers::{BadGateway, BadRequest, Common, ImageEvents, ImagePath, LastEventId, NotFound, TooLarge, Unprocessable};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, CurrentUser};
 use crate::images::{ImageEvent, ImageRecord, ImageRequest};
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Hold the answer until the image is built (201) or the build failed (problem).
     #[serde(default)]
@@ -22,14 +24,14 @@ pub struct WaitQuery {
 /// Build an image of one of your WARs for one of your envs and push it as
 /// `<registry>/<user>/<env>:<version>`. Answers 202 at once with the record (follow
 /// `/events` for progress), or with `?wait=true` 201 once built.
-#[utoipa::path(post, path = "/api/v1/images", tag = "images", params(WaitQuery), request_body = ImageRequest,
-    responses((status = 202, body = ImageRecord, description = "building"), (status = 201, body = ImageRecord, description = "built (with ?wait=true)"),
-        (status = 422, body = super::Problem), (status = 502, body = super::Problem, description = "the build failed (with ?wait=true)")),
+#[utoipa::path(post, path = "/api/v1/images", tag = "images", operation_id = "createImage", params(WaitQuery), request_body = ImageRequest,
+    responses((status = 202, body = ImageRecord, description = "building (`Location` names it)"), (status = 201, body = ImageRecord, description = "built (with ?wait=true)"),
+        BadRequest, NotFound, TooLarge, Unprocessable, BadGateway, Common),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Query(query): Query<WaitQuery>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
     ApiJson(request): ApiJson<ImageRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (status, record) = if query.wait {
@@ -41,27 +43,29 @@ pub async fn create(
 }
 
 /// Your images, newest first, a page at a time (`Link` to the next).
-#[utoipa::path(get, path = "/api/v1/images", tag = "images", params(PageQuery), responses((status = 200, body = Vec<ImageRecord>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/images", tag = "images", operation_id = "listImages", params(PageQuery),
+    responses((status = 200, body = Vec<ImageRecord>, description = "a page of your builds"), BadRequest, Common), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
     uri: axum::http::Uri,
 ) -> Result<Page<ImageRecord>, ApiError> {
     page.page(state.images.list(&user).await?, |i| newest_first(i.created_at, &i.id), uri)
 }
 
 /// One image build: its status, and its digest once built.
-#[utoipa::path(get, path = "/api/v1/images/{id}", tag = "images",
-    responses((status = 200, body = ImageRecord), (status = 404, body = super::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/images/{id}", tag = "images", operation_id = "getImage", params(ImagePath),
+    responses((status = 200, body = ImageRecord, description = "the build"), NotFound, Common), security(("bearer" = [])))]
 pub async fn get(State(state): State<AppState>, CurrentUser(user): CurrentUser, ApiPath(id): ApiPath<String>) -> Result<Json<ImageRecord>, ApiError> {
     Ok(Json(state.images.get(&user, &id).await?))
 }
 
 /// The build's progress as server-sent events, from its start: `step`, `bytes`,
 /// `retry` and `output` events, then `built` or `failed` with the record, then the end.
-#[utoipa::path(get, path = "/api/v1/images/{id}/events", tag = "images",
-    responses((status = 200, content_type = "text/event-stream", description = "events"), (status = 404, body = super::Problem)),
+#[utoipa::path(get, path = "/api/v1/images/{id}/events", tag = "images", operation_id = "streamImageEvents",
+    params(ImagePath, LastEventId),
+    responses(ImageEvents, NotFound, Common),
     security(("bearer" = [])))]
 pub async fn events(
     State(state): State<AppState>,

@@ -9,6 +9,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::answers::{BadRequest, Common, Conflict, NotFound, TooLarge, Unprocessable, UploadIdle};
 use super::{ApiError, ApiJson, AppState, CurrentUser};
 use crate::deploys::{DeployError, DeployRequest};
 use crate::envs::EnvStatus;
@@ -69,8 +70,9 @@ fn legacy_field(field: &str) -> String {
 }
 
 /// Create an env (original API).
-#[utoipa::path(post, path = "/createenv", tag = "original", request_body = LegacyEnv,
-    responses((status = 201, body = Details), (status = 422, body = super::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/createenv", tag = "original", operation_id = "legacyCreateEnv", request_body = LegacyEnv,
+    responses((status = 201, body = Details, description = "created, in the `details` shape"), BadRequest, Conflict, TooLarge, Unprocessable, Common),
+    security(("bearer" = [])))]
 pub async fn createenv(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -131,8 +133,8 @@ fn war_details(war: &WarRecord) -> Details {
 }
 
 /// List uploaded WARs, grouped by app (original API).
-#[utoipa::path(get, path = "/getuploadwars", tag = "original",
-    responses((status = 200, body = Details)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/getuploadwars", tag = "original", operation_id = "legacyListWars",
+    responses((status = 200, body = Details, description = "your WARs by app, in the `details` shape"), Common), security(("bearer" = [])))]
 pub async fn getuploadwars(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Details>, ApiError> {
     let mut root = Details::node(user.as_str());
     for war in state.wars.list(&user).await? {
@@ -142,6 +144,19 @@ pub async fn getuploadwars(State(state): State<AppState>, CurrentUser(user): Cur
         root.children.last_mut().expect("pushed above").children.push(war_details(&war));
     }
     Ok(Json(root))
+}
+
+/// The original upload form, as the OpenAPI document describes it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // read by the OpenAPI document only; the handler reads the parts as they come
+pub struct LegacyUpload {
+    /// The WAR file (or as `uploadfile`).
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+    /// The app (or as `appName`); the file's name without `.war` when absent.
+    name: Option<String>,
+    /// Makes the file `<name>-<version>.war`.
+    version: Option<String>,
 }
 
 /// The most a text part of the upload form may hold.
@@ -172,9 +187,9 @@ async fn capped_text(mut field: axum::extract::multipart::Field<'_>) -> Result<S
 
 /// Upload a WAR as multipart form data (original API): the file in `file` (or
 /// `uploadfile`), the app in `name` (or `appName`), optionally `version`.
-#[utoipa::path(post, path = "/upload", tag = "original",
-    request_body(content_type = "multipart/form-data", content = Vec<u8>),
-    responses((status = 201, body = Details), (status = 413, body = super::Problem), (status = 422, body = super::Problem)),
+#[utoipa::path(post, path = "/upload", tag = "original", operation_id = "legacyUploadWar",
+    request_body(content_type = "multipart/form-data", content = LegacyUpload),
+    responses((status = 201, body = Details, description = "stored, in the `details` shape"), BadRequest, UploadIdle, TooLarge, Unprocessable, Common),
     security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -295,8 +310,9 @@ pub fn status_details(status: &EnvStatus) -> Details {
 /// Deploy (original API): starts a deploy and answers at once, in the `details`
 /// shape: the env's tree with the new deploy's id as `deployId`. "deploy in progress"
 /// (409, with the running deploy's id) while another runs on the env.
-#[utoipa::path(post, path = "/deploy", tag = "original", request_body = LegacyDeploy,
-    responses((status = 202, body = Details), (status = 409, body = super::Problem), (status = 422, body = super::Problem)),
+#[utoipa::path(post, path = "/deploy", tag = "original", operation_id = "legacyDeploy", request_body = LegacyDeploy,
+    responses((status = 202, body = Details, description = "accepted, in the `details` shape with `deployId`"),
+        BadRequest, NotFound, Conflict, TooLarge, Unprocessable, Common),
     security(("bearer" = [])))]
 pub async fn deploy(
     State(state): State<AppState>,

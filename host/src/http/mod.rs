@@ -1,15 +1,19 @@
 //! The HTTP edge: one function builds the router the binary serves and the tests
 //! drive. Handlers parse, authorize, and call one domain function.
 
+mod answers;
 mod cors;
 mod deploys;
+mod docs;
 mod envs;
 mod error;
+mod examples;
 mod extract;
 mod images;
 mod legacy;
 mod page;
 mod ops;
+mod schemas;
 mod users;
 mod wars;
 
@@ -28,7 +32,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, Problem};
-pub use extract::{ApiJson, ApiPath, CurrentUser};
+pub use extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 
 use crate::config::Config;
 use crate::deploys::Deploys;
@@ -106,6 +110,9 @@ pub fn app_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/api/v1/admin/users/{name}/rotate", post(users::rotate))
         .route("/api/v1/admin/users/{name}/revoke", post(users::revoke))
         .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/api/v1/docs", get(docs::page))
+        .route("/api/v1/docs/docs.js", get(docs::script))
+        .route("/api/v1/docs/docs.css", get(docs::style))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

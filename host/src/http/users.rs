@@ -8,6 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::answers::{BadRequest, Common, Conflict, Forbidden, NotFound, TooLarge, UserPath};
 use super::extract::{AdminUser, ApiJson, ApiPath};
 use super::{ApiError, AppState};
 use crate::users::UserView;
@@ -26,15 +27,15 @@ pub struct IssuedToken {
 }
 
 /// Every user added through `warship user add` or this API.
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin",
-    responses((status = 200, body = Vec<UserView>), (status = 403, body = super::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", operation_id = "listUsers",
+    responses((status = 200, body = Vec<UserView>, description = "every user"), Forbidden, Common), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, _admin: AdminUser) -> Result<Json<Vec<UserView>>, ApiError> {
     Ok(Json(state.users.list().await?))
 }
 
 /// Adds a user and answers its token.
-#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = NewUser,
-    responses((status = 201, body = IssuedToken), (status = 409, body = super::Problem), (status = 403, body = super::Problem)),
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", operation_id = "addUser", request_body = NewUser,
+    responses((status = 201, body = IssuedToken, description = "added, with its token (shown this once)"), BadRequest, Forbidden, Conflict, TooLarge, Common),
     security(("bearer" = [])))]
 pub async fn add(State(state): State<AppState>, AdminUser(admin): AdminUser, ApiJson(new): ApiJson<NewUser>) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     let token = state.users.add(&new.name).await?;
@@ -43,8 +44,8 @@ pub async fn add(State(state): State<AppState>, AdminUser(admin): AdminUser, Api
 }
 
 /// Gives the user a new token; the old one ends at once, on every host.
-#[utoipa::path(post, path = "/api/v1/admin/users/{name}/rotate", tag = "admin",
-    responses((status = 200, body = IssuedToken), (status = 404, body = super::Problem), (status = 403, body = super::Problem)),
+#[utoipa::path(post, path = "/api/v1/admin/users/{name}/rotate", tag = "admin", operation_id = "rotateUserToken", params(UserPath),
+    responses((status = 200, body = IssuedToken, description = "the new token (shown this once)"), Forbidden, NotFound, Common),
     security(("bearer" = [])))]
 pub async fn rotate(State(state): State<AppState>, AdminUser(admin): AdminUser, ApiPath(name): ApiPath<String>) -> Result<Json<IssuedToken>, ApiError> {
     let token = state.users.rotate(&name).await?;
@@ -53,8 +54,8 @@ pub async fn rotate(State(state): State<AppState>, AdminUser(admin): AdminUser, 
 }
 
 /// Ends the user's token at once, on every host (until an admin rotates it).
-#[utoipa::path(post, path = "/api/v1/admin/users/{name}/revoke", tag = "admin",
-    responses((status = 204), (status = 404, body = super::Problem), (status = 403, body = super::Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/admin/users/{name}/revoke", tag = "admin", operation_id = "revokeUserToken", params(UserPath),
+    responses((status = 204, description = "revoked"), Forbidden, NotFound, Common), security(("bearer" = [])))]
 pub async fn revoke(State(state): State<AppState>, AdminUser(admin): AdminUser, ApiPath(name): ApiPath<String>) -> Result<StatusCode, ApiError> {
     state.users.revoke(&name).await?;
     tracing::info!(%admin, user = %name, "token revoked");

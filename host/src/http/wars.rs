@@ -5,7 +5,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 
 use super::page::{Page, PageQuery};
-use super::{ApiError, ApiPath, AppState, CurrentUser};
+use super::answers::{BadRequest, Common, NotFound, TooLarge, Unprocessable, UploadIdle, WarPath};
+use super::{ApiError, ApiPath, ApiQuery, AppState, CurrentUser};
 use crate::wars::{check_names, WarError, WarRecord};
 
 /// Refuses, before reading a byte, a body whose declared length is over the cap.
@@ -21,12 +22,10 @@ pub(super) fn check_declared_length(headers: &HeaderMap, max: u64) -> Result<(),
 }
 
 /// Upload a WAR as the raw request body. Replaces an earlier upload of the same name.
-#[utoipa::path(put, path = "/api/v1/wars/{app}/{file}", tag = "wars",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+#[utoipa::path(put, path = "/api/v1/wars/{app}/{file}", tag = "wars", operation_id = "uploadWar", params(WarPath),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the WAR file's bytes"),
     responses((status = 201, body = WarRecord, description = "stored"), (status = 200, body = WarRecord, description = "replaced"),
-        (status = 408, body = super::Problem, description = "nothing arrived for `uploads.idle_timeout_secs`"),
-        (status = 413, body = super::Problem), (status = 422, body = super::Problem),
-        (status = 429, body = super::Problem, description = "too many uploads at once (`Retry-After`)")),
+        BadRequest, UploadIdle, TooLarge, Unprocessable, Common),
     security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -45,20 +44,20 @@ pub async fn upload(
 }
 
 /// List your WARs with their facts, by app and file, a page at a time (`Link` to the next).
-#[utoipa::path(get, path = "/api/v1/wars", tag = "wars", params(PageQuery),
-    responses((status = 200, body = Vec<WarRecord>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/wars", tag = "wars", operation_id = "listWars", params(PageQuery),
+    responses((status = 200, body = Vec<WarRecord>, description = "a page of your WARs"), BadRequest, Common), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
     uri: axum::http::Uri,
 ) -> Result<Page<WarRecord>, ApiError> {
     page.page(state.wars.list(&user).await?, |w| format!("{}/{}", w.app, w.file), uri)
 }
 
 /// One WAR's facts.
-#[utoipa::path(get, path = "/api/v1/wars/{app}/{file}", tag = "wars",
-    responses((status = 200, body = WarRecord), (status = 404, body = super::Problem)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/wars/{app}/{file}", tag = "wars", operation_id = "getWar", params(WarPath),
+    responses((status = 200, body = WarRecord, description = "the WAR's facts"), NotFound, Common), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -68,8 +67,8 @@ pub async fn get(
 }
 
 /// Delete a WAR; its bytes go when no one else uploaded the same ones.
-#[utoipa::path(delete, path = "/api/v1/wars/{app}/{file}", tag = "wars",
-    responses((status = 204), (status = 404, body = super::Problem)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/wars/{app}/{file}", tag = "wars", operation_id = "deleteWar", params(WarPath),
+    responses((status = 204, description = "deleted"), NotFound, Common), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
