@@ -56,7 +56,11 @@ impl WebhooksConfig {
         if let Some(base) = &self.base_url {
             match url::Url::parse(base) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-                _ => return Err(format!("webhooks.base_url {base:?} must be an http(s) URL, e.g. \"https://warship.example.com\"")),
+                _ => {
+                    return Err(format!(
+                        "webhooks.base_url {base:?} must be an http(s) URL, e.g. \"https://warship.example.com\""
+                    ))
+                }
             }
         }
         Ok(())

@@ -20,5 +20,6 @@ pub mod store;
 pub mod telemetry;
 pub mod users;
 pub mod wars;
+pub mod webhooks;
 pub mod plugins;
 pub mod registry;
