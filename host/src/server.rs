@@ -22,6 +22,7 @@ use crate::plugins::{Plugins, Runtime};
 use crate::store::{DynStore, EmbeddedStore, EtcdAccess, EtcdStore, Metered, Store};
 use crate::users::Users;
 use crate::wars::{ObjectBlobs, Wars};
+use crate::webhooks::Webhooks;
 
 /// Opens the configured store. Also used by `warship user add`.
 pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
@@ -216,7 +217,9 @@ impl Server {
         }
         let targets = cluster.clone().map(|cluster| Arc::new(KubeTargets(cluster)) as Arc<dyn Targets>);
         let deploys = Deploys::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), images.clone(), targets);
-        jobs::recover_every(vec![deploys.clone(), images.clone()], jobs::RECOVER_EVERY);
+        let webhooks = Webhooks::new(store.clone(), config.clone(), envs.clone());
+        deploys.tell_changes_to(webhooks.clone());
+        jobs::recover_every(vec![deploys.clone(), images.clone(), webhooks.clone()], jobs::RECOVER_EVERY);
         let env_ops = EnvOps::new(store.clone(), config.clone(), envs.clone(), cluster);
         let state = Arc::new(Services {
             config: config.clone(),
@@ -228,6 +231,7 @@ impl Server {
             images,
             deploys,
             plugins,
+            webhooks,
             metrics: metrics_handle(),
         });
         Ok(Self { config, state })

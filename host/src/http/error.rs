@@ -380,3 +380,36 @@ impl From<ClusterError> for ApiError {
         ApiError::new(status, e.code(), "Kubernetes failed", format!("{e}; nothing else was changed, retry in a moment"))
     }
 }
+
+impl From<crate::webhooks::WebhookError> for ApiError {
+    fn from(e: crate::webhooks::WebhookError) -> Self {
+        use crate::webhooks::WebhookError;
+        match e {
+            WebhookError::Invalid(errors) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "webhook.invalid",
+                "Cannot add this webhook",
+                "fix what `errors` lists and send the request again; nothing was added",
+            )
+            .with_errors(errors),
+            WebhookError::UsersMayNotAdd => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "webhook.users_not_allowed",
+                "Users may not add webhooks",
+                "this platform lets only admins add webhooks; ask an admin to set `[webhooks] users_may_add = true` in platform.toml, or to add one for your env at POST /api/v1/admin/webhooks",
+            ),
+            WebhookError::NotFound(id) => ApiError::not_found(
+                "webhook.not_found",
+                format!("there is no webhook {id:?} here; list them with GET on the same path without the id"),
+            ),
+            WebhookError::TooMany { scope, max } => ApiError::new(
+                StatusCode::CONFLICT,
+                "webhook.too_many",
+                "Too many webhooks",
+                format!("{scope} has {max} webhooks, the most allowed; remove one first"),
+            ),
+            WebhookError::Env(e) => e.into(),
+            WebhookError::Store(e) => e.into(),
+        }
+    }
+}

@@ -16,6 +16,7 @@ mod ops;
 mod schemas;
 mod users;
 mod wars;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +43,7 @@ use crate::plugins::Plugins;
 use crate::store::DynStore;
 use crate::users::Users;
 use crate::wars::Wars;
+use crate::webhooks::Webhooks;
 
 /// Everything a handler may need, wired once by the server.
 pub struct Services {
@@ -54,6 +56,7 @@ pub struct Services {
     pub images: Arc<Images>,
     pub deploys: Arc<Deploys>,
     pub plugins: Arc<Plugins>,
+    pub webhooks: Arc<Webhooks>,
     pub metrics: PrometheusHandle,
 }
 
@@ -107,6 +110,12 @@ pub fn app_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/getuploadwars", get(legacy::getuploadwars))
         .route("/deploy", post(legacy::deploy))
         .route("/api/v1/admin/users", get(users::list).post(users::add))
+        .route("/api/v1/admin/webhooks", get(webhooks::list_admin).post(webhooks::add_admin))
+        .route("/api/v1/admin/webhooks/{id}", get(webhooks::get_admin).delete(webhooks::remove_admin))
+        .route("/api/v1/admin/webhooks/{id}/deliveries", get(webhooks::deliveries_admin))
+        .route("/api/v1/envs/{name}/webhooks", get(webhooks::list_env).post(webhooks::add_env))
+        .route("/api/v1/envs/{name}/webhooks/{id}", get(webhooks::get_env).delete(webhooks::remove_env))
+        .route("/api/v1/envs/{name}/webhooks/{id}/deliveries", get(webhooks::deliveries_env))
         .route("/api/v1/admin/users/{name}/rotate", post(users::rotate))
         .route("/api/v1/admin/users/{name}/revoke", post(users::revoke))
         .route("/api/v1/openapi.json", get(ops::openapi))

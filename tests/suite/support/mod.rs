@@ -221,6 +221,8 @@ impl TestApp {
         // In-process apps have no cluster; deploys against a real one run `warship serve`.
         let deploys = Deploys::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), images.clone(), None);
         let env_ops = EnvOps::new(store.clone(), config.clone(), envs.clone(), None);
+        let webhooks = warship_host::webhooks::Webhooks::new(store.clone(), config.clone(), envs.clone());
+        deploys.tell_changes_to(webhooks.clone());
         let state = Arc::new(Services {
             users: Users::new(store.clone(), &config.users.static_users).unwrap(),
             envs,
@@ -229,6 +231,7 @@ impl TestApp {
             wars,
             images,
             deploys,
+            webhooks,
             metrics: metrics_handle(),
             config,
             store,
