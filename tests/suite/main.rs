@@ -7,6 +7,7 @@ mod admin_users;
 mod api;
 mod canary_weights;
 mod cli;
+mod cli_oneshot;
 mod console;
 mod cors;
 mod console_bench;

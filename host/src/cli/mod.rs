@@ -5,7 +5,9 @@
 pub mod admin;
 pub mod client;
 pub mod follow;
+mod push;
 pub mod show;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use serde_json::{json, Map, Value};
 
 use client::{segment, CliError, Client, Login};
 use follow::View;
+use watch::WatchArgs;
 
 /// Exit codes, for `warship --help`.
 pub const EXIT_CODES: &str = "\
@@ -72,11 +75,16 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: WarCommand,
     },
-    /// Deploy a WAR to an env as a version.
+    /// Deploy a WAR to an env as a version: a local file (uploaded first, unless the
+    /// server already holds the same bytes) or one already on the server.
     Deploy {
         env: String,
+        /// A path to a WAR on this machine (`./app.war`), or a stored WAR's name:
         /// `app/file.war`, or `file.war` when one app has it.
         war: String,
+        /// For a local file: the app it is stored under (the file's name without `.war` by default).
+        #[arg(long)]
+        app: Option<String>,
         #[arg(long)]
         version: String,
         /// A strategy plugin (`recreate`, `rolling`, `canary`, `bluegreen`); the platform's default otherwise.
@@ -120,7 +128,11 @@ pub enum ClientCommand {
         follow: bool,
     },
     /// The env ▸ service ▸ workloads ▸ pods tree.
-    Status { env: String },
+    Status {
+        env: String,
+        #[command(flatten)]
+        watch: WatchArgs,
+    },
     /// A pod's log.
     Logs {
         env: String,
@@ -160,7 +172,10 @@ pub enum EnvCommand {
         #[arg(long = "health-path")]
         health_path: Option<String>,
     },
-    List,
+    List {
+        #[command(flatten)]
+        watch: WatchArgs,
+    },
     Show { name: String },
     /// Change some fields (the rest stay).
     Update {
@@ -266,10 +281,17 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
     };
     match command {
         ClientCommand::Login { .. } => unreachable!("handled above"),
-        ClientCommand::Env { command } => env_command(&client, command, &print).await?,
+        ClientCommand::Env { command } => env_command(&client, command, json_out, &print).await?,
         ClientCommand::Catalog => print(&client.get("/api/v1/catalog").await?, &show::catalog),
         ClientCommand::War { command } => war_command(&client, command, json_out, &print).await?,
-        ClientCommand::Deploy { env, war, version, strategy, settings, follow } => {
+        ClientCommand::Deploy { env, war, app, version, strategy, settings, follow } => {
+            let war = if push::is_local(&war) {
+                push::ensure_uploaded(&client, std::path::Path::new(&war), app, json_out).await?
+            } else if app.is_some() {
+                return Err(CliError::Usage(format!("--app names the app of a local file, and {war} is not a file here")));
+            } else {
+                war
+            };
             let mut overrides = Map::new();
             for setting in &settings {
                 let (k, v) = key_value(setting, "--set")?;
@@ -319,7 +341,14 @@ async fn execute(global: &Global, command: ClientCommand) -> Result<(), CliError
             let record = client.post(&format!("/api/v1/envs/{}/rollback", segment(&env)), &body).await?;
             started(&client, record, follow, view, json_out).await?;
         }
-        ClientCommand::Status { env } => print(&client.get(&format!("/api/v1/envs/{}", segment(&env))).await?, &show::status),
+        ClientCommand::Status { env, watch } => {
+            let path = format!("/api/v1/envs/{}", segment(&env));
+            if watch.watch {
+                watch::watch(&watch, json_out, || client.get(&path), &show::status).await?;
+            } else {
+                print(&client.get(&path).await?, &show::status);
+            }
+        }
         ClientCommand::Logs { env, pod, follow, tail } => logs(&client, &env, pod, follow, tail).await?,
         ClientCommand::Plugins => print(&client.get("/api/v1/plugins").await?["loaded"], &show::plugins),
     }
@@ -394,7 +423,7 @@ async fn ended(client: &Client, record: &Value, json_out: bool) -> Result<(), Cl
     }
 }
 
-async fn env_command(client: &Client, command: EnvCommand, print: &dyn Fn(&Value, &dyn Fn(&Value) -> String)) -> Result<(), CliError> {
+async fn env_command(client: &Client, command: EnvCommand, json_out: bool, print: &dyn Fn(&Value, &dyn Fn(&Value) -> String)) -> Result<(), CliError> {
     let env_vars = |pairs: &[String]| -> Result<Map<String, Value>, CliError> {
         pairs.iter().map(|p| key_value(p, "--set-env").map(|(k, v)| (k, Value::String(v)))).collect()
     };
@@ -408,7 +437,8 @@ async fn env_command(client: &Client, command: EnvCommand, print: &dyn Fn(&Value
             }
             print(&client.post("/api/v1/envs", &body).await?, &|e| format!("created env {}", show::text(&e["name"])));
         }
-        EnvCommand::List => print(&client.get_all("/api/v1/envs").await?, &show::envs),
+        EnvCommand::List { watch } if watch.watch => watch::watch(&watch, json_out, || client.get_all("/api/v1/envs"), &show::envs).await?,
+        EnvCommand::List { .. } => print(&client.get_all("/api/v1/envs").await?, &show::envs),
         EnvCommand::Show { name } => print(&client.get(&format!("/api/v1/envs/{}", segment(&name))).await?, &show::status),
         EnvCommand::Update { name, tomcat, jdk, replicas, jvm_opts, set_env, unset_env, context_path, health_path } => {
             let path = format!("/api/v1/envs/{}", segment(&name));
@@ -455,7 +485,7 @@ async fn env_command(client: &Client, command: EnvCommand, print: &dyn Fn(&Value
 async fn war_command(client: &Client, command: WarCommand, json_out: bool, print: &dyn Fn(&Value, &dyn Fn(&Value) -> String)) -> Result<(), CliError> {
     match command {
         WarCommand::Push { file, app } => {
-            let record = push_war(client, &file, app, json_out).await?;
+            let record = push::push_war(client, &file, app, json_out).await?;
             print(&record, &|w| format!("uploaded {}", show::war(w)));
         }
         WarCommand::List => print(&client.get_all("/api/v1/wars").await?, &show::wars),
@@ -466,42 +496,6 @@ async fn war_command(client: &Client, command: WarCommand, json_out: bool, print
         }
     }
     Ok(())
-}
-
-/// Streams the file to the server (never whole in memory), with a byte bar on a terminal.
-async fn push_war(client: &Client, file: &std::path::Path, app: Option<String>, json_out: bool) -> Result<Value, CliError> {
-    let unreadable = |e: std::io::Error| CliError::Usage(format!("cannot read {}: {e}", file.display()));
-    let name = file.file_name().and_then(|n| n.to_str()).ok_or_else(|| CliError::Usage(format!("{} has no file name", file.display())))?.to_owned();
-    let app = app.unwrap_or_else(|| name.strip_suffix(".war").unwrap_or(&name).to_owned());
-    let opened = tokio::fs::File::open(file).await.map_err(unreadable)?;
-    let size = opened.metadata().await.map_err(unreadable)?.len();
-    let bar = if !json_out && std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(size);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("uploading {prefix} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(name.clone());
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let counted = bar.clone();
-    let stream = tokio_util::io::ReaderStream::with_capacity(opened, 256 * 1024).inspect(move |chunk| {
-        if let Ok(chunk) = chunk {
-            counted.inc(chunk.len() as u64);
-        }
-    });
-    let request = client
-        .request(reqwest::Method::PUT, &format!("/api/v1/wars/{}/{}", segment(&app), segment(&name)))
-        .header(reqwest::header::CONTENT_LENGTH, size)
-        .header(reqwest::header::CONTENT_TYPE, "application/java-archive")
-        .body(reqwest::Body::wrap_stream(stream));
-    let response = client.send(request).await;
-    bar.finish_and_clear();
-    let response = response?;
-    response.json().await.map_err(|e| CliError::Unreachable { url: client.url.clone(), message: format!("the answer is not JSON: {e}") })
 }
 
 async fn logs(client: &Client, env: &str, pod: Option<String>, follow: bool, tail: Option<i64>) -> Result<(), CliError> {

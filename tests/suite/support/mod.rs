@@ -6,6 +6,7 @@ pub mod host;
 pub mod incluster;
 pub mod balancer;
 pub mod browser;
+pub mod cli;
 pub mod proxy;
 pub mod s3;
 
