@@ -41,7 +41,7 @@ pub fn deploy_record() -> Value {
     json!({"id": "0193a4f25c3e7a1b9d2e3f4a5b6c7d8f", "env": "shop", "war": "shop/shop-1.1.war", "war_sha256": "7a".repeat(32),
         "version": "1.1", "strategy": "canary", "settings": {"steps": [10, 50]}, "by": "alice", "status": "rolling-out",
         "revision": 2, "stable": 1, "image": format!("registry.local:5000/alice/shop@sha256:{}", "e1".repeat(32)),
-        "digest": format!("sha256:{}", "e1".repeat(32)), "traffic": "split", "weight": 10, "split": "weights",
+        "digest": format!("sha256:{}", "e1".repeat(32)), "traffic": "both", "weight": 10, "split": "weights",
         "scale": {"stable": 2, "candidate": 1},
         "step": {"index": 1, "action": "await-promotion", "description": "10% of requests on release 2; promote to go on",
             "memory": "{}", "since": "2026-11-03T10:02:11Z"},

@@ -21,7 +21,8 @@ impl Modify for Reshape {
         name_build_events(&mut schemas);
         name_deploy_events(&mut schemas);
         image_events(&mut schemas);
-        for name in ["Env"] {
+        // Env first: EnvStatus flattens it in turn.
+        for name in ["Env", "EnvStatus"] {
             flatten(&mut schemas, name);
         }
         components.schemas = schemas
