@@ -37,4 +37,5 @@ mod tenancy;
 mod uploads;
 mod war_inspection;
 mod war_storage;
+mod webhooks;
 mod zero_downtime;
