@@ -185,30 +185,32 @@ def _range_words(schema):
     return " and ".join(words)
 
 
-def _in_range(schema, value):
-    return not (
+def _ranged(schema, value, path, kind, is_kind):
+    """The check integers and numbers share: `value` is of its kind (as the caller found)
+    and within the schema's bounds, or the message names the kind and the bounds. The
+    bounds are compared only once the kind fits, since `"3" < 1` would raise."""
+    if not is_kind or (
         ("minimum" in schema and value < schema["minimum"])
         or ("maximum" in schema and value > schema["maximum"])
         or ("exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"])
         or ("exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"])
-    )
+    ):
+        words = _range_words(schema)
+        _fail(path, f"must be {kind}{' ' + words if words else ''} (got {_got(value)})")
+    return value
 
 
 def _integer(schema, value, path):
     # bool is an int in Python, yet `true` is no number; 2.0 is an integer in JSON Schema.
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not _in_range(schema, value):
-        words = _range_words(schema)
-        _fail(path, f"must be a whole number{' ' + words if words else ''} (got {_got(value)})")
-    return value
+    is_integer = isinstance(value, int) and not isinstance(value, bool)
+    return _ranged(schema, value, path, "a whole number", is_integer)
 
 
 def _number(schema, value, path):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not _in_range(schema, value):
-        words = _range_words(schema)
-        _fail(path, f"must be a number{' ' + words if words else ''} (got {_got(value)})")
-    return value
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return _ranged(schema, value, path, "a number", is_number)
 
 
 def _string(schema, value, path):
