@@ -308,10 +308,15 @@ fn push(record_status: Option<DeployStatus>, push: &Push) -> Markup {
                 (None, _) => "see the timeline",
             }
         }
-        label for="push-bar" { "Bytes pushed" @if !what.is_empty() { " (" (what) ")" } }
-        " "
-        progress #push-bar max=(total.max(1)) value=(done) {}
-        " " span #push-bytes { (layout::bytes(done)) " of " (layout::bytes(total)) }
+        @if push.bytes.is_some() {
+            label for="push-bar" { "Bytes pushed" @if !what.is_empty() { " (" (what) ")" } }
+            " "
+            progress #push-bar max=(total.max(1)) value=(done) {}
+            " " span #push-bytes { (layout::bytes(done)) " of " (layout::bytes(total)) }
+        } @else {
+            // Counts come only while a push runs; a page opened before or after shows none.
+            p #push-bytes { "Bytes pushed: none counted while this page was open" }
+        }
     }
 }
 
