@@ -164,6 +164,16 @@ async fn malformed_requests_answer_in_problem_shape() {
     let wrong_method = app.call(Method::PUT, "/api/v1/envs", Some(&token), None).await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.problem_code(), "route.method_not_allowed");
+
+    // A body past the 2 MiB limit is a problem too, on a JSON route and on rollback's
+    // optional body alike.
+    let huge = format!("{{\"revision\": 1, \"pad\": \"{}\"}}", "x".repeat(3 << 20));
+    for path in ["/api/v1/envs", "/api/v1/envs/shop/rollback"] {
+        let request = Request::post(path).header("authorization", &auth).header("content-type", "application/json").body(Body::from(huge.clone())).unwrap();
+        let too_large = app.send(request).await;
+        assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {}", too_large.text);
+        assert_eq!(too_large.problem_code(), "request.body", "{path}");
+    }
 }
 
 #[tokio::test]

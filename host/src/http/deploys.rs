@@ -132,8 +132,9 @@ pub async fn rollback(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(env): ApiPath<String>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let body = body.map_err(super::extract::body_problem)?;
     let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) { RollbackRequest::default() } else { parse_json(&body)? };
     let record = state.deploys.rollback(&user, &env_name(&env)?, request).await?;
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/api/v1/deploys/{}", record.id))], Json(record)))

@@ -100,11 +100,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::new(e.status(), "request.body", "Unreadable body", e.body_text())
-        })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(body_problem)?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// A body that could not be read (too large: 413; cut off: 400), as a problem.
+pub fn body_problem(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+    ApiError::new(rejection.status(), "request.body", "Unreadable body", rejection.body_text())
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
