@@ -60,13 +60,17 @@ impl Receiver {
         self.received.lock().unwrap().clone()
     }
 
-    /// The events received for `deploy` on `path`, in order.
+    /// The events received for `deploy` on `path`, in the order they happened (each
+    /// delivery is its own request, so two may arrive the other way round).
     fn events_of(&self, path: &str, deploy: &str) -> Vec<String> {
-        self.got()
+        let mut events: Vec<(time::OffsetDateTime, String)> = self
+            .got()
             .iter()
             .filter(|r| r.path == path && r.json()["deploy"] == deploy)
-            .map(|r| r.headers["warship-event"].to_str().unwrap().to_owned())
-            .collect()
+            .map(|r| (rfc3339(&r.json()["occurred_at"]), r.headers["warship-event"].to_str().unwrap().to_owned()))
+            .collect();
+        events.sort();
+        events.into_iter().map(|(_, event)| event).collect()
     }
 }
 
@@ -133,11 +137,12 @@ async fn events_when(receiver: &Receiver, path: &str, deploy: &str, n: usize) ->
     }
 }
 
+fn rfc3339(at: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(at.as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
+}
+
 fn ms_between(a: &Value, b: &Value) -> i128 {
-    let at = |v: &Value| {
-        time::OffsetDateTime::parse(v["at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
-    };
-    (at(b) - at(a)).whole_milliseconds()
+    (rfc3339(&b["at"]) - rfc3339(&a["at"])).whole_milliseconds()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,7 +253,11 @@ async fn deploys_are_told_to_signed_endpoints_retried_with_backoff_and_a_silent_
     let delivered = ended(&host, root, &flaky_log).await;
     let attempts = delivered["attempts"].as_array().unwrap();
     let statuses: Vec<u64> = attempts.iter().map(|a| a["status"].as_u64().unwrap()).collect();
-    assert_eq!((delivered["outcome"].as_str(), statuses.clone()), (Some("delivered"), vec![500, 500, 200]), "{delivered}");
+    assert_eq!(
+        (delivered["outcome"].as_str(), statuses.clone()),
+        (Some("delivered"), vec![500, 500, 200]),
+        "{delivered}"
+    );
     let gaps = [ms_between(&attempts[0], &attempts[1]), ms_between(&attempts[1], &attempts[2])];
     assert!(gaps[0] >= 300 && gaps[1] >= 600, "backoff of 300 then 600 ms: {gaps:?}");
     assert_eq!(
@@ -273,17 +282,15 @@ async fn deploys_are_told_to_signed_endpoints_retried_with_backoff_and_a_silent_
         assert!(attempt["error"].as_str().unwrap().contains("no answer within 1 s"), "{attempt}");
         assert!(attempt["duration_ms"].as_u64().unwrap() >= 1000, "{attempt}");
     }
-    let first_attempt = time::OffsetDateTime::parse(
-        attempts[0]["at"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
-    let finished = time::OffsetDateTime::parse(
-        done["finished_at"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
-    assert!(first_attempt >= finished - time::Duration::seconds(1), "the deploy did not wait for its webhooks");
+    // The deploy's end was stored before the first attempt, seconds before the last ended.
+    let last = &attempts[2];
+    let gave_up_at = rfc3339(&last["at"]) + time::Duration::milliseconds(last["duration_ms"].as_i64().unwrap());
+    let finished = rfc3339(&done["finished_at"]);
+    assert!(rfc3339(&attempts[0]["at"]) >= finished, "the deploy ended before its webhooks were called");
+    assert!(
+        gave_up_at - finished >= time::Duration::seconds(3),
+        "gave up at {gave_up_at}, the deploy ended at {finished}"
+    );
     eprintln!("silent endpoint: 3 attempts timed out, given up {gave_up_after:?} after the deploy ended");
 
     // A rollback: rolled back (not succeeded).

@@ -201,7 +201,13 @@ pub struct Webhooks {
     /// This host, as the holder of delivery leases.
     holder: String,
     me: Weak<Webhooks>,
+    /// Deploy changes to announce, one after another, so an endpoint's deliveries of
+    /// one deploy start in the order its changes happened.
+    announcements: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Announcement>>,
 }
+
+/// A deploy's change to announce: its events and its record as stored.
+type Announcement = (UserName, Vec<EventKind>, DeployRecord);
 
 /// Ids are 32 hex digits; anything else names no endpoint (and no key).
 fn plausible_id(id: &str) -> bool {
@@ -211,7 +217,15 @@ fn plausible_id(id: &str) -> bool {
 impl Webhooks {
     pub fn new(store: DynStore, config: Arc<Config>, envs: Envs) -> Arc<Self> {
         let holder = format!("webhooks-{}", uuid::Uuid::new_v4().simple());
-        Arc::new_cyclic(|me| Self { store, config, envs, client: delivery::client(None), holder, me: me.clone() })
+        Arc::new_cyclic(|me| Self {
+            store,
+            config,
+            envs,
+            client: delivery::client(None),
+            holder,
+            me: me.clone(),
+            announcements: Default::default(),
+        })
     }
 
     /// Adds an admin endpoint (any URL, every env or those the filters name).
@@ -454,8 +468,24 @@ impl Webhooks {
         Ok(hearing)
     }
 
+    /// The announcer: started on the first change told (deploys run on the runtime, so
+    /// one is there), it ends with this host's webhooks.
+    fn announcer(&self) -> &tokio::sync::mpsc::UnboundedSender<Announcement> {
+        self.announcements.get_or_init(|| {
+            let (tell, mut told) = tokio::sync::mpsc::unbounded_channel::<Announcement>();
+            let me = self.me.clone();
+            tokio::spawn(async move {
+                while let Some((user, events, record)) = told.recv().await {
+                    let Some(this) = me.upgrade() else { return };
+                    this.announce(user, events, record).await;
+                }
+            });
+            tell
+        })
+    }
+
     /// Starts a delivery to every endpoint hearing each event.
-    async fn announce(self: Arc<Self>, user: UserName, events: Vec<EventKind>, record: DeployRecord) {
+    async fn announce(&self, user: UserName, events: Vec<EventKind>, record: DeployRecord) {
         for kind in events {
             let hearing = match self.hearing(kind, &user, &record.env).await {
                 Ok(hearing) => hearing,
@@ -476,9 +506,11 @@ impl Webhooks {
 impl DeployListener for Webhooks {
     fn changed(&self, user: &UserName, before: Phase, after: &DeployRecord) {
         let events = events::events_for(before, after);
-        let Some(this) = self.me.upgrade().filter(|_| !events.is_empty()) else { return };
+        if events.is_empty() {
+            return;
+        }
         tracing::debug!(deploy = %after.id, events = ?events, "deploy events for webhooks");
-        tokio::spawn(this.announce(user.clone(), events, after.clone()));
+        let _ = self.announcer().send((user.clone(), events, after.clone()));
     }
 }
 
