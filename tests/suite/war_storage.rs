@@ -220,3 +220,26 @@ async fn wrong_s3_keys_fail_start_naming_the_settings() {
     let said = format!("{:#}", warship_host::server::open_war_storage(&config, embedded(&dir)).await.err().expect("refused"));
     assert!(said.contains("check storage.s3_endpoint"), "{said}");
 }
+
+/// The bucket gone under a running host (its S3 server stopped): an upload is answered
+/// 503 `storage.unavailable` with when to retry, not a 500, and nothing is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_while_the_s3_server_is_down_is_answered_503_and_keeps_nothing() {
+    let mut server = S3Server::start().await;
+    let storage = server.storage("down/");
+    let app = support::TestApp::embedded_with(|c| c.storage = storage).await;
+    let token = app.user("alice").await;
+    server.kill();
+    let request = axum::http::Request::put("/api/v1/wars/shop/sample.war")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/java-archive")
+        .body(axum::body::Body::from(std::fs::read(support::fixture("sample.war")).unwrap()))
+        .unwrap();
+    let reply = app.send(request).await;
+    assert_eq!(reply.status, axum::http::StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text);
+    assert_eq!(reply.problem_code(), "storage.unavailable", "{}", reply.text);
+    assert!(reply.text.contains("storage.s3_*"), "it says what an admin checks: {}", reply.text);
+    assert_eq!(reply.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("10"));
+    let listed = app.call(axum::http::Method::GET, "/api/v1/wars", Some(&token), None).await;
+    assert_eq!(listed.text.trim(), "[]");
+}

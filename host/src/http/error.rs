@@ -222,6 +222,14 @@ impl From<WarError> for ApiError {
                 "war.not_found",
                 format!("you have no WAR {app}/{file}; GET /api/v1/wars lists yours"),
             ),
+            // The bucket, not this host, failed: the upload can be sent again later.
+            WarError::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<crate::wars::ObjectsError>()) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage.unavailable",
+                "WAR storage unavailable",
+                format!("the object storage WARs are kept in failed ({e}); nothing was kept: send it again in a moment, and if it keeps failing an admin checks the S3 server and the storage.s3_* settings"),
+            )
+            .with_header(header::RETRY_AFTER, "10"),
             WarError::Io(e) => ApiError::internal(e),
             WarError::Store(e) => e.into(),
         }

@@ -36,7 +36,8 @@ pub enum ObjectsError {
 
 impl From<ObjectsError> for std::io::Error {
     fn from(e: ObjectsError) -> Self {
-        std::io::Error::other(e.to_string())
+        // Kept whole, so the edge can tell the bucket's failure from this host's.
+        std::io::Error::other(e)
     }
 }
 
@@ -240,7 +241,7 @@ struct ObjectSource {
 impl OpenBlob for ObjectSource {
     fn open(&self) -> std::io::Result<Box<dyn Read + Send>> {
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
-        let got = runtime.block_on(self.store.get(&self.path)).map_err(|e| std::io::Error::other(format!("{}: {e}", self.path)))?;
+        let got = runtime.block_on(self.store.get(&self.path)).map_err(ObjectsError::from)?;
         Ok(Box::new(StreamReader { runtime, stream: got.into_stream(), pending: Bytes::new() }))
     }
 
@@ -261,7 +262,7 @@ impl Read for StreamReader {
         while self.pending.is_empty() {
             match self.runtime.block_on(self.stream.next()) {
                 Some(Ok(bytes)) => self.pending = bytes,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                Some(Err(e)) => return Err(ObjectsError::from(e).into()),
                 None => return Ok(0),
             }
         }

@@ -216,7 +216,11 @@ impl TestApp {
             Some(_) => Arc::new(Plugins::load(&plugin_runtime(), &config).unwrap()),
         };
         let envs = Envs::new(store.clone(), config.clone(), plugins.clone());
-        let wars = Arc::new(Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone()).unwrap());
+        let mut wars = Wars::new(store.clone(), config.store.data_dir.join("wars"), config.uploads.clone()).unwrap();
+        if config.storage.backend == warship_host::config::StorageBackend::S3 {
+            wars = wars.in_objects(warship_host::wars::ObjectBlobs::connect(&config.storage).unwrap());
+        }
+        let wars = Arc::new(wars);
         let (builder, client) = warship_host::server::image_builder(&config).unwrap();
         let images = Arc::new(Images::new(store.clone(), config.clone(), plugins.clone(), envs.clone(), wars.clone(), builder, client));
         // In-process apps have no cluster; deploys against a real one run `warship serve`.
