@@ -298,10 +298,13 @@ impl Webhooks {
     /// Keeps the endpoint's log to `deliveries_kept`: the oldest ended ones go.
     async fn prune(&self, endpoint: &str) {
         let kept = self.config.webhooks.deliveries_kept;
-        let Ok(all) = store::list_json::<Delivery>(&*self.store, &keys::deliveries(endpoint)).await else { return };
+        let Ok(all) = self.store.list(&keys::deliveries(endpoint)).await else { return };
         let excess = all.len().saturating_sub(kept);
-        for (old, _) in all.iter().filter(|(d, _)| d.outcome != Outcome::Pending).take(excess) {
-            let _ = self.store.delete(&keys::delivery(endpoint, old.created_at, &old.id), Precondition::Any).await;
+        let ended = all.iter().filter(|entry| {
+            serde_json::from_slice::<Delivery>(&entry.value).map_or(true, |d| d.outcome != Outcome::Pending)
+        });
+        for old in ended.take(excess) {
+            let _ = self.store.delete(&old.key, Precondition::Any).await;
         }
     }
 

@@ -210,3 +210,33 @@ async fn a_pending_delivery_whose_host_stopped_is_taken_over_and_goes_on_from_it
     }
     panic!("an ended delivery stays in the pending index");
 }
+
+#[tokio::test]
+async fn the_log_keeps_the_newest_deliveries() {
+    let (webhooks, _store, _dir) = service("deliveries_kept = 2");
+    let receiver = receiver(0).await;
+    let endpoint = webhooks.add_admin(&alice(), new_endpoint(&receiver.url)).await.unwrap();
+    let mut deploys = Vec::new();
+    for n in 0..3 {
+        let id = format!("{n}").repeat(32);
+        let mut record = DeployRecord::queued(
+            id.clone(),
+            "shop".into(),
+            1,
+            None,
+            ("rolling".into(), serde_json::json!({})),
+            "alice".into(),
+        );
+        let queued = Phase::of(&record);
+        record.status = DeployStatus::Validating;
+        webhooks.changed(&alice(), queued, &record);
+        // Each ended before the next begins, so the oldest can go.
+        while ended(&webhooks, &endpoint.id).await.deploy != id {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        deploys.push(id);
+    }
+    let log: Vec<String> =
+        webhooks.deliveries_admin(&endpoint.id).await.unwrap().into_iter().map(|d| d.deploy).collect();
+    assert_eq!(log, [deploys[2].clone(), deploys[1].clone()], "newest first, the oldest gone");
+}
