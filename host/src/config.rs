@@ -36,6 +36,7 @@ pub struct Config {
     pub deploys: DeployConfig,
     pub plugin_runtime: PluginRuntimeConfig,
     pub webhooks: WebhooksConfig,
+    pub console: ConsoleConfig,
     /// The plugins to load; when absent, every built-in plugin with its defaults.
     pub plugins: Option<Vec<PluginConfig>>,
 }
@@ -538,6 +539,10 @@ mod overrides;
 
 #[path = "config_location.rs"]
 pub mod location;
+
+#[path = "config_console.rs"]
+mod console;
+pub use console::ConsoleConfig;
 
 #[path = "config_cors.rs"]
 mod cors;

@@ -19,6 +19,7 @@ impl Config {
         self.server.cors.check()?;
         self.storage.check()?;
         self.webhooks.check()?;
+        self.console.check()?;
         if self.registry.password.is_some() && self.registry.password_file.is_some() {
             return Err("set registry.password or registry.password_file, not both".into());
         }

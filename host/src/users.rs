@@ -261,6 +261,16 @@ impl Users {
         })
     }
 
+    /// Whether the token whose sha256 is `digest` still opens the API: declared in
+    /// platform.toml, or live in the store (revoke and rotate delete it there). Read
+    /// afresh, never from this host's memory of tokens: a session must end at once.
+    pub async fn digest_is_live(&self, digest: &str) -> Result<bool, StoreError> {
+        if self.declared.keys().any(|d| d.eq_ignore_ascii_case(digest)) {
+            return Ok(true);
+        }
+        Ok(self.store.get(&format!("tokens/{digest}")).await?.is_some())
+    }
+
     /// The user this token names, if any.
     pub async fn authenticate(&self, token: &str) -> Result<Option<UserName>, StoreError> {
         Ok(match self.bearer(token, None).await? {

@@ -20,10 +20,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::layout;
-use crate::config::StaticUser;
 use crate::http::{ApiError, AppState};
 use crate::store::{self, DynStore, Precondition, StoreError};
-use crate::users::{token_sha256, Bearer, UserName};
+use crate::users::{token_sha256, Bearer, UserName, Users};
 
 /// The session cookie.
 pub const COOKIE: &str = "warship_session";
@@ -32,8 +31,6 @@ pub const LOGIN_COOKIE: &str = "warship_login";
 /// The form field and the header that carry the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// How long a session lasts after login, whatever its use: the token is asked again then.
-pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// The most a url-encoded form may weigh (the env form's variables are the largest).
 const FORM_MAX: usize = 1 << 20;
 
@@ -103,23 +100,23 @@ pub async fn open(
 /// The session `id` names at `now`. One that ended is deleted as it is found.
 pub async fn load(
     store: &DynStore,
-    declared: &[StaticUser],
+    users: &Users,
     id: &str,
     now: OffsetDateTime,
 ) -> Result<Lookup, StoreError> {
-    load_key(store, declared, key(id), now).await
+    load_key(store, users, key(id), now).await
 }
 
 async fn load_key(
     store: &DynStore,
-    declared: &[StaticUser],
+    users: &Users,
     key: String,
     now: OffsetDateTime,
 ) -> Result<Lookup, StoreError> {
     let Some((record, _)) = store::get_json::<SessionRecord>(&**store, &key).await? else {
         return Ok(Lookup::Unknown);
     };
-    if record.expires_at <= now || !token_still_valid(store, declared, &record.token_sha256).await? {
+    if record.expires_at <= now || !users.digest_is_live(&record.token_sha256).await? {
         store.delete(&key, Precondition::Any).await?;
         return Ok(Lookup::Expired);
     }
@@ -147,7 +144,7 @@ where
         loop {
             tokio::time::sleep(STREAM_CHECK).await;
             let now = OffsetDateTime::now_utc();
-            match load_key(&state.store, &state.config.users.static_users, session.key.clone(), now).await {
+            match load_key(&state.store, &state.users, session.key.clone(), now).await {
                 Ok(Lookup::Valid(_)) | Err(_) => continue,
                 Ok(_) => break,
             }
@@ -160,15 +157,6 @@ where
     })
     .filter_map(futures_util::future::ready);
     events.take_until(Box::pin(watch)).chain(told)
-}
-
-/// The token is one the admin declared, or one the store still knows (`crate::users`
-/// keeps each live token under `tokens/<sha256>` and deletes it on revoke and rotate).
-async fn token_still_valid(store: &DynStore, declared: &[StaticUser], digest: &str) -> Result<bool, StoreError> {
-    if declared.iter().any(|u| u.token_sha256.eq_ignore_ascii_case(digest)) {
-        return Ok(true);
-    }
-    Ok(store.get(&format!("tokens/{digest}")).await?.is_some())
 }
 
 /// Ends the session `id` names (nothing when there is none).
@@ -247,7 +235,7 @@ fn from_script(headers: &HeaderMap) -> bool {
 /// request, and hands the session to the handler.
 pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let found = match cookie_value(req.headers(), COOKIE) {
-        Some(id) => load(&state.store, &state.config.users.static_users, id, OffsetDateTime::now_utc()).await,
+        Some(id) => load(&state.store, &state.users, id, OffsetDateTime::now_utc()).await,
         None => Ok(Lookup::Unknown),
     };
     let session = match found {
@@ -390,7 +378,7 @@ pub async fn login_form(
 ) -> Response {
     if let Some(id) = cookie_value(&headers, COOKIE) {
         if let Ok(Lookup::Valid(_)) =
-            load(&state.store, &state.config.users.static_users, id, OffsetDateTime::now_utc()).await
+            load(&state.store, &state.users, id, OffsetDateTime::now_utc()).await
         {
             return Redirect::to(safe_next(query.next.as_deref())).into_response();
         }
@@ -499,7 +487,8 @@ pub async fn login(
     if let Err(e) = sweep(&state.store, now).await {
         tracing::warn!(error = %e, "could not sweep ended console sessions");
     }
-    let (id, session) = match open(&state.store, user, token, now, LIFETIME).await {
+    let lifetime = state.config.console.session_lifetime();
+    let (id, session) = match open(&state.store, user, token, now, lifetime).await {
         Ok(opened) => opened,
         Err(e) => return super::ConsoleError::from(e).into_response(),
     };
@@ -507,7 +496,7 @@ pub async fn login(
     let tls = serves_tls(&state);
     let mut response = Redirect::to(safe_next(next)).into_response();
     let cookies = response.headers_mut();
-    cookies.append(header::SET_COOKIE, HeaderValue::from_str(&cookie(&id, tls, LIFETIME)).expect("cookies are ASCII"));
+    cookies.append(header::SET_COOKIE, HeaderValue::from_str(&cookie(&id, tls, lifetime)).expect("cookies are ASCII"));
     cookies.append(
         header::SET_COOKIE,
         HeaderValue::from_str(&login_cookie("", tls).replace("Max-Age=3600", "Max-Age=0")).expect("cookies are ASCII"),
@@ -531,9 +520,9 @@ mod tests {
 
     #[test]
     fn the_session_cookie_is_http_only_strict_under_ui_and_secure_with_tls() {
-        let plain = cookie("abc", false, LIFETIME);
+        let plain = cookie("abc", false, crate::config::ConsoleConfig::default().session_lifetime());
         assert_eq!(plain, "warship_session=abc; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=43200");
-        assert!(cookie("abc", true, LIFETIME).ends_with("; Secure"));
+        assert!(cookie("abc", true, crate::config::ConsoleConfig::default().session_lifetime()).ends_with("; Secure"));
         assert!(clear_cookie(false).contains("Max-Age=0") && clear_cookie(false).starts_with("warship_session=;"));
     }
 
@@ -579,19 +568,19 @@ mod tests {
         let (id, opened) = open(&store, alice.clone(), &token, now, Duration::from_secs(60)).await.unwrap();
         assert_eq!(opened.csrf.len(), 64);
         assert!(store.get(&format!("{PREFIX}{id}")).await.unwrap().is_none(), "the store keeps only the id's hash");
-        assert!(matches!(load(&store, &[], &id, now).await.unwrap(), Lookup::Valid(s) if s.user == alice));
-        assert!(matches!(load(&store, &[], &id, now + Duration::from_secs(61)).await.unwrap(), Lookup::Expired));
-        assert!(matches!(load(&store, &[], &id, now).await.unwrap(), Lookup::Unknown), "an ended session is deleted");
+        assert!(matches!(load(&store, &users, &id, now).await.unwrap(), Lookup::Valid(s) if s.user == alice));
+        assert!(matches!(load(&store, &users, &id, now + Duration::from_secs(61)).await.unwrap(), Lookup::Expired));
+        assert!(matches!(load(&store, &users, &id, now).await.unwrap(), Lookup::Unknown), "an ended session is deleted");
 
-        let (id, _) = open(&store, alice.clone(), &token, now, LIFETIME).await.unwrap();
+        let (id, _) = open(&store, alice.clone(), &token, now, crate::config::ConsoleConfig::default().session_lifetime()).await.unwrap();
         close(&store, &id).await.unwrap();
-        assert!(matches!(load(&store, &[], &id, now).await.unwrap(), Lookup::Unknown));
+        assert!(matches!(load(&store, &users, &id, now).await.unwrap(), Lookup::Unknown));
 
-        let (id, _) = open(&store, alice.clone(), &token, now, LIFETIME).await.unwrap();
+        let (id, _) = open(&store, alice.clone(), &token, now, crate::config::ConsoleConfig::default().session_lifetime()).await.unwrap();
         users.revoke("alice").await.unwrap();
-        assert!(matches!(load(&store, &[], &id, now).await.unwrap(), Lookup::Expired));
+        assert!(matches!(load(&store, &users, &id, now).await.unwrap(), Lookup::Expired));
 
-        let (old, _) = open(&store, alice, "wsp_whatever", now - LIFETIME * 2, LIFETIME).await.unwrap();
+        let (old, _) = open(&store, alice, "wsp_whatever", now - crate::config::ConsoleConfig::default().session_lifetime() * 2, crate::config::ConsoleConfig::default().session_lifetime()).await.unwrap();
         sweep(&store, now).await.unwrap();
         assert!(store.get(&key(&old)).await.unwrap().is_none(), "the sweep removes ended sessions");
     }

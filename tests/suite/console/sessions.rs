@@ -55,6 +55,23 @@ async fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
     assert!(after.location().starts_with("/ui/login"));
 }
 
+/// `[console] session_hours` sets how long a session lasts: its cookie and its record.
+#[tokio::test]
+async fn the_session_lifetime_is_the_admins_to_set() {
+    let app = TestApp::embedded_with(|c| c.console.session_hours = 2).await;
+    let token = app.user("alice").await;
+    let base = serve(&app).await;
+    let mut browser = Browser::new(&base);
+    let signed_in = browser.login(&token).await;
+    let cookie = signed_in.set_cookies().into_iter().find(|c| c.starts_with("warship_session=")).unwrap();
+    assert!(cookie.contains("Max-Age=7200"), "{cookie}");
+    let sessions = app.state.store.list("console/sessions/").await.unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&sessions[0].value).unwrap();
+    let expires = time::OffsetDateTime::parse(record["expires_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(left > time::Duration::minutes(119) && left <= time::Duration::hours(2), "{left}");
+}
+
 #[tokio::test]
 async fn an_expired_session_sends_the_browser_to_login_and_tls_makes_the_cookie_secure() {
     let app = TestApp::embedded_with(|config| {
@@ -70,7 +87,7 @@ async fn an_expired_session_sends_the_browser_to_login_and_tls_makes_the_cookie_
     let cookie = signed_in.set_cookies().into_iter().find(|c| c.starts_with("warship_session=")).unwrap();
     assert!(cookie.ends_with("; Secure"), "{cookie}");
 
-    let lifetime = warship_host::console::session::LIFETIME;
+    let lifetime = app.state.config.console.session_lifetime();
     let alice = warship_host::users::UserName::parse("alice").unwrap();
     let long_ago = time::OffsetDateTime::now_utc() - lifetime * 2;
     let (old, _) =
