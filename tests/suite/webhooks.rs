@@ -1,11 +1,13 @@
 //! Webhooks end to end: a real `warship serve` on kwok's fake nodes running real
 //! deploys, and real HTTP receivers this test starts on loopback: one that answers,
 //! one that fails twice before it accepts, one that takes the connection and never
-//! answers. Signatures are checked here with an HMAC written from SHA-256 alone, not
+//! answers, one that fails until told otherwise while its host is killed between
+//! attempts. Signatures are checked here with an HMAC written from SHA-256 alone, not
 //! with the host's code. The API's refusals run in-process.
 
 use crate::support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,18 +34,20 @@ impl Received {
 struct Receiver {
     base: String,
     received: Arc<Mutex<Vec<Received>>>,
+    failures: Arc<AtomicUsize>,
 }
 
 impl Receiver {
     async fn start(failures: usize) -> Receiver {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let seen = received.clone();
+        let failures = Arc::new(AtomicUsize::new(failures));
+        let (seen, failing) = (received.clone(), failures.clone());
         let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
-            let seen = seen.clone();
+            let (seen, failing) = (seen.clone(), failing.clone());
             async move {
                 let mut seen = seen.lock().unwrap();
                 seen.push(Received { path: uri.path().to_owned(), headers, body });
-                if seen.len() <= failures {
+                if seen.len() <= failing.load(Ordering::SeqCst) {
                     StatusCode::INTERNAL_SERVER_ERROR
                 } else {
                     StatusCode::OK
@@ -53,7 +57,12 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { base, received }
+        Receiver { base, received, failures }
+    }
+
+    /// From now on every request is answered 200.
+    fn accept_from_now(&self) {
+        self.failures.store(0, Ordering::SeqCst);
     }
 
     fn got(&self) -> Vec<Received> {
@@ -397,6 +406,82 @@ async fn deploys_are_told_to_signed_endpoints_retried_with_backoff_and_a_silent_
     // Another user's view of them: none.
     let (status, _) = host.get(&slack_log, root).await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_between_retries_survives_its_host_being_killed_and_is_finished_by_the_next_one() {
+    let registry = Registry::start().await;
+    registry.push_base_images();
+    let cluster = KubeCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A backoff long enough to kill the host between the first attempt and the second.
+    let settings = "[users]\nadmins = [\"root\"]\n[webhooks]\nallow_private_addresses = true\n\
+                    max_attempts = 5\nbackoff_initial_ms = 3000\ntimeout_secs = 2\n";
+    let config = format!("{}{settings}", config_for(&registry, &cluster, ""));
+    let (mut host, tokens) = Host::start(dir.path(), "host", &config, &["alice", "root"]);
+    let (alice, root) = (tokens[0].as_str(), tokens[1].as_str());
+    let (status, env) =
+        host.post("/api/v1/envs", alice, json!({"name": "shop", "tomcat": "10.1", "jdk": "17", "replicas": 1})).await;
+    assert_eq!(status, 201, "{env}");
+    host.upload(alice, "sample", "sample.war", &fixture("sample.war")).await;
+    let receiver = Receiver::start(usize::MAX).await;
+    let (status, hook) = host
+        .post(
+            "/api/v1/admin/webhooks",
+            root,
+            json!({"url": format!("{}/admin", receiver.base), "events": ["deploy.succeeded"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let log = format!("/api/v1/admin/webhooks/{}/deliveries", hook["id"].as_str().unwrap());
+
+    let release = deploy(&host, alice, json!({"war": "sample.war", "version": "1.0", "strategy": "recreate"})).await;
+    assert_eq!(host.wait_deploy(alice, &release).await["status"], "succeeded");
+    events_when(&receiver, "/admin", &release, 1).await;
+    // The receiver has answered 500; the kill comes once the host has also recorded that
+    // attempt (a host killed in the middle of an attempt cannot record it).
+    let started = Instant::now();
+    let before = loop {
+        let (_, deliveries) = host.get(&log, root).await;
+        if deliveries[0]["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
+            break deliveries[0].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the first attempt is not in the log: {deliveries}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((before["outcome"].as_str(), before["attempts"][0]["status"].as_u64()), (Some("pending"), Some(500)));
+
+    let killed_at = Instant::now();
+    host.kill();
+    receiver.accept_from_now();
+    // The same config, port and data dir: the embedded store opens now that the first is dead.
+    host.restart();
+    let restarted_in = killed_at.elapsed();
+    events_when(&receiver, "/admin", &release, 2).await;
+    let kill_to_delivered = killed_at.elapsed();
+
+    let got = receiver.got();
+    assert_eq!(got.len(), 2, "one request before the kill, one after");
+    assert_eq!(got[0].headers["warship-delivery"], got[1].headers["warship-delivery"]);
+    assert_eq!(got[0].body, got[1].body);
+    assert_eq!(got[1].json()["id"], got[1].headers["warship-delivery"].to_str().unwrap());
+    assert!(got.iter().all(|r| signed_by(&secret, r)), "every attempt is signed with the endpoint's secret");
+    let delivered = ended(&host, root, &log).await;
+    let attempts = delivered["attempts"].as_array().unwrap();
+    let statuses: Vec<u64> = attempts.iter().map(|a| a["status"].as_u64().unwrap()).collect();
+    assert_eq!((delivered["outcome"].as_str(), statuses), (Some("delivered"), vec![500, 200]), "{delivered}");
+    assert_eq!(
+        (delivered["id"].clone(), delivered["body"].as_str()),
+        (before["id"].clone(), Some(got[0].body.as_str()))
+    );
+    let gap = ms_between(&attempts[0], &attempts[1]);
+    assert!(gap >= 3000, "the backoff is kept across the kill: {gap} ms");
+    assert!(host.log().contains("taking over a webhook delivery whose host stopped"), "{}", host.log_tail());
+    eprintln!(
+        "killed between attempts: the next host was ready {restarted_in:?} after the kill and delivered \
+         {kill_to_delivered:?} after it (attempts 500, 200; {gap} ms apart)"
+    );
 }
 
 #[tokio::test]
